@@ -1,0 +1,64 @@
+//! The one body type that flows through the gateway.
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The error of a [`Body`]. A named type rather than a bare boxed trait
+/// object: hyper's client asks for `Into<BoxError>`, which a boxed trait
+/// object only satisfies for one lifetime, and that breaks the `Send`
+/// proofs of every future that holds a body.
+#[derive(Debug)]
+pub struct BodyError(BoxError);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Request and response bodies, streamed or buffered.
+pub type Body = BoxBody<Bytes, BodyError>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// Any body whose errors can be boxed, e.g. hyper's `Incoming`.
+pub fn boxed<B>(body: B) -> Body
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(|e| BodyError(e.into())).boxed()
+}
+
+/// Why a body could not be buffered.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("body could not be read: {0}")]
+    Read(BoxError),
+}
+
+/// Reads a whole body, refusing more than `limit` bytes.
+pub async fn collect(body: Body, limit: usize) -> Result<Bytes, CollectError> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(CollectError::TooLarge { limit }),
+        Err(e) => Err(CollectError::Read(e)),
+    }
+}

@@ -1,0 +1,103 @@
+//! Config errors that point at the file, line and key to fix.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where something was written: file, 1-based line and column, and the
+/// dotted key (`routes[2].upstream`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: Arc<Path>,
+    pub line: usize,
+    pub column: usize,
+    pub key: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.key)
+    }
+}
+
+/// Turns byte offsets of one source file into locations.
+pub struct SourceMap {
+    file: Arc<Path>,
+    line_starts: Vec<usize>,
+}
+
+impl SourceMap {
+    pub fn new(file: &Path, text: &str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self {
+            file: file.into(),
+            line_starts,
+        }
+    }
+
+    pub fn file(&self) -> &Arc<Path> {
+        &self.file
+    }
+
+    pub fn locate(&self, span: Range<usize>, key: impl Into<String>) -> Location {
+        let line = self.line_starts.partition_point(|&s| s <= span.start).max(1);
+        Location {
+            file: self.file.clone(),
+            line,
+            column: span.start - self.line_starts[line - 1] + 1,
+            key: key.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub at: Location,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+/// Every problem found in one config, reported together so one edit can
+/// fix them all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigErrors {
+    #[error("cannot read config {path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{}", list(.0))]
+    Invalid(Vec<ConfigError>),
+}
+
+fn list(errors: &[ConfigError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
+impl ConfigErrors {
+    pub fn errors(&self) -> &[ConfigError] {
+        match self {
+            Self::Unreadable { .. } => &[],
+            Self::Invalid(errors) => errors,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locates_lines_and_columns() {
+        let map = SourceMap::new(Path::new("a.toml"), "x = 1\n\ny = 2\n");
+        let at = map.locate(7..8, "y");
+        assert_eq!((at.line, at.column), (3, 1));
+        assert_eq!(at.to_string(), "a.toml:3:1: y");
+        assert_eq!(map.locate(4..5, "x").column, 5);
+    }
+}

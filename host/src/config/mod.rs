@@ -1,0 +1,112 @@
+//! Config loading: file text → file shape (serde) → checked [`Config`].
+//! Building the live snapshot (compiling and configuring plugins) is
+//! `snapshot`'s job; `wasmgate check` runs both.
+
+mod error;
+mod schema;
+mod validate;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors, Location, SourceMap};
+pub use schema::FailPolicy;
+pub use validate::{Config, PluginSpec, PluginUseSpec, RouteSpec};
+
+/// Reads and checks a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors::Unreadable {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    parse(path, &text)
+}
+
+/// Checks config text as if read from `path` (which locates relative plugin
+/// paths and names the file in errors).
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let map = SourceMap::new(path, text);
+    let file: schema::ConfigFile = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let key = text
+            .get(span.clone())
+            .and_then(|s| s.lines().next())
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        ConfigErrors::Invalid(vec![ConfigError {
+            at: map.locate(span, key),
+            message: e.message().trim().to_owned(),
+        }])
+    })?;
+    validate::check(file, &map).map_err(ConfigErrors::Invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(Path::new("gw.toml"), text) {
+            Ok(_) => vec![],
+            Err(e) => e.errors().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = errors("[server]\nlisen = [\"127.0.0.1:1\"]\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("gw.toml:2:1: lisen: unknown field `lisen`"), "{e:?}");
+    }
+
+    #[test]
+    fn bad_toml_names_the_line() {
+        let e = errors("[server]\nlisten = [\n");
+        assert!(e[0].starts_with("gw.toml:"), "{e:?}");
+    }
+
+    #[test]
+    fn reference_errors_are_all_reported() {
+        let text = r#"
+[upstreams.users]
+targets = ["127.0.0.1:9"]
+
+[plugins.hdr]
+path = "hdr.wasm"
+
+[[routes]]
+name = "a"
+path = "/a"
+upstream = "userz"
+
+[[routes]]
+name = "b"
+prefix = "/b"
+upstream = "users"
+pipeline = [{ plugin = "nope" }]
+"#;
+        let e = errors(text);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].starts_with("gw.toml:11:12: routes[0].upstream: unknown upstream \"userz\" (defined: users)"), "{e:?}");
+        assert!(e[1].starts_with("gw.toml:17:23: routes[1].pipeline[0].plugin: unknown plugin \"nope\" (defined: hdr)"), "{e:?}");
+    }
+
+    #[test]
+    fn route_config_merges_over_plugin_defaults() {
+        let text = r#"
+[upstreams.u]
+targets = ["127.0.0.1:9"]
+[plugins.p]
+path = "p.wasm"
+config = { a = 1, nested = { x = 1, y = 2 } }
+[[routes]]
+name = "r"
+path = "/"
+upstream = "u"
+pipeline = [{ plugin = "p", config = { nested = { y = 3 }, b = "z" } }]
+"#;
+        let config = parse(Path::new("dir/gw.toml"), text).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&config.routes[0].pipeline[0].config_json).unwrap();
+        assert_eq!(json, serde_json::json!({"a": 1, "b": "z", "nested": {"x": 1, "y": 3}}));
+        assert_eq!(config.plugins[0].path, Path::new("dir/p.wasm"));
+    }
+}

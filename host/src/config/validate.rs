@@ -1,0 +1,342 @@
+//! From the file shape to the checked runtime shape: names resolved,
+//! addresses parsed, defaults applied, and every problem collected with its
+//! location instead of stopping at the first.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Method;
+use http::uri::Authority;
+use toml::Spanned;
+
+use super::error::{ConfigError, Location, SourceMap};
+use super::schema::{ConfigFile, FailPolicy, RouteFile};
+use crate::router::{HostPattern, PathPattern, RouteMatcher, Router};
+use crate::runtime::{EngineLimits, PluginLimits};
+use crate::upstream::UpstreamSpec;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_MAX_BODY: u64 = 1 << 20;
+const DEFAULT_PLUGIN_TIMEOUT_MS: u64 = 50;
+const DEFAULT_PLUGIN_MEMORY_MB: u64 = 32;
+const DEFAULT_INSTANCES_PER_PLUGIN: u32 = 64;
+const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 30_000;
+const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;
+
+/// A config that passed every check that needs no plugin code.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: PathBuf,
+    pub listen: Vec<SocketAddr>,
+    pub engine: EngineLimits,
+    pub cache_dir: Option<PathBuf>,
+    pub upstreams: Vec<UpstreamSpec>,
+    pub plugins: Vec<PluginSpec>,
+    pub routes: Vec<RouteSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSpec {
+    pub name: String,
+    /// Resolved against the config file's folder.
+    pub path: PathBuf,
+    pub config: toml::Table,
+    pub limits: PluginLimits,
+    pub at: Location,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteSpec {
+    pub name: String,
+    pub matcher: RouteMatcher,
+    pub upstream: Option<String>,
+    pub timeout: Option<Duration>,
+    pub max_body_bytes: usize,
+    pub pipeline: Vec<PluginUseSpec>,
+    pub at: Location,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginUseSpec {
+    /// Index into `Config::plugins`.
+    pub plugin: usize,
+    /// The plugin's default config with the route's merged over it, as JSON.
+    pub config_json: String,
+    pub on_error: FailPolicy,
+    pub at: Location,
+}
+
+struct Checker<'a> {
+    map: &'a SourceMap,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error<T>(&mut self, span: std::ops::Range<usize>, key: impl Into<String>, message: impl Into<String>) -> Option<T> {
+        self.errors.push(ConfigError {
+            at: self.map.locate(span, key),
+            message: message.into(),
+        });
+        None
+    }
+
+    fn positive<T: Copy + PartialOrd + Default + std::fmt::Display>(
+        &mut self,
+        value: &Option<Spanned<T>>,
+        key: &str,
+        default: T,
+    ) -> T {
+        match value {
+            Some(v) if *v.get_ref() <= T::default() => {
+                self.error::<()>(v.span(), key, format!("must be greater than 0, got {}", v.get_ref()));
+                default
+            }
+            Some(v) => *v.get_ref(),
+            None => default,
+        }
+    }
+}
+
+pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigError>> {
+    let mut c = Checker { map, errors: Vec::new() };
+    let base = map.file().parent().unwrap_or(Path::new(".")).to_owned();
+
+    let listen = match &file.server.listen {
+        None => vec![DEFAULT_LISTEN.parse().expect("default listen address parses")],
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| {
+                a.get_ref().parse::<SocketAddr>().ok().or_else(|| {
+                    c.error(a.span(), format!("server.listen[{i}]"), format!("{:?} is not an IP:port address", a.get_ref()))
+                })
+            })
+            .collect(),
+    };
+    let max_body = file.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY) as usize;
+
+    let rt = &file.runtime;
+    let default_limits = PluginLimits {
+        timeout: Duration::from_millis(c.positive(&rt.timeout_ms, "runtime.timeout_ms", DEFAULT_PLUGIN_TIMEOUT_MS)),
+        memory_bytes: (c.positive(&rt.memory_mb, "runtime.memory_mb", DEFAULT_PLUGIN_MEMORY_MB) << 20) as usize,
+        max_instances: c.positive(&rt.max_instances_per_plugin, "runtime.max_instances_per_plugin", DEFAULT_INSTANCES_PER_PLUGIN),
+    };
+    let mut engine = EngineLimits::default();
+    engine.max_instances = c.positive(&rt.max_instances, "runtime.max_instances", engine.max_instances);
+    let cache_dir = rt.cache_dir.as_ref().map(|d| base.join(d.get_ref()));
+
+    let mut upstreams = Vec::new();
+    for (name, up) in &file.upstreams {
+        let key = format!("upstreams.{name}");
+        let up_ref = up.get_ref();
+        if up_ref.targets.get_ref().is_empty() {
+            c.error::<()>(up_ref.targets.span(), format!("{key}.targets"), "an upstream needs at least one target");
+            continue;
+        }
+        let targets: Vec<Authority> = up_ref
+            .targets
+            .get_ref()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let parsed = t.get_ref().parse::<Authority>().ok().filter(|a| a.port().is_some());
+                parsed.or_else(|| {
+                    c.error(t.span(), format!("{key}.targets[{i}]"), format!("{:?} is not a host:port target", t.get_ref()))
+                })
+            })
+            .collect();
+        upstreams.push(UpstreamSpec {
+            name: name.clone(),
+            targets,
+            timeout: Duration::from_millis(up_ref.timeout_ms.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_MS)),
+            connect_timeout: Duration::from_millis(up_ref.connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS)),
+        });
+    }
+
+    let mut plugins = Vec::new();
+    for (name, p) in &file.plugins {
+        let key = format!("plugins.{name}");
+        let pf = p.get_ref();
+        let limits = PluginLimits {
+            timeout: pf
+                .timeout_ms
+                .as_ref()
+                .map(|_| Duration::from_millis(c.positive(&pf.timeout_ms, &format!("{key}.timeout_ms"), 1)))
+                .unwrap_or(default_limits.timeout),
+            memory_bytes: pf
+                .memory_mb
+                .as_ref()
+                .map(|_| (c.positive(&pf.memory_mb, &format!("{key}.memory_mb"), 1) << 20) as usize)
+                .unwrap_or(default_limits.memory_bytes),
+            max_instances: pf
+                .max_instances
+                .as_ref()
+                .map(|_| c.positive(&pf.max_instances, &format!("{key}.max_instances"), 1))
+                .unwrap_or(default_limits.max_instances),
+        };
+        if limits.memory_bytes > engine.max_memory_bytes {
+            let span = pf.memory_mb.as_ref().map(|m| m.span()).unwrap_or(p.span());
+            c.error::<()>(span, format!("{key}.memory_mb"), format!("at most {} MiB", engine.max_memory_bytes >> 20));
+        }
+        plugins.push(PluginSpec {
+            name: name.clone(),
+            path: base.join(pf.path.get_ref()),
+            config: pf.config.clone().unwrap_or_default(),
+            limits,
+            at: map.locate(pf.path.span(), format!("{key}.path")),
+        });
+    }
+
+    let mut routes = Vec::new();
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, r) in file.routes.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        if let Some(prev) = names.insert(r.get_ref().name.get_ref(), i) {
+            let name = &r.get_ref().name;
+            c.error::<()>(name.span(), format!("{key}.name"), format!("route name {:?} is already used by routes[{prev}]", name.get_ref()));
+        }
+        if let Some(route) = check_route(&mut c, r, &key, &upstreams, &plugins, max_body) {
+            routes.push(route);
+        }
+    }
+
+    if c.errors.is_empty()
+        && let Err(conflicts) = Router::build(routes.iter().map(|r| r.matcher.clone()).collect())
+    {
+        for conflict in conflicts {
+            let route = &routes[conflict.route];
+            c.errors.push(ConfigError {
+                at: route.at.clone(),
+                message: conflict.to_string(),
+            });
+        }
+    }
+
+    if c.errors.is_empty() {
+        Ok(Config {
+            source: map.file().to_path_buf(),
+            listen,
+            engine,
+            cache_dir,
+            upstreams,
+            plugins,
+            routes,
+        })
+    } else {
+        Err(c.errors)
+    }
+}
+
+fn check_route(
+    c: &mut Checker<'_>,
+    spanned: &Spanned<RouteFile>,
+    key: &str,
+    upstreams: &[UpstreamSpec],
+    plugins: &[PluginSpec],
+    max_body: usize,
+) -> Option<RouteSpec> {
+    let r = spanned.get_ref();
+    let before = c.errors.len();
+    let path = match (&r.path, &r.prefix) {
+        (Some(p), None) => check_path(c, p, &format!("{key}.path")).map(PathPattern::Exact),
+        (None, Some(p)) => check_path(c, p, &format!("{key}.prefix")).map(PathPattern::Prefix),
+        (Some(p), Some(_)) => c.error(p.span(), format!("{key}.path"), "give either path or prefix, not both"),
+        (None, None) => c.error(r.name.span(), key, "a route needs a path or a prefix"),
+    };
+    let methods: Vec<Method> = r
+        .methods
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let upper = m.get_ref().to_ascii_uppercase();
+            Method::from_bytes(upper.as_bytes())
+                .ok()
+                .or_else(|| c.error(m.span(), format!("{key}.methods[{i}]"), format!("{:?} is not an HTTP method", m.get_ref())))
+        })
+        .collect();
+    let hosts = r.hosts.iter().map(|h| HostPattern::parse(h.get_ref())).collect();
+
+    let upstream = match &r.upstream {
+        Some(u) if upstreams.iter().any(|s| s.name == *u.get_ref()) => Some(u.get_ref().clone()),
+        Some(u) => {
+            let known: Vec<&str> = upstreams.iter().map(|s| s.name.as_str()).collect();
+            c.error(u.span(), format!("{key}.upstream"), format!("unknown upstream {:?} (defined: {})", u.get_ref(), or_none(&known)))
+        }
+        None if r.pipeline.is_empty() => {
+            c.error(r.name.span(), key, "a route without an upstream needs a plugin in its pipeline to answer")
+        }
+        None => None,
+    };
+
+    let mut pipeline = Vec::new();
+    for (j, u) in r.pipeline.iter().enumerate() {
+        let ukey = format!("{key}.pipeline[{j}]");
+        let use_ = u.get_ref();
+        let Some(plugin) = plugins.iter().position(|p| p.name == *use_.plugin.get_ref()) else {
+            let known: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
+            c.error::<()>(
+                use_.plugin.span(),
+                format!("{ukey}.plugin"),
+                format!("unknown plugin {:?} (defined: {})", use_.plugin.get_ref(), or_none(&known)),
+            );
+            continue;
+        };
+        let mut merged = plugins[plugin].config.clone();
+        if let Some(overrides) = &use_.config {
+            merge(&mut merged, overrides.clone());
+        }
+        let config_json = serde_json::to_string(&merged).expect("a TOML table serialises to JSON");
+        pipeline.push(PluginUseSpec {
+            plugin,
+            config_json,
+            on_error: use_.on_error,
+            at: c.map.locate(u.span(), ukey),
+        });
+    }
+
+    if c.errors.len() > before {
+        return None;
+    }
+    Some(RouteSpec {
+        name: r.name.get_ref().clone(),
+        matcher: RouteMatcher {
+            path: path?,
+            methods,
+            hosts,
+        },
+        upstream,
+        timeout: r.timeout_ms.map(Duration::from_millis),
+        max_body_bytes: r.max_body_bytes.map(|b| b as usize).unwrap_or(max_body),
+        pipeline,
+        at: c.map.locate(r.name.span(), format!("{key}.name")),
+    })
+}
+
+fn check_path(c: &mut Checker<'_>, p: &Spanned<String>, key: &str) -> Option<String> {
+    let s = p.get_ref();
+    if !s.starts_with('/') {
+        return c.error(p.span(), key, format!("{s:?} must start with /"));
+    }
+    if s.contains("{*") || s.contains("__") {
+        return c.error(p.span(), key, format!("{s:?}: use prefix = ... instead of catch-all segments"));
+    }
+    Some(s.clone())
+}
+
+fn or_none(names: &[&str]) -> String {
+    if names.is_empty() { "none".into() } else { names.join(", ") }
+}
+
+/// Tables merge key by key, recursively; anything else is replaced.
+fn merge(base: &mut toml::Table, overrides: toml::Table) {
+    for (k, v) in overrides {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}

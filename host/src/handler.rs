@@ -1,0 +1,203 @@
+//! One request's path through a snapshot: route → request phase →
+//! upstream (or a plugin's reply) → response phase.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+
+use crate::body::{self, Body, CollectError};
+use crate::pipeline::{Headers, RequestInfo, RequestOutcome, RequestState, ResponseState};
+use crate::problem::problem;
+use crate::proxy_headers;
+use crate::router::RouteLookup;
+use crate::runtime::Reply;
+use crate::snapshot::{Route, Snapshot};
+use crate::upstream::UpstreamError;
+
+pub async fn handle(snapshot: &Snapshot, req: Request<Body>, client: SocketAddr, request_id: HeaderValue) -> Response<Body> {
+    let (mut head, body) = req.into_parts();
+    let host = head
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| head.uri.authority().map(|a| a.as_str()))
+        .map(|h| h.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(h, |(host, _)| host))
+        .map(str::to_owned);
+
+    let (index, params) = match snapshot.router.lookup(&head.method, host.as_deref(), head.uri.path()) {
+        RouteLookup::Found { route, params } => (route, params),
+        RouteLookup::MethodNotAllowed { allowed } => {
+            let mut resp = problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("{} is not allowed on {}", head.method, head.uri.path()),
+            );
+            let allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::try_from(allow).expect("methods are valid header text"));
+            return resp;
+        }
+        RouteLookup::NotFound => {
+            return problem(StatusCode::NOT_FOUND, &format!("no route for {} {}", head.method, head.uri.path()));
+        }
+    };
+    let route = &snapshot.routes[index];
+    let needs = route.pipeline.needs();
+
+    let original_host = head.headers.get(header::HOST).cloned();
+    proxy_headers::forward(&mut head.headers, client, original_host.as_ref(), &request_id);
+
+    let (buffered, mut stream) = if needs.request_body {
+        match buffer(&head.headers, body, route.max_body_bytes).await {
+            Ok(bytes) => (Some(bytes), None),
+            Err(resp) => return resp,
+        }
+    } else {
+        (None, Some(body))
+    };
+
+    let info = Arc::new(RequestInfo {
+        route: route.name.clone(),
+        params,
+        client_addr: client,
+        request_id,
+    });
+    let state = RequestState {
+        head,
+        body: buffered,
+        info,
+        vars: Vec::new(),
+        read_only: false,
+    };
+
+    let (view, ran, response) = match route.pipeline.request_phase(state).await {
+        RequestOutcome::Forward { req } => {
+            let view = needs.response.then(|| req.response_phase_view());
+            let ran = route.pipeline.stages().len();
+            match forward(route, req, stream.take()).await {
+                Ok(resp) => (view, ran, resp),
+                Err(resp) => return resp,
+            }
+        }
+        RequestOutcome::Respond { req, reply, by } => match reply_response(reply) {
+            Ok(resp) => (needs.response.then(|| req.response_phase_view()), by, resp),
+            Err(detail) => return problem(StatusCode::INTERNAL_SERVER_ERROR, &detail),
+        },
+        RequestOutcome::Failed { error } => {
+            tracing::warn!(route = %route.name, error = %error, kind = error.kind(), "plugin failed the request");
+            let mut resp = problem(error.status(), &error.to_string());
+            if error.status() == StatusCode::SERVICE_UNAVAILABLE {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            return resp;
+        }
+    };
+
+    match view {
+        Some(view) if ran > 0 => response_phase(route, view, response, ran).await,
+        _ => response,
+    }
+}
+
+/// Sends the request to the route's upstream.
+async fn forward(route: &Route, req: RequestState, stream: Option<Body>) -> Result<Response<Body>, Response<Body>> {
+    let Some(upstream) = &route.upstream else {
+        return Err(problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("route {} has no upstream and no plugin answered", route.name),
+        ));
+    };
+    let mut head = req.head;
+    let body = match req.body {
+        Some(bytes) => {
+            set_length(&mut head.headers, bytes.len());
+            body::full(bytes)
+        }
+        None => stream.unwrap_or_else(body::empty),
+    };
+    match upstream.send(Request::from_parts(head, body), route.timeout).await {
+        Ok(resp) => {
+            let (mut head, incoming) = resp.into_parts();
+            proxy_headers::strip_hop_by_hop(&mut head.headers);
+            Ok(Response::from_parts(head, body::boxed(incoming)))
+        }
+        Err(e @ UpstreamError::Timeout { .. }) => Err(problem(StatusCode::GATEWAY_TIMEOUT, &e.to_string())),
+        Err(e @ UpstreamError::Unavailable { .. }) => {
+            tracing::warn!(route = %route.name, error = %e, "upstream unavailable");
+            Err(problem(StatusCode::BAD_GATEWAY, &e.to_string()))
+        }
+    }
+}
+
+async fn response_phase(route: &Route, view: RequestState, response: Response<Body>, ran: usize) -> Response<Body> {
+    let (head, body) = response.into_parts();
+    let (buffered, stream) = if route.pipeline.needs().response_body {
+        match body::collect(body, route.max_body_bytes).await {
+            Ok(bytes) => (Some(bytes), None),
+            Err(e) => return problem(StatusCode::BAD_GATEWAY, &format!("upstream response: {e}")),
+        }
+    } else {
+        (None, Some(body))
+    };
+    let state = ResponseState { head, body: buffered };
+    match route.pipeline.response_phase(view, state, ran).await {
+        Ok(ResponseState { mut head, body }) => {
+            let body = match body {
+                Some(bytes) => {
+                    set_length(&mut head.headers, bytes.len());
+                    body::full(bytes)
+                }
+                None => stream.unwrap_or_else(body::empty),
+            };
+            Response::from_parts(head, body)
+        }
+        Err(error) => {
+            tracing::warn!(route = %route.name, error = %error, kind = error.kind(), "plugin failed the response");
+            problem(error.status(), &error.to_string())
+        }
+    }
+}
+
+/// Reads the request body for plugins that asked for it; 413 past the
+/// route's limit (refused from `Content-Length` before reading, when sent).
+async fn buffer(headers: &http::HeaderMap, body: Body, limit: usize) -> Result<Bytes, Response<Body>> {
+    let too_large = || {
+        problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body is larger than this route's limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match body::collect(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(CollectError::TooLarge { .. }) => Err(too_large()),
+        Err(CollectError::Read(e)) => Err(problem(StatusCode::BAD_REQUEST, &format!("request body could not be read: {e}"))),
+    }
+}
+
+fn set_length(headers: &mut http::HeaderMap, len: usize) {
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+}
+
+/// A plugin's direct answer as an HTTP response.
+fn reply_response(reply: Reply) -> Result<Response<Body>, String> {
+    let status = StatusCode::from_u16(reply.status).map_err(|_| format!("plugin replied with invalid status {}", reply.status))?;
+    let mut resp = Response::new(body::empty());
+    *resp.status_mut() = status;
+    for (name, value) in reply.headers {
+        Headers::append(resp.headers_mut(), &name, value).map_err(|e| format!("plugin reply: {e}"))?;
+    }
+    set_length(resp.headers_mut(), reply.body.len());
+    *resp.body_mut() = body::full(reply.body);
+    Ok(resp)
+}

@@ -1,0 +1,115 @@
+//! The `wasmgate` command: run a gateway, or check a config like `nginx -t`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use wasmgate::{Gateway, StartError, config, server};
+
+#[derive(Parser)]
+#[command(name = "wasmgate", version, about = "API gateway with WebAssembly plugin pipelines")]
+struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve traffic with the given config.
+    Run {
+        config: PathBuf,
+    },
+    /// Check a config, loading and configuring every plugin, then exit.
+    Check {
+        config: PathBuf,
+    },
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run { config } => run(config).await,
+            Command::Check { config } => check(config).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wasmgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints every config error on its own line and fails.
+fn report(e: StartError) -> anyhow::Result<ExitCode> {
+    match e {
+        StartError::Config(config::ConfigErrors::Invalid(errors)) => {
+            for error in errors {
+                eprintln!("{error}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        other => Err(other.into()),
+    }
+}
+
+async fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
+    match Gateway::load(&path).await {
+        Ok(gateway) => {
+            let snapshot = gateway.snapshot();
+            println!(
+                "{}: ok ({} routes, {} plugins, {} upstreams)",
+                path.display(),
+                snapshot.routes.len(),
+                snapshot.config.plugins.len(),
+                snapshot.config.upstreams.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => report(e),
+    }
+}
+
+async fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
+    let gateway = match Gateway::load(&path).await {
+        Ok(g) => Arc::new(g),
+        Err(e) => return report(e),
+    };
+    let listen = gateway.snapshot().config.listen.clone();
+    let listeners = server::bind(&listen).await.context("binding listeners")?;
+    let running = server::serve(gateway, listeners);
+    for addr in &running.addrs {
+        tracing::info!(%addr, "wasmgate listening");
+    }
+    server::shutdown_signal().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    running.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

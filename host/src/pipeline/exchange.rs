@@ -1,0 +1,163 @@
+//! The request and response as plugins see them. They live on the host and
+//! are lent to each plugin call as resources, so a call costs what the
+//! plugin reads, not the size of the message.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+
+/// Facts about a request fixed before the pipeline runs.
+#[derive(Debug)]
+pub struct RequestInfo {
+    pub route: Arc<str>,
+    pub params: Vec<(String, String)>,
+    pub client_addr: SocketAddr,
+    pub request_id: HeaderValue,
+}
+
+/// The request while it moves through the request phase; in the response
+/// phase a read-only copy of its head.
+#[derive(Debug)]
+pub struct RequestState {
+    pub head: http::request::Parts,
+    /// Present when a plugin of the pipeline asked for the body.
+    pub body: Option<Bytes>,
+    pub info: Arc<RequestInfo>,
+    /// Values plugins of one pipeline share for one request.
+    pub vars: Vec<(String, String)>,
+    pub read_only: bool,
+}
+
+#[derive(Debug)]
+pub struct ResponseState {
+    pub head: http::response::Parts,
+    /// Present when a plugin of the pipeline asked for the body.
+    pub body: Option<Bytes>,
+}
+
+/// A plugin asked for something HTTP cannot carry.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("invalid header name {0:?}")]
+    HeaderName(String),
+    #[error("invalid value for header {0}")]
+    HeaderValue(String),
+    #[error("invalid method {0:?}")]
+    Method(String),
+    #[error("invalid path or query {0:?}")]
+    Path(String),
+    #[error("invalid status {0}")]
+    Status(u16),
+    #[error("the request cannot be changed in the response phase")]
+    ReadOnly,
+}
+
+impl RequestState {
+    pub fn path(&self) -> &str {
+        self.head.uri.path()
+    }
+
+    pub fn query(&self) -> Option<&str> {
+        self.head.uri.query()
+    }
+
+    pub fn set_path_and_query(&mut self, path: &str, query: Option<&str>) -> Result<(), ExchangeError> {
+        let joined = match query {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
+        };
+        if !joined.starts_with('/') {
+            return Err(ExchangeError::Path(joined));
+        }
+        let pq = PathAndQuery::try_from(joined.as_str()).map_err(|_| ExchangeError::Path(joined.clone()))?;
+        let mut parts = std::mem::take(&mut self.head.uri).into_parts();
+        parts.path_and_query = Some(pq);
+        self.head.uri = http::Uri::from_parts(parts).map_err(|_| ExchangeError::Path(joined))?;
+        Ok(())
+    }
+
+    pub fn writable(&mut self) -> Result<&mut Self, ExchangeError> {
+        if self.read_only {
+            Err(ExchangeError::ReadOnly)
+        } else {
+            Ok(self)
+        }
+    }
+
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn set_var(&mut self, name: String, value: String) {
+        match self.vars.iter_mut().find(|(k, _)| *k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.vars.push((name, value)),
+        }
+    }
+
+    /// The read-only view of the request handed to the response phase.
+    pub fn response_phase_view(&self) -> RequestState {
+        let mut head = http::Request::new(()).into_parts().0;
+        head.method = self.head.method.clone();
+        head.uri = self.head.uri.clone();
+        head.version = self.head.version;
+        head.headers = self.head.headers.clone();
+        RequestState {
+            head,
+            body: None,
+            info: self.info.clone(),
+            vars: self.vars.clone(),
+            read_only: true,
+        }
+    }
+}
+
+/// Header edits shared by requests and responses.
+pub struct Headers;
+
+impl Headers {
+    pub fn first(map: &HeaderMap, name: &str) -> Option<Vec<u8>> {
+        map.get(name).map(|v| v.as_bytes().to_vec())
+    }
+
+    pub fn all(map: &HeaderMap, name: &str) -> Vec<Vec<u8>> {
+        map.get_all(name)
+            .iter()
+            .map(|v| v.as_bytes().to_vec())
+            .collect()
+    }
+
+    pub fn list(map: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+        map.iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    pub fn set(map: &mut HeaderMap, name: &str, value: Vec<u8>) -> Result<(), ExchangeError> {
+        let (name, value) = Self::parse(name, value)?;
+        map.insert(name, value);
+        Ok(())
+    }
+
+    pub fn append(map: &mut HeaderMap, name: &str, value: Vec<u8>) -> Result<(), ExchangeError> {
+        let (name, value) = Self::parse(name, value)?;
+        map.append(name, value);
+        Ok(())
+    }
+
+    pub fn remove(map: &mut HeaderMap, name: &str) {
+        map.remove(name);
+    }
+
+    pub fn parse(name: &str, value: Vec<u8>) -> Result<(HeaderName, HeaderValue), ExchangeError> {
+        let name = HeaderName::try_from(name).map_err(|_| ExchangeError::HeaderName(name.to_owned()))?;
+        let value = HeaderValue::try_from(value).map_err(|_| ExchangeError::HeaderValue(name.to_string()))?;
+        Ok((name, value))
+    }
+}

@@ -1,0 +1,99 @@
+//! A route's ordered plugins and the two phases they run in.
+
+mod exchange;
+
+use std::sync::Arc;
+
+pub use exchange::{ExchangeError, Headers, RequestInfo, RequestState, ResponseState};
+
+use crate::config::FailPolicy;
+use crate::runtime::{Action, Needs, PluginError, PluginPool, Reply};
+
+pub struct Stage {
+    pub pool: Arc<PluginPool>,
+    pub on_error: FailPolicy,
+}
+
+/// What the request phase decided.
+pub enum RequestOutcome {
+    /// Every plugin let the request through: send it upstream.
+    Forward { req: RequestState },
+    /// Plugin number `by` answered; only plugins before it see the response.
+    Respond { req: RequestState, reply: Reply, by: usize },
+    /// A fail-closed plugin failed.
+    Failed { error: PluginError },
+}
+
+pub struct Pipeline {
+    stages: Vec<Stage>,
+    needs: Needs,
+}
+
+impl Pipeline {
+    pub fn new(stages: Vec<Stage>) -> Self {
+        let mut needs = Needs {
+            request_body: false,
+            response: false,
+            response_body: false,
+        };
+        for s in &stages {
+            let n = s.pool.needs();
+            needs.request_body |= n.request_body;
+            needs.response |= n.response;
+            needs.response_body |= n.response && n.response_body;
+        }
+        Self { stages, needs }
+    }
+
+    /// What the pipeline as a whole asks for: the union of its plugins'.
+    pub fn needs(&self) -> Needs {
+        self.needs
+    }
+
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
+    pub async fn request_phase(&self, mut req: RequestState) -> RequestOutcome {
+        for (i, stage) in self.stages.iter().enumerate() {
+            let (back, result) = stage.pool.on_request(req).await;
+            req = back;
+            match result {
+                Ok(Action::Continue) => {}
+                Ok(Action::Respond(reply)) => return RequestOutcome::Respond { req, reply, by: i },
+                Err(error) => match stage.on_error {
+                    FailPolicy::FailClosed => return RequestOutcome::Failed { error },
+                    FailPolicy::FailOpen => {
+                        tracing::warn!(route = %req.info.route, error = %error, "plugin failed; passing the request on (fail-open)");
+                    }
+                },
+            }
+        }
+        RequestOutcome::Forward { req }
+    }
+
+    /// Runs `on-response` of the first `ran` plugins, last first.
+    pub async fn response_phase(
+        &self,
+        mut req: RequestState,
+        mut resp: ResponseState,
+        ran: usize,
+    ) -> Result<ResponseState, PluginError> {
+        for stage in self.stages[..ran].iter().rev() {
+            if !stage.pool.needs().response {
+                continue;
+            }
+            let (back_req, back_resp, result) = stage.pool.on_response(req, resp).await;
+            (req, resp) = (back_req, back_resp);
+            if let Err(error) = result {
+                match stage.on_error {
+                    FailPolicy::FailClosed => return Err(error),
+                    FailPolicy::FailOpen => {
+                        tracing::warn!(route = %req.info.route, error = %error, "plugin failed on the response; passing it on (fail-open)");
+                    }
+                }
+            }
+        }
+        Ok(resp)
+    }
+}

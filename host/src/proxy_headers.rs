@@ -1,0 +1,106 @@
+//! Headers a proxy must add, remove or pass on (RFC 9110 §7.6).
+
+use std::net::SocketAddr;
+
+use http::HeaderMap;
+use http::header::{self, HeaderName, HeaderValue};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Headers that describe one connection, never the message.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including every header the `Connection`
+/// header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// The request id the client sent, or a new random one.
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(id) = headers.get(REQUEST_ID)
+        && !id.is_empty()
+        && id.len() <= 200
+    {
+        return id.clone();
+    }
+    let id = format!("{:032x}", fastrand::u128(..));
+    HeaderValue::try_from(id).expect("hex is a valid header value")
+}
+
+/// Prepares a request's headers for the upstream: hop-by-hop removed,
+/// `X-Forwarded-*` and the request id set.
+pub fn forward(headers: &mut HeaderMap, client: SocketAddr, host: Option<&HeaderValue>, request_id: &HeaderValue) {
+    strip_hop_by_hop(headers);
+    let client_ip = client.ip().to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client_ip}"),
+        _ => client_ip,
+    };
+    headers.insert(
+        X_FORWARDED_FOR,
+        HeaderValue::try_from(xff).expect("addresses are valid header values"),
+    );
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if let Some(host) = host {
+        headers.insert(X_FORWARDED_HOST, host.clone());
+    }
+    headers.insert(REQUEST_ID, request_id.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn appends_to_forwarded_for_and_keeps_request_id() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        let id = request_id(&h);
+        assert_eq!(id.len(), 32);
+        forward(&mut h, "10.0.0.1:5555".parse().unwrap(), Some(&HeaderValue::from_static("api.test")), &id);
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.1");
+        assert_eq!(h["x-forwarded-host"], "api.test");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-request-id"], id);
+        h.insert("x-request-id", HeaderValue::from_static("given"));
+        assert_eq!(request_id(&h), "given");
+    }
+}

@@ -1,0 +1,20 @@
+//! The one `bindgen!` of the host: generating these bindings costs minutes of
+//! compile time, so every other module uses them from here.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "plugin",
+    imports: {
+        // Both may wait on the network (upstreams, Redis).
+        "wasmgate:plugin/http-client": async | trappable,
+        "wasmgate:plugin/state": async | trappable,
+        default: trappable,
+    },
+    exports: { default: async },
+    with: {
+        "wasmgate:plugin/types.request": crate::pipeline::RequestState,
+        "wasmgate:plugin/types.response": crate::pipeline::ResponseState,
+    },
+});
+
+pub use wasmgate::plugin::{clock, http_client, log, metrics, state, types};

@@ -1,0 +1,153 @@
+//! Turning `.wasm` files into compiled components, once per content.
+//!
+//! Compiling a component takes tens of milliseconds; loading a precompiled
+//! artifact takes a fraction of one. Artifacts are keyed by the SHA-256 of
+//! the component bytes plus the engine's compatibility hash, so a changed
+//! file or a new wasmtime never loads a stale artifact.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Why a plugin file could not become a component.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid wasm component: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// The identity of a component's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContentHash(pub [u8; 32]);
+
+impl ContentHash {
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// The first 12 hex digits, enough to tell versions apart in logs.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..6])
+    }
+}
+
+impl std::fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// A compiled component and the hash of the bytes it came from. Holding it
+/// keeps the in-memory cache entry alive.
+#[derive(Clone)]
+pub struct Compiled {
+    pub component: Arc<Component>,
+    pub hash: ContentHash,
+}
+
+/// Compiles components, reusing what is still in memory (the same file used
+/// by the running snapshot) or on disk (a restart).
+pub struct Compiler {
+    engine: Engine,
+    disk: Option<PathBuf>,
+    engine_tag: String,
+    /// Weak so an artifact unused by every snapshot is freed.
+    memory: Mutex<HashMap<ContentHash, Weak<Component>>>,
+}
+
+impl Compiler {
+    pub fn new(engine: Engine, cache_dir: Option<PathBuf>) -> Self {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_tag = format!("{:016x}", hasher.finish());
+        Self {
+            engine,
+            disk: cache_dir,
+            engine_tag,
+            memory: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reads and compiles a plugin file. Blocking: call it off the request
+    /// path (`spawn_blocking`).
+    pub fn compile_file(&self, path: &Path) -> Result<Compiled, CompileError> {
+        let bytes = std::fs::read(path).map_err(|source| CompileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let hash = ContentHash::of(&bytes);
+        if let Some(component) = self.memory.lock().unwrap().get(&hash).and_then(Weak::upgrade) {
+            return Ok(Compiled { component, hash });
+        }
+        let component = match self.load_artifact(&hash) {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.engine, &bytes).map_err(|e| {
+                    CompileError::Invalid {
+                        path: path.to_owned(),
+                        reason: format!("{e:#}"),
+                    }
+                })?;
+                self.store_artifact(&hash, &component);
+                component
+            }
+        };
+        let component = Arc::new(component);
+        let mut memory = self.memory.lock().unwrap();
+        memory.retain(|_, weak| weak.strong_count() > 0);
+        memory.insert(hash, Arc::downgrade(&component));
+        Ok(Compiled { component, hash })
+    }
+
+    fn artifact_path(&self, hash: &ContentHash) -> Option<PathBuf> {
+        let dir = self.disk.as_ref()?;
+        Some(dir.join(format!("{hash}-{}.cwasm", self.engine_tag)))
+    }
+
+    fn load_artifact(&self, hash: &ContentHash) -> Option<Component> {
+        let path = self.artifact_path(hash)?;
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the file is one this compiler wrote for this engine
+        // configuration (the name carries the engine's compatibility hash);
+        // wasmtime still checks its header and refuses a mismatch.
+        match unsafe { Component::deserialize_file(&self.engine, &path) } {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached artifact");
+                None
+            }
+        }
+    }
+
+    /// Best effort: a cache that cannot be written only costs start time.
+    fn store_artifact(&self, hash: &ContentHash, component: &Component) {
+        let Some(path) = self.artifact_path(hash) else {
+            return;
+        };
+        let write = || -> std::io::Result<()> {
+            let bytes = component
+                .serialize()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            std::fs::create_dir_all(path.parent().expect("artifact path has a parent"))?;
+            // Write then rename, so a concurrent reader never sees half a file.
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, &path)
+        };
+        if let Err(e) = write() {
+            tracing::warn!(path = %path.display(), error = %e, "cannot cache compiled plugin");
+        }
+    }
+}

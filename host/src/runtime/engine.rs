@@ -1,0 +1,90 @@
+//! The one wasmtime engine of the process, its epoch ticker and its linker.
+
+use wasmtime::error::Context as _;
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings::Plugin;
+use super::host_impl::InstanceState;
+use super::limits::EPOCH_TICK;
+
+/// Sizing of the engine, shared by every plugin of every snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineLimits {
+    /// Component instances alive at once across all plugins (warm pools
+    /// included). The pooling allocator reserves slots for exactly this many.
+    pub max_instances: u32,
+    /// The largest memory limit any plugin may be given.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        Self {
+            max_instances: 256,
+            max_memory_bytes: 256 << 20,
+        }
+    }
+}
+
+pub fn build_engine(limits: EngineLimits) -> anyhow::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    let instances = limits.max_instances;
+    // A Rust wasip2 component holds a few core instances (its module plus
+    // WASI shims) and at most a couple of memories.
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * 8)
+        .total_memories(instances * 2)
+        .total_tables(instances * 8)
+        .total_stacks(instances)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(4)
+        .max_tables_per_component(16)
+        .max_memory_size(limits.max_memory_bytes)
+        // Keeping the first pages of a reused slot resident spares the
+        // page faults that dominate a fresh instance's first call.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        // Only the pooling slots' own guard pages: a smaller reservation
+        // keeps many engines (tests, reload) within the address space.
+        .memory_reservation(limits.max_memory_bytes as u64)
+        .memory_guard_size(64 << 10)
+        .async_stack_size(1 << 20);
+    let engine = Engine::new(&config).context("configuring the wasm engine")?;
+    spawn_epoch_ticker(&engine);
+    Ok(engine)
+}
+
+/// Advances the epoch every tick for as long as the engine lives; the
+/// thread ends by itself once the last handle to the engine is gone.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasmgate-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
+                }
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}
+
+/// The linker every plugin is instantiated against: WASI (needed by any
+/// Rust guest, given an empty context) and the gateway's own imports.
+pub fn build_linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).context("linking WASI")?;
+    Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+        .context("linking the plugin host API")?;
+    Ok(linker)
+}

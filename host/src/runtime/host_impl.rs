@@ -1,0 +1,342 @@
+//! What a plugin instance's store holds, and the host side of every import.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{clock, http_client, log, metrics, state, types};
+use super::limits::MemoryLimiter;
+use crate::pipeline::{ExchangeError, Headers, RequestInfo, RequestState, ResponseState};
+use crate::services::HostServices;
+
+/// Who a plugin instance is, for logs, metrics and state key namespaces.
+#[derive(Debug)]
+pub struct PluginIdentity {
+    pub plugin: Arc<str>,
+    pub route: Arc<str>,
+}
+
+/// The data of one plugin instance's store.
+pub struct InstanceState {
+    wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    pub(super) limiter: MemoryLimiter,
+    /// Epoch ticks of wasm execution left in the current call.
+    pub(super) ticks_left: u64,
+    pub(super) identity: Arc<PluginIdentity>,
+    services: Arc<HostServices>,
+    /// The request being served, so logs carry its id.
+    pub(super) current: Option<Arc<RequestInfo>>,
+    /// Prefix of this plugin's state keys.
+    key_prefix: String,
+}
+
+impl InstanceState {
+    pub fn new(identity: Arc<PluginIdentity>, services: Arc<HostServices>, memory_bytes: usize) -> Self {
+        let key_prefix = format!("{}:", identity.plugin);
+        Self {
+            // No preopens, no environment, no sockets: a plugin reaches the
+            // world only through the gateway's own imports.
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(memory_bytes),
+            ticks_left: 0,
+            identity,
+            services,
+            current: None,
+            key_prefix,
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        let mut k = String::with_capacity(self.key_prefix.len() + key.len());
+        k.push_str(&self.key_prefix);
+        k.push_str(key);
+        k
+    }
+
+    fn request(&self, r: &Resource<RequestState>) -> wasmtime::Result<&RequestState> {
+        Ok(self.table.get(r)?)
+    }
+
+    fn request_mut(&mut self, r: &Resource<RequestState>) -> wasmtime::Result<&mut RequestState> {
+        Ok(self.table.get_mut(r)?.writable()?)
+    }
+
+    fn response(&self, r: &Resource<ResponseState>) -> wasmtime::Result<&ResponseState> {
+        Ok(self.table.get(r)?)
+    }
+
+    fn response_mut(&mut self, r: &Resource<ResponseState>) -> wasmtime::Result<&mut ResponseState> {
+        Ok(self.table.get_mut(r)?)
+    }
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for InstanceState {}
+
+impl types::HostRequest for InstanceState {
+    fn method(&mut self, r: Resource<RequestState>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.head.method.as_str().to_owned())
+    }
+
+    fn set_method(&mut self, r: Resource<RequestState>, method: String) -> wasmtime::Result<()> {
+        let parsed = http::Method::from_bytes(method.as_bytes()).map_err(|_| ExchangeError::Method(method))?;
+        self.request_mut(&r)?.head.method = parsed;
+        Ok(())
+    }
+
+    fn path(&mut self, r: Resource<RequestState>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.path().to_owned())
+    }
+
+    fn set_path(&mut self, r: Resource<RequestState>, path: String) -> wasmtime::Result<()> {
+        let req = self.request_mut(&r)?;
+        let query = req.query().map(str::to_owned);
+        req.set_path_and_query(&path, query.as_deref())?;
+        Ok(())
+    }
+
+    fn query(&mut self, r: Resource<RequestState>) -> wasmtime::Result<Option<String>> {
+        Ok(self.request(&r)?.query().map(str::to_owned))
+    }
+
+    fn set_query(&mut self, r: Resource<RequestState>, query: Option<String>) -> wasmtime::Result<()> {
+        let req = self.request_mut(&r)?;
+        let path = req.path().to_owned();
+        req.set_path_and_query(&path, query.as_deref())?;
+        Ok(())
+    }
+
+    fn header(&mut self, r: Resource<RequestState>, name: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(Headers::first(&self.request(&r)?.head.headers, &name))
+    }
+
+    fn header_all(&mut self, r: Resource<RequestState>, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
+        Ok(Headers::all(&self.request(&r)?.head.headers, &name))
+    }
+
+    fn headers(&mut self, r: Resource<RequestState>) -> wasmtime::Result<Vec<(String, Vec<u8>)>> {
+        Ok(Headers::list(&self.request(&r)?.head.headers))
+    }
+
+    fn set_header(&mut self, r: Resource<RequestState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        Ok(Headers::set(&mut self.request_mut(&r)?.head.headers, &name, value)?)
+    }
+
+    fn append_header(&mut self, r: Resource<RequestState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        Ok(Headers::append(&mut self.request_mut(&r)?.head.headers, &name, value)?)
+    }
+
+    fn remove_header(&mut self, r: Resource<RequestState>, name: String) -> wasmtime::Result<()> {
+        Headers::remove(&mut self.request_mut(&r)?.head.headers, &name);
+        Ok(())
+    }
+
+    fn body(&mut self, r: Resource<RequestState>) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(self.request(&r)?.body.as_ref().map(|b| b.to_vec()))
+    }
+
+    fn set_body(&mut self, r: Resource<RequestState>, body: Vec<u8>) -> wasmtime::Result<()> {
+        self.request_mut(&r)?.body = Some(body.into());
+        Ok(())
+    }
+
+    fn route(&mut self, r: Resource<RequestState>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.info.route.to_string())
+    }
+
+    fn param(&mut self, r: Resource<RequestState>, name: String) -> wasmtime::Result<Option<String>> {
+        let info = &self.request(&r)?.info;
+        Ok(info.params.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+    }
+
+    fn params(&mut self, r: Resource<RequestState>) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.request(&r)?.info.params.clone())
+    }
+
+    fn client_addr(&mut self, r: Resource<RequestState>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.info.client_addr.to_string())
+    }
+
+    fn request_id(&mut self, r: Resource<RequestState>) -> wasmtime::Result<String> {
+        Ok(String::from_utf8_lossy(self.request(&r)?.info.request_id.as_bytes()).into_owned())
+    }
+
+    fn get_var(&mut self, r: Resource<RequestState>, name: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.request(&r)?.var(&name).map(str::to_owned))
+    }
+
+    fn set_var(&mut self, r: Resource<RequestState>, name: String, value: String) -> wasmtime::Result<()> {
+        // Vars stay writable in the response phase: they are scratch space.
+        self.table.get_mut(&r)?.set_var(name, value);
+        Ok(())
+    }
+
+    /// The host lends requests as borrows and takes them back itself; a
+    /// guest never owns one, so there is nothing to free here.
+    fn drop(&mut self, _r: Resource<RequestState>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl types::HostResponse for InstanceState {
+    fn status(&mut self, r: Resource<ResponseState>) -> wasmtime::Result<u16> {
+        Ok(self.response(&r)?.head.status.as_u16())
+    }
+
+    fn set_status(&mut self, r: Resource<ResponseState>, status: u16) -> wasmtime::Result<()> {
+        let status = http::StatusCode::from_u16(status).map_err(|_| ExchangeError::Status(status))?;
+        self.response_mut(&r)?.head.status = status;
+        Ok(())
+    }
+
+    fn header(&mut self, r: Resource<ResponseState>, name: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(Headers::first(&self.response(&r)?.head.headers, &name))
+    }
+
+    fn header_all(&mut self, r: Resource<ResponseState>, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
+        Ok(Headers::all(&self.response(&r)?.head.headers, &name))
+    }
+
+    fn headers(&mut self, r: Resource<ResponseState>) -> wasmtime::Result<Vec<(String, Vec<u8>)>> {
+        Ok(Headers::list(&self.response(&r)?.head.headers))
+    }
+
+    fn set_header(&mut self, r: Resource<ResponseState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        Ok(Headers::set(&mut self.response_mut(&r)?.head.headers, &name, value)?)
+    }
+
+    fn append_header(&mut self, r: Resource<ResponseState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        Ok(Headers::append(&mut self.response_mut(&r)?.head.headers, &name, value)?)
+    }
+
+    fn remove_header(&mut self, r: Resource<ResponseState>, name: String) -> wasmtime::Result<()> {
+        Headers::remove(&mut self.response_mut(&r)?.head.headers, &name);
+        Ok(())
+    }
+
+    fn body(&mut self, r: Resource<ResponseState>) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(self.response(&r)?.body.as_ref().map(|b| b.to_vec()))
+    }
+
+    fn set_body(&mut self, r: Resource<ResponseState>, body: Vec<u8>) -> wasmtime::Result<()> {
+        self.response_mut(&r)?.body = Some(body.into());
+        Ok(())
+    }
+
+    fn drop(&mut self, _r: Resource<ResponseState>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl log::Host for InstanceState {
+    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let plugin = &*self.identity.plugin;
+        let route = &*self.identity.route;
+        let request_id = self
+            .current
+            .as_ref()
+            .map(|info| String::from_utf8_lossy(info.request_id.as_bytes()).into_owned())
+            .unwrap_or_default();
+        macro_rules! emit {
+            ($lvl:ident) => {
+                tracing::$lvl!(target: "wasmgate::plugin", plugin, route, request_id, "{message}")
+            };
+        }
+        match level {
+            log::Level::Trace => emit!(trace),
+            log::Level::Debug => emit!(debug),
+            log::Level::Info => emit!(info),
+            log::Level::Warn => emit!(warn),
+            log::Level::Error => emit!(error),
+        }
+        Ok(())
+    }
+}
+
+impl clock::Host for InstanceState {
+    fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0))
+    }
+
+    fn monotonic_ns(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.services.started.elapsed().as_nanos() as u64)
+    }
+}
+
+impl state::Host for InstanceState {
+    async fn take(
+        &mut self,
+        key: String,
+        limit: u64,
+        window_ms: u64,
+        burst: u64,
+        cost: u64,
+    ) -> wasmtime::Result<Result<state::Decision, String>> {
+        let key = self.key(&key);
+        let result = self.services.state.take(&key, limit, window_ms, burst, cost).await;
+        Ok(result.map(|d| state::Decision {
+            allowed: d.allowed,
+            limit: d.limit,
+            remaining: d.remaining,
+            reset_ms: d.reset_ms,
+            retry_after_ms: d.retry_after_ms,
+        }).map_err(|e| e.to_string()))
+    }
+
+    async fn increment(&mut self, key: String, delta: i64, ttl_ms: u64) -> wasmtime::Result<Result<i64, String>> {
+        let key = self.key(&key);
+        Ok(self.services.state.increment(&key, delta, ttl_ms).await.map_err(|e| e.to_string()))
+    }
+
+    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
+        let key = self.key(&key);
+        Ok(self.services.state.get(&key).await.map_err(|e| e.to_string()))
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> wasmtime::Result<Result<(), String>> {
+        let key = self.key(&key);
+        Ok(self.services.state.set(&key, value, ttl_ms).await.map_err(|e| e.to_string()))
+    }
+
+    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), String>> {
+        let key = self.key(&key);
+        Ok(self.services.state.delete(&key).await.map_err(|e| e.to_string()))
+    }
+}
+
+impl http_client::Host for InstanceState {
+    async fn fetch_all(
+        &mut self,
+        requests: Vec<http_client::OutboundRequest>,
+    ) -> wasmtime::Result<Vec<Result<http_client::OutboundResponse, http_client::FetchError>>> {
+        let request_id = self.current.as_ref().map(|info| info.request_id.clone());
+        Ok(super::fanout::fetch_all(&self.services.upstreams, requests, request_id).await)
+    }
+}
+
+impl metrics::Host for InstanceState {
+    fn counter_add(&mut self, name: String, value: u64) -> wasmtime::Result<()> {
+        self.services.metrics.counter_add(&self.identity.plugin, &name, value);
+        Ok(())
+    }
+
+    fn histogram_observe(&mut self, name: String, value: f64) -> wasmtime::Result<()> {
+        self.services.metrics.histogram_observe(&self.identity.plugin, &name, value);
+        Ok(())
+    }
+}

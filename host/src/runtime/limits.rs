@@ -1,0 +1,99 @@
+//! Per-call CPU and memory budgets.
+//!
+//! Time is counted in epoch ticks of wasm execution, not wall time: a plugin
+//! waiting on a fan-out call is not burning CPU, so the ticks it spends in
+//! the host count once. Between ticks the plugin yields to the executor, so
+//! a looping plugin shares the worker thread instead of holding it.
+
+use std::time::Duration;
+
+use wasmtime::ResourceLimiter;
+
+/// How often the engine's epoch advances. Budgets are rounded up to it.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The budget of one plugin's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginLimits {
+    /// Wasm execution time allowed per call.
+    pub timeout: Duration,
+    /// Linear memory one instance may grow to.
+    pub memory_bytes: usize,
+    /// Warm instances kept for this plugin use: the concurrency it can serve.
+    pub max_instances: u32,
+}
+
+impl PluginLimits {
+    /// The timeout in epoch ticks, at least one.
+    pub fn ticks(&self) -> u64 {
+        let tick = EPOCH_TICK.as_millis();
+        (self.timeout.as_millis().div_ceil(tick)).max(1) as u64
+    }
+}
+
+/// Raised by the limiter so the pool can tell a memory-limit hit from any
+/// other trap without parsing messages.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit} bytes exceeded (asked for {desired})")]
+pub struct MemoryLimitExceeded {
+    pub limit: usize,
+    pub desired: usize,
+}
+
+/// Caps linear memory and turns a refused growth into a trap: a plugin
+/// whose allocator sees `memory.grow` fail would abort anyway, and a trap
+/// with a typed cause gives a clearer error.
+pub struct MemoryLimiter {
+    limit: usize,
+}
+
+impl MemoryLimiter {
+    pub fn new(limit: usize) -> Self {
+        Self { limit }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            return Err(MemoryLimitExceeded {
+                limit: self.limit,
+                desired,
+            }
+            .into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_round_up_and_never_reach_zero() {
+        let limits = |ms| PluginLimits {
+            timeout: Duration::from_millis(ms),
+            memory_bytes: 0,
+            max_instances: 1,
+        };
+        assert_eq!(limits(0).ticks(), 1);
+        assert_eq!(limits(10).ticks(), 1);
+        assert_eq!(limits(11).ticks(), 2);
+        assert_eq!(limits(250).ticks(), 25);
+    }
+}

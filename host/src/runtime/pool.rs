@@ -1,0 +1,270 @@
+//! Warm, configured instances of one plugin use (a plugin with one config).
+//!
+//! A fresh instance per call costs 20–30 µs; a reused one a few. So each
+//! use keeps a pool: config is parsed once per instance (at creation), an
+//! instance serves one call at a time, and one that failed in any way is
+//! dropped, never reused.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::Resource;
+use wasmtime::{Store, UpdateDeadline};
+
+use super::Runtime;
+use super::bindings::{Plugin, PluginPre, types};
+use super::compile::Compiled;
+use super::error::PluginError;
+use super::host_impl::{InstanceState, PluginIdentity};
+use super::limits::PluginLimits;
+use crate::pipeline::{RequestState, ResponseState};
+use crate::services::HostServices;
+
+/// How long a call waits for a busy plugin's instance before giving up
+/// with 503.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A plugin linked against the host API, ready to be instantiated for any
+/// number of uses.
+#[derive(Clone)]
+pub struct Prepared {
+    pre: PluginPre<InstanceState>,
+    compiled: Compiled,
+}
+
+impl Prepared {
+    pub(super) fn new(pre: PluginPre<InstanceState>, compiled: Compiled) -> Self {
+        Self { pre, compiled }
+    }
+
+    pub fn compiled(&self) -> &Compiled {
+        &self.compiled
+    }
+}
+
+struct Warm {
+    store: Store<InstanceState>,
+    plugin: Plugin,
+    /// The engine-wide slot this instance occupies, freed with it.
+    _slot: OwnedSemaphorePermit,
+}
+
+pub struct PluginPool {
+    prepared: Prepared,
+    identity: Arc<PluginIdentity>,
+    services: Arc<HostServices>,
+    config: String,
+    limits: PluginLimits,
+    needs: types::Needs,
+    idle: Mutex<Vec<Warm>>,
+    /// Calls in flight for this use, at most `limits.max_instances`.
+    busy: Semaphore,
+    engine_slots: Arc<Semaphore>,
+}
+
+impl PluginPool {
+    /// Creates the pool and its first instance, whose configure step
+    /// validates the config: a rejected config fails here, at load time.
+    pub async fn new(
+        runtime: &Runtime,
+        prepared: Prepared,
+        identity: Arc<PluginIdentity>,
+        services: Arc<HostServices>,
+        config: String,
+        limits: PluginLimits,
+    ) -> Result<Arc<Self>, PluginError> {
+        let engine_slots = runtime.slots.clone();
+        let (first, needs) = instantiate(&prepared, &identity, &services, &config, &limits, &engine_slots).await?;
+        Ok(Arc::new(Self {
+            prepared,
+            identity,
+            services,
+            config,
+            limits,
+            needs,
+            idle: Mutex::new(vec![first]),
+            busy: Semaphore::new(limits.max_instances.max(1) as usize),
+            engine_slots,
+        }))
+    }
+
+    pub fn needs(&self) -> types::Needs {
+        self.needs
+    }
+
+    pub fn plugin(&self) -> &Arc<str> {
+        &self.identity.plugin
+    }
+
+    pub fn compiled(&self) -> &Compiled {
+        self.prepared.compiled()
+    }
+
+    pub async fn on_request(&self, req: RequestState) -> (RequestState, Result<types::Action, PluginError>) {
+        let mut lease = match self.lease().await {
+            Ok(lease) => lease,
+            Err(e) => return (req, Err(e)),
+        };
+        let store = &mut lease.warm().store;
+        begin_call(store, &self.limits, &req);
+        let handle = match store.data_mut().table.push(req) {
+            Ok(handle) => handle,
+            Err(_) => unreachable!("a fresh call finds the resource table empty"),
+        };
+        let borrowed = Resource::new_borrow(handle.rep());
+        let warm = lease.warm();
+        let result = warm.plugin.call_on_request(&mut warm.store, borrowed).await;
+        let req = warm
+            .store
+            .data_mut()
+            .table
+            .delete(handle)
+            .expect("the request resource outlives the call");
+        (req, lease.finish(result, self))
+    }
+
+    pub async fn on_response(
+        &self,
+        req: RequestState,
+        resp: ResponseState,
+    ) -> (RequestState, ResponseState, Result<(), PluginError>) {
+        let mut lease = match self.lease().await {
+            Ok(lease) => lease,
+            Err(e) => return (req, resp, Err(e)),
+        };
+        let warm = lease.warm();
+        begin_call(&mut warm.store, &self.limits, &req);
+        let table = &mut warm.store.data_mut().table;
+        let req_handle = table.push(req).expect("a fresh call finds room in the resource table");
+        let resp_handle = table.push(resp).expect("a fresh call finds room in the resource table");
+        let result = warm
+            .plugin
+            .call_on_response(
+                &mut warm.store,
+                Resource::new_borrow(req_handle.rep()),
+                Resource::new_borrow(resp_handle.rep()),
+            )
+            .await;
+        let table = &mut warm.store.data_mut().table;
+        let resp = table.delete(resp_handle).expect("the response resource outlives the call");
+        let req = table.delete(req_handle).expect("the request resource outlives the call");
+        (req, resp, lease.finish(result, self))
+    }
+
+    /// Waits for a free call slot, then takes a warm instance or makes one.
+    async fn lease(&self) -> Result<Lease<'_>, PluginError> {
+        let permit = tokio::time::timeout(QUEUE_TIMEOUT, self.busy.acquire())
+            .await
+            .map_err(|_| self.overloaded())?
+            .expect("the pool's semaphore is never closed");
+        let idle = self.idle.lock().unwrap().pop();
+        let warm = match idle {
+            Some(warm) => warm,
+            None => {
+                let (warm, _) = instantiate(
+                    &self.prepared,
+                    &self.identity,
+                    &self.services,
+                    &self.config,
+                    &self.limits,
+                    &self.engine_slots,
+                )
+                .await?;
+                warm
+            }
+        };
+        Ok(Lease {
+            warm: Some(warm),
+            _permit: permit,
+        })
+    }
+
+    fn overloaded(&self) -> PluginError {
+        PluginError::Overloaded {
+            plugin: self.identity.plugin.clone(),
+        }
+    }
+}
+
+/// An instance on loan to one call. Dropped without `finish` (the request
+/// was cancelled mid-call), the instance is discarded with it.
+struct Lease<'a> {
+    warm: Option<Warm>,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Lease<'_> {
+    fn warm(&mut self) -> &mut Warm {
+        self.warm.as_mut().expect("lease holds an instance until finished")
+    }
+
+    fn finish<T>(mut self, result: wasmtime::Result<T>, pool: &PluginPool) -> Result<T, PluginError> {
+        let mut warm = self.warm.take().expect("lease finished once");
+        warm.store.data_mut().current = None;
+        match result {
+            Ok(value) => {
+                pool.idle.lock().unwrap().push(warm);
+                Ok(value)
+            }
+            // A trapped instance cannot be entered again; drop it.
+            Err(e) => Err(PluginError::from_call(&pool.identity.plugin, pool.limits.timeout, e)),
+        }
+    }
+}
+
+fn begin_call(store: &mut Store<InstanceState>, limits: &PluginLimits, req: &RequestState) {
+    let data = store.data_mut();
+    data.ticks_left = limits.ticks();
+    data.current = Some(req.info.clone());
+    store.set_epoch_deadline(1);
+}
+
+async fn instantiate(
+    prepared: &Prepared,
+    identity: &Arc<PluginIdentity>,
+    services: &Arc<HostServices>,
+    config: &str,
+    limits: &PluginLimits,
+    engine_slots: &Arc<Semaphore>,
+) -> Result<(Warm, types::Needs), PluginError> {
+    let slot = engine_slots.clone().try_acquire_owned().map_err(|_| PluginError::Overloaded {
+        plugin: identity.plugin.clone(),
+    })?;
+    let engine = prepared.pre.engine();
+    let state = InstanceState::new(identity.clone(), services.clone(), limits.memory_bytes);
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    // Each tick of wasm execution costs one tick of budget; between ticks the
+    // guest yields so a busy plugin shares its worker thread.
+    store.epoch_deadline_callback(|mut ctx| {
+        let data = ctx.data_mut();
+        data.ticks_left = data.ticks_left.saturating_sub(1);
+        Ok(if data.ticks_left == 0 {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+    store.data_mut().ticks_left = limits.ticks();
+    store.set_epoch_deadline(1);
+
+    let fail = |e| PluginError::from_call(&identity.plugin, limits.timeout, e);
+    let plugin = prepared.pre.instantiate_async(&mut store).await.map_err(fail)?;
+    let needs = plugin
+        .call_configure(&mut store, config)
+        .await
+        .map_err(fail)?
+        .map_err(|reason| PluginError::Config {
+            plugin: identity.plugin.clone(),
+            reason,
+        })?;
+    Ok((
+        Warm {
+            store,
+            plugin,
+            _slot: slot,
+        },
+        needs,
+    ))
+}

@@ -1,0 +1,120 @@
+//! The live, immutable form of one config: router, routes with their
+//! pipelines of configured plugin pools, and upstreams. Requests hold the
+//! snapshot they started with, so a reload never changes a request midway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, ConfigError};
+use crate::pipeline::{Pipeline, Stage};
+use crate::router::Router;
+use crate::runtime::{PluginIdentity, PluginPool, Prepared, Runtime};
+use crate::services::HostServices;
+use crate::upstream::{Upstream, Upstreams};
+
+pub struct Route {
+    pub name: Arc<str>,
+    pub pipeline: Pipeline,
+    pub upstream: Option<Arc<Upstream>>,
+    pub timeout: Option<Duration>,
+    pub max_body_bytes: usize,
+}
+
+pub struct Snapshot {
+    pub router: Router,
+    pub routes: Vec<Route>,
+    pub config: Config,
+}
+
+/// Parts of the host that outlive snapshots.
+#[derive(Clone)]
+pub struct Shared {
+    pub runtime: Arc<Runtime>,
+    pub state: Arc<crate::state::StateStore>,
+    pub metrics: Arc<crate::services::PluginMetrics>,
+    pub started: std::time::Instant,
+}
+
+impl Snapshot {
+    /// Compiles every plugin (concurrently, off the async workers) and
+    /// configures every plugin use; reports every failure with the place in
+    /// the config it comes from.
+    pub async fn build(config: Config, shared: &Shared) -> Result<Self, Vec<ConfigError>> {
+        let runtime = &shared.runtime;
+        let compiled = futures_util::future::join_all(config.plugins.iter().map(|p| runtime.compile(p.path.clone()))).await;
+        let mut errors = Vec::new();
+        let prepared: Vec<Option<Prepared>> = compiled
+            .into_iter()
+            .zip(&config.plugins)
+            .map(|(result, spec)| {
+                let prepared = result
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| runtime.prepare(c).map_err(|e| format!("{}: {e:#}", spec.path.display())));
+                prepared
+                    .map_err(|message| {
+                        errors.push(ConfigError {
+                            at: spec.at.clone(),
+                            message,
+                        })
+                    })
+                    .ok()
+            })
+            .collect();
+
+        let upstreams = Arc::new(Upstreams::new(&config.upstreams));
+        let services = Arc::new(HostServices {
+            state: shared.state.clone(),
+            upstreams: upstreams.clone(),
+            metrics: shared.metrics.clone(),
+            started: shared.started,
+        });
+
+        let mut routes = Vec::new();
+        for spec in &config.routes {
+            let route_name: Arc<str> = spec.name.as_str().into();
+            let mut stages = Vec::new();
+            for use_ in &spec.pipeline {
+                let plugin = &config.plugins[use_.plugin];
+                let Some(prepared) = &prepared[use_.plugin] else {
+                    continue;
+                };
+                let identity = Arc::new(PluginIdentity {
+                    plugin: plugin.name.as_str().into(),
+                    route: route_name.clone(),
+                });
+                match PluginPool::new(
+                    runtime,
+                    prepared.clone(),
+                    identity,
+                    services.clone(),
+                    use_.config_json.clone(),
+                    plugin.limits,
+                )
+                .await
+                {
+                    Ok(pool) => stages.push(Stage {
+                        pool,
+                        on_error: use_.on_error,
+                    }),
+                    Err(e) => errors.push(ConfigError {
+                        at: use_.at.clone(),
+                        message: format!("route {:?}: {e}", spec.name),
+                    }),
+                }
+            }
+            routes.push(Route {
+                name: route_name,
+                pipeline: Pipeline::new(stages),
+                upstream: spec.upstream.as_ref().and_then(|u| upstreams.get(u).cloned()),
+                timeout: spec.timeout,
+                max_body_bytes: spec.max_body_bytes,
+            });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let router = Router::build(config.routes.iter().map(|r| r.matcher.clone()).collect())
+            .expect("route conflicts are found while checking the config");
+        Ok(Self { router, routes, config })
+    }
+}

@@ -1,0 +1,158 @@
+//! In-process state: sharded maps under short mutexes. Exact within one
+//! gateway process; Redis extends that to a fleet.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::StateError;
+use super::gcra::{self, Decision};
+
+const SHARDS: usize = 16;
+/// Expired entries are swept from a shard every this many writes to it, so
+/// memory stays bounded by live keys without a background task.
+const SWEEP_EVERY: u32 = 1024;
+
+enum Entry {
+    Cell { tat_ms: f64, expires: Instant },
+    Counter { value: i64, expires: Instant },
+    Value { bytes: Vec<u8>, expires: Option<Instant> },
+}
+
+impl Entry {
+    fn expired(&self, now: Instant) -> bool {
+        match self {
+            Entry::Cell { expires, .. } | Entry::Counter { expires, .. } => *expires <= now,
+            Entry::Value { expires, .. } => expires.is_some_and(|e| e <= now),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    entries: HashMap<String, Entry>,
+    writes: u32,
+}
+
+impl Shard {
+    fn live(&mut self, key: &str, now: Instant) -> Option<&mut Entry> {
+        if self.entries.get(key).is_some_and(|e| e.expired(now)) {
+            self.entries.remove(key);
+        }
+        self.entries.get_mut(key)
+    }
+
+    fn insert(&mut self, key: &str, entry: Entry, now: Instant) {
+        self.writes += 1;
+        if self.writes >= SWEEP_EVERY {
+            self.writes = 0;
+            self.entries.retain(|_, e| !e.expired(now));
+        }
+        self.entries.insert(key.to_owned(), entry);
+    }
+}
+
+pub struct LocalStore {
+    shards: Vec<Mutex<Shard>>,
+    hasher: RandomState,
+}
+
+impl Default for LocalStore {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+fn wall_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+fn after_ms(now: Instant, ms: u64) -> Instant {
+    now + std::time::Duration::from_millis(ms)
+}
+
+impl LocalStore {
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        self.shards[h.finish() as usize % SHARDS].lock().unwrap()
+    }
+
+    pub fn take(&self, key: &str, limit: u64, window_ms: u64, burst: u64, cost: u64) -> Result<Decision, StateError> {
+        let now = Instant::now();
+        let now_ms = wall_ms();
+        let mut shard = self.shard(key);
+        let tat = match shard.live(key, now) {
+            Some(Entry::Cell { tat_ms, .. }) => Some(*tat_ms),
+            _ => None,
+        };
+        let (decision, tat_ms) = gcra::decide(now_ms, tat, limit, window_ms, burst, cost)?;
+        if decision.allowed {
+            let expires = after_ms(now, decision.reset_ms + 1);
+            shard.insert(key, Entry::Cell { tat_ms, expires }, now);
+        }
+        Ok(decision)
+    }
+
+    pub fn increment(&self, key: &str, delta: i64, ttl_ms: u64) -> i64 {
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        if let Some(Entry::Counter { value, .. }) = shard.live(key, now) {
+            *value += delta;
+            return *value;
+        }
+        let expires = after_ms(now, ttl_ms);
+        shard.insert(key, Entry::Counter { value: delta, expires }, now);
+        delta
+    }
+
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        match self.shard(key).live(key, Instant::now()) {
+            Some(Entry::Value { bytes, .. }) => Some(bytes.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn set(&self, key: &str, bytes: Vec<u8>, ttl_ms: Option<u64>) {
+        let now = Instant::now();
+        let expires = ttl_ms.map(|ms| after_ms(now, ms));
+        self.shard(key).insert(key, Entry::Value { bytes, expires }, now);
+    }
+
+    pub fn delete(&self, key: &str) {
+        self.shard(key).entries.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_values_expire() {
+        let s = LocalStore::default();
+        assert_eq!(s.increment("c", 2, 60_000), 2);
+        assert_eq!(s.increment("c", 3, 60_000), 5);
+        s.set("k", b"v".to_vec(), Some(0));
+        assert_eq!(s.get("k"), None, "a zero TTL expires at once");
+        s.set("k", b"v".to_vec(), None);
+        assert_eq!(s.get("k").as_deref(), Some(&b"v"[..]));
+        s.delete("k");
+        assert_eq!(s.get("k"), None);
+    }
+
+    #[test]
+    fn take_counts_per_key() {
+        let s = LocalStore::default();
+        let allowed = (0..8).filter(|_| s.take("a", 5, 60_000, 5, 1).unwrap().allowed).count();
+        assert_eq!(allowed, 5);
+        assert!(s.take("b", 5, 60_000, 5, 1).unwrap().allowed);
+    }
+}
