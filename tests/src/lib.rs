@@ -1,0 +1,17 @@
+//! Real parts for tests, benches and the demo: plugins built as wasm
+//! components, upstream services on loopback ports, gateways started from
+//! TOML text, and a small HTTP client.
+
+pub mod client;
+pub mod demo;
+pub mod gateway;
+pub mod upstream;
+
+/// Paths of the plugin components this crate's build script produced.
+pub mod plugins {
+    include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+}
+
+pub use client::{Client, Reply};
+pub use gateway::TestGateway;
+pub use upstream::{Answer, Seen, TestUpstream};

@@ -1,0 +1,155 @@
+//! An upstream service on `127.0.0.1:0` that records what reached it and
+//! answers as the test says.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// A request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What the upstream answers.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub delay: Duration,
+}
+
+impl Answer {
+    pub fn new(status: u16, body: impl Into<Bytes>) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn json(value: &serde_json::Value) -> Self {
+        Self::new(200, serde_json::to_vec(value).unwrap()).header("content-type", "application/json")
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+type Responder = Arc<dyn Fn(&Seen) -> Answer + Send + Sync>;
+
+pub struct TestUpstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestUpstream {
+    /// Answers 200 with a body naming the upstream and echoing the path.
+    pub async fn named(name: &str) -> Self {
+        let name = name.to_owned();
+        Self::start(move |seen| Answer::new(200, format!("{name} {} {}", seen.method, seen.uri))).await
+    }
+
+    pub async fn start(respond: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), respond).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, respond: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("binding a test upstream");
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let respond: Responder = Arc::new(respond);
+        let task = tokio::spawn(serve(listener, seen.clone(), respond));
+        Self { addr, seen, task }
+    }
+
+    /// Every request received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// `host:port`, as upstream targets are written in config.
+    pub fn target(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for TestUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(listener: TcpListener, seen: Arc<Mutex<Vec<Seen>>>, respond: Responder) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let seen = seen.clone();
+        let respond = respond.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                let seen = seen.clone();
+                let respond = respond.clone();
+                async move {
+                    let (head, body) = req.into_parts();
+                    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                    let record = Seen {
+                        method: head.method.to_string(),
+                        uri: head.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                        headers: head.headers,
+                        body,
+                    };
+                    seen.lock().unwrap().push(record.clone());
+                    let answer = respond(&record);
+                    if !answer.delay.is_zero() {
+                        tokio::time::sleep(answer.delay).await;
+                    }
+                    let mut resp = hyper::Response::new(Full::new(answer.body));
+                    *resp.status_mut() = http::StatusCode::from_u16(answer.status).unwrap();
+                    for (k, v) in answer.headers {
+                        resp.headers_mut().append(
+                            http::HeaderName::try_from(k).unwrap(),
+                            http::HeaderValue::try_from(v).unwrap(),
+                        );
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
