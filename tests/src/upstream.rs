@@ -64,6 +64,10 @@ impl Answer {
 
 type Responder = Arc<dyn Fn(&Seen) -> Answer + Send + Sync>;
 
+/// Holds every request until the barrier's party is complete: a way to
+/// prove requests arrive concurrently without measuring time.
+pub type Gate = Arc<tokio::sync::Barrier>;
+
 pub struct TestUpstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -82,11 +86,26 @@ impl TestUpstream {
     }
 
     pub async fn start_on(addr: SocketAddr, respond: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind(addr).await.expect("binding a test upstream");
+        Self::start_with(addr, None, respond).await
+    }
+
+    /// Like `start`, but every request first waits at `gate`.
+    pub async fn start_gated(gate: Gate, respond: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Self {
+        Self::start_with("127.0.0.1:0".parse().unwrap(), Some(gate), respond).await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        gate: Option<Gate>,
+        respond: impl Fn(&Seen) -> Answer + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let respond: Responder = Arc::new(respond);
-        let task = tokio::spawn(serve(listener, seen.clone(), respond));
+        let task = tokio::spawn(serve(listener, seen.clone(), respond, gate));
         Self { addr, seen, task }
     }
 
@@ -111,18 +130,23 @@ impl Drop for TestUpstream {
     }
 }
 
-async fn serve(listener: TcpListener, seen: Arc<Mutex<Vec<Seen>>>, respond: Responder) {
+async fn serve(listener: TcpListener, seen: Arc<Mutex<Vec<Seen>>>, respond: Responder, gate: Option<Gate>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let seen = seen.clone();
         let respond = respond.clone();
+        let gate = gate.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let seen = seen.clone();
                 let respond = respond.clone();
+                let gate = gate.clone();
                 async move {
+                    if let Some(gate) = gate {
+                        gate.wait().await;
+                    }
                     let (head, body) = req.into_parts();
                     let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
                     let record = Seen {

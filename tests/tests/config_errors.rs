@@ -1,0 +1,118 @@
+//! Bad config and bad plugin files are refused with the file, line and key
+//! to fix.
+
+use wasmgate_testbed::TestGateway;
+use wasmgate_testbed::gateway::error_lines;
+use wasmgate_testbed::plugins::*;
+
+async fn start_errors(toml: &str) -> (Vec<String>, String) {
+    match TestGateway::try_start(toml).await {
+        Ok(_) => panic!("the config should be refused"),
+        Err((e, path)) => (error_lines(&e), path.display().to_string()),
+    }
+}
+
+#[tokio::test]
+async fn syntax_errors_name_file_and_line() {
+    let (errors, file) = start_errors("[server]\nmax_body_bytes = = 3\n").await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with(&format!("{file}:2:")), "{errors:?}");
+    let (errors, file) = start_errors("[server]\nmax_body_bytes = \"big\"\n").await;
+    assert!(errors[0].starts_with(&format!("{file}:2:18: \"big\": invalid type: string")), "{errors:?}");
+}
+
+#[tokio::test]
+async fn unknown_keys_name_the_key() {
+    let toml = "[upstreams.users]\ntargets = [\"127.0.0.1:9\"]\ntimeout = 5\n";
+    let (errors, file) = start_errors(toml).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with(&format!("{file}:3:1: timeout: unknown field `timeout`")), "{errors:?}");
+}
+
+#[tokio::test]
+async fn every_missing_reference_is_reported_at_once() {
+    let toml = format!(
+        r#"[upstreams.users]
+targets = ["127.0.0.1:9"]
+
+[plugins.add-header]
+path = "{ADD_HEADER}"
+
+[[routes]]
+name = "a"
+path = "/a"
+upstream = "user"
+
+[[routes]]
+name = "b"
+path = "/b"
+upstream = "users"
+pipeline = [{{ plugin = "add-headers" }}]
+"#
+    );
+    let (errors, file) = start_errors(&toml).await;
+    assert_eq!(
+        errors,
+        vec![
+            format!("{file}:10:12: routes[0].upstream: unknown upstream \"user\" (defined: users)"),
+            format!("{file}:16:24: routes[1].pipeline[0].plugin: unknown plugin \"add-headers\" (defined: add-header)"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_rejecting_its_config_names_route_and_plugin() {
+    let toml = format!(
+        r#"[plugins.strict]
+path = "{FIXTURE_BAD_CONFIG}"
+
+[[routes]]
+name = "guarded"
+path = "/g"
+pipeline = [{{ plugin = "strict", config = {{ anything = 1 }} }}]
+"#
+    );
+    let (errors, file) = start_errors(&toml).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with(&format!("{file}:7:13: routes[0].pipeline[0]: route \"guarded\": plugin strict rejected its config:")), "{errors:?}");
+    assert!(errors[0].contains("bad-config fixture rejects every config"), "{errors:?}");
+}
+
+#[tokio::test]
+async fn typed_plugin_config_errors_name_the_field() {
+    let toml = format!(
+        r#"[plugins.add-header]
+path = "{ADD_HEADER}"
+
+[[routes]]
+name = "h"
+path = "/h"
+pipeline = [{{ plugin = "add-header", config = {{ requestt = {{ a = "b" }} }} }}, {{ plugin = "add-header", config = {{ request = {{ "bad header" = "b" }} }} }}]
+"#
+    );
+    let (errors, _) = start_errors(&toml).await;
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].contains("requestt"), "{errors:?}");
+    assert!(errors[1].contains("bad header"), "{errors:?}");
+}
+
+#[tokio::test]
+async fn missing_and_invalid_plugin_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm\x01\0\0\0 not really").unwrap();
+    let toml = format!(
+        r#"[plugins.missing]
+path = "does-not-exist.wasm"
+[plugins.garbage]
+path = "{}"
+"#,
+        garbage.display()
+    );
+    let (errors, file) = start_errors(&toml).await;
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].starts_with(&format!("{file}:4:8: plugins.garbage.path: ")), "{errors:?}");
+    assert!(errors[0].contains("is not a valid wasm component"), "{errors:?}");
+    assert!(errors[1].starts_with(&format!("{file}:2:8: plugins.missing.path: cannot read ")), "{errors:?}");
+    assert!(errors[1].contains("does-not-exist.wasm"), "{errors:?}");
+}

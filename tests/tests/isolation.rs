@@ -1,0 +1,113 @@
+//! A plugin that traps, loops or eats memory fails its own request, within
+//! its budget, while the gateway keeps serving everything else.
+
+use std::sync::Arc;
+
+use http::Method;
+use wasmgate_testbed::plugins::*;
+use wasmgate_testbed::{TestGateway, TestUpstream};
+
+async fn gateway(up: &TestUpstream) -> TestGateway {
+    TestGateway::start(&format!(
+        r#"
+[runtime]
+timeout_ms = 100
+memory_mb = 16
+
+[upstreams.up]
+targets = ["{}"]
+
+[plugins.trap]
+path = "{FIXTURE_TRAP}"
+[plugins.spin]
+path = "{FIXTURE_SPIN}"
+[plugins.hog]
+path = "{FIXTURE_HOG}"
+memory_mb = 8
+[plugins.add-header]
+path = "{ADD_HEADER}"
+config = {{ request = {{ x-ok = "1" }} }}
+
+[[routes]]
+name = "trap"
+path = "/trap"
+upstream = "up"
+pipeline = [{{ plugin = "trap" }}]
+
+[[routes]]
+name = "spin"
+path = "/spin"
+upstream = "up"
+pipeline = [{{ plugin = "spin" }}]
+
+[[routes]]
+name = "hog"
+path = "/hog"
+upstream = "up"
+pipeline = [{{ plugin = "hog" }}]
+
+[[routes]]
+name = "trap-open"
+path = "/trap-open"
+upstream = "up"
+pipeline = [{{ plugin = "trap", on_error = "fail-open" }}, {{ plugin = "add-header" }}]
+
+[[routes]]
+name = "healthy"
+path = "/healthy"
+upstream = "up"
+pipeline = [{{ plugin = "add-header" }}]
+"#,
+        up.target()
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_plugins_fail_only_their_own_requests() {
+    let up = TestUpstream::named("up").await;
+    let gw = Arc::new(gateway(&up).await);
+
+    // Bad requests and good ones at the same time: every good one succeeds.
+    let mut bad = Vec::new();
+    for path in ["/trap", "/spin", "/hog", "/trap", "/spin", "/hog"] {
+        let client = gw.client.clone();
+        bad.push(tokio::spawn(async move { (path, client.get(path).await) }));
+    }
+    let mut good = Vec::new();
+    for _ in 0..40 {
+        let client = gw.client.clone();
+        good.push(tokio::spawn(async move { client.get("/healthy").await }));
+    }
+    for g in good {
+        assert_eq!(g.await.unwrap().status, 200);
+    }
+    for b in bad {
+        let (path, reply) = b.await.unwrap();
+        let detail = reply.problem(500);
+        let expected = match path {
+            "/trap" => "plugin trap failed",
+            "/spin" => "plugin spin exceeded its time limit of 100ms",
+            _ => "plugin hog exceeded its memory limit of 8388608 bytes",
+        };
+        assert!(detail.contains(expected), "{path}: {detail}");
+    }
+    assert!(
+        up.seen().iter().all(|s| s.uri == "/healthy"),
+        "no failed request reached the upstream"
+    );
+
+    // The failed instances were discarded; fresh ones behave the same.
+    gw.client.get("/spin").await.problem(500);
+    assert_eq!(gw.client.get("/healthy").await.status, 200);
+}
+
+#[tokio::test]
+async fn fail_open_passes_the_request_on() {
+    let up = TestUpstream::named("up").await;
+    let gw = gateway(&up).await;
+    let reply = gw.client.send(Method::GET, "/trap-open", &[], "").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), "up GET /trap-open");
+    assert_eq!(up.seen()[0].header("x-ok"), Some("1"), "later plugins still run");
+}

@@ -1,0 +1,273 @@
+//! Routing, plugins in both phases and proxying, through real sockets,
+//! real components and real upstream servers.
+
+use std::time::Duration;
+
+use http::Method;
+use wasmgate_testbed::plugins::*;
+use wasmgate_testbed::{Answer, Client, TestGateway, TestUpstream};
+
+fn upstream_section(name: &str, up: &TestUpstream) -> String {
+    format!("[upstreams.{name}]\ntargets = [\"{}\"]\n", up.target())
+}
+
+#[tokio::test]
+async fn example_plugin_adds_headers_both_ways() {
+    let up = TestUpstream::named("users").await;
+    let gw = TestGateway::start(&format!(
+        r#"
+{}
+[plugins.add-header]
+path = "{ADD_HEADER}"
+config = {{ request = {{ x-added = "default" }} }}
+
+[[routes]]
+name = "users"
+path = "/users/{{id}}"
+upstream = "users"
+pipeline = [{{ plugin = "add-header", config = {{ request = {{ x-route = "users" }}, response = {{ x-served-by = "wasmgate" }} }} }}]
+"#,
+        upstream_section("users", &up)
+    ))
+    .await;
+
+    let reply = gw.client.get("/users/7?x=1").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), "users GET /users/7?x=1");
+    assert_eq!(reply.header("x-served-by"), Some("wasmgate"));
+    let seen = &up.seen()[0];
+    assert_eq!(seen.header("x-added"), Some("default"), "plugin default config applies");
+    assert_eq!(seen.header("x-route"), Some("users"), "route config is merged over it");
+}
+
+#[tokio::test]
+async fn a_plugin_reply_short_circuits_the_upstream() {
+    let up = TestUpstream::named("users").await;
+    let gw = TestGateway::start(&format!(
+        r#"
+{}
+[plugins.respond]
+path = "{FIXTURE_RESPOND}"
+
+[[routes]]
+name = "blocked"
+prefix = "/"
+upstream = "users"
+pipeline = [{{ plugin = "respond", config = {{ status = 403, body = "denied", header = "yes" }} }}]
+"#,
+        upstream_section("users", &up)
+    ))
+    .await;
+
+    let reply = gw.client.get("/anything").await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.text(), "denied");
+    assert_eq!(reply.header("x-fixture"), Some("yes"));
+    assert_eq!(reply.header("content-length"), Some("6"));
+    assert_eq!(up.count(), 0, "the upstream must not be called");
+}
+
+#[tokio::test]
+async fn on_response_changes_status_headers_and_body() {
+    let up = TestUpstream::start(|_| Answer::new(200, "original").header("x-up", "1")).await;
+    let gw = TestGateway::start(&format!(
+        r#"
+{}
+[plugins.rewrite]
+path = "{FIXTURE_REWRITE_RESPONSE}"
+
+[[routes]]
+name = "r"
+prefix = "/"
+upstream = "up"
+pipeline = [{{ plugin = "rewrite", config = {{ status = 203 }} }}]
+"#,
+        upstream_section("up", &up)
+    ))
+    .await;
+
+    let reply = gw.client.get("/x").await;
+    assert_eq!(reply.status, 203);
+    assert_eq!(reply.header("x-rewritten"), Some("yes"));
+    assert_eq!(reply.header("x-up"), Some("1"));
+    assert_eq!(reply.text(), "rewritten:original");
+    assert_eq!(reply.header("content-length"), Some("18"));
+}
+
+#[tokio::test]
+async fn gateway_errors_are_problem_json() {
+    let slow = TestUpstream::start(|_| Answer::new(200, "late").delay(Duration::from_secs(3))).await;
+    let gw = TestGateway::start(&format!(
+        r#"
+{}
+[upstreams.refused]
+targets = ["127.0.0.1:1"]
+
+[[routes]]
+name = "slow"
+path = "/slow"
+upstream = "slow"
+timeout_ms = 200
+
+[[routes]]
+name = "down"
+path = "/down"
+upstream = "refused"
+
+[[routes]]
+name = "get-only"
+path = "/only-get"
+methods = ["GET"]
+upstream = "slow"
+"#,
+        upstream_section("slow", &slow)
+    ))
+    .await;
+
+    let detail = gw.client.get("/nope").await.problem(404);
+    assert!(detail.contains("/nope"), "{detail}");
+    let detail = gw.client.get("/down").await.problem(502);
+    assert!(detail.contains("refused"), "{detail}");
+    let detail = gw.client.get("/slow").await.problem(504);
+    assert!(detail.contains("slow"), "{detail}");
+    let reply = gw.client.send(Method::DELETE, "/only-get", &[], "").await;
+    reply.problem(405);
+    assert_eq!(reply.header("allow"), Some("GET"));
+    assert!(reply.header("x-request-id").is_some(), "errors carry the request id");
+}
+
+#[tokio::test]
+async fn proxy_headers_reach_the_upstream() {
+    let up = TestUpstream::named("up").await;
+    let gw = TestGateway::start(&format!(
+        "{}\n[[routes]]\nname = \"all\"\nprefix = \"/\"\nupstream = \"up\"\n",
+        upstream_section("up", &up)
+    ))
+    .await;
+
+    let reply = gw
+        .client
+        .send(
+            Method::GET,
+            "/a",
+            &[
+                ("host", "api.example.test"),
+                ("x-forwarded-for", "203.0.113.5"),
+                ("connection", "x-hop"),
+                ("x-hop", "secret"),
+                ("keep-alive", "timeout=5"),
+                ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+                ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let seen = &up.seen()[0];
+    assert_eq!(seen.header("x-forwarded-for"), Some("203.0.113.5, 127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("api.example.test"));
+    assert_eq!(seen.header("host"), Some("api.example.test"));
+    assert_eq!(seen.header("x-hop"), None, "headers named by Connection are hop-by-hop");
+    assert_eq!(seen.header("keep-alive"), None);
+    assert_eq!(seen.header("proxy-authorization"), None);
+    assert_eq!(
+        seen.header("traceparent"),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    );
+    let generated = seen.header("x-request-id").expect("a request id is generated");
+    assert_eq!(generated.len(), 32);
+    assert_eq!(reply.header("x-request-id"), Some(generated), "and returned to the client");
+
+    gw.client.send(Method::GET, "/b", &[("x-request-id", "client-id-1")], "").await;
+    assert_eq!(up.seen()[1].header("x-request-id"), Some("client-id-1"), "a client's id is kept");
+}
+
+#[tokio::test]
+async fn buffered_bodies_are_limited_and_rewritten() {
+    let up = TestUpstream::start(|seen| Answer::new(200, seen.body.clone())).await;
+    let gw = TestGateway::start(&format!(
+        r#"
+{}
+[plugins.upper]
+path = "{FIXTURE_BODY_UPPER}"
+
+[[routes]]
+name = "upper"
+path = "/upper"
+upstream = "up"
+max_body_bytes = 16
+pipeline = [{{ plugin = "upper" }}]
+
+[[routes]]
+name = "stream"
+path = "/stream"
+upstream = "up"
+max_body_bytes = 16
+"#,
+        upstream_section("up", &up)
+    ))
+    .await;
+
+    let reply = gw.client.send(Method::POST, "/upper", &[], "hello").await;
+    assert_eq!(reply.text(), "HELLO");
+    assert_eq!(up.seen()[0].header("content-length"), Some("5"));
+
+    let detail = gw.client.send(Method::POST, "/upper", &[], "x".repeat(17)).await.problem(413);
+    assert!(detail.contains("16 bytes"), "{detail}");
+    assert_eq!(up.count(), 1, "an oversized body is not forwarded");
+
+    let big = "y".repeat(64 * 1024);
+    let reply = gw.client.send(Method::POST, "/stream", &[], big.clone()).await;
+    assert_eq!(reply.status, 200, "without a plugin asking for it, the body streams unbuffered");
+    assert_eq!(reply.body.len(), big.len());
+}
+
+#[tokio::test]
+async fn plugins_see_route_params_context_and_shared_vars() {
+    let gw = TestGateway::start(&format!(
+        r#"
+[plugins.set-var]
+path = "{FIXTURE_SET_VAR}"
+[plugins.echo]
+path = "{FIXTURE_ECHO_CONTEXT}"
+
+[[routes]]
+name = "items"
+path = "/shops/{{shop}}/items/{{item}}"
+pipeline = [
+  {{ plugin = "set-var", config = {{ name = "seen", value = "by-first-plugin" }} }},
+  {{ plugin = "echo" }},
+]
+"#
+    ))
+    .await;
+
+    let reply = gw
+        .client
+        .send(Method::GET, "/shops/s1/items/42?color=red", &[("x-request-id", "rid-9")], "")
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let ctx = reply.json();
+    assert_eq!(ctx["route"], "items");
+    assert_eq!(ctx["params"], serde_json::json!({"shop": "s1", "item": "42"}));
+    assert_eq!(ctx["path"], "/shops/s1/items/42");
+    assert_eq!(ctx["query"], "color=red");
+    assert_eq!(ctx["method"], "GET");
+    assert_eq!(ctx["request_id"], "rid-9");
+    assert!(ctx["client_addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(ctx["var_seen"], "by-first-plugin");
+}
+
+#[tokio::test]
+async fn http2_clients_are_served() {
+    let up = TestUpstream::named("up").await;
+    let gw = TestGateway::start(&format!(
+        "{}\n[[routes]]\nname = \"all\"\nprefix = \"/\"\nupstream = \"up\"\n",
+        upstream_section("up", &up)
+    ))
+    .await;
+    let reply = Client::http2(gw.addr).get("/h2").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), "up GET /h2");
+}
