@@ -1,18 +1,14 @@
 //! Route matching: built once per snapshot, matched per request.
 //!
-//! Paths go through a radix tree (most specific pattern wins: static over
-//! `{param}` over prefix); host and method then pick among the routes that
-//! share the pattern, in config order. When none of them fits, the longest
-//! prefix route that does fit is used, so a catch-all still catches
-//! requests that a more specific pattern refused by host or method.
+//! Whole-path patterns go through a radix tree (static segments win over
+//! `{param}`); host and method then pick among the routes that share the
+//! pattern, in config order. When none fits, the longest prefix route that
+//! fits is used, so a catch-all still catches requests a more specific
+//! pattern refused by host or method.
 
 use std::collections::HashMap;
 
 use http::Method;
-
-/// A catch-all segment name no config can use (`{` `}` are not allowed in
-/// route names and `__` marks it internal).
-const REST: &str = "__rest";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathPattern {
@@ -94,23 +90,17 @@ impl Router {
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut prefixes = Vec::new();
         for (route, m) in matchers.iter().enumerate() {
-            let patterns = match &m.path {
-                PathPattern::Exact(p) => vec![p.clone()],
-                PathPattern::Prefix(p) => {
-                    let base = p.trim_end_matches('/');
-                    prefixes.push((base.to_owned(), route));
-                    let root = if base.is_empty() { "/".to_owned() } else { base.to_owned() };
-                    vec![root, format!("{base}/{{*{REST}}}")]
-                }
-            };
-            for pattern in patterns {
-                match index.get(&pattern) {
+            match &m.path {
+                PathPattern::Exact(pattern) => match index.get(pattern) {
                     Some(&i) => by_pattern[i].1.push(route),
                     None => {
                         index.insert(pattern.clone(), by_pattern.len());
-                        by_pattern.push((pattern, vec![route]));
+                        by_pattern.push((pattern.clone(), vec![route]));
                     }
-                }
+                },
+                // Prefixes stay out of the tree: a catch-all there would
+                // conflict with `{param}` patterns at the same depth.
+                PathPattern::Prefix(p) => prefixes.push((p.trim_end_matches('/').to_owned(), route)),
             }
         }
         prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
@@ -147,7 +137,6 @@ impl Router {
                     let params = found
                         .params
                         .iter()
-                        .filter(|(k, _)| *k != REST)
                         .map(|(k, v)| (k.to_owned(), v.to_owned()))
                         .collect();
                     return RouteLookup::Found { route, params };

@@ -87,7 +87,7 @@ pipeline = [{ plugin = "nope" }]
         let e = errors(text);
         assert_eq!(e.len(), 2, "{e:?}");
         assert!(e[0].starts_with("gw.toml:11:12: routes[0].upstream: unknown upstream \"userz\" (defined: users)"), "{e:?}");
-        assert!(e[1].starts_with("gw.toml:17:23: routes[1].pipeline[0].plugin: unknown plugin \"nope\" (defined: hdr)"), "{e:?}");
+        assert!(e[1].starts_with("gw.toml:17:24: routes[1].pipeline[0].plugin: unknown plugin \"nope\" (defined: hdr)"), "{e:?}");
     }
 
     #[test]

@@ -319,7 +319,7 @@ fn check_path(c: &mut Checker<'_>, p: &Spanned<String>, key: &str) -> Option<Str
     if !s.starts_with('/') {
         return c.error(p.span(), key, format!("{s:?} must start with /"));
     }
-    if s.contains("{*") || s.contains("__") {
+    if s.contains("{*") {
         return c.error(p.span(), key, format!("{s:?}: use prefix = ... instead of catch-all segments"));
     }
     Some(s.clone())

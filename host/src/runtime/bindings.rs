@@ -17,4 +17,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use wasmgate::plugin::{clock, http_client, log, metrics, state, types};
+pub use self::wasmgate::plugin::{clock, http_client, log, metrics, state, types};

@@ -1,0 +1,57 @@
+//! The `wasmgate` command as an operator runs it.
+
+use std::process::Command;
+
+use wasmgate_testbed::plugins::{ADD_HEADER, FIXTURE_BAD_CONFIG};
+
+fn check(toml: &str) -> (bool, String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+        .arg("check")
+        .arg(&path)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path.display().to_string(),
+    )
+}
+
+#[test]
+fn check_accepts_a_good_config() {
+    let (ok, stdout, stderr, file) = check(&format!(
+        "[upstreams.u]\ntargets = [\"127.0.0.1:9\"]\n[plugins.h]\npath = \"{ADD_HEADER}\"\n[[routes]]\nname = \"r\"\npath = \"/\"\nupstream = \"u\"\npipeline = [{{ plugin = \"h\" }}]\n"
+    ));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), format!("{file}: ok (1 routes, 1 plugins, 1 upstreams)"));
+}
+
+#[test]
+fn check_fails_with_the_plugins_own_message() {
+    let (ok, _, stderr, file) = check(&format!(
+        "[plugins.strict]\npath = \"{FIXTURE_BAD_CONFIG}\"\n[[routes]]\nname = \"r\"\npath = \"/\"\npipeline = [{{ plugin = \"strict\" }}]\n"
+    ));
+    assert!(!ok);
+    assert!(stderr.starts_with(&format!("{file}:6:13: routes[0].pipeline[0]: route \"r\": plugin strict rejected its config: ")), "{stderr}");
+    assert!(stderr.contains("bad-config fixture rejects every config"), "{stderr}");
+}
+
+#[test]
+fn check_reports_every_error_on_its_own_line() {
+    let (ok, _, stderr, file) = check("[[routes]]\nname = \"a\"\npath = \"/a\"\nupstream = \"x\"\n[[routes]]\nname = \"b\"\n");
+    assert!(!ok);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            format!("{file}:4:12: routes[0].upstream: unknown upstream \"x\" (defined: none)"),
+            format!("{file}:6:8: routes[1]: a route needs a path or a prefix"),
+            format!("{file}:6:8: routes[1]: a route without an upstream needs a plugin in its pipeline to answer"),
+        ]
+    );
+}
