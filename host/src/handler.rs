@@ -46,6 +46,13 @@ pub async fn handle(snapshot: &Snapshot, req: Request<Body>, client: SocketAddr,
     let route = &snapshot.routes[index];
     let needs = route.pipeline.needs();
 
+    // HTTP/2 clients name the host in the URI, not a Host header; the
+    // upstream speaks HTTP/1.1 and must still learn it.
+    if !head.headers.contains_key(header::HOST)
+        && let Some(authority) = head.uri.authority().and_then(|a| HeaderValue::try_from(a.as_str()).ok())
+    {
+        head.headers.insert(header::HOST, authority);
+    }
     let original_host = head.headers.get(header::HOST).cloned();
     proxy_headers::forward(&mut head.headers, client, original_host.as_ref(), &request_id);
 

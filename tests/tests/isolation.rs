@@ -111,3 +111,27 @@ async fn fail_open_passes_the_request_on() {
     assert_eq!(reply.text(), "up GET /trap-open");
     assert_eq!(up.seen()[0].header("x-ok"), Some("1"), "later plugins still run");
 }
+
+#[tokio::test]
+async fn plugins_get_no_filesystem_environment_or_network() {
+    // A live service the probe will try to reach directly.
+    let target = TestUpstream::named("secret").await;
+    let gw = TestGateway::start(&format!(
+        r#"
+[plugins.probe]
+path = "{FIXTURE_SANDBOX_PROBE}"
+[[routes]]
+name = "probe"
+path = "/probe"
+pipeline = [{{ plugin = "probe" }}]
+"#
+    ))
+    .await;
+    let reply = gw.client.get(&format!("/probe?{}", target.target())).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"read_dir": false, "read_file": false, "env": [], "connect": false})
+    );
+    assert_eq!(target.count(), 0);
+}

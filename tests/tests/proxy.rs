@@ -270,4 +270,8 @@ async fn http2_clients_are_served() {
     let reply = Client::http2(gw.addr).get("/h2").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), "up GET /h2");
+    let seen = &up.seen()[0];
+    let authority = gw.addr.to_string();
+    assert_eq!(seen.header("host"), Some(authority.as_str()), "the :authority becomes Host upstream");
+    assert_eq!(seen.header("x-forwarded-host"), Some(authority.as_str()));
 }
