@@ -8,10 +8,12 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use http::{Request, Response};
+use tokio::sync::Mutex;
 
 use crate::body::Body;
 use crate::config::{self, Config, ConfigErrors};
 use crate::proxy_headers::{self, REQUEST_ID};
+use crate::reload::{self, Diff, ReloadStatus};
 use crate::runtime::Runtime;
 use crate::services::PluginMetrics;
 use crate::snapshot::{Shared, Snapshot};
@@ -29,6 +31,10 @@ pub enum StartError {
 pub struct Gateway {
     current: ArcSwap<Snapshot>,
     shared: Shared,
+    /// Held for a whole reload: reloads never overlap, and the status
+    /// describes the latest one.
+    reload: Mutex<ReloadStatus>,
+    status: std::sync::Mutex<ReloadStatus>,
 }
 
 impl Gateway {
@@ -48,10 +54,59 @@ impl Gateway {
         let snapshot = Snapshot::build(config, &shared)
             .await
             .map_err(|errors| StartError::Config(ConfigErrors::Invalid(errors)))?;
+        let status = ReloadStatus {
+            generation: 1,
+            last_success_ms: Some(reload::now_ms()),
+            ..ReloadStatus::default()
+        };
         Ok(Self {
             current: ArcSwap::from_pointee(snapshot),
             shared,
+            reload: Mutex::new(status.clone()),
+            status: std::sync::Mutex::new(status),
         })
+    }
+
+    /// Re-reads the config file and every plugin, and swaps the new
+    /// snapshot in if all of it loads. Requests in flight finish on the
+    /// snapshot they started with. On failure nothing changes but the
+    /// status, which keeps the reason.
+    pub async fn reload(&self, cause: &str) -> Result<Diff, ConfigErrors> {
+        let mut status = self.reload.lock().await;
+        status.last_attempt_ms = Some(reload::now_ms());
+        status.last_cause = Some(cause.to_owned());
+        let current = self.current.load_full();
+        let result = match config::load(&current.config.source) {
+            Ok(config) => Snapshot::build(config, &self.shared)
+                .await
+                .map_err(ConfigErrors::Invalid),
+            Err(e) => Err(e),
+        };
+        let outcome = match result {
+            Ok(snapshot) => {
+                let diff = Diff::between(&current, &snapshot);
+                warn_restart_only(&current.config, &snapshot.config);
+                self.current.store(Arc::new(snapshot));
+                status.generation += 1;
+                status.last_success_ms = status.last_attempt_ms;
+                status.last_error = None;
+                tracing::info!(cause, generation = status.generation, changes = %diff, "config reloaded");
+                Ok(diff)
+            }
+            Err(errors) => {
+                status.failures += 1;
+                status.last_error = Some(errors.to_string());
+                tracing::error!(cause, errors = %errors, "reload failed; still serving the previous config");
+                Err(errors)
+            }
+        };
+        *self.status.lock().unwrap() = status.clone();
+        outcome
+    }
+
+    /// The latest reload's outcome, without waiting for one in progress.
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.status.lock().unwrap().clone()
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -70,5 +125,15 @@ impl Gateway {
         let mut resp = crate::handler::handle(&snapshot, req, client, request_id.clone()).await;
         resp.headers_mut().insert(REQUEST_ID, request_id);
         resp
+    }
+}
+
+/// Settings read only at start: say so instead of silently ignoring them.
+fn warn_restart_only(old: &Config, new: &Config) {
+    if old.listen != new.listen {
+        tracing::warn!("server.listen changed: takes effect after a restart");
+    }
+    if old.engine != new.engine || old.cache_dir != new.cache_dir {
+        tracing::warn!("runtime.max_instances / cache_dir changed: take effect after a restart");
     }
 }

@@ -12,6 +12,7 @@
 //! Plugins run in [`runtime`]: one wasmtime engine, warm pools of configured
 //! instances, a time and memory budget on every call.
 
+pub mod admin;
 pub mod body;
 pub mod config;
 pub mod gateway;
@@ -19,6 +20,7 @@ mod handler;
 pub mod pipeline;
 pub mod problem;
 pub mod proxy_headers;
+pub mod reload;
 pub mod router;
 pub mod runtime;
 pub mod server;

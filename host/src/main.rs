@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use wasmgate::{Gateway, StartError, config, server};
+use wasmgate::{Gateway, StartError, admin, config, reload, server};
 
 #[derive(Parser)]
 #[command(name = "wasmgate", version, about = "API gateway with WebAssembly plugin pipelines")]
@@ -102,14 +102,47 @@ async fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
         Ok(g) => Arc::new(g),
         Err(e) => return report(e),
     };
-    let listen = gateway.snapshot().config.listen.clone();
-    let listeners = server::bind(&listen).await.context("binding listeners")?;
-    let running = server::serve(gateway, listeners);
+    let config = gateway.snapshot().config.clone();
+    let running = server::serve(gateway.clone(), server::bind(&config.listen).await.context("binding listeners")?);
     for addr in &running.addrs {
         tracing::info!(%addr, "wasmgate listening");
     }
+    let admin = match config.admin_listen {
+        Some(addr) => {
+            let listeners = server::bind(&[addr]).await.context("binding the admin listener")?;
+            let gw = gateway.clone();
+            let admin = server::serve_with(listeners, move |req, client| admin::handle(gw.clone(), req, client));
+            tracing::info!(addr = %admin.addrs[0], "admin API listening");
+            Some(admin)
+        }
+        None => None,
+    };
+    let _watcher = reload::watch(gateway.clone()).context("watching the config and plugin files")?;
+    let hangups = tokio::spawn(reload_on_sighup(gateway.clone()));
+
     server::shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
+    hangups.abort();
+    if let Some(admin) = admin {
+        admin.shutdown().await;
+    }
     running.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP reloads, as with nginx and most daemons.
+async fn reload_on_sighup(gateway: Arc<Gateway>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP");
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            let _ = gateway.reload("SIGHUP").await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
 }

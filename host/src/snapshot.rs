@@ -2,13 +2,15 @@
 //! pipelines of configured plugin pools, and upstreams. Requests hold the
 //! snapshot they started with, so a reload never changes a request midway.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
 use crate::pipeline::{Pipeline, Stage};
 use crate::router::Router;
-use crate::runtime::{PluginIdentity, PluginPool, Prepared, Runtime};
+use crate::config::PluginSpec;
+use crate::runtime::{ContentHash, PluginIdentity, PluginPool, Prepared, Runtime};
 use crate::services::HostServices;
 use crate::upstream::{Upstream, Upstreams};
 
@@ -24,6 +26,8 @@ pub struct Snapshot {
     pub router: Router,
     pub routes: Vec<Route>,
     pub config: Config,
+    /// Content hash of each plugin of `config.plugins`, in order.
+    pub plugin_hashes: Vec<ContentHash>,
 }
 
 /// Parts of the host that outlive snapshots.
@@ -115,6 +119,25 @@ impl Snapshot {
         }
         let router = Router::build(config.routes.iter().map(|r| r.matcher.clone()).collect())
             .expect("route conflicts are found while checking the config");
-        Ok(Self { router, routes, config })
+        let plugin_hashes = prepared
+            .iter()
+            .map(|p| p.as_ref().expect("every plugin prepared when there are no errors").compiled().hash)
+            .collect();
+        Ok(Self {
+            router,
+            routes,
+            config,
+            plugin_hashes,
+        })
+    }
+
+    /// Each plugin's short content hash and settings, by name.
+    pub fn plugin_versions(&self) -> BTreeMap<&str, (String, &PluginSpec)> {
+        self.config
+            .plugins
+            .iter()
+            .zip(&self.plugin_hashes)
+            .map(|(spec, hash)| (spec.name.as_str(), (hash.short(), spec)))
+            .collect()
     }
 }

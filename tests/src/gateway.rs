@@ -1,4 +1,5 @@
-//! A gateway started from TOML text, serving on a loopback port.
+//! A gateway started from a config file, serving on loopback ports, with its
+//! admin API and file watcher running as `wasmgate run` would.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -6,7 +7,7 @@ use std::sync::Arc;
 
 use wasmgate::config::ConfigErrors;
 use wasmgate::server::{self, Running};
-use wasmgate::{Gateway, StartError};
+use wasmgate::{Gateway, StartError, admin, reload};
 
 use crate::client::Client;
 
@@ -14,13 +15,17 @@ pub struct TestGateway {
     pub gateway: Arc<Gateway>,
     pub addr: SocketAddr,
     pub client: Client,
-    running: Option<Running>,
-    dir: tempfile::TempDir,
+    /// The admin API.
+    pub admin: Client,
+    running: Vec<Running>,
+    _watcher: reload::Watcher,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl TestGateway {
     /// Writes `toml` to `gateway.toml` in a fresh folder and starts a
-    /// gateway from it on `127.0.0.1:0` (any `[server]` listen is replaced).
+    /// gateway from it (any listen address in it is replaced by
+    /// `127.0.0.1:0`).
     pub async fn start(toml: &str) -> Self {
         match Self::try_start(toml).await {
             Ok(gw) => gw,
@@ -33,33 +38,50 @@ impl TestGateway {
         let dir = tempfile::tempdir().expect("creating a temp dir");
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, toml).expect("writing the test config");
-        let mut config = match wasmgate::config::load(&path) {
-            Ok(c) => c,
-            Err(e) => return Err((e.into(), path)),
-        };
-        config.listen = vec!["127.0.0.1:0".parse().unwrap()];
-        let gateway = match Gateway::new(config).await {
-            Ok(g) => Arc::new(g),
-            Err(e) => return Err((e, path)),
-        };
-        let listeners = server::bind(&gateway.snapshot().config.listen).await.expect("binding");
-        let running = server::serve(gateway.clone(), listeners);
-        let addr = running.addrs[0];
+        let mut gw = Self::try_start_at(&path).await.map_err(|e| (e, path))?;
+        gw.dir = Some(dir);
+        Ok(gw)
+    }
+
+    /// Starts from an existing config file (reload tests edit it later).
+    pub async fn start_at(path: &Path) -> Self {
+        match Self::try_start_at(path).await {
+            Ok(gw) => gw,
+            Err(e) => panic!("gateway failed to start:\n{e}"),
+        }
+    }
+
+    async fn try_start_at(path: &Path) -> Result<Self, StartError> {
+        let mut config = wasmgate::config::load(path)?;
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        config.listen = vec![loopback];
+        let gateway = Arc::new(Gateway::new(config).await?);
+        let traffic = server::serve(gateway.clone(), server::bind(&[loopback]).await.expect("binding"));
+        let gw = gateway.clone();
+        let admin = server::serve_with(server::bind(&[loopback]).await.expect("binding"), move |req, client| {
+            admin::handle(gw.clone(), req, client)
+        });
+        let watcher = reload::watch(gateway.clone()).expect("watching the config");
+        let addr = traffic.addrs[0];
         Ok(Self {
             gateway,
             addr,
             client: Client::new(addr),
-            running: Some(running),
-            dir,
+            admin: Client::new(admin.addrs[0]),
+            running: vec![traffic, admin],
+            _watcher: watcher,
+            dir: None,
         })
     }
 
+    /// The folder of a config started with `start`.
     pub fn config_dir(&self) -> &Path {
-        self.dir.path()
+        self.dir.as_ref().expect("started from TOML text").path()
     }
 
+    /// Stops accepting and drains in-flight requests.
     pub async fn shutdown(mut self) {
-        if let Some(r) = self.running.take() {
+        for r in self.running.drain(..) {
             r.shutdown().await;
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod demo;
+pub mod files;
 pub mod gateway;
 pub mod upstream;
 

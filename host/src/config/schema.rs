@@ -20,6 +20,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub server: ServerFile,
     #[serde(default)]
+    pub admin: AdminFile,
+    #[serde(default)]
     pub runtime: RuntimeFile,
     #[serde(default)]
     pub upstreams: BTreeMap<String, Spanned<UpstreamFile>>,
@@ -39,6 +41,18 @@ pub struct ConfigFile {
 pub struct ServerFile {
     pub listen: Option<Vec<Spanned<String>>>,
     pub max_body_bytes: Option<u64>,
+}
+
+/// The operators' API (health, status, reload). Off unless given.
+///
+/// ```toml
+/// [admin]
+/// listen = "127.0.0.1:9901"
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    pub listen: Option<Spanned<String>>,
 }
 
 /// Defaults for every plugin, and the engine's size.

@@ -30,6 +30,7 @@ const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;
 pub struct Config {
     pub source: PathBuf,
     pub listen: Vec<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
     pub engine: EngineLimits,
     pub cache_dir: Option<PathBuf>,
     pub upstreams: Vec<UpstreamSpec>,
@@ -56,6 +57,33 @@ pub struct RouteSpec {
     pub max_body_bytes: usize,
     pub pipeline: Vec<PluginUseSpec>,
     pub at: Location,
+}
+
+impl PluginSpec {
+    /// Equal but for where it was written.
+    pub fn same_settings(&self, other: &Self) -> bool {
+        (&self.name, &self.path, &self.config, &self.limits) == (&other.name, &other.path, &other.config, &other.limits)
+    }
+}
+
+impl RouteSpec {
+    /// Equal but for where it was written.
+    pub fn same_behaviour(&self, other: &Self) -> bool {
+        let key = |r: &Self| {
+            (
+                r.name.clone(),
+                r.matcher.clone(),
+                r.upstream.clone(),
+                r.timeout,
+                r.max_body_bytes,
+                r.pipeline
+                    .iter()
+                    .map(|u| (u.plugin, u.config_json.clone(), u.on_error))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        key(self) == key(other)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +143,12 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
             })
             .collect(),
     };
+    let admin_listen = file.admin.listen.as_ref().and_then(|a| {
+        a.get_ref()
+            .parse::<SocketAddr>()
+            .ok()
+            .or_else(|| c.error(a.span(), "admin.listen", format!("{:?} is not an IP:port address", a.get_ref())))
+    });
     let max_body = file.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY) as usize;
 
     let rt = &file.runtime;
@@ -218,6 +252,7 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
         Ok(Config {
             source: map.file().to_path_buf(),
             listen,
+            admin_listen,
             engine,
             cache_dir,
             upstreams,

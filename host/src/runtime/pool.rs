@@ -106,15 +106,18 @@ impl PluginPool {
             Ok(lease) => lease,
             Err(e) => return (req, Err(e)),
         };
-        let store = &mut lease.warm().store;
-        begin_call(store, &self.limits, &req);
-        let handle = match store.data_mut().table.push(req) {
-            Ok(handle) => handle,
-            Err(_) => unreachable!("a fresh call finds the resource table empty"),
-        };
-        let borrowed = Resource::new_borrow(handle.rep());
         let warm = lease.warm();
-        let result = warm.plugin.call_on_request(&mut warm.store, borrowed).await;
+        begin_call(&mut warm.store, &self.limits, &req);
+        let handle = warm
+            .store
+            .data_mut()
+            .table
+            .push(req)
+            .expect("a fresh call finds room in the resource table");
+        let result = warm
+            .plugin
+            .call_on_request(&mut warm.store, Resource::new_borrow(handle.rep()))
+            .await;
         let req = warm
             .store
             .data_mut()

@@ -15,8 +15,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::body;
+use crate::body::{self, Body};
 use crate::gateway::Gateway;
+use http::{Request, Response};
 
 /// How long in-flight requests may take to finish after shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,15 +46,31 @@ pub async fn bind(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
-/// Serves on already bound listeners.
+/// Serves the gateway's traffic on already bound listeners.
 pub fn serve(gateway: Arc<Gateway>, listeners: Vec<TcpListener>) -> Running {
+    serve_with(listeners, move |req, client| {
+        let gateway = gateway.clone();
+        async move { gateway.handle(req, client).await }
+    })
+}
+
+/// Serves any request handler (the gateway, the admin API) on listeners.
+pub fn serve_with<H, F>(listeners: Vec<TcpListener>, handler: H) -> Running
+where
+    H: Fn(Request<Body>, SocketAddr) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(accept_all(gateway, listeners, stopped));
+    let task = tokio::spawn(accept_all(Arc::new(handler), listeners, stopped));
     Running { addrs, stop, task }
 }
 
-async fn accept_all(gateway: Arc<Gateway>, listeners: Vec<TcpListener>, mut stopped: watch::Receiver<bool>) {
+async fn accept_all<H, F>(handler: Arc<H>, listeners: Vec<TcpListener>, mut stopped: watch::Receiver<bool>)
+where
+    H: Fn(Request<Body>, SocketAddr) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
@@ -85,10 +102,10 @@ async fn accept_all(gateway: Arc<Gateway>, listeners: Vec<TcpListener>, mut stop
             conn = conn_rx.recv() => {
                 let Some((stream, client)) = conn else { break };
                 let _ = stream.set_nodelay(true);
-                let gateway = gateway.clone();
+                let handler = handler.clone();
                 let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    let gateway = gateway.clone();
-                    async move { Ok::<_, Infallible>(gateway.handle(req.map(body::boxed), client).await) }
+                    let response = handler(req.map(body::boxed), client);
+                    async move { Ok::<_, Infallible>(response.await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());

@@ -1,0 +1,70 @@
+//! The operators' API, on its own listener: health, readiness, status of
+//! the loaded config and its last reload, and a reload trigger.
+//!
+//! - `GET /healthz`: the process answers.
+//! - `GET /readyz`: a snapshot is loaded and serving.
+//! - `GET /status`: generation, last reload (time, cause, error), routes,
+//!   plugins with content hashes.
+//! - `POST /reload`: reload now; 200 with the diff, or 422 problem+json
+//!   with the errors (the previous config keeps serving).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::body::{self, Body};
+use crate::gateway::Gateway;
+use crate::problem::problem;
+
+pub async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) -> Response<Body> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => text("ok\n"),
+        (&Method::GET, "/readyz") => text("ready\n"),
+        (&Method::GET, "/status") => json_response(StatusCode::OK, status(&gateway)),
+        (&Method::POST, "/reload") => match gateway.reload("admin").await {
+            Ok(diff) => json_response(
+                StatusCode::OK,
+                json!({"reloaded": true, "changes": diff.to_string(), "generation": gateway.reload_status().generation}),
+            ),
+            Err(errors) => problem(StatusCode::UNPROCESSABLE_ENTITY, &errors.to_string()),
+        },
+        (_, "/healthz" | "/readyz" | "/status" | "/reload") => {
+            problem(StatusCode::METHOD_NOT_ALLOWED, "see the admin API's methods")
+        }
+        (_, path) => problem(StatusCode::NOT_FOUND, &format!("no admin endpoint {path}")),
+    }
+}
+
+fn status(gateway: &Gateway) -> serde_json::Value {
+    let snapshot = gateway.snapshot();
+    let plugins: Vec<_> = snapshot
+        .plugin_versions()
+        .into_iter()
+        .map(|(name, (hash, spec))| json!({"name": name, "hash": hash, "path": spec.path}))
+        .collect();
+    let routes: Vec<_> = snapshot.config.routes.iter().map(|r| &r.name).collect();
+    json!({
+        "config": snapshot.config.source,
+        "reload": gateway.reload_status(),
+        "routes": routes,
+        "plugins": plugins,
+    })
+}
+
+fn text(s: &'static str) -> Response<Body> {
+    let mut resp = Response::new(body::full(s));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(body::full(serde_json::to_vec(&value).expect("JSON serialises")));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}

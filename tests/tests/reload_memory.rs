@@ -1,0 +1,55 @@
+//! Many reloads, each compiling a new plugin version, leave memory level:
+//! old snapshots, their instances and compiled code are freed once no
+//! request uses them. (Its own test binary: RSS is per process.)
+
+use wasmgate_testbed::files::stamp_component;
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kb * 1024
+}
+
+#[tokio::test]
+async fn memory_levels_off_across_many_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    let plugin = dir.path().join("stamp.wasm");
+    std::fs::write(&plugin, stamp_component("stamp-v0000000")).unwrap();
+    std::fs::write(
+        &config,
+        "[runtime]\nmax_instances = 16\n[plugins.stamp]\npath = \"stamp.wasm\"\n[[routes]]\nname = \"v\"\npath = \"/v\"\npipeline = [{ plugin = \"stamp\", config = { respond = true } }]\n",
+    )
+    .unwrap();
+    let gw = wasmgate::Gateway::load(&config).await.unwrap();
+    let client: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+
+    let mut samples = Vec::new();
+    for i in 1..=200u32 {
+        let version = format!("stamp-v{i:07}");
+        std::fs::write(&plugin, stamp_component(&version)).unwrap();
+        gw.reload("test").await.unwrap();
+        let req = http::Request::get("/v").body(wasmgate::body::empty()).unwrap();
+        let resp = gw.handle(req, client).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-version"], version.as_str(), "reload {i} serves its version");
+        if i % 50 == 0 {
+            samples.push(rss_bytes());
+        }
+    }
+    eprintln!("RSS at reloads 50, 100, 150, 200: {:?} MiB", samples.iter().map(|s| s >> 20).collect::<Vec<_>>());
+    let growth = samples[3].saturating_sub(samples[0]);
+    // Leaking one compiled component per reload would add well over this
+    // in 150 reloads; a level RSS stays far below it.
+    assert!(
+        growth < 24 << 20,
+        "RSS grew by {} MiB from reload 50 to 200 (samples {:?} MiB)",
+        growth >> 20,
+        samples.iter().map(|s| s >> 20).collect::<Vec<_>>()
+    );
+    assert_eq!(gw.reload_status().generation, 201);
+}
