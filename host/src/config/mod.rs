@@ -91,6 +91,34 @@ pipeline = [{ plugin = "nope" }]
     }
 
     #[test]
+    fn file_tables_embed_file_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key.pem"), "PEM TEXT").unwrap();
+        let text = r#"
+[plugins.p]
+path = "p.wasm"
+config = { keys = [{ pem = { "$file" = "key.pem" } }] }
+[[routes]]
+name = "r"
+path = "/"
+pipeline = [{ plugin = "p" }, { plugin = "p", config = { other = { "$file" = "missing.pem" } } }]
+"#;
+        let path = dir.path().join("gw.toml");
+        let errors = match parse(&path, text) {
+            Err(e) => e.errors().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            Ok(_) => panic!("missing.pem must be an error"),
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("routes[0].pipeline[1].config: cannot read"), "{errors:?}");
+        assert!(errors[0].contains("missing.pem"), "{errors:?}");
+
+        let config = parse(&path, &text.replace("missing.pem", "key.pem")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&config.routes[0].pipeline[0].config_json).unwrap();
+        assert_eq!(json, serde_json::json!({"keys": [{"pem": "PEM TEXT"}]}));
+        assert_eq!(config.embedded_files, vec![dir.path().join("key.pem")]);
+    }
+
+    #[test]
     fn route_config_merges_over_plugin_defaults() {
         let text = r#"
 [upstreams.u]

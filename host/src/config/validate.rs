@@ -36,6 +36,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamSpec>,
     pub plugins: Vec<PluginSpec>,
     pub routes: Vec<RouteSpec>,
+    /// Files embedded into plugin configs with `{ "$file" = ... }`.
+    pub embedded_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +101,40 @@ pub struct PluginUseSpec {
 struct Checker<'a> {
     map: &'a SourceMap,
     errors: Vec<ConfigError>,
+    files: EmbeddedFiles,
+}
+
+/// Files whose contents plugin configs embed: a table `{ "$file" = "path" }`
+/// in a plugin config becomes the file's text. Plugins have no filesystem,
+/// so this is how they get key material (JWKS, PEM) and the like; the
+/// files are watched for reloads with the config.
+struct EmbeddedFiles {
+    base: PathBuf,
+    read: Vec<PathBuf>,
+}
+
+impl EmbeddedFiles {
+    const KEY: &'static str = "$file";
+
+    fn embed(&mut self, value: &mut toml::Value) -> Result<(), String> {
+        match value {
+            toml::Value::Table(t) if t.len() == 1 && t.contains_key(Self::KEY) => {
+                let Some(toml::Value::String(rel)) = t.get(Self::KEY) else {
+                    return Err(format!("{:?} must name a file", Self::KEY));
+                };
+                let path = self.base.join(rel);
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                if !self.read.contains(&path) {
+                    self.read.push(path);
+                }
+                *value = toml::Value::String(text);
+                Ok(())
+            }
+            toml::Value::Table(t) => t.iter_mut().try_for_each(|(_, v)| self.embed(v)),
+            toml::Value::Array(a) => a.iter_mut().try_for_each(|v| self.embed(v)),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Checker<'_> {
@@ -128,8 +164,15 @@ impl Checker<'_> {
 }
 
 pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigError>> {
-    let mut c = Checker { map, errors: Vec::new() };
     let base = map.file().parent().unwrap_or(Path::new(".")).to_owned();
+    let mut c = Checker {
+        map,
+        errors: Vec::new(),
+        files: EmbeddedFiles {
+            base: base.clone(),
+            read: Vec::new(),
+        },
+    };
 
     let listen = match &file.server.listen {
         None => vec![DEFAULT_LISTEN.parse().expect("default listen address parses")],
@@ -258,6 +301,7 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
             upstreams,
             plugins,
             routes,
+            embedded_files: c.files.read,
         })
     } else {
         Err(c.errors)
@@ -322,7 +366,12 @@ fn check_route(
         if let Some(overrides) = &use_.config {
             merge(&mut merged, overrides.clone());
         }
-        let config_json = serde_json::to_string(&merged).expect("a TOML table serialises to JSON");
+        let mut value = toml::Value::Table(merged);
+        if let Err(message) = c.files.embed(&mut value) {
+            c.error::<()>(u.span(), format!("{ukey}.config"), message);
+            continue;
+        }
+        let config_json = serde_json::to_string(&value).expect("a TOML table serialises to JSON");
         pipeline.push(PluginUseSpec {
             plugin,
             config_json,

@@ -6,8 +6,9 @@ use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::StateError;
-use super::gcra::{self, Decision};
+use wasmgate_sdk::gcra;
+
+use super::{Decision, StateError};
 
 const SHARDS: usize = 16;
 /// Expired entries are swept from a shard every this many writes to it, so
@@ -15,7 +16,7 @@ const SHARDS: usize = 16;
 const SWEEP_EVERY: u32 = 1024;
 
 enum Entry {
-    Cell { tat_ms: f64, expires: Instant },
+    Cell { tat_us: u64, expires: Instant },
     Counter { value: i64, expires: Instant },
     Value { bytes: Vec<u8>, expires: Option<Instant> },
 }
@@ -67,11 +68,11 @@ impl Default for LocalStore {
     }
 }
 
-fn wall_ms() -> f64 {
+fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(0.0)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn after_ms(now: Instant, ms: u64) -> Instant {
@@ -90,13 +91,14 @@ impl LocalStore {
         let now_ms = wall_ms();
         let mut shard = self.shard(key);
         let tat = match shard.live(key, now) {
-            Some(Entry::Cell { tat_ms, .. }) => Some(*tat_ms),
-            _ => None,
+            Some(Entry::Cell { tat_us, .. }) => *tat_us,
+            _ => 0,
         };
-        let (decision, tat_ms) = gcra::decide(now_ms, tat, limit, window_ms, burst, cost)?;
+        let (decision, tat_us) =
+            gcra::decide(now_ms, tat, limit, window_ms, burst, cost).map_err(StateError::InvalidLimit)?;
         if decision.allowed {
             let expires = after_ms(now, decision.reset_ms + 1);
-            shard.insert(key, Entry::Cell { tat_ms, expires }, now);
+            shard.insert(key, Entry::Cell { tat_us, expires }, now);
         }
         Ok(decision)
     }

@@ -1,17 +1,18 @@
 //! Shared state behind the plugins' `state` import: rate-limit cells,
 //! counters and a key/value store with TTL.
 
-mod gcra;
 mod local;
 
-pub use gcra::Decision;
 pub use local::LocalStore;
+/// The rate-limit algorithm is the SDK's, so a plugin's unit tests against
+/// the SDK's mock host predict exactly what the gateway does.
+pub use wasmgate_sdk::host::state::Decision;
 
 /// Why a state operation failed (a remote backend being unreachable, say).
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("invalid rate limit: {0}")]
-    InvalidLimit(&'static str),
+    InvalidLimit(String),
 }
 
 /// The backends, as an enum: the set is closed and the calls are hot.
