@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 pub use diff::Diff;
-pub use watch::{Watcher, watch};
+pub use watch::{DEBOUNCE, Watcher, watch};
 
 /// The outcome of the latest reloads, for operators.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
