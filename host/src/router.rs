@@ -103,7 +103,7 @@ impl Router {
                 PathPattern::Prefix(p) => prefixes.push((p.trim_end_matches('/').to_owned(), route)),
             }
         }
-        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
 
         let mut tree = matchit::Router::new();
         let mut conflicts = Vec::new();

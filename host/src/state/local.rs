@@ -2,7 +2,7 @@
 //! gateway process; Redis extends that to a fleet.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -81,9 +81,7 @@ fn after_ms(now: Instant, ms: u64) -> Instant {
 
 impl LocalStore {
     fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        self.shards[h.finish() as usize % SHARDS].lock().unwrap()
+        self.shards[self.hasher.hash_one(key) as usize % SHARDS].lock().unwrap()
     }
 
     pub fn take(&self, key: &str, limit: u64, window_ms: u64, burst: u64, cost: u64) -> Result<Decision, StateError> {
