@@ -35,10 +35,7 @@ fn main() {
     scrub_env(&mut cmd);
     let out = cmd.output().expect("running cargo to build the plugins");
     if !out.status.success() {
-        panic!(
-            "building the plugins to wasm failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        panic!("building the plugins to wasm failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
 
     let built = target_dir.join("wasm32-wasip2/plugin");

@@ -40,9 +40,7 @@ fn pipelines(c: &mut Criterion) {
     for n in LENGTHS {
         let path = format!("/noop/{n}");
         assert_eq!(rt.block_on(roundtrip(&gw, &path)).0, 200);
-        group.bench_function(format!("{n}-noop-plugins"), |b| {
-            b.to_async(&rt).iter(|| roundtrip(&gw, &path))
-        });
+        group.bench_function(format!("{n}-noop-plugins"), |b| b.to_async(&rt).iter(|| roundtrip(&gw, &path)));
     }
     group.finish();
 }

@@ -56,15 +56,13 @@ fn status(gateway: &Gateway) -> serde_json::Value {
 
 fn text(s: &'static str) -> Response<Body> {
     let mut resp = Response::new(body::full(s));
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     resp
 }
 
 fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Body> {
     let mut resp = Response::new(body::full(serde_json::to_vec(&value).expect("JSON serialises")));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }

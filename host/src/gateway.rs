@@ -54,11 +54,7 @@ impl Gateway {
         let snapshot = Snapshot::build(config, &shared)
             .await
             .map_err(|errors| StartError::Config(ConfigErrors::Invalid(errors)))?;
-        let status = ReloadStatus {
-            generation: 1,
-            last_success_ms: Some(reload::now_ms()),
-            ..ReloadStatus::default()
-        };
+        let status = ReloadStatus { generation: 1, last_success_ms: Some(reload::now_ms()), ..ReloadStatus::default() };
         Ok(Self {
             current: ArcSwap::from_pointee(snapshot),
             shared,
@@ -77,9 +73,7 @@ impl Gateway {
         status.last_cause = Some(cause.to_owned());
         let current = self.current.load_full();
         let result = match config::load(&current.config.source) {
-            Ok(config) => Snapshot::build(config, &self.shared)
-                .await
-                .map_err(ConfigErrors::Invalid),
+            Ok(config) => Snapshot::build(config, &self.shared).await.map_err(ConfigErrors::Invalid),
             Err(e) => Err(e),
         };
         let outcome = match result {

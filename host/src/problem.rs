@@ -21,16 +21,10 @@ struct Problem<'a> {
 /// client's developer can act on.
 pub fn problem(status: StatusCode, detail: &str) -> Response<Body> {
     let title = status.canonical_reason().unwrap_or("Error");
-    let json = serde_json::to_vec(&Problem {
-        kind: "about:blank",
-        title,
-        status: status.as_u16(),
-        detail,
-    })
-    .expect("a problem serialises");
+    let json = serde_json::to_vec(&Problem { kind: "about:blank", title, status: status.as_u16(), detail })
+        .expect("a problem serialises");
     let mut resp = Response::new(body::full(json));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     resp
 }

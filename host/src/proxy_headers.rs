@@ -61,10 +61,7 @@ pub fn forward(headers: &mut HeaderMap, client: SocketAddr, host: Option<&Header
         Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client_ip}"),
         _ => client_ip,
     };
-    headers.insert(
-        X_FORWARDED_FOR,
-        HeaderValue::try_from(xff).expect("addresses are valid header values"),
-    );
+    headers.insert(X_FORWARDED_FOR, HeaderValue::try_from(xff).expect("addresses are valid header values"));
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host.clone());

@@ -71,9 +71,14 @@ pub struct RouteConflict {
 }
 
 pub enum RouteLookup {
-    Found { route: usize, params: Vec<(String, String)> },
+    Found {
+        route: usize,
+        params: Vec<(String, String)>,
+    },
     /// The path exists, but not for this method.
-    MethodNotAllowed { allowed: Vec<Method> },
+    MethodNotAllowed {
+        allowed: Vec<Method>,
+    },
     NotFound,
 }
 
@@ -110,21 +115,13 @@ impl Router {
         for (pattern, routes) in by_pattern {
             let first = routes[0];
             if let Err(e) = tree.insert(pattern.clone(), routes) {
-                conflicts.push(RouteConflict {
-                    route: first,
-                    pattern,
-                    reason: e.to_string(),
-                });
+                conflicts.push(RouteConflict { route: first, pattern, reason: e.to_string() });
             }
         }
         if !conflicts.is_empty() {
             return Err(conflicts);
         }
-        Ok(Self {
-            tree,
-            matchers,
-            prefixes,
-        })
+        Ok(Self { tree, matchers, prefixes })
     }
 
     /// `host` is the request's host without port.
@@ -134,11 +131,7 @@ impl Router {
             for &route in found.value {
                 let (host_ok, method_ok) = self.matchers[route].accepts(method, host);
                 if host_ok && method_ok {
-                    let params = found
-                        .params
-                        .iter()
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .collect();
+                    let params = found.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
                     return RouteLookup::Found { route, params };
                 }
                 if host_ok {
@@ -147,18 +140,13 @@ impl Router {
             }
         }
         for (prefix, route) in &self.prefixes {
-            let under = path
-                .strip_prefix(prefix.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            let under = path.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
             if !under {
                 continue;
             }
             let (host_ok, method_ok) = self.matchers[*route].accepts(method, host);
             if host_ok && method_ok {
-                return RouteLookup::Found {
-                    route: *route,
-                    params: Vec::new(),
-                };
+                return RouteLookup::Found { route: *route, params: Vec::new() };
             }
             if host_ok {
                 allowed.extend(self.matchers[*route].methods.iter().cloned());
@@ -179,19 +167,11 @@ mod tests {
     use super::*;
 
     fn exact(p: &str) -> RouteMatcher {
-        RouteMatcher {
-            path: PathPattern::Exact(p.into()),
-            methods: vec![],
-            hosts: vec![],
-        }
+        RouteMatcher { path: PathPattern::Exact(p.into()), methods: vec![], hosts: vec![] }
     }
 
     fn prefix(p: &str) -> RouteMatcher {
-        RouteMatcher {
-            path: PathPattern::Prefix(p.into()),
-            methods: vec![],
-            hosts: vec![],
-        }
+        RouteMatcher { path: PathPattern::Prefix(p.into()), methods: vec![], hosts: vec![] }
     }
 
     fn found(r: &Router, m: Method, host: Option<&str>, path: &str) -> Option<(usize, Vec<(String, String)>)> {

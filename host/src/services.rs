@@ -32,12 +32,7 @@ pub struct Summary {
 
 impl PluginMetrics {
     pub fn counter_add(&self, plugin: &Arc<str>, name: &str, value: u64) {
-        *self
-            .counters
-            .lock()
-            .unwrap()
-            .entry((plugin.clone(), name.to_owned()))
-            .or_default() += value;
+        *self.counters.lock().unwrap().entry((plugin.clone(), name.to_owned())).or_default() += value;
     }
 
     pub fn histogram_observe(&self, plugin: &Arc<str>, name: &str, value: f64) {
@@ -48,20 +43,10 @@ impl PluginMetrics {
     }
 
     pub fn counter(&self, plugin: &str, name: &str) -> Option<u64> {
-        self.counters
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|((p, n), _)| &**p == plugin && n == name)
-            .map(|(_, v)| *v)
+        self.counters.lock().unwrap().iter().find(|((p, n), _)| &**p == plugin && n == name).map(|(_, v)| *v)
     }
 
     pub fn histogram(&self, plugin: &str, name: &str) -> Option<Summary> {
-        self.histograms
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|((p, n), _)| &**p == plugin && n == name)
-            .map(|(_, v)| *v)
+        self.histograms.lock().unwrap().iter().find(|((p, n), _)| &**p == plugin && n == name).map(|(_, v)| *v)
     }
 }

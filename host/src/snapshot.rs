@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::PluginSpec;
 use crate::config::{Config, ConfigError};
 use crate::pipeline::{Pipeline, Stage};
 use crate::router::Router;
-use crate::config::PluginSpec;
 use crate::runtime::{ContentHash, PluginIdentity, PluginPool, Prepared, Runtime};
 use crate::services::HostServices;
 use crate::upstream::{Upstream, Upstreams};
@@ -45,7 +45,8 @@ impl Snapshot {
     /// the config it comes from.
     pub async fn build(config: Config, shared: &Shared) -> Result<Self, Vec<ConfigError>> {
         let runtime = &shared.runtime;
-        let compiled = futures_util::future::join_all(config.plugins.iter().map(|p| runtime.compile(p.path.clone()))).await;
+        let compiled =
+            futures_util::future::join_all(config.plugins.iter().map(|p| runtime.compile(p.path.clone()))).await;
         let mut errors = Vec::new();
         let prepared: Vec<Option<Prepared>> = compiled
             .into_iter()
@@ -54,14 +55,7 @@ impl Snapshot {
                 let prepared = result
                     .map_err(|e| e.to_string())
                     .and_then(|c| runtime.prepare(c).map_err(|e| format!("{}: {e:#}", spec.path.display())));
-                prepared
-                    .map_err(|message| {
-                        errors.push(ConfigError {
-                            at: spec.at.clone(),
-                            message,
-                        })
-                    })
-                    .ok()
+                prepared.map_err(|message| errors.push(ConfigError { at: spec.at.clone(), message })).ok()
             })
             .collect();
 
@@ -82,10 +76,8 @@ impl Snapshot {
                 let Some(prepared) = &prepared[use_.plugin] else {
                     continue;
                 };
-                let identity = Arc::new(PluginIdentity {
-                    plugin: plugin.name.as_str().into(),
-                    route: route_name.clone(),
-                });
+                let identity =
+                    Arc::new(PluginIdentity { plugin: plugin.name.as_str().into(), route: route_name.clone() });
                 match PluginPool::new(
                     runtime,
                     prepared.clone(),
@@ -96,14 +88,10 @@ impl Snapshot {
                 )
                 .await
                 {
-                    Ok(pool) => stages.push(Stage {
-                        pool,
-                        on_error: use_.on_error,
-                    }),
-                    Err(e) => errors.push(ConfigError {
-                        at: use_.at.clone(),
-                        message: format!("route {:?}: {e}", spec.name),
-                    }),
+                    Ok(pool) => stages.push(Stage { pool, on_error: use_.on_error }),
+                    Err(e) => {
+                        errors.push(ConfigError { at: use_.at.clone(), message: format!("route {:?}: {e}", spec.name) })
+                    }
                 }
             }
             routes.push(Route {
@@ -123,12 +111,7 @@ impl Snapshot {
             .iter()
             .map(|p| p.as_ref().expect("every plugin prepared when there are no errors").compiled().hash)
             .collect();
-        Ok(Self {
-            router,
-            routes,
-            config,
-            plugin_hashes,
-        })
+        Ok(Self { router, routes, config, plugin_hashes })
     }
 
     /// Each plugin's short content hash and settings, by name.

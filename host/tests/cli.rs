@@ -8,12 +8,8 @@ fn check(toml: &str) -> (bool, String, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gw.toml");
     std::fs::write(&path, toml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
-        .arg("check")
-        .arg(&path)
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_wasmgate")).arg("check").arg(&path).env("RUST_LOG", "off").output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -37,13 +33,19 @@ fn check_fails_with_the_plugins_own_message() {
         "[plugins.strict]\npath = \"{FIXTURE_BAD_CONFIG}\"\n[[routes]]\nname = \"r\"\npath = \"/\"\npipeline = [{{ plugin = \"strict\" }}]\n"
     ));
     assert!(!ok);
-    assert!(stderr.starts_with(&format!("{file}:6:13: routes[0].pipeline[0]: route \"r\": plugin strict rejected its config: ")), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "{file}:6:13: routes[0].pipeline[0]: route \"r\": plugin strict rejected its config: "
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains("bad-config fixture rejects every config"), "{stderr}");
 }
 
 #[test]
 fn check_reports_every_error_on_its_own_line() {
-    let (ok, _, stderr, file) = check("[[routes]]\nname = \"a\"\npath = \"/a\"\nupstream = \"x\"\n[[routes]]\nname = \"b\"\n");
+    let (ok, _, stderr, file) =
+        check("[[routes]]\nname = \"a\"\npath = \"/a\"\nupstream = \"x\"\n[[routes]]\nname = \"b\"\n");
     assert!(!ok);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(

@@ -48,28 +48,26 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: SocketAddr) -> Self {
-        Self {
-            base,
-            inner: HyperClient::builder(TokioExecutor::new()).build_http(),
-        }
+        Self { base, inner: HyperClient::builder(TokioExecutor::new()).build_http() }
     }
 
     /// Speaks HTTP/2 with prior knowledge (h2c).
     pub fn http2(base: SocketAddr) -> Self {
-        Self {
-            base,
-            inner: HyperClient::builder(TokioExecutor::new()).http2_only(true).build_http(),
-        }
+        Self { base, inner: HyperClient::builder(TokioExecutor::new()).http2_only(true).build_http() }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
         self.send(http::Method::GET, path, &[], Bytes::new()).await
     }
 
-    pub async fn send(&self, method: http::Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(format!("http://{}{}", self.base, path));
+    pub async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut req = http::Request::builder().method(method).uri(format!("http://{}{}", self.base, path));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -77,10 +75,6 @@ impl Client {
         let resp = self.inner.request(req).await.expect("the gateway answers");
         let (head, body) = resp.into_parts();
         let body = body.collect().await.expect("reading the response body").to_bytes();
-        Reply {
-            status: head.status.as_u16(),
-            headers: head.headers,
-            body,
-        }
+        Reply { status: head.status.as_u16(), headers: head.headers, body }
     }
 }

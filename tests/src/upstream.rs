@@ -39,12 +39,7 @@ pub struct Answer {
 
 impl Answer {
     pub fn new(status: u16, body: impl Into<Bytes>) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: body.into(),
-            delay: Duration::ZERO,
-        }
+        Self { status, headers: Vec::new(), body: body.into(), delay: Duration::ZERO }
     }
 
     pub fn json(value: &serde_json::Value) -> Self {
@@ -99,9 +94,7 @@ impl TestUpstream {
         gate: Option<Gate>,
         respond: impl Fn(&Seen) -> Answer + Send + Sync + 'static,
     ) -> Self {
-        let listener = TcpListener::bind(addr)
-            .await
-            .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
+        let listener = TcpListener::bind(addr).await.unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let respond: Responder = Arc::new(respond);
@@ -163,10 +156,8 @@ async fn serve(listener: TcpListener, seen: Arc<Mutex<Vec<Seen>>>, respond: Resp
                     let mut resp = hyper::Response::new(Full::new(answer.body));
                     *resp.status_mut() = http::StatusCode::from_u16(answer.status).unwrap();
                     for (k, v) in answer.headers {
-                        resp.headers_mut().append(
-                            http::HeaderName::try_from(k).unwrap(),
-                            http::HeaderValue::try_from(v).unwrap(),
-                        );
+                        resp.headers_mut()
+                            .append(http::HeaderName::try_from(k).unwrap(), http::HeaderValue::try_from(v).unwrap());
                     }
                     Ok::<_, Infallible>(resp)
                 }

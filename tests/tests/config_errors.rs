@@ -74,7 +74,12 @@ pipeline = [{{ plugin = "strict", config = {{ anything = 1 }} }}]
     );
     let (errors, file) = start_errors(&toml).await;
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].starts_with(&format!("{file}:7:13: routes[0].pipeline[0]: route \"guarded\": plugin strict rejected its config:")), "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!(
+            "{file}:7:13: routes[0].pipeline[0]: route \"guarded\": plugin strict rejected its config:"
+        )),
+        "{errors:?}"
+    );
     assert!(errors[0].contains("bad-config fixture rejects every config"), "{errors:?}");
 }
 

@@ -59,10 +59,7 @@ pipeline = [{{ plugin = "fanout", config = {{ calls = [
     ))
     .await;
 
-    let reply = gw
-        .client
-        .send(Method::GET, "/together", &[("x-request-id", "fan-1")], "")
-        .await;
+    let reply = gw.client.send(Method::GET, "/together", &[("x-request-id", "fan-1")], "").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(
         reply.json(),

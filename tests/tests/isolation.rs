@@ -92,10 +92,7 @@ async fn failing_plugins_fail_only_their_own_requests() {
         };
         assert!(detail.contains(expected), "{path}: {detail}");
     }
-    assert!(
-        up.seen().iter().all(|s| s.uri == "/healthy"),
-        "no failed request reached the upstream"
-    );
+    assert!(up.seen().iter().all(|s| s.uri == "/healthy"), "no failed request reached the upstream");
 
     // The failed instances were discarded; fresh ones behave the same.
     gw.client.get("/spin").await.problem(500);
@@ -129,9 +126,6 @@ pipeline = [{{ plugin = "probe" }}]
     .await;
     let reply = gw.client.get(&format!("/probe?{}", target.target())).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(
-        reply.json(),
-        serde_json::json!({"read_dir": false, "read_file": false, "env": [], "connect": false})
-    );
+    assert_eq!(reply.json(), serde_json::json!({"read_dir": false, "read_file": false, "env": [], "connect": false}));
     assert_eq!(target.count(), 0);
 }

@@ -171,10 +171,7 @@ async fn proxy_headers_reach_the_upstream() {
     assert_eq!(seen.header("x-hop"), None, "headers named by Connection are hop-by-hop");
     assert_eq!(seen.header("keep-alive"), None);
     assert_eq!(seen.header("proxy-authorization"), None);
-    assert_eq!(
-        seen.header("traceparent"),
-        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-    );
+    assert_eq!(seen.header("traceparent"), Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
     let generated = seen.header("x-request-id").expect("a request id is generated");
     assert_eq!(generated.len(), 32);
     assert_eq!(reply.header("x-request-id"), Some(generated), "and returned to the client");
@@ -243,10 +240,7 @@ pipeline = [
     ))
     .await;
 
-    let reply = gw
-        .client
-        .send(Method::GET, "/shops/s1/items/42?color=red", &[("x-request-id", "rid-9")], "")
-        .await;
+    let reply = gw.client.send(Method::GET, "/shops/s1/items/42?color=red", &[("x-request-id", "rid-9")], "").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let ctx = reply.json();
     assert_eq!(ctx["route"], "items");

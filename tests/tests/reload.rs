@@ -37,12 +37,7 @@ async fn setup() -> Setup {
     std::fs::write(&plugin, stamp_component(STAMP_V1)).unwrap();
     std::fs::write(&config, CONFIG).unwrap();
     let gw = TestGateway::start_at(&config).await;
-    Setup {
-        _dir: dir,
-        config,
-        plugin,
-        gw,
-    }
+    Setup { _dir: dir, config, plugin, gw }
 }
 
 fn both(version: &str) -> String {
@@ -123,7 +118,13 @@ async fn a_new_plugin_file_takes_over_atomically_under_traffic() {
 
 /// Breaks the config or plugin, checks the old version keeps serving and
 /// the status names the problem, then fixes it and checks the fix loads.
-async fn break_and_fix(s: &Setup, expected_error: &str, break_it: impl FnOnce(), fix_it: impl FnOnce(), serves_after_fix: &str) {
+async fn break_and_fix(
+    s: &Setup,
+    expected_error: &str,
+    break_it: impl FnOnce(),
+    fix_it: impl FnOnce(),
+    serves_after_fix: &str,
+) {
     let before = status(&s.gw.admin).await;
     let served_before = served(&s.gw.client).await;
     break_it();
@@ -138,10 +139,8 @@ async fn break_and_fix(s: &Setup, expected_error: &str, break_it: impl FnOnce(),
     assert_eq!(served(&s.gw.client).await, served_before, "the last good config keeps serving");
 
     fix_it();
-    eventually("the fix is picked up", || async {
-        status(&s.gw.admin).await["generation"] != before["generation"]
-    })
-    .await;
+    eventually("the fix is picked up", || async { status(&s.gw.admin).await["generation"] != before["generation"] })
+        .await;
     assert!(status(&s.gw.admin).await["last_error"].is_null());
     assert_eq!(served(&s.gw.client).await, both(serves_after_fix));
 }

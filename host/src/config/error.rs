@@ -33,13 +33,8 @@ pub struct SourceMap {
 
 impl SourceMap {
     pub fn new(file: &Path, text: &str) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Self {
-            file: file.into(),
-            line_starts,
-        }
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Self { file: file.into(), line_starts }
     }
 
     pub fn file(&self) -> &Arc<Path> {
@@ -48,12 +43,7 @@ impl SourceMap {
 
     pub fn locate(&self, span: Range<usize>, key: impl Into<String>) -> Location {
         let line = self.line_starts.partition_point(|&s| s <= span.start).max(1);
-        Location {
-            file: self.file.clone(),
-            line,
-            column: span.start - self.line_starts[line - 1] + 1,
-            key: key.into(),
-        }
+        Location { file: self.file.clone(), line, column: span.start - self.line_starts[line - 1] + 1, key: key.into() }
     }
 }
 

@@ -14,10 +14,8 @@ pub use validate::{Config, PluginSpec, PluginUseSpec, RouteSpec};
 
 /// Reads and checks a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors::Unreadable {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors::Unreadable { path: path.to_owned(), reason: e.to_string() })?;
     parse(path, &text)
 }
 
@@ -27,15 +25,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let map = SourceMap::new(path, text);
     let file: schema::ConfigFile = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        let key = text
-            .get(span.clone())
-            .and_then(|s| s.lines().next())
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default();
-        ConfigErrors::Invalid(vec![ConfigError {
-            at: map.locate(span, key),
-            message: e.message().trim().to_owned(),
-        }])
+        let key =
+            text.get(span.clone()).and_then(|s| s.lines().next()).map(|s| s.trim().to_owned()).unwrap_or_default();
+        ConfigErrors::Invalid(vec![ConfigError { at: map.locate(span, key), message: e.message().trim().to_owned() }])
     })?;
     validate::check(file, &map).map_err(ConfigErrors::Invalid)
 }
@@ -86,8 +78,14 @@ pipeline = [{ plugin = "nope" }]
 "#;
         let e = errors(text);
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e[0].starts_with("gw.toml:11:12: routes[0].upstream: unknown upstream \"userz\" (defined: users)"), "{e:?}");
-        assert!(e[1].starts_with("gw.toml:17:24: routes[1].pipeline[0].plugin: unknown plugin \"nope\" (defined: hdr)"), "{e:?}");
+        assert!(
+            e[0].starts_with("gw.toml:11:12: routes[0].upstream: unknown upstream \"userz\" (defined: users)"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("gw.toml:17:24: routes[1].pipeline[0].plugin: unknown plugin \"nope\" (defined: hdr)"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -80,18 +80,11 @@ impl RequestState {
     }
 
     pub fn writable(&mut self) -> Result<&mut Self, ExchangeError> {
-        if self.read_only {
-            Err(ExchangeError::ReadOnly)
-        } else {
-            Ok(self)
-        }
+        if self.read_only { Err(ExchangeError::ReadOnly) } else { Ok(self) }
     }
 
     pub fn var(&self, name: &str) -> Option<&str> {
-        self.vars
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     pub fn set_var(&mut self, name: String, value: String) {
@@ -108,13 +101,7 @@ impl RequestState {
         head.uri = self.head.uri.clone();
         head.version = self.head.version;
         head.headers = self.head.headers.clone();
-        RequestState {
-            head,
-            body: None,
-            info: self.info.clone(),
-            vars: self.vars.clone(),
-            read_only: true,
-        }
+        RequestState { head, body: None, info: self.info.clone(), vars: self.vars.clone(), read_only: true }
     }
 }
 
@@ -127,16 +114,11 @@ impl Headers {
     }
 
     pub fn all(map: &HeaderMap, name: &str) -> Vec<Vec<u8>> {
-        map.get_all(name)
-            .iter()
-            .map(|v| v.as_bytes().to_vec())
-            .collect()
+        map.get_all(name).iter().map(|v| v.as_bytes().to_vec()).collect()
     }
 
     pub fn list(map: &HeaderMap) -> Vec<(String, Vec<u8>)> {
-        map.iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
-            .collect()
+        map.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())).collect()
     }
 
     pub fn set(map: &mut HeaderMap, name: &str, value: Vec<u8>) -> Result<(), ExchangeError> {

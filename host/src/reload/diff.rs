@@ -29,11 +29,8 @@ impl Diff {
                 Some(_) => {}
             }
         }
-        diff.routes_removed = old_routes
-            .keys()
-            .filter(|n| !new_routes.contains_key(*n))
-            .map(|n| n.to_string())
-            .collect();
+        diff.routes_removed =
+            old_routes.keys().filter(|n| !new_routes.contains_key(*n)).map(|n| n.to_string()).collect();
 
         let old_plugins = old.plugin_versions();
         let new_plugins = new.plugin_versions();

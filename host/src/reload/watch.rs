@@ -39,11 +39,7 @@ pub fn watch(gateway: Arc<Gateway>) -> notify::Result<Watcher> {
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let _ = tx.send(event);
     })?;
-    let mut state = WatchState {
-        watcher,
-        dirs: BTreeSet::new(),
-        files: BTreeSet::new(),
-    };
+    let mut state = WatchState { watcher, dirs: BTreeSet::new(), files: BTreeSet::new() };
     state.update(&gateway);
     let task = tokio::spawn(run(gateway, state, rx));
     Ok(Watcher { task })
@@ -86,7 +82,11 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
 }
 
-async fn run(gateway: Arc<Gateway>, mut state: WatchState, mut rx: mpsc::UnboundedReceiver<notify::Result<notify::Event>>) {
+async fn run(
+    gateway: Arc<Gateway>,
+    mut state: WatchState,
+    mut rx: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+) {
     while let Some(event) = rx.recv().await {
         match event {
             Ok(event) if state.concerns(&event) => {}

@@ -18,10 +18,7 @@ use wasmtime::component::Component;
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a valid wasm component: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
@@ -70,21 +67,13 @@ impl Compiler {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_tag = format!("{:016x}", hasher.finish());
-        Self {
-            engine,
-            disk: cache_dir,
-            engine_tag,
-            memory: Mutex::new(HashMap::new()),
-        }
+        Self { engine, disk: cache_dir, engine_tag, memory: Mutex::new(HashMap::new()) }
     }
 
     /// Reads and compiles a plugin file. Blocking: call it off the request
     /// path (`spawn_blocking`).
     pub fn compile_file(&self, path: &Path) -> Result<Compiled, CompileError> {
-        let bytes = std::fs::read(path).map_err(|source| CompileError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| CompileError::Read { path: path.to_owned(), source })?;
         let hash = ContentHash::of(&bytes);
         if let Some(component) = self.memory.lock().unwrap().get(&hash).and_then(Weak::upgrade) {
             return Ok(Compiled { component, hash });
@@ -92,12 +81,8 @@ impl Compiler {
         let component = match self.load_artifact(&hash) {
             Some(component) => component,
             None => {
-                let component = Component::new(&self.engine, &bytes).map_err(|e| {
-                    CompileError::Invalid {
-                        path: path.to_owned(),
-                        reason: format!("{e:#}"),
-                    }
-                })?;
+                let component = Component::new(&self.engine, &bytes)
+                    .map_err(|e| CompileError::Invalid { path: path.to_owned(), reason: format!("{e:#}") })?;
                 self.store_artifact(&hash, &component);
                 component
             }
@@ -137,9 +122,7 @@ impl Compiler {
             return;
         };
         let write = || -> std::io::Result<()> {
-            let bytes = component
-                .serialize()
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let bytes = component.serialize().map_err(|e| std::io::Error::other(e.to_string()))?;
             std::fs::create_dir_all(path.parent().expect("artifact path has a parent"))?;
             // Write then rename, so a concurrent reader never sees half a file.
             let tmp = path.with_extension(format!("tmp{}", std::process::id()));

@@ -1,7 +1,7 @@
 //! The one wasmtime engine of the process, its epoch ticker and its linker.
 
-use wasmtime::error::Context as _;
 use wasmtime::component::Linker;
+use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::Plugin;
@@ -20,10 +20,7 @@ pub struct EngineLimits {
 
 impl Default for EngineLimits {
     fn default() -> Self {
-        Self {
-            max_instances: 256,
-            max_memory_bytes: 256 << 20,
-        }
+        Self { max_instances: 256, max_memory_bytes: 256 << 20 }
     }
 }
 

@@ -23,21 +23,12 @@ impl PluginError {
     /// Classifies an error out of a call into the guest.
     pub(super) fn from_call(plugin: &Arc<str>, timeout: Duration, error: wasmtime::Error) -> Self {
         if let Some(wasmtime::Trap::Interrupt) = error.downcast_ref::<wasmtime::Trap>() {
-            return Self::Timeout {
-                plugin: plugin.clone(),
-                limit: timeout,
-            };
+            return Self::Timeout { plugin: plugin.clone(), limit: timeout };
         }
         if let Some(e) = error.downcast_ref::<MemoryLimitExceeded>() {
-            return Self::MemoryLimit {
-                plugin: plugin.clone(),
-                limit: e.limit,
-            };
+            return Self::MemoryLimit { plugin: plugin.clone(), limit: e.limit };
         }
-        Self::Trap {
-            plugin: plugin.clone(),
-            reason: format!("{error:#}"),
-        }
+        Self::Trap { plugin: plugin.clone(), reason: format!("{error:#}") }
     }
 
     /// The HTTP status a fail-closed route answers with.

@@ -20,9 +20,7 @@ pub async fn fetch_all(
     requests: Vec<OutboundRequest>,
     request_id: Option<HeaderValue>,
 ) -> Vec<Result<OutboundResponse, FetchError>> {
-    let calls = requests
-        .into_iter()
-        .map(|r| fetch_one(upstreams, r, request_id.clone()));
+    let calls = requests.into_iter().map(|r| fetch_one(upstreams, r, request_id.clone()));
     futures_util::future::join_all(calls).await
 }
 
@@ -34,10 +32,7 @@ async fn fetch_one(
     let upstream = upstreams
         .get(&request.upstream)
         .ok_or_else(|| FetchError::Invalid(format!("unknown upstream {:?}", request.upstream)))?;
-    let timeout = request
-        .timeout_ms
-        .map(|ms| Duration::from_millis(ms.into()))
-        .unwrap_or(upstream.timeout());
+    let timeout = request.timeout_ms.map(|ms| Duration::from_millis(ms.into())).unwrap_or(upstream.timeout());
 
     let method = http::Method::from_bytes(request.method.as_bytes())
         .map_err(|_| FetchError::Invalid(format!("invalid method {:?}", request.method)))?;
@@ -53,9 +48,8 @@ async fn fetch_one(
     if let Some(id) = request_id {
         headers.entry(crate::proxy_headers::REQUEST_ID).or_insert(id);
     }
-    let req = builder
-        .body(body::full(request.body.unwrap_or_default()))
-        .map_err(|e| FetchError::Invalid(e.to_string()))?;
+    let req =
+        builder.body(body::full(request.body.unwrap_or_default())).map_err(|e| FetchError::Invalid(e.to_string()))?;
 
     let call = async {
         let resp = upstream.send(req, Some(timeout)).await.map_err(|e| match e {
@@ -73,7 +67,5 @@ async fn fetch_one(
         })
     };
     // The head and the body share the one timeout.
-    tokio::time::timeout(timeout, call)
-        .await
-        .unwrap_or(Err(FetchError::Timeout))
+    tokio::time::timeout(timeout, call).await.unwrap_or(Err(FetchError::Timeout))
 }

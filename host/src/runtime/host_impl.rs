@@ -76,10 +76,7 @@ impl InstanceState {
 
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -267,10 +264,7 @@ impl log::Host for InstanceState {
 
 impl clock::Host for InstanceState {
     fn now_ms(&mut self) -> wasmtime::Result<u64> {
-        Ok(SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0))
+        Ok(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0))
     }
 
     fn monotonic_ns(&mut self) -> wasmtime::Result<u64> {
@@ -289,13 +283,15 @@ impl state::Host for InstanceState {
     ) -> wasmtime::Result<Result<state::Decision, String>> {
         let key = self.key(&key);
         let result = self.services.state.take(&key, limit, window_ms, burst, cost).await;
-        Ok(result.map(|d| state::Decision {
-            allowed: d.allowed,
-            limit: d.limit,
-            remaining: d.remaining,
-            reset_ms: d.reset_ms,
-            retry_after_ms: d.retry_after_ms,
-        }).map_err(|e| e.to_string()))
+        Ok(result
+            .map(|d| state::Decision {
+                allowed: d.allowed,
+                limit: d.limit,
+                remaining: d.remaining,
+                reset_ms: d.reset_ms,
+                retry_after_ms: d.retry_after_ms,
+            })
+            .map_err(|e| e.to_string()))
     }
 
     async fn increment(&mut self, key: String, delta: i64, ttl_ms: u64) -> wasmtime::Result<Result<i64, String>> {

@@ -54,28 +54,14 @@ impl MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.limit {
-            return Err(MemoryLimitExceeded {
-                limit: self.limit,
-                desired,
-            }
-            .into());
+            return Err(MemoryLimitExceeded { limit: self.limit, desired }.into());
         }
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -86,11 +72,7 @@ mod tests {
 
     #[test]
     fn ticks_round_up_and_never_reach_zero() {
-        let limits = |ms| PluginLimits {
-            timeout: Duration::from_millis(ms),
-            memory_bytes: 0,
-            max_instances: 1,
-        };
+        let limits = |ms| PluginLimits { timeout: Duration::from_millis(ms), memory_bytes: 0, max_instances: 1 };
         assert_eq!(limits(0).ticks(), 1);
         assert_eq!(limits(10).ticks(), 1);
         assert_eq!(limits(11).ticks(), 2);

@@ -14,9 +14,9 @@ mod pool;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use wasmtime::error::Context as _;
 use tokio::sync::Semaphore;
 use wasmtime::component::Linker;
+use wasmtime::error::Context as _;
 
 pub use bindings::types::{Action, Needs, Reply};
 pub use compile::{CompileError, Compiled, ContentHash};
@@ -59,9 +59,7 @@ impl Runtime {
     /// Compiles (or loads from cache) a plugin file off the async workers.
     pub async fn compile(&self, path: PathBuf) -> Result<Compiled, CompileError> {
         let compiler = self.compiler.clone();
-        tokio::task::spawn_blocking(move || compiler.compile_file(&path))
-            .await
-            .expect("compile task does not panic")
+        tokio::task::spawn_blocking(move || compiler.compile_file(&path)).await.expect("compile task does not panic")
     }
 
     /// Links a compiled plugin against the host API once, so instances are

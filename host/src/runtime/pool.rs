@@ -108,22 +108,9 @@ impl PluginPool {
         };
         let warm = lease.warm();
         begin_call(&mut warm.store, &self.limits, &req);
-        let handle = warm
-            .store
-            .data_mut()
-            .table
-            .push(req)
-            .expect("a fresh call finds room in the resource table");
-        let result = warm
-            .plugin
-            .call_on_request(&mut warm.store, Resource::new_borrow(handle.rep()))
-            .await;
-        let req = warm
-            .store
-            .data_mut()
-            .table
-            .delete(handle)
-            .expect("the request resource outlives the call");
+        let handle = warm.store.data_mut().table.push(req).expect("a fresh call finds room in the resource table");
+        let result = warm.plugin.call_on_request(&mut warm.store, Resource::new_borrow(handle.rep())).await;
+        let req = warm.store.data_mut().table.delete(handle).expect("the request resource outlives the call");
         (req, lease.finish(result, self))
     }
 
@@ -177,16 +164,11 @@ impl PluginPool {
                 warm
             }
         };
-        Ok(Lease {
-            warm: Some(warm),
-            _permit: permit,
-        })
+        Ok(Lease { warm: Some(warm), _permit: permit })
     }
 
     fn overloaded(&self) -> PluginError {
-        PluginError::Overloaded {
-            plugin: self.identity.plugin.clone(),
-        }
+        PluginError::Overloaded { plugin: self.identity.plugin.clone() }
     }
 }
 
@@ -231,9 +213,10 @@ async fn instantiate(
     limits: &PluginLimits,
     engine_slots: &Arc<Semaphore>,
 ) -> Result<(Warm, types::Needs), PluginError> {
-    let slot = engine_slots.clone().try_acquire_owned().map_err(|_| PluginError::Overloaded {
-        plugin: identity.plugin.clone(),
-    })?;
+    let slot = engine_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| PluginError::Overloaded { plugin: identity.plugin.clone() })?;
     let engine = prepared.pre.engine();
     let state = InstanceState::new(identity.clone(), services.clone(), limits.memory_bytes);
     let mut store = Store::new(engine, state);
@@ -243,11 +226,7 @@ async fn instantiate(
     store.epoch_deadline_callback(|mut ctx| {
         let data = ctx.data_mut();
         data.ticks_left = data.ticks_left.saturating_sub(1);
-        Ok(if data.ticks_left == 0 {
-            UpdateDeadline::Interrupt
-        } else {
-            UpdateDeadline::Yield(1)
-        })
+        Ok(if data.ticks_left == 0 { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
     });
     store.data_mut().ticks_left = limits.ticks();
     store.set_epoch_deadline(1);
@@ -258,16 +237,6 @@ async fn instantiate(
         .call_configure(&mut store, config)
         .await
         .map_err(fail)?
-        .map_err(|reason| PluginError::Config {
-            plugin: identity.plugin.clone(),
-            reason,
-        })?;
-    Ok((
-        Warm {
-            store,
-            plugin,
-            _slot: slot,
-        },
-        needs,
-    ))
+        .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
+    Ok((Warm { store, plugin, _slot: slot }, needs))
 }

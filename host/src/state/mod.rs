@@ -25,7 +25,14 @@ impl StateStore {
         Self::Local(LocalStore::default())
     }
 
-    pub async fn take(&self, key: &str, limit: u64, window_ms: u64, burst: u64, cost: u64) -> Result<Decision, StateError> {
+    pub async fn take(
+        &self,
+        key: &str,
+        limit: u64,
+        window_ms: u64,
+        burst: u64,
+        cost: u64,
+    ) -> Result<Decision, StateError> {
         match self {
             Self::Local(s) => s.take(key, limit, window_ms, burst, cost),
         }

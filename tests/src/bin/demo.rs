@@ -34,7 +34,9 @@ async fn main() -> anyhow::Result<()> {
     println!("\nwasmgate demo gateway on http://{addr}  (config: {})", config.display());
     println!("services: users {}, orders {}, products {}", demo::USERS, demo::ORDERS, demo::PRODUCTS);
     println!("try:");
-    println!("  curl -i http://{addr}/users/42            # add-header plugin: see x-gateway upstream, x-powered-by back");
+    println!(
+        "  curl -i http://{addr}/users/42            # add-header plugin: see x-gateway upstream, x-powered-by back"
+    );
     println!("  curl -i http://{addr}/orders              # plain proxying");
     println!("  curl -i http://{addr}/nowhere             # 404 problem+json");
     println!("Ctrl-C to stop.\n");
