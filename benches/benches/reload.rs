@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use wasmgate_testbed::TestGateway;
-use wasmgate_testbed::files::{replace_atomically, stamp_component};
+use wasmgate_testbed::files::{STAMP_CONFIG, StampSite, replace_atomically, stamp_component};
 
 const RUNS: u32 = 15;
 
@@ -33,16 +33,9 @@ fn report(name: &str, mut samples: Vec<Duration>) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gateway.toml");
-    let plugin = dir.path().join("stamp.wasm");
-    std::fs::write(&plugin, stamp_component("stamp-v0000000")).unwrap();
-    std::fs::write(
-        &config,
-        "[plugins.stamp]\npath = \"stamp.wasm\"\n[[routes]]\nname = \"v\"\npath = \"/v\"\npipeline = [{ plugin = \"stamp\", config = { respond = true } }]\n",
-    )
-    .unwrap();
-    let gw = TestGateway::start_at(&config).await;
+    let site = StampSite::new(STAMP_CONFIG);
+    let plugin = &site.plugin;
+    let gw = TestGateway::start_at(&site.config).await;
 
     let mut watched = Vec::new();
     let mut direct = Vec::new();
@@ -51,7 +44,7 @@ async fn main() {
         let version = format!("stamp-w{i:07}");
         let bytes = stamp_component(&version);
         let start = Instant::now();
-        replace_atomically(&plugin, &bytes);
+        replace_atomically(plugin, &bytes);
         loop {
             let reply = gw.client.get("/v").await;
             if reply.header("x-version") == Some(version.as_str()) {
@@ -67,7 +60,7 @@ async fn main() {
         // Directly: the compile-and-swap alone.
         let version = format!("stamp-d{i:07}");
         let bytes = stamp_component(&version);
-        std::fs::write(&plugin, &bytes).unwrap();
+        std::fs::write(plugin, &bytes).unwrap();
         let start = Instant::now();
         gw.gateway.reload("bench").await.unwrap();
         direct.push(start.elapsed());

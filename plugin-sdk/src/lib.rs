@@ -64,6 +64,7 @@ pub mod gcra;
 #[cfg(target_arch = "wasm32")]
 mod guest;
 pub mod host;
+pub mod text;
 mod plugin;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;

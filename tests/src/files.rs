@@ -26,3 +26,24 @@ pub fn replace_atomically(path: &Path, bytes: &[u8]) {
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, path).unwrap();
 }
+
+/// A route `/v` answered by the version-stamp plugin (`stamp.wasm`).
+pub const STAMP_CONFIG: &str = "[plugins.stamp]\npath = \"stamp.wasm\"\n[[routes]]\nname = \"v\"\npath = \"/v\"\npipeline = [{ plugin = \"stamp\", config = { respond = true } }]\n";
+
+/// A folder with `stamp.wasm` (version [`STAMP_V1`]) and `gateway.toml`
+/// holding `config`: the set-up of every reload test.
+pub struct StampSite {
+    pub dir: tempfile::TempDir,
+    pub config: std::path::PathBuf,
+    pub plugin: std::path::PathBuf,
+}
+
+impl StampSite {
+    pub fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Self { config: dir.path().join("gateway.toml"), plugin: dir.path().join("stamp.wasm"), dir };
+        std::fs::write(&site.plugin, stamp_component(STAMP_V1)).unwrap();
+        std::fs::write(&site.config, config).unwrap();
+        site
+    }
+}

@@ -1,13 +1,13 @@
 //! Hot reload: new plugin files and config edits take effect atomically;
 //! anything broken leaves the last good config serving and says why.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::Method;
-use wasmgate_testbed::files::{STAMP_V1, replace_atomically, stamp_component};
+use wasmgate_testbed::files::{STAMP_V1, StampSite, replace_atomically, stamp_component};
 use wasmgate_testbed::{Client, TestGateway};
 
 const CONFIG: &str = r#"
@@ -24,20 +24,21 @@ pipeline = [
 "#;
 
 struct Setup {
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    plugin: PathBuf,
+    site: StampSite,
     gw: TestGateway,
 }
 
+impl std::ops::Deref for Setup {
+    type Target = StampSite;
+    fn deref(&self) -> &StampSite {
+        &self.site
+    }
+}
+
 async fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gateway.toml");
-    let plugin = dir.path().join("stamp.wasm");
-    std::fs::write(&plugin, stamp_component(STAMP_V1)).unwrap();
-    std::fs::write(&config, CONFIG).unwrap();
-    let gw = TestGateway::start_at(&config).await;
-    Setup { _dir: dir, config, plugin, gw }
+    let site = StampSite::new(CONFIG);
+    let gw = TestGateway::start_at(&site.config).await;
+    Setup { site, gw }
 }
 
 fn both(version: &str) -> String {
@@ -226,17 +227,14 @@ async fn the_admin_api_reloads_on_request() {
 #[tokio::test]
 async fn a_reload_reports_what_changed() {
     // No watcher here, so this reload sees both edits at once.
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gateway.toml");
-    let plugin = dir.path().join("stamp.wasm");
-    std::fs::write(&plugin, stamp_component(STAMP_V1)).unwrap();
-    std::fs::write(&config, CONFIG).unwrap();
-    let gw = wasmgate::Gateway::load(&config).await.unwrap();
+    let site = StampSite::new(CONFIG);
+    let (config, plugin) = (&site.config, &site.plugin);
+    let gw = wasmgate::Gateway::load(config).await.unwrap();
     let old_hash = gw.snapshot().plugin_versions()["stamp"].0.clone();
 
-    std::fs::write(&plugin, stamp_component("stamp-v0000009")).unwrap();
+    std::fs::write(plugin, stamp_component("stamp-v0000009")).unwrap();
     std::fs::write(
-        &config,
+        config,
         format!("{CONFIG}\n[[routes]]\nname = \"w\"\npath = \"/w\"\npipeline = [{{ plugin = \"stamp\", config = {{ respond = true }} }}]\n"),
     )
     .unwrap();

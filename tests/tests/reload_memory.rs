@@ -2,7 +2,7 @@
 //! old snapshots, their instances and compiled code are freed once no
 //! request uses them. (Its own test binary: RSS is per process.)
 
-use wasmgate_testbed::files::stamp_component;
+use wasmgate_testbed::files::{STAMP_CONFIG, StampSite, stamp_component};
 
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -16,22 +16,14 @@ fn rss_bytes() -> u64 {
 
 #[tokio::test]
 async fn memory_levels_off_across_many_reloads() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gateway.toml");
-    let plugin = dir.path().join("stamp.wasm");
-    std::fs::write(&plugin, stamp_component("stamp-v0000000")).unwrap();
-    std::fs::write(
-        &config,
-        "[runtime]\nmax_instances = 16\n[plugins.stamp]\npath = \"stamp.wasm\"\n[[routes]]\nname = \"v\"\npath = \"/v\"\npipeline = [{ plugin = \"stamp\", config = { respond = true } }]\n",
-    )
-    .unwrap();
-    let gw = wasmgate::Gateway::load(&config).await.unwrap();
+    let site = StampSite::new(&format!("[runtime]\nmax_instances = 16\n{STAMP_CONFIG}"));
+    let gw = wasmgate::Gateway::load(&site.config).await.unwrap();
     let client: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
 
     let mut samples = Vec::new();
     for i in 1..=200u32 {
         let version = format!("stamp-v{i:07}");
-        std::fs::write(&plugin, stamp_component(&version)).unwrap();
+        std::fs::write(&site.plugin, stamp_component(&version)).unwrap();
         gw.reload("test").await.unwrap();
         let req = http::Request::get("/v").body(wasmgate::body::empty()).unwrap();
         let resp = gw.handle(req, client).await;

@@ -24,6 +24,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 use wasmgate_sdk::prelude::*;
+use wasmgate_sdk::text::is_token;
 
 use crate::template::{Context, PathTemplate, json_path};
 
@@ -556,10 +557,6 @@ fn is_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// RFC 9110 §5.6.2 token: header names and methods.
-fn is_token(text: &str) -> bool {
-    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
 
 export_plugin!(Aggregate);
 

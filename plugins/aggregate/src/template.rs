@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 use wasmgate_sdk::Request;
+use wasmgate_sdk::text::percent_encode;
 
 /// Where a placeholder takes its value from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,9 +151,9 @@ fn lookup(source: &Source, ctx: &Context) -> Result<Option<String>, String> {
     Ok(match source {
         Source::Param(name) => ctx.req.param(name),
         Source::Query(name) => ctx.query.and_then(|query| query_value(query, name)).map(str::to_owned),
-        Source::Header(name) => ctx.req.header(name).map(|v| encode(&v)),
-        Source::Var(name) => ctx.req.var(name).map(|v| encode(&v)),
-        Source::RequestId => Some(encode(&ctx.req.request_id())),
+        Source::Header(name) => ctx.req.header(name).map(|v| percent_encode(&v)),
+        Source::Var(name) => ctx.req.var(name).map(|v| percent_encode(&v)),
+        Source::RequestId => Some(percent_encode(&ctx.req.request_id())),
         Source::Part { index, path } => match ctx.parts[*index] {
             Some(value) => joined(value, path)?,
             None => None,
@@ -199,7 +200,7 @@ fn collect(value: &Value, path: &[String], out: &mut Vec<String>) -> Result<bool
         (Some(_), _) => Ok(false),
         (None, Value::Null) => Ok(false),
         (None, Value::String(text)) => {
-            out.push(encode(text));
+            out.push(percent_encode(text));
             Ok(true)
         }
         (None, Value::Number(number)) => {
@@ -214,19 +215,6 @@ fn collect(value: &Value, path: &[String], out: &mut Vec<String>) -> Result<bool
     }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters, so a
-/// value cannot add path segments or query parameters of its own.
-pub fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {

@@ -127,10 +127,8 @@ fn rendered(header: &str, template: &Template, req: &Request) -> Option<String> 
     }
 }
 
-/// RFC 9110 §5.6.2: `token = 1*tchar`.
-pub fn is_field_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
+/// Header names are RFC 9110 tokens.
+pub use wasmgate_sdk::text::is_token as is_field_name;
 
 /// RFC 9110 §5.5: visible characters, spaces and tabs; no CR, LF or NUL.
 fn is_field_value(value: &str) -> bool {

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use wasmgate_sdk::prelude::*;
 
+use wasmgate_sdk::text::percent_encode;
+
 use crate::headers::is_field_name;
 use crate::template::{Mode, Template};
 
@@ -165,7 +167,7 @@ impl QueryOps {
                 }
                 let template =
                     Template::parse(&value, Mode::Value).map_err(|e| format!("request.query.add.{name}: {e}"))?;
-                Ok((encode(&name), template))
+                Ok((percent_encode(&name), template))
             })
             .collect::<Result<_, String>>()?;
         Ok(Self { remove: config.remove, add })
@@ -191,7 +193,7 @@ impl QueryOps {
             .collect();
         for (name, template) in &self.add {
             if let Some(value) = template.render(req) {
-                pairs.push(format!("{name}={}", encode(&value)));
+                pairs.push(format!("{name}={}", percent_encode(&value)));
             }
         }
         let query = (!pairs.is_empty()).then(|| pairs.join("&"));
@@ -201,19 +203,6 @@ impl QueryOps {
     }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters, so any
-/// rendered value is one query component.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
 
 /// Decodes a query component (`%XX` and `+`), lossily; for comparing names.
 fn decode(text: &str) -> String {
