@@ -1,0 +1,376 @@
+//! Verifies `Authorization: Bearer` JSON Web Tokens, forwards the identity
+//! they carry to the upstream and enforces per-route roles and scopes.
+//!
+//! The full config reference is in this crate's README. In short:
+//!
+//! ```toml
+//! [plugins.jwt-auth]
+//! path = "../target/plugins/jwt_auth.wasm"
+//! config = { issuers = ["https://id.example.com"], keys = [
+//!     { jwks = { "$file" = "keys/jwks.json" }, algorithms = ["RS256", "ES256"] },
+//! ] }
+//!
+//! [[routes]]
+//! pipeline = [{ plugin = "jwt-auth", config = { roles = ["admin"] } }]
+//! ```
+//!
+//! Security properties, each covered by tests:
+//! * a token's `alg` header is honoured only if the key it names lists that
+//!   algorithm, so `alg: none` and HMAC-with-the-RSA-public-key forgeries
+//!   fail;
+//! * identity headers the client sent are removed on every request, with or
+//!   without a token, so the upstream can trust them;
+//! * keys are parsed and checked when the config loads, never per request.
+
+mod claims;
+mod keys;
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use wasmgate_sdk::prelude::*;
+
+use claims::{ClaimRules, Claims};
+use keys::{Key, KeyConfig};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    keys: Vec<KeyConfig>,
+    #[serde(default)]
+    issuers: Vec<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default = "default_required_claims")]
+    required_claims: Vec<String>,
+    #[serde(default = "default_leeway")]
+    leeway_seconds: u64,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    allow_anonymous: bool,
+    #[serde(default = "default_user_claim")]
+    user_claim: String,
+    #[serde(default = "default_role_claim")]
+    role_claim: String,
+    #[serde(default = "default_user_header")]
+    user_header: String,
+    #[serde(default = "default_role_header")]
+    role_header: String,
+    #[serde(default)]
+    claim_headers: BTreeMap<String, String>,
+    #[serde(default = "default_realm")]
+    realm: String,
+}
+
+fn default_required_claims() -> Vec<String> {
+    vec!["exp".into()]
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+fn default_user_claim() -> String {
+    "sub".into()
+}
+
+fn default_role_claim() -> String {
+    "role".into()
+}
+
+fn default_user_header() -> String {
+    "x-user-id".into()
+}
+
+fn default_role_header() -> String {
+    "x-user-role".into()
+}
+
+fn default_realm() -> String {
+    "wasmgate".into()
+}
+
+#[derive(Debug)]
+pub struct JwtAuth {
+    keys: Vec<Key>,
+    rules: ClaimRules,
+    roles: Vec<String>,
+    scopes: Vec<String>,
+    allow_anonymous: bool,
+    user_claim: String,
+    role_claim: String,
+    /// Header → claim, including the user and role headers: every one is
+    /// removed from the client's request before any is set.
+    forwarded: Vec<(String, String)>,
+    realm: String,
+}
+
+impl Plugin for JwtAuth {
+    type Config = Config;
+
+    fn configure(config: Config) -> Result<Self, String> {
+        if config.allow_anonymous && !(config.roles.is_empty() && config.scopes.is_empty()) {
+            return Err("`allow_anonymous` cannot be combined with `roles` or `scopes`: \
+                 an anonymous request has neither"
+                .into());
+        }
+        if !is_quotable(&config.realm) {
+            return Err("`realm` must be printable ASCII without `\"` or `\\`".into());
+        }
+        let mut forwarded = Vec::new();
+        for (header, claim, field) in [
+            (config.user_header, &config.user_claim, "user_header"),
+            (config.role_header, &config.role_claim, "role_header"),
+        ] {
+            if !header.is_empty() {
+                forwarded.push(checked_header(field, header, claim)?);
+            }
+        }
+        for (header, claim) in config.claim_headers {
+            forwarded.push(checked_header("claim_headers", header, &claim)?);
+        }
+        Ok(JwtAuth {
+            keys: keys::parse_keys(config.keys)?,
+            rules: ClaimRules {
+                issuers: config.issuers,
+                audiences: config.audiences,
+                required: config.required_claims,
+                leeway_ms: config.leeway_seconds as f64 * 1000.0,
+            },
+            roles: config.roles,
+            scopes: config.scopes,
+            allow_anonymous: config.allow_anonymous,
+            user_claim: config.user_claim,
+            role_claim: config.role_claim,
+            forwarded,
+            realm: config.realm,
+        })
+    }
+
+    fn on_request(&self, req: &Request) -> Action {
+        // Before anything else, so no path (anonymous, refused) lets a
+        // client-chosen identity through.
+        for (header, _) in &self.forwarded {
+            req.remove_header(header);
+        }
+        let token = match bearer_token(req) {
+            Ok(Some(token)) => token,
+            Ok(None) if self.allow_anonymous => return Action::Continue,
+            Ok(None) => return self.missing(),
+            Err(description) => return self.refuse(Refusal::BadRequest(description)),
+        };
+        let claims = match self.verify(&token) {
+            Ok(claims) => claims,
+            Err(description) => return self.refuse(Refusal::InvalidToken(description)),
+        };
+        if let Err(refusal) = self.authorize(&claims) {
+            return self.refuse(refusal);
+        }
+        self.forward(req, &claims);
+        Action::Continue
+    }
+}
+
+export_plugin!(JwtAuth);
+
+/// Why a request is refused, each with its own status and `error` code
+/// (RFC 6750 §3.1).
+enum Refusal {
+    BadRequest(String),
+    InvalidToken(String),
+    InsufficientScope(String),
+}
+
+impl JwtAuth {
+    /// The token's claims, if its signature verifies with the key its
+    /// header names and its claims pass the rules; otherwise the
+    /// `error_description` for the client.
+    fn verify(&self, token: &str) -> Result<Claims, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| unreadable_header(token))?;
+        let kid = header.kid.as_deref();
+        let candidates: Vec<&Key> = self.keys.iter().filter(|key| key.kid.as_deref() == kid).collect();
+        if candidates.is_empty() {
+            return Err(match kid {
+                Some(kid) => format!("unknown key id {}", quoted(kid)),
+                None => "the token has no key id (kid)".into(),
+            });
+        }
+        let alg = header.alg;
+        let mut error = format!("algorithm {alg:?} is not accepted for this key");
+        for key in candidates.iter().filter(|key| key.algorithms.contains(&alg)) {
+            match jsonwebtoken::decode::<Claims>(token, &key.decoding, &signature_only(alg)) {
+                Ok(data) => {
+                    self.rules.check(&data.claims, clock::now_ms())?;
+                    return Ok(data.claims);
+                }
+                Err(e) => error = describe(e.kind()),
+            }
+        }
+        Err(error)
+    }
+
+    /// Roles: any one of the route's suffices. Scopes: all are needed, as
+    /// OAuth scopes grant one permission each.
+    fn authorize(&self, claims: &Claims) -> Result<(), Refusal> {
+        if !self.roles.is_empty() {
+            let held = claims::strings(claims::lookup(claims, &self.role_claim));
+            if !self.roles.iter().any(|role| held.contains(role)) {
+                return Err(Refusal::InsufficientScope(format!(
+                    "requires one of the roles: {}",
+                    self.roles.join(", ")
+                )));
+            }
+        }
+        let granted = claims::scopes(claims);
+        let missing: Vec<&str> =
+            self.scopes.iter().filter(|scope| !granted.contains(scope)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            return Err(Refusal::InsufficientScope(format!("missing scope: {}", missing.join(" "))));
+        }
+        Ok(())
+    }
+
+    /// Identity headers for the upstream, and the `user` and `role` vars for
+    /// later plugins (the rate limiter keys on `user`).
+    fn forward(&self, req: &Request, claims: &Claims) {
+        for (header, claim) in &self.forwarded {
+            let Some(value) = claims::lookup(claims, claim) else {
+                continue;
+            };
+            match claims::header_value(value) {
+                Some(text) => req.set_header(header, text),
+                None => log::warn(format!("jwt-auth: claim `{claim}` cannot be sent as header {header}")),
+            }
+        }
+        for (var, claim) in [("user", &self.user_claim), ("role", &self.role_claim)] {
+            if let Some(text) = claims::lookup(claims, claim).and_then(claims::header_value) {
+                req.set_var(var, &text);
+            }
+        }
+    }
+
+    /// RFC 6750 §3: a request without credentials gets the challenge
+    /// without an error code.
+    fn missing(&self) -> Action {
+        Reply::problem(401, "Unauthorized", "a bearer token is required")
+            .header("www-authenticate", format!("Bearer realm=\"{}\"", self.realm))
+            .into()
+    }
+
+    fn refuse(&self, refusal: Refusal) -> Action {
+        let (status, title, code, description) = match refusal {
+            Refusal::BadRequest(d) => (400, "Bad Request", "invalid_request", d),
+            Refusal::InvalidToken(d) => (401, "Unauthorized", "invalid_token", d),
+            Refusal::InsufficientScope(d) => (403, "Forbidden", "insufficient_scope", d),
+        };
+        log::debug(format!("jwt-auth: {status} {code}: {description}"));
+        let mut challenge = format!(
+            "Bearer realm=\"{}\", error=\"{code}\", error_description=\"{}\"",
+            self.realm,
+            quotable(&description)
+        );
+        if status == 403 && !self.scopes.is_empty() {
+            challenge.push_str(&format!(", scope=\"{}\"", quotable(&self.scopes.join(" "))));
+        }
+        Reply::problem(status, title, &description).header("www-authenticate", challenge).into()
+    }
+}
+
+/// `Ok(None)` when there is no bearer token (no `Authorization`, or another
+/// scheme such as Basic): that is a missing token, not an invalid one.
+fn bearer_token(req: &Request) -> Result<Option<String>, String> {
+    let values = req.header_all("authorization");
+    let value = match values.as_slice() {
+        [] => return Ok(None),
+        [value] => value.trim(),
+        _ => return Err("more than one Authorization header".into()),
+    };
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    Ok(Some(token.trim().to_owned()))
+}
+
+/// Signature and algorithm checks only: the claims are checked by
+/// [`ClaimRules`] against the host's clock.
+fn signature_only(alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    validation
+}
+
+/// jsonwebtoken refuses a header it cannot read, `alg: none` included,
+/// without saying which; reading the `alg` ourselves lets the client know.
+fn unreadable_header(token: &str) -> String {
+    let alg = token
+        .split('.')
+        .next()
+        .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .and_then(|h| h.get("alg").and_then(|a| a.as_str()).map(str::to_owned));
+    match alg {
+        Some(alg) => format!("algorithm {} is not supported", quoted(&alg)),
+        None => "the token is not a JWT".into(),
+    }
+}
+
+fn describe(kind: &ErrorKind) -> String {
+    match kind {
+        ErrorKind::InvalidSignature => "invalid signature",
+        ErrorKind::InvalidAlgorithm => "algorithm not accepted for this key",
+        ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+            "the token is malformed"
+        }
+        _ => "the token could not be verified",
+    }
+    .into()
+}
+
+fn checked_header(field: &str, header: String, claim: &str) -> Result<(String, String), String> {
+    let valid = header.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if header.is_empty() || !valid {
+        return Err(format!("{field}: `{header}` is not a valid header name"));
+    }
+    if claim.is_empty() {
+        return Err(format!("{field}: the claim for {header} is empty"));
+    }
+    Ok((header.to_ascii_lowercase(), claim.to_owned()))
+}
+
+/// Whether `text` can go inside a quoted-string as is.
+fn is_quotable(text: &str) -> bool {
+    text.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// Descriptions quote token contents (a kid) chosen by the client: anything
+/// that could break out of the quoted-string is replaced.
+fn quotable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if c.is_ascii() && !c.is_ascii_control() => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+/// A client-chosen value in a message: backquoted, cut short, made safe.
+fn quoted(text: &str) -> String {
+    let short: String = text.chars().take(64).collect();
+    format!("`{}`", quotable(&short))
+}
+
+#[cfg(test)]
+mod tests;

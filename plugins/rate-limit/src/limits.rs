@@ -1,0 +1,176 @@
+//! The configured limits, and what a decision tells the client.
+
+use serde::{Deserialize, Serialize};
+use wasmgate_sdk::host::state::Decision;
+
+/// One entry of `limits`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    limit: u64,
+    window: String,
+    #[serde(default)]
+    burst: Option<u64>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// A checked limit: `limit` events per `window_ms`, bursts up to `burst`.
+#[derive(Debug)]
+pub struct Limit {
+    pub limit: u64,
+    pub window_ms: u64,
+    pub burst: u64,
+    /// Names the limit in 429 details and the IETF fields.
+    pub name: String,
+}
+
+impl Limit {
+    /// The parameters are part of the state key, so changing a limit starts
+    /// fresh buckets rather than reading ones booked under other rules.
+    pub fn state_key(&self, key: &str) -> String {
+        format!("{}/{}/{}:{key}", self.limit, self.window_ms, self.burst)
+    }
+
+    /// The IETF fields count windows in whole seconds.
+    fn window_s(&self) -> u64 {
+        self.window_ms.div_ceil(1000)
+    }
+}
+
+/// Checks every limit and sorts them by window, shortest first (see
+/// `RateLimit::take` for why the order matters).
+pub fn parse(configs: Vec<LimitConfig>, cost: u64) -> Result<Vec<Limit>, String> {
+    if configs.is_empty() {
+        return Err("`limits` must list at least one limit".into());
+    }
+    if cost == 0 {
+        return Err("cost: must be at least 1".into());
+    }
+    let mut limits = configs
+        .into_iter()
+        .enumerate()
+        .map(|(i, config)| {
+            let at = format!("limits[{i}]");
+            let window_ms = parse_window(&config.window).ok_or_else(|| {
+                format!("{at}.window: `{}` is not a duration (e.g. 500ms, 1s, 5m, 1h, 1d)", config.window)
+            })?;
+            if config.limit == 0 {
+                return Err(format!("{at}.limit: must be at least 1"));
+            }
+            let burst = config.burst.unwrap_or(config.limit);
+            if burst == 0 {
+                return Err(format!("{at}.burst: must be at least 1"));
+            }
+            if cost > burst {
+                return Err(format!(
+                    "{at}.burst: a cost of {cost} exceeds the burst of {burst}: no request could pass"
+                ));
+            }
+            let name = config.name.unwrap_or_else(|| format!("{}-per-{}", config.limit, config.window));
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                return Err(format!("{at}.name: `{name}` may only use letters, digits, `-`, `_` and `.`"));
+            }
+            Ok(Limit { limit: config.limit, window_ms, burst, name })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    limits.sort_by_key(|limit| limit.window_ms);
+    Ok(limits)
+}
+
+/// The `RateLimit-Policy` field value listing every limit.
+pub fn policies(limits: &[Limit]) -> String {
+    limits.iter().map(|l| format!("\"{}\";q={};w={}", l.name, l.limit, l.window_s())).collect::<Vec<_>>().join(", ")
+}
+
+/// `500ms`, `1s`, `5m`, `1h`, `1d`: a whole number and a unit.
+fn parse_window(text: &str) -> Option<u64> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let unit_ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    let ms = number.parse::<u64>().ok()?.checked_mul(unit_ms)?;
+    (ms > 0).then_some(ms)
+}
+
+/// One decision as the client sees it; also what travels in the pipeline
+/// var from `on_request` to `on_response`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub allowed: bool,
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset_s: u64,
+    pub retry_after_s: u64,
+    pub policy_name: String,
+    /// The `RateLimit-Policy` field: every limit of the stage.
+    pub policies: String,
+}
+
+impl Report {
+    /// Seconds are rounded up, as the GCRA's milliseconds are: a client
+    /// that waits what it was told is never early.
+    pub fn new(limit: &Limit, policies: &str, decision: &Decision) -> Self {
+        Report {
+            allowed: decision.allowed,
+            limit: decision.limit,
+            remaining: decision.remaining,
+            reset_s: decision.reset_ms.div_ceil(1000),
+            retry_after_s: decision.retry_after_ms.div_ceil(1000),
+            policy_name: limit.name.clone(),
+            policies: policies.to_owned(),
+        }
+    }
+
+    /// Fewer requests left is tighter; at equal counts, the one that takes
+    /// longer to refill.
+    pub fn is_tighter_than(&self, other: &Report) -> bool {
+        (self.remaining, std::cmp::Reverse(self.reset_s)) < (other.remaining, std::cmp::Reverse(other.reset_s))
+    }
+
+    /// `X-RateLimit-*` always; the IETF `RateLimit` and `RateLimit-Policy`
+    /// fields (draft-ietf-httpapi-ratelimit-headers) on request.
+    pub fn headers(&self, ietf: bool) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("x-ratelimit-limit", self.limit.to_string()),
+            ("x-ratelimit-remaining", self.remaining.to_string()),
+            ("x-ratelimit-reset", self.reset_s.to_string()),
+        ];
+        if ietf {
+            headers.push(("ratelimit", format!("\"{}\";r={};t={}", self.policy_name, self.remaining, self.reset_s)));
+            headers.push(("ratelimit-policy", self.policies.clone()));
+        }
+        headers
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_have_a_number_and_a_unit() {
+        assert_eq!(parse_window("500ms"), Some(500));
+        assert_eq!(parse_window("1s"), Some(1_000));
+        assert_eq!(parse_window("5m"), Some(300_000));
+        assert_eq!(parse_window("1h"), Some(3_600_000));
+        assert_eq!(parse_window("2d"), Some(172_800_000));
+        for bad in ["", "1", "s", "0s", "1.5s", "1 s", "1w", "-1s", "99999999999999999d"] {
+            assert_eq!(parse_window(bad), None, "{bad}");
+        }
+    }
+}
