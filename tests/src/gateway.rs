@@ -52,7 +52,18 @@ impl TestGateway {
     }
 
     async fn try_start_at(path: &Path) -> Result<Self, StartError> {
-        let mut config = wasmgate::config::load(path)?;
+        Self::try_start_config(wasmgate::config::load(path)?).await
+    }
+
+    /// Starts from a checked config (its listen addresses are replaced).
+    pub async fn start_config(config: wasmgate::config::Config) -> Self {
+        match Self::try_start_config(config).await {
+            Ok(gw) => gw,
+            Err(e) => panic!("gateway failed to start:\n{e}"),
+        }
+    }
+
+    async fn try_start_config(mut config: wasmgate::config::Config) -> Result<Self, StartError> {
         let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
         config.listen = vec![loopback];
         let gateway = Arc::new(Gateway::new(config).await?);

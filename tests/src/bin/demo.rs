@@ -1,12 +1,11 @@
 //! Runs the demo: the backend services and a gateway on `configs/demo.toml`
 //! with the plugins this crate's build compiled.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use wasmgate::config::ConfigErrors;
-use wasmgate::{Gateway, StartError, server};
+use wasmgate::{Gateway, StartError, admin, server};
 use wasmgate_testbed::demo;
 
 #[tokio::main]
@@ -14,8 +13,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs/demo.toml");
-    let config = config.canonicalize().context("finding configs/demo.toml")?;
+    let config = demo::config_path().canonicalize().context("finding configs/demo.toml")?;
 
     let _services = demo::start_services().await;
     let gateway = match Gateway::load(&config).await {
@@ -28,19 +26,43 @@ async fn main() -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    let listen = gateway.snapshot().config.listen.clone();
-    let running = server::serve(gateway, server::bind(&listen).await?);
-    let addr = running.addrs[0];
-    println!("\nwasmgate demo gateway on http://{addr}  (config: {})", config.display());
-    println!("services: users {}, orders {}, products {}", demo::USERS, demo::ORDERS, demo::PRODUCTS);
-    println!("try:");
+    let snapshot = gateway.snapshot();
+    let running = server::serve(gateway.clone(), server::bind(&snapshot.config.listen).await?);
+    let admin_addr = snapshot.config.admin_listen.context("the demo config has an admin listener")?;
+    let gw = gateway.clone();
+    let admin = server::serve_with(server::bind(&[admin_addr]).await?, move |req, client| {
+        admin::handle(gw.clone(), req, client)
+    });
+    let _watcher = wasmgate::reload::watch(gateway.clone())?;
+    let (addr, admin_addr) = (running.addrs[0], admin.addrs[0]);
+    let (member, admin_token) = (demo::TOKEN_MEMBER, demo::TOKEN_ADMIN);
     println!(
-        "  curl -i http://{addr}/users/42            # add-header plugin: see x-gateway upstream, x-powered-by back"
+        r#"
+wasmgate demo gateway on http://{addr}   admin API on http://{admin_addr}
+config: {config}   (edit it, or a plugin in target/plugins, and it reloads)
+services: users {users}, orders {orders}, products {products}
+
+MEMBER={member}
+ADMIN={admin_token}
+
+  curl -i http://{addr}/users/42                                        # 401: jwt-auth wants a token
+  curl -i -H "Authorization: Bearer $MEMBER" http://{addr}/users/42     # transform: userName, request_id; rate-limit headers
+  curl -i -H "Authorization: Bearer $MEMBER" -H "x-client: mobile" http://{addr}/users/42   # the mobile shape
+  for i in 1 2 3 4 5 6 7; do curl -s -o /dev/null -w "%{{http_code}} " -H "Authorization: Bearer $MEMBER" http://{addr}/users/42; done   # 429 after 5/s
+  curl -i -H "Authorization: Bearer $ADMIN" http://{addr}/users/7/dashboard   # aggregate: user + orders + products
+  curl -i http://{addr}/products/p-1                                    # add-header
+  curl -i http://{addr}/nowhere                                         # 404 problem+json
+  curl -s http://{admin_addr}/status                                    # loaded routes, plugin hashes, last reload
+
+Ctrl-C to stop.
+"#,
+        config = config.display(),
+        users = demo::USERS,
+        orders = demo::ORDERS,
+        products = demo::PRODUCTS,
     );
-    println!("  curl -i http://{addr}/orders              # plain proxying");
-    println!("  curl -i http://{addr}/nowhere             # 404 problem+json");
-    println!("Ctrl-C to stop.\n");
     server::shutdown_signal().await;
+    admin.shutdown().await;
     running.shutdown().await;
     Ok(())
 }
