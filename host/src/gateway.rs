@@ -124,8 +124,11 @@ impl Gateway {
 
 /// Settings read only at start: say so instead of silently ignoring them.
 fn warn_restart_only(old: &Config, new: &Config) {
-    if old.listen != new.listen {
-        tracing::warn!("server.listen changed: takes effect after a restart");
+    if old.listen != new.listen || old.server.tls_listen != new.server.tls_listen {
+        tracing::warn!("server.listen / tls_listen changed: takes effect after a restart");
+    }
+    if old.server.max_connections != new.server.max_connections {
+        tracing::warn!("server.max_connections changed: takes effect after a restart");
     }
     if old.engine != new.engine || old.cache_dir != new.cache_dir {
         tracing::warn!("runtime.max_instances / cache_dir changed: take effect after a restart");

@@ -1,24 +1,75 @@
 //! One request's path through a snapshot: route → request phase →
 //! upstream (or a plugin's reply) → response phase.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::header::HeaderName;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Request, Response, StatusCode, Uri};
 
 use crate::body::{self, Body, CollectError};
+use crate::normalize;
 use crate::pipeline::{Headers, RequestInfo, RequestOutcome, RequestState, ResponseState};
 use crate::problem::problem;
 use crate::proxy_headers;
 use crate::router::RouteLookup;
 use crate::runtime::Reply;
+use crate::server::ClientTls;
+use crate::server::upgrade::WebSocket;
 use crate::snapshot::{Route, Snapshot};
-use crate::upstream::UpstreamError;
+use crate::upstream::{Payload, SendOptions, UpstreamError};
 
-pub async fn handle(snapshot: &Snapshot, req: Request<Body>, client: SocketAddr, request_id: HeaderValue) -> Response<Body> {
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+pub async fn handle(
+    snapshot: &Snapshot,
+    req: Request<Body>,
+    client: SocketAddr,
+    request_id: HeaderValue,
+) -> Response<Body> {
     let (mut head, body) = req.into_parts();
+    // Before routing: the one spelling of the path that routes match, plugins
+    // see and the upstream gets (see `normalize` for the rule).
+    match normalize::normalize(head.uri.path()) {
+        Ok(Cow::Borrowed(_)) => {}
+        Ok(Cow::Owned(path)) => match with_path(&head.uri, &path) {
+            Some(uri) => head.uri = uri,
+            None => return problem(StatusCode::BAD_REQUEST, "the request path cannot be normalised"),
+        },
+        Err(e) => return problem(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+    let websocket = WebSocket::take(&mut head);
+    let tls = head.extensions.get::<ClientTls>().is_some();
+    let resp = route(snapshot, head, body, client, request_id, websocket.as_ref(), tls).await;
+    match websocket {
+        Some(websocket) => websocket.finish(resp),
+        None => resp,
+    }
+}
+
+/// `uri` with another path, the same query.
+fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
+    let pq = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(pq.parse().ok()?);
+    Uri::from_parts(parts).ok()
+}
+
+async fn route(
+    snapshot: &Snapshot,
+    mut head: http::request::Parts,
+    body: Body,
+    client: SocketAddr,
+    request_id: HeaderValue,
+    websocket: Option<&WebSocket>,
+    tls: bool,
+) -> Response<Body> {
     let host = head
         .headers
         .get(header::HOST)
@@ -55,6 +106,12 @@ pub async fn handle(snapshot: &Snapshot, req: Request<Body>, client: SocketAddr,
     }
     let original_host = head.headers.get(header::HOST).cloned();
     proxy_headers::forward(&mut head.headers, client, original_host.as_ref(), &request_id);
+    if let Some(websocket) = websocket {
+        websocket.restore_request_headers(&mut head.headers);
+    }
+    if tls {
+        head.headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    }
 
     let (buffered, mut stream) = if needs.request_body {
         match buffer(&head.headers, body, route.max_body_bytes).await {
@@ -65,19 +122,8 @@ pub async fn handle(snapshot: &Snapshot, req: Request<Body>, client: SocketAddr,
         (None, Some(body))
     };
 
-    let info = Arc::new(RequestInfo {
-        route: route.name.clone(),
-        params,
-        client_addr: client,
-        request_id,
-    });
-    let state = RequestState {
-        head,
-        body: buffered,
-        info,
-        vars: Vec::new(),
-        read_only: false,
-    };
+    let info = Arc::new(RequestInfo { route: route.name.clone(), params, client_addr: client, request_id });
+    let state = RequestState { head, body: buffered, info, vars: Vec::new(), read_only: false };
 
     let (view, ran, response) = match route.pipeline.request_phase(state).await {
         RequestOutcome::Forward { req } => {
@@ -96,8 +142,7 @@ pub async fn handle(snapshot: &Snapshot, req: Request<Body>, client: SocketAddr,
             tracing::warn!(route = %route.name, error = %error, kind = error.kind(), "plugin failed the request");
             let mut resp = problem(error.status(), &error.to_string());
             if error.status() == StatusCode::SERVICE_UNAVAILABLE {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             return resp;
         }
@@ -118,23 +163,34 @@ async fn forward(route: &Route, req: RequestState, stream: Option<Body>) -> Resu
         ));
     };
     let mut head = req.head;
-    let body = match req.body {
+    // A buffered body can be sent again by a retry; a streamed one only
+    // while nobody has read it (see `upstream::retry`).
+    let payload = match req.body {
         Some(bytes) => {
             set_length(&mut head.headers, bytes.len());
-            body::full(bytes)
+            Payload::Bytes(bytes)
         }
-        None => stream.unwrap_or_else(body::empty),
+        None => stream.map_or(Payload::Bytes(Bytes::new()), Payload::from_body),
     };
-    match upstream.send(Request::from_parts(head, body), route.timeout).await {
+    let opts = SendOptions { timeout: route.timeout, client_ip: Some(req.info.client_addr.ip()) };
+    match upstream.send_with(Request::from_parts(head, payload), opts).await {
         Ok(resp) => {
-            let (mut head, incoming) = resp.into_parts();
+            let (mut head, body) = resp.into_parts();
             proxy_headers::strip_hop_by_hop(&mut head.headers);
-            Ok(Response::from_parts(head, body::boxed(incoming)))
+            Ok(Response::from_parts(head, body))
         }
-        Err(e @ UpstreamError::Timeout { .. }) => Err(problem(StatusCode::GATEWAY_TIMEOUT, &e.to_string())),
-        Err(e @ UpstreamError::Unavailable { .. }) => {
-            tracing::warn!(route = %route.name, error = %e, "upstream unavailable");
-            Err(problem(StatusCode::BAD_GATEWAY, &e.to_string()))
+        Err(e) => {
+            match e {
+                UpstreamError::Unavailable { .. } => {
+                    tracing::warn!(route = %route.name, error = %e, "upstream unavailable")
+                }
+                _ => tracing::debug!(route = %route.name, error = %e, "upstream failed"),
+            }
+            let mut resp = problem(e.status(), &e.to_string());
+            if let Some(seconds) = e.retry_after() {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            Err(resp)
         }
     }
 }
@@ -177,17 +233,17 @@ async fn buffer(headers: &http::HeaderMap, body: Body, limit: usize) -> Result<B
             &format!("request body is larger than this route's limit of {limit} bytes"),
         )
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
     match body::collect(body, limit).await {
         Ok(bytes) => Ok(bytes),
         Err(CollectError::TooLarge { .. }) => Err(too_large()),
-        Err(CollectError::Read(e)) => Err(problem(StatusCode::BAD_REQUEST, &format!("request body could not be read: {e}"))),
+        Err(CollectError::Read(e)) => {
+            Err(problem(StatusCode::BAD_REQUEST, &format!("request body could not be read: {e}")))
+        }
     }
 }
 
@@ -198,7 +254,8 @@ fn set_length(headers: &mut http::HeaderMap, len: usize) {
 
 /// A plugin's direct answer as an HTTP response.
 fn reply_response(reply: Reply) -> Result<Response<Body>, String> {
-    let status = StatusCode::from_u16(reply.status).map_err(|_| format!("plugin replied with invalid status {}", reply.status))?;
+    let status = StatusCode::from_u16(reply.status)
+        .map_err(|_| format!("plugin replied with invalid status {}", reply.status))?;
     let mut resp = Response::new(body::empty());
     *resp.status_mut() = status;
     for (name, value) in reply.headers {

@@ -17,6 +17,7 @@ pub mod body;
 pub mod config;
 pub mod gateway;
 mod handler;
+pub mod normalize;
 pub mod pipeline;
 pub mod problem;
 pub mod proxy_headers;

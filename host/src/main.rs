@@ -27,13 +27,9 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Serve traffic with the given config.
-    Run {
-        config: PathBuf,
-    },
+    Run { config: PathBuf },
     /// Check a config, loading and configuring every plugin, then exit.
-    Check {
-        config: PathBuf,
-    },
+    Check { config: PathBuf },
 }
 
 fn init_tracing(format: LogFormat) {
@@ -48,10 +44,7 @@ fn init_tracing(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("building the tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run { config } => run(config).await,
@@ -103,9 +96,13 @@ async fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
         Err(e) => return report(e),
     };
     let config = gateway.snapshot().config.clone();
-    let running = server::serve(gateway.clone(), server::bind(&config.listen).await.context("binding listeners")?);
+    let listeners = server::Listeners::bind(&config).await.context("binding listeners")?;
+    let running = server::serve_listeners(gateway.clone(), listeners)?;
     for addr in &running.addrs {
         tracing::info!(%addr, "wasmgate listening");
+    }
+    for addr in &running.tls_addrs {
+        tracing::info!(%addr, tls = true, "wasmgate listening");
     }
     let admin = match config.admin_listen {
         Some(addr) => {
@@ -123,10 +120,15 @@ async fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
     server::shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
     hangups.abort();
-    if let Some(admin) = admin {
-        admin.shutdown().await;
-    }
-    running.shutdown().await;
+    // Traffic and admin drain together; the admin API stays up meanwhile
+    // for connections already open.
+    let admin = async move {
+        if let Some(admin) = admin {
+            admin.shutdown().await;
+        }
+    };
+    tokio::join!(running.shutdown(), admin);
+    tracing::info!("drained; exiting");
     Ok(ExitCode::SUCCESS)
 }
 

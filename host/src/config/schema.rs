@@ -31,16 +31,59 @@ pub struct ConfigFile {
     pub routes: Vec<Spanned<RouteFile>>,
 }
 
+/// How clients connect, and what the server refuses before routing. Every
+/// key is optional; the values shown are the defaults (`tls_listen` and
+/// `[server.tls]` have none). `listen`, `tls_listen` and `max_connections`
+/// take effect at start; the rest, certificates included, on reload too
+/// (for new connections and requests).
+///
 /// ```toml
 /// [server]
-/// listen = ["127.0.0.1:8080"]   # addresses to accept clients on
-/// max_body_bytes = 1048576      # largest body a plugin may ask to buffer
+/// listen = ["127.0.0.1:8080"]      # plaintext: HTTP/1.1, and HTTP/2 when h2c
+/// tls_listen = ["0.0.0.0:8443"]    # TLS: HTTP/1.1 and HTTP/2 (ALPN); needs [server.tls]
+/// h2c = true                       # HTTP/2 with prior knowledge on plaintext listeners
+/// max_body_bytes = 1048576         # largest body a plugin may ask to buffer (routes may override)
+/// max_request_body_bytes = 33554432  # any request body, buffered or streamed: 413 past it
+/// max_uri_bytes = 8192             # request target (path and query): 414 past it
+/// max_header_bytes = 32768         # header names and values together: 431 past it
+/// max_headers = 100                # header fields: 431 past it
+/// max_connections = 10000          # open connections per listener; more are closed at once
+/// request_timeout_ms = 60000       # request head to response head; 0 = none.
+///                                  # 408 if the client is still sending its body, else 504
+/// header_read_timeout_ms = 10000   # TLS handshake, and each HTTP/1 request head from its
+///                                  # first byte (the first: from connecting); then closed
+/// idle_timeout_ms = 60000          # connection with nothing in flight and no traffic: closed
+/// drain_timeout_ms = 30000         # on SIGTERM/SIGINT, time left to in-flight requests
+///
+/// [server.tls]
+/// cert = "cert.pem"                # PEM chain, leaf first; relative to this file
+/// key = "key.pem"                  # PEM private key (PKCS#8, PKCS#1 or SEC1)
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerFile {
     pub listen: Option<Vec<Spanned<String>>>,
+    pub tls_listen: Option<Vec<Spanned<String>>>,
+    pub tls: Option<Spanned<TlsFile>>,
+    pub h2c: Option<bool>,
     pub max_body_bytes: Option<u64>,
+    pub max_request_body_bytes: Option<Spanned<u64>>,
+    pub max_uri_bytes: Option<Spanned<u64>>,
+    pub max_header_bytes: Option<Spanned<u64>>,
+    pub max_headers: Option<Spanned<u64>>,
+    pub max_connections: Option<Spanned<u64>>,
+    pub request_timeout_ms: Option<u64>,
+    pub header_read_timeout_ms: Option<Spanned<u64>>,
+    pub idle_timeout_ms: Option<Spanned<u64>>,
+    pub drain_timeout_ms: Option<u64>,
+}
+
+/// `[server.tls]`: the certificate TLS listeners present.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
 }
 
 /// The operators' API (health, status, reload). Off unless given.
@@ -75,18 +118,144 @@ pub struct RuntimeFile {
     pub cache_dir: Option<Spanned<String>>,
 }
 
+/// An upstream service: its targets, how one is chosen, and how failures
+/// are handled. Only `targets` is required; the values shown are the
+/// defaults (`try_timeout_ms`, `hash_on`, `[health]` and `[breaker]` have
+/// none: off unless given).
+///
 /// ```toml
 /// [upstreams.users]
-/// targets = ["127.0.0.1:9101", "127.0.0.1:9102"]
-/// timeout_ms = 30000
+/// targets = ["127.0.0.1:9101", { addr = "127.0.0.1:9102", weight = 3 }]  # weight 1..=100, default 1
+/// balance = "round-robin"     # | "weighted" | "least-request" | "hash"
+/// hash_on = "client-ip"       # with balance = "hash": | "header:x-user-id"
+/// timeout_ms = 30000          # whole request, retries included; a route's timeout_ms replaces it
+/// try_timeout_ms = 5000       # each try (default: only timeout_ms)
 /// connect_timeout_ms = 2000
+/// idle_timeout_ms = 90000     # pooled keep-alive connections unused this long are closed
+///
+/// # Tries in all (1: no retries), with exponential backoff and jitter,
+/// # within a budget: retries add at most budget_percent % of the last
+/// # 10 s of requests, plus min_per_second. After a connect failure any
+/// # method is retried; after a retried status, a per-try timeout or a lost
+/// # connection, only `methods`, and only with an empty or buffered body.
+/// retries = { attempts = 2, backoff_ms = 25, max_backoff_ms = 250, budget_percent = 20, min_per_second = 3,
+///             methods = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"], statuses = [502, 503, 504] }
+///
+/// [upstreams.users.health]    # active checks: GET path, 2xx passes
+/// path = "/healthz"
+/// interval_ms = 5000
+/// timeout_ms = 1000
+/// healthy_threshold = 2       # passes in a row to bring a target back
+/// unhealthy_threshold = 3     # failures in a row to take it out
+///
+/// [upstreams.users.outlier]   # passive: on by default
+/// enabled = true
+/// consecutive_failures = 5    # 5xx, connect errors, timeouts in a row eject the target...
+/// base_ejection_ms = 10000    # ...for this long, doubling on each ejection that follows
+/// max_ejection_ms = 300000    # the last within this long, up to this long
+/// max_ejection_percent = 50   # never more than this share of the targets at once
+///
+/// [upstreams.users.breaker]   # per target
+/// failure_threshold = 5       # failures in a row open it: requests fail fast (503)
+/// open_ms = 10000             # then half-open: probes go through
+/// half_open_probes = 1        # this many successes close it, a failure reopens it
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamFile {
-    pub targets: Spanned<Vec<Spanned<String>>>,
-    pub timeout_ms: Option<u64>,
-    pub connect_timeout_ms: Option<u64>,
+    pub targets: Spanned<Vec<Spanned<TargetFile>>>,
+    pub balance: Option<Spanned<BalanceFile>>,
+    pub hash_on: Option<Spanned<String>>,
+    pub timeout_ms: Option<Spanned<u64>>,
+    pub try_timeout_ms: Option<Spanned<u64>>,
+    pub connect_timeout_ms: Option<Spanned<u64>>,
+    pub idle_timeout_ms: Option<Spanned<u64>>,
+    pub retries: Option<Spanned<RetriesFile>>,
+    pub health: Option<Spanned<HealthFile>>,
+    pub outlier: Option<Spanned<OutlierFile>>,
+    pub breaker: Option<Spanned<BreakerFile>>,
+}
+
+/// A target: `"host:port"`, or `{ addr = "host:port", weight = 3 }`.
+#[derive(Debug)]
+pub struct TargetFile {
+    pub addr: String,
+    pub weight: Option<u32>,
+}
+
+impl<'de> Deserialize<'de> for TargetFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Weighted {
+            addr: String,
+            weight: Option<u32>,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = TargetFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a \"host:port\" string or { addr = \"host:port\", weight = N }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TargetFile, E> {
+                Ok(TargetFile { addr: v.to_owned(), weight: None })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<TargetFile, A::Error> {
+                let w = Weighted::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(TargetFile { addr: w.addr, weight: w.weight })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BalanceFile {
+    RoundRobin,
+    Weighted,
+    LeastRequest,
+    Hash,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetriesFile {
+    pub attempts: Option<Spanned<u32>>,
+    pub backoff_ms: Option<Spanned<u64>>,
+    pub max_backoff_ms: Option<Spanned<u64>>,
+    pub budget_percent: Option<Spanned<u32>>,
+    pub min_per_second: Option<u32>,
+    pub methods: Option<Vec<Spanned<String>>>,
+    pub statuses: Option<Vec<Spanned<u16>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthFile {
+    pub path: Option<Spanned<String>>,
+    pub interval_ms: Option<Spanned<u64>>,
+    pub timeout_ms: Option<Spanned<u64>>,
+    pub healthy_threshold: Option<Spanned<u32>>,
+    pub unhealthy_threshold: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierFile {
+    pub enabled: Option<bool>,
+    pub consecutive_failures: Option<Spanned<u32>>,
+    pub base_ejection_ms: Option<Spanned<u64>>,
+    pub max_ejection_ms: Option<Spanned<u64>>,
+    pub max_ejection_percent: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerFile {
+    pub failure_threshold: Option<Spanned<u32>>,
+    pub open_ms: Option<Spanned<u64>>,
+    pub half_open_probes: Option<Spanned<u32>>,
 }
 
 /// ```toml

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
@@ -12,9 +13,10 @@ use http::uri::Authority;
 use toml::Spanned;
 
 use super::error::{ConfigError, Location, SourceMap};
-use super::schema::{ConfigFile, FailPolicy, RouteFile};
+use super::schema::{ConfigFile, FailPolicy, RouteFile, ServerFile};
 use crate::router::{HostPattern, PathPattern, RouteMatcher, Router};
 use crate::runtime::{EngineLimits, PluginLimits};
+use crate::server::{ServerSettings, TlsSettings};
 use crate::upstream::UpstreamSpec;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -22,14 +24,14 @@ const DEFAULT_MAX_BODY: u64 = 1 << 20;
 const DEFAULT_PLUGIN_TIMEOUT_MS: u64 = 50;
 const DEFAULT_PLUGIN_MEMORY_MB: u64 = 32;
 const DEFAULT_INSTANCES_PER_PLUGIN: u32 = 64;
-const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 30_000;
-const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;
 
 /// A config that passed every check that needs no plugin code.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source: PathBuf,
     pub listen: Vec<SocketAddr>,
+    /// The rest of `[server]`.
+    pub server: Arc<ServerSettings>,
     pub admin_listen: Option<SocketAddr>,
     pub engine: EngineLimits,
     pub cache_dir: Option<PathBuf>,
@@ -78,10 +80,7 @@ impl RouteSpec {
                 r.upstream.clone(),
                 r.timeout,
                 r.max_body_bytes,
-                r.pipeline
-                    .iter()
-                    .map(|u| (u.plugin, u.config_json.clone(), u.on_error))
-                    .collect::<Vec<_>>(),
+                r.pipeline.iter().map(|u| (u.plugin, u.config_json.clone(), u.on_error)).collect::<Vec<_>>(),
             )
         };
         key(self) == key(other)
@@ -123,7 +122,8 @@ impl EmbeddedFiles {
                     return Err(format!("{:?} must name a file", Self::KEY));
                 };
                 let path = self.base.join(rel);
-                let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 if !self.read.contains(&path) {
                     self.read.push(path);
                 }
@@ -138,11 +138,13 @@ impl EmbeddedFiles {
 }
 
 impl Checker<'_> {
-    fn error<T>(&mut self, span: std::ops::Range<usize>, key: impl Into<String>, message: impl Into<String>) -> Option<T> {
-        self.errors.push(ConfigError {
-            at: self.map.locate(span, key),
-            message: message.into(),
-        });
+    fn error<T>(
+        &mut self,
+        span: std::ops::Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Option<T> {
+        self.errors.push(ConfigError { at: self.map.locate(span, key), message: message.into() });
         None
     }
 
@@ -165,14 +167,7 @@ impl Checker<'_> {
 
 pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigError>> {
     let base = map.file().parent().unwrap_or(Path::new(".")).to_owned();
-    let mut c = Checker {
-        map,
-        errors: Vec::new(),
-        files: EmbeddedFiles {
-            base: base.clone(),
-            read: Vec::new(),
-        },
-    };
+    let mut c = Checker { map, errors: Vec::new(), files: EmbeddedFiles { base: base.clone(), read: Vec::new() } };
 
     let listen = match &file.server.listen {
         None => vec![DEFAULT_LISTEN.parse().expect("default listen address parses")],
@@ -181,11 +176,16 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
             .enumerate()
             .filter_map(|(i, a)| {
                 a.get_ref().parse::<SocketAddr>().ok().or_else(|| {
-                    c.error(a.span(), format!("server.listen[{i}]"), format!("{:?} is not an IP:port address", a.get_ref()))
+                    c.error(
+                        a.span(),
+                        format!("server.listen[{i}]"),
+                        format!("{:?} is not an IP:port address", a.get_ref()),
+                    )
                 })
             })
             .collect(),
     };
+    let server = check_server(&mut c, &file.server, &base);
     let admin_listen = file.admin.listen.as_ref().and_then(|a| {
         a.get_ref()
             .parse::<SocketAddr>()
@@ -198,39 +198,18 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
     let default_limits = PluginLimits {
         timeout: Duration::from_millis(c.positive(&rt.timeout_ms, "runtime.timeout_ms", DEFAULT_PLUGIN_TIMEOUT_MS)),
         memory_bytes: (c.positive(&rt.memory_mb, "runtime.memory_mb", DEFAULT_PLUGIN_MEMORY_MB) << 20) as usize,
-        max_instances: c.positive(&rt.max_instances_per_plugin, "runtime.max_instances_per_plugin", DEFAULT_INSTANCES_PER_PLUGIN),
+        max_instances: c.positive(
+            &rt.max_instances_per_plugin,
+            "runtime.max_instances_per_plugin",
+            DEFAULT_INSTANCES_PER_PLUGIN,
+        ),
     };
     let mut engine = EngineLimits::default();
     engine.max_instances = c.positive(&rt.max_instances, "runtime.max_instances", engine.max_instances);
     let cache_dir = rt.cache_dir.as_ref().map(|d| base.join(d.get_ref()));
 
-    let mut upstreams = Vec::new();
-    for (name, up) in &file.upstreams {
-        let key = format!("upstreams.{name}");
-        let up_ref = up.get_ref();
-        if up_ref.targets.get_ref().is_empty() {
-            c.error::<()>(up_ref.targets.span(), format!("{key}.targets"), "an upstream needs at least one target");
-            continue;
-        }
-        let targets: Vec<Authority> = up_ref
-            .targets
-            .get_ref()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| {
-                let parsed = t.get_ref().parse::<Authority>().ok().filter(|a| a.port().is_some());
-                parsed.or_else(|| {
-                    c.error(t.span(), format!("{key}.targets[{i}]"), format!("{:?} is not a host:port target", t.get_ref()))
-                })
-            })
-            .collect();
-        upstreams.push(UpstreamSpec {
-            name: name.clone(),
-            targets,
-            timeout: Duration::from_millis(up_ref.timeout_ms.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_MS)),
-            connect_timeout: Duration::from_millis(up_ref.connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS)),
-        });
-    }
+    let upstreams: Vec<UpstreamSpec> =
+        file.upstreams.iter().filter_map(|(name, up)| check_upstream(&mut c, name, up)).collect();
 
     let mut plugins = Vec::new();
     for (name, p) in &file.plugins {
@@ -272,7 +251,11 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
         let key = format!("routes[{i}]");
         if let Some(prev) = names.insert(r.get_ref().name.get_ref(), i) {
             let name = &r.get_ref().name;
-            c.error::<()>(name.span(), format!("{key}.name"), format!("route name {:?} is already used by routes[{prev}]", name.get_ref()));
+            c.error::<()>(
+                name.span(),
+                format!("{key}.name"),
+                format!("route name {:?} is already used by routes[{prev}]", name.get_ref()),
+            );
         }
         if let Some(route) = check_route(&mut c, r, &key, &upstreams, &plugins, max_body) {
             routes.push(route);
@@ -284,10 +267,7 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
     {
         for conflict in conflicts {
             let route = &routes[conflict.route];
-            c.errors.push(ConfigError {
-                at: route.at.clone(),
-                message: conflict.to_string(),
-            });
+            c.errors.push(ConfigError { at: route.at.clone(), message: conflict.to_string() });
         }
     }
 
@@ -295,6 +275,7 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
         Ok(Config {
             source: map.file().to_path_buf(),
             listen,
+            server: Arc::new(server),
             admin_listen,
             engine,
             cache_dir,
@@ -330,9 +311,9 @@ fn check_route(
         .enumerate()
         .filter_map(|(i, m)| {
             let upper = m.get_ref().to_ascii_uppercase();
-            Method::from_bytes(upper.as_bytes())
-                .ok()
-                .or_else(|| c.error(m.span(), format!("{key}.methods[{i}]"), format!("{:?} is not an HTTP method", m.get_ref())))
+            Method::from_bytes(upper.as_bytes()).ok().or_else(|| {
+                c.error(m.span(), format!("{key}.methods[{i}]"), format!("{:?} is not an HTTP method", m.get_ref()))
+            })
         })
         .collect();
     let hosts = r.hosts.iter().map(|h| HostPattern::parse(h.get_ref())).collect();
@@ -341,7 +322,11 @@ fn check_route(
         Some(u) if upstreams.iter().any(|s| s.name == *u.get_ref()) => Some(u.get_ref().clone()),
         Some(u) => {
             let known: Vec<&str> = upstreams.iter().map(|s| s.name.as_str()).collect();
-            c.error(u.span(), format!("{key}.upstream"), format!("unknown upstream {:?} (defined: {})", u.get_ref(), or_none(&known)))
+            c.error(
+                u.span(),
+                format!("{key}.upstream"),
+                format!("unknown upstream {:?} (defined: {})", u.get_ref(), or_none(&known)),
+            )
         }
         None if r.pipeline.is_empty() => {
             c.error(r.name.span(), key, "a route without an upstream needs a plugin in its pipeline to answer")
@@ -372,12 +357,7 @@ fn check_route(
             continue;
         }
         let config_json = serde_json::to_string(&value).expect("a TOML table serialises to JSON");
-        pipeline.push(PluginUseSpec {
-            plugin,
-            config_json,
-            on_error: use_.on_error,
-            at: c.map.locate(u.span(), ukey),
-        });
+        pipeline.push(PluginUseSpec { plugin, config_json, on_error: use_.on_error, at: c.map.locate(u.span(), ukey) });
     }
 
     if c.errors.len() > before {
@@ -385,17 +365,253 @@ fn check_route(
     }
     Some(RouteSpec {
         name: r.name.get_ref().clone(),
-        matcher: RouteMatcher {
-            path: path?,
-            methods,
-            hosts,
-        },
+        matcher: RouteMatcher { path: path?, methods, hosts },
         upstream,
         timeout: r.timeout_ms.map(Duration::from_millis),
         max_body_bytes: r.max_body_bytes.map(|b| b as usize).unwrap_or(max_body),
         pipeline,
         at: c.map.locate(r.name.span(), format!("{key}.name")),
     })
+}
+
+/// `[server]` but `listen` and `max_body_bytes`: TLS (certificates read
+/// now, so `wasmgate check` and reloads report bad ones), limits, timeouts.
+fn check_server(c: &mut Checker<'_>, f: &ServerFile, base: &Path) -> ServerSettings {
+    let d = ServerSettings::default();
+    let tls_listen: Vec<SocketAddr> = f
+        .tls_listen
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            a.get_ref().parse::<SocketAddr>().ok().or_else(|| {
+                c.error(
+                    a.span(),
+                    format!("server.tls_listen[{i}]"),
+                    format!("{:?} is not an IP:port address", a.get_ref()),
+                )
+            })
+        })
+        .collect();
+    let tls = f.tls.as_ref().and_then(|t| {
+        let (cert, key) = (base.join(t.get_ref().cert.get_ref()), base.join(t.get_ref().key.get_ref()));
+        match crate::server::tls::load(&cert, &key) {
+            Ok(config) => Some(TlsSettings { cert, key, config }),
+            Err(message) => c.error(t.span(), "server.tls", message),
+        }
+    });
+    match (&f.tls_listen, &f.tls) {
+        (Some(addrs), None) if !addrs.is_empty() => {
+            c.error::<()>(addrs[0].span(), "server.tls_listen", "TLS listeners need [server.tls] with cert and key");
+        }
+        (None, Some(t)) => {
+            c.error::<()>(t.span(), "server.tls", "no TLS listener uses it: add server.tls_listen");
+        }
+        _ => {}
+    }
+    let ms = |v: u64| std::time::Duration::from_millis(v);
+    ServerSettings {
+        tls_listen,
+        tls,
+        h2c: f.h2c.unwrap_or(d.h2c),
+        max_request_body_bytes: c.positive(
+            &f.max_request_body_bytes,
+            "server.max_request_body_bytes",
+            d.max_request_body_bytes,
+        ),
+        max_uri_bytes: c.positive(&f.max_uri_bytes, "server.max_uri_bytes", d.max_uri_bytes as u64) as usize,
+        max_header_bytes: c.positive(&f.max_header_bytes, "server.max_header_bytes", d.max_header_bytes as u64)
+            as usize,
+        max_headers: c.positive(&f.max_headers, "server.max_headers", d.max_headers as u64) as usize,
+        max_connections: c.positive(&f.max_connections, "server.max_connections", d.max_connections as u64) as usize,
+        request_timeout: match f.request_timeout_ms {
+            Some(0) => None,
+            Some(v) => Some(ms(v)),
+            None => d.request_timeout,
+        },
+        header_read_timeout: ms(c.positive(
+            &f.header_read_timeout_ms,
+            "server.header_read_timeout_ms",
+            d.header_read_timeout.as_millis() as u64,
+        )),
+        idle_timeout: ms(c.positive(&f.idle_timeout_ms, "server.idle_timeout_ms", d.idle_timeout.as_millis() as u64)),
+        drain_timeout: f.drain_timeout_ms.map_or(d.drain_timeout, ms),
+    }
+}
+
+/// `[upstreams.<name>]`; `None` only without any target (every other
+/// mistake is reported and the rest still checked).
+fn check_upstream(c: &mut Checker<'_>, name: &str, up: &Spanned<super::schema::UpstreamFile>) -> Option<UpstreamSpec> {
+    use super::schema::BalanceFile;
+    use crate::upstream::spec::{MAX_ATTEMPTS, MAX_WEIGHT};
+    use crate::upstream::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, TargetSpec};
+
+    let key = format!("upstreams.{name}");
+    let u = up.get_ref();
+    if u.targets.get_ref().is_empty() {
+        return c.error(u.targets.span(), format!("{key}.targets"), "an upstream needs at least one target");
+    }
+    let mut spec = UpstreamSpec::new(name, []);
+    for (i, t) in u.targets.get_ref().iter().enumerate() {
+        let tkey = format!("{key}.targets[{i}]");
+        let file = t.get_ref();
+        let Some(addr) = file.addr.parse::<Authority>().ok().filter(|a| a.port().is_some()) else {
+            c.error::<()>(t.span(), tkey, format!("{:?} is not a host:port target", file.addr));
+            continue;
+        };
+        let weight = file.weight.unwrap_or(1);
+        if !(1..=MAX_WEIGHT).contains(&weight) {
+            c.error::<()>(t.span(), tkey, format!("weight must be 1 to {MAX_WEIGHT}, got {weight}"));
+            continue;
+        }
+        spec.targets.push(TargetSpec { addr, weight });
+    }
+
+    let ms = |c: &mut Checker<'_>, value: &Option<Spanned<u64>>, field: &str, default: Duration| {
+        Duration::from_millis(c.positive(value, &format!("{key}.{field}"), default.as_millis() as u64))
+    };
+    spec.timeout = ms(c, &u.timeout_ms, "timeout_ms", spec.timeout);
+    spec.connect_timeout = ms(c, &u.connect_timeout_ms, "connect_timeout_ms", spec.connect_timeout);
+    spec.idle_timeout = ms(c, &u.idle_timeout_ms, "idle_timeout_ms", spec.idle_timeout);
+    spec.try_timeout = u.try_timeout_ms.as_ref().map(|_| ms(c, &u.try_timeout_ms, "try_timeout_ms", spec.timeout));
+
+    let hash_on = u.hash_on.as_ref().and_then(|h| {
+        let text = h.get_ref();
+        let parsed = match text.split_once(':') {
+            _ if text == "client-ip" => Some(HashOn::ClientIp),
+            Some(("header", name)) => http::HeaderName::from_bytes(name.trim().as_bytes()).ok().map(HashOn::Header),
+            _ => None,
+        };
+        parsed.or_else(|| {
+            c.error(
+                h.span(),
+                format!("{key}.hash_on"),
+                format!("{text:?}: expected \"client-ip\" or \"header:<name>\""),
+            )
+        })
+    });
+    let balance = u.balance.as_ref().map(|b| *b.get_ref());
+    spec.balance = match balance {
+        None | Some(BalanceFile::RoundRobin) => Balance::RoundRobin,
+        Some(BalanceFile::Weighted) => Balance::Weighted,
+        Some(BalanceFile::LeastRequest) => Balance::LeastRequest,
+        Some(BalanceFile::Hash) => Balance::Hash(hash_on.clone().unwrap_or(HashOn::ClientIp)),
+    };
+    if let (Some(h), false) = (&u.hash_on, balance == Some(BalanceFile::Hash)) {
+        c.error::<()>(h.span(), format!("{key}.hash_on"), "hash_on needs balance = \"hash\"");
+    }
+    if spec.balance == Balance::RoundRobin && spec.targets.iter().any(|t| t.weight != 1) {
+        let span = u.balance.as_ref().map_or(u.targets.span(), |b| b.span());
+        c.error::<()>(span, format!("{key}.balance"), "round-robin ignores weights: use balance = \"weighted\"");
+    }
+
+    if let Some(r) = &u.retries {
+        let rkey = format!("{key}.retries");
+        let file = r.get_ref();
+        let retry = &mut spec.retry;
+        retry.attempts = c.positive(&file.attempts, &format!("{rkey}.attempts"), retry.attempts);
+        if retry.attempts > MAX_ATTEMPTS {
+            let span = file.attempts.as_ref().map_or(r.span(), |a| a.span());
+            c.error::<()>(span, format!("{rkey}.attempts"), format!("at most {MAX_ATTEMPTS} tries"));
+        }
+        retry.backoff = ms(c, &file.backoff_ms, "retries.backoff_ms", retry.backoff);
+        retry.max_backoff = ms(c, &file.max_backoff_ms, "retries.max_backoff_ms", retry.max_backoff);
+        if retry.max_backoff < retry.backoff {
+            c.error::<()>(r.span(), format!("{rkey}.max_backoff_ms"), "must not be less than backoff_ms");
+        }
+        if let Some(p) = &file.budget_percent {
+            retry.budget_percent = *p.get_ref();
+        }
+        retry.min_per_second = file.min_per_second.unwrap_or(retry.min_per_second);
+        if let Some(methods) = &file.methods {
+            retry.methods = methods
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()).ok().or_else(|| {
+                        c.error(
+                            m.span(),
+                            format!("{rkey}.methods[{i}]"),
+                            format!("{:?} is not an HTTP method", m.get_ref()),
+                        )
+                    })
+                })
+                .collect();
+        }
+        if let Some(statuses) = &file.statuses {
+            retry.statuses = statuses
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let status = *s.get_ref();
+                    (400..=599).contains(&status).then_some(status).or_else(|| {
+                        c.error(
+                            s.span(),
+                            format!("{rkey}.statuses[{i}]"),
+                            format!("{status} is not a 4xx or 5xx status"),
+                        )
+                    })
+                })
+                .collect();
+        }
+    }
+
+    if let Some(h) = &u.health {
+        let hkey = format!("{key}.health");
+        let file = h.get_ref();
+        let mut health = HealthSpec::default();
+        if let Some(path) = &file.path {
+            let text = path.get_ref();
+            if text.starts_with('/') && text.parse::<http::uri::PathAndQuery>().is_ok() {
+                health.path = text.clone();
+            } else {
+                c.error::<()>(path.span(), format!("{hkey}.path"), format!("{text:?} is not a path starting with /"));
+            }
+        }
+        health.interval = ms(c, &file.interval_ms, "health.interval_ms", health.interval);
+        health.timeout = ms(c, &file.timeout_ms, "health.timeout_ms", health.timeout);
+        health.healthy_threshold =
+            c.positive(&file.healthy_threshold, &format!("{hkey}.healthy_threshold"), health.healthy_threshold);
+        health.unhealthy_threshold =
+            c.positive(&file.unhealthy_threshold, &format!("{hkey}.unhealthy_threshold"), health.unhealthy_threshold);
+        spec.health = Some(health);
+    }
+
+    if let Some(o) = &u.outlier {
+        let okey = format!("{key}.outlier");
+        let file = o.get_ref();
+        let mut outlier = OutlierSpec::default();
+        outlier.consecutive_failures = c.positive(
+            &file.consecutive_failures,
+            &format!("{okey}.consecutive_failures"),
+            outlier.consecutive_failures,
+        );
+        outlier.base_ejection = ms(c, &file.base_ejection_ms, "outlier.base_ejection_ms", outlier.base_ejection);
+        outlier.max_ejection = ms(c, &file.max_ejection_ms, "outlier.max_ejection_ms", outlier.max_ejection);
+        if outlier.max_ejection < outlier.base_ejection {
+            c.error::<()>(o.span(), format!("{okey}.max_ejection_ms"), "must not be less than base_ejection_ms");
+        }
+        if let Some(p) = &file.max_ejection_percent {
+            outlier.max_ejection_percent = *p.get_ref();
+            if outlier.max_ejection_percent > 100 {
+                c.error::<()>(p.span(), format!("{okey}.max_ejection_percent"), "must be 0 to 100");
+            }
+        }
+        spec.outlier = file.enabled.unwrap_or(true).then_some(outlier);
+    }
+
+    if let Some(b) = &u.breaker {
+        let bkey = format!("{key}.breaker");
+        let file = b.get_ref();
+        let mut breaker = BreakerSpec::default();
+        breaker.failure_threshold =
+            c.positive(&file.failure_threshold, &format!("{bkey}.failure_threshold"), breaker.failure_threshold);
+        breaker.open = ms(c, &file.open_ms, "breaker.open_ms", breaker.open);
+        breaker.half_open_probes =
+            c.positive(&file.half_open_probes, &format!("{bkey}.half_open_probes"), breaker.half_open_probes);
+        spec.breaker = Some(breaker);
+    }
+    Some(spec)
 }
 
 fn check_path(c: &mut Checker<'_>, p: &Spanned<String>, key: &str) -> Option<String> {

@@ -1,5 +1,5 @@
-//! Watches the config file and every plugin (and embedded) file it names,
-//! and reloads
+//! Watches the config file and every plugin, embedded and certificate file
+//! it names, and reloads
 //! once writes have settled.
 //!
 //! Folders are watched, not files: editors and `cp`-then-`mv` replace a
@@ -58,6 +58,7 @@ impl WatchState {
         let files: BTreeSet<PathBuf> = std::iter::once(snapshot.config.source.as_path())
             .chain(snapshot.config.plugins.iter().map(|p| p.path.as_path()))
             .chain(snapshot.config.embedded_files.iter().map(PathBuf::as_path))
+            .chain(snapshot.config.server.tls.iter().flat_map(|t| [t.cert.as_path(), t.key.as_path()]))
             .map(absolute)
             .collect();
         let dirs: BTreeSet<PathBuf> = files.iter().filter_map(|f| f.parent().map(Path::to_owned)).collect();

@@ -101,13 +101,14 @@ impl Compiler {
 
     fn load_artifact(&self, hash: &ContentHash) -> Option<Component> {
         let path = self.artifact_path(hash)?;
-        if !path.exists() {
-            return None;
-        }
+        // Read into memory rather than mapping the file: a mapped artifact
+        // that someone truncates or rewrites in place would crash the
+        // process (SIGBUS) the next time its code runs.
+        let bytes = std::fs::read(&path).ok()?;
         // SAFETY: the file is one this compiler wrote for this engine
         // configuration (the name carries the engine's compatibility hash);
         // wasmtime still checks its header and refuses a mismatch.
-        match unsafe { Component::deserialize_file(&self.engine, &path) } {
+        match unsafe { Component::deserialize(&self.engine, &bytes) } {
             Ok(component) => Some(component),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached artifact");

@@ -54,7 +54,7 @@ async fn fetch_one(
     let call = async {
         let resp = upstream.send(req, Some(timeout)).await.map_err(|e| match e {
             UpstreamError::Timeout { .. } => FetchError::Timeout,
-            e @ UpstreamError::Unavailable { .. } => FetchError::Unavailable(e.to_string()),
+            e => FetchError::Unavailable(e.to_string()),
         })?;
         let (head, incoming) = resp.into_parts();
         let bytes = body::collect(body::boxed(incoming), MAX_FETCHED_BODY)

@@ -1,39 +1,108 @@
-//! Accepting connections (HTTP/1.1 and HTTP/2, prior-knowledge h2c) and
-//! handing each request to the gateway; graceful shutdown.
+//! Accepting connections and handing each request to the gateway.
+//!
+//! - `accept`: one task per listener, within its connection limit.
+//! - `conn`: TLS handshake, HTTP/1.1 and HTTP/2 (h2c with prior knowledge
+//!   on plaintext listeners, ALPN on TLS ones) through hyper, and the
+//!   watchdog against slow request heads (slowloris) and idle connections.
+//! - `limits`: head, body and time limits on each request.
+//! - `smuggling`: refuses requests framed two ways at once.
+//! - [`tls`]: certificates into rustls, re-read on reload.
+//! - `upgrade`: WebSocket tunnels between client and upstream.
+//! - `shutdown`: the signals; [`Running::shutdown`] drains.
+//!
+//! Settings come from the current snapshot for every connection and
+//! request, so a reload applies to new connections without rebinding.
 
-use std::convert::Infallible;
+mod accept;
+mod conn;
+mod limits;
+mod settings;
+mod shutdown;
+mod smuggling;
+pub mod tls;
+pub(crate) mod upgrade;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use http::{Request, Response};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
-use crate::body::{self, Body};
+use crate::body::Body;
+use crate::config::Config;
 use crate::gateway::Gateway;
-use http::{Request, Response};
+pub use settings::*;
+pub use shutdown::shutdown_signal;
 
-/// How long in-flight requests may take to finish after shutdown begins.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request handler: the gateway, the admin API, a test's.
+pub(crate) trait Handler: Send + Sync + 'static {
+    fn call(&self, req: Request<Body>, client: SocketAddr) -> impl Future<Output = Response<Body>> + Send + 'static;
+}
+
+impl<H, F> Handler for H
+where
+    H: Fn(Request<Body>, SocketAddr) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    fn call(&self, req: Request<Body>, client: SocketAddr) -> impl Future<Output = Response<Body>> + Send + 'static {
+        self(req, client)
+    }
+}
+
+/// Marks a request that arrived over TLS (in its extensions).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientTls;
+
+type SettingsSource = Box<dyn Fn() -> Arc<ServerSettings> + Send + Sync>;
+
+/// What every connection of one server shares.
+pub(crate) struct Core<H> {
+    handler: H,
+    settings: SettingsSource,
+    tls: Option<tls::TlsSource>,
+}
+
+/// Bound listeners: plaintext and TLS.
+#[derive(Default)]
+pub struct Listeners {
+    pub plain: Vec<TcpListener>,
+    pub tls: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `listen` and `server.tls_listen` of a config.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self { plain: bind(&config.listen).await?, tls: bind(&config.server.tls_listen).await? })
+    }
+}
 
 /// A server accepting on its listeners until shut down.
 pub struct Running {
+    /// Plaintext listeners' addresses.
     pub addrs: Vec<SocketAddr>,
+    pub tls_addrs: Vec<SocketAddr>,
     stop: watch::Sender<bool>,
+    closed: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
-    /// Stops accepting, waits for in-flight requests (up to the drain
+    /// Closes the listeners (new connections are refused) and returns once
+    /// they are closed; connections already accepted go on.
+    pub async fn stop_accepting(&self) {
+        let _ = self.stop.send(true);
+        let mut closed = self.closed.clone();
+        let _ = closed.wait_for(|closed| *closed).await;
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the drain
     /// timeout), then returns.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+        self.stop_accepting().await;
         let _ = self.task.await;
     }
 }
@@ -46,98 +115,95 @@ pub async fn bind(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
-/// Serves the gateway's traffic on already bound listeners.
+/// Serves the gateway's traffic on already bound plaintext listeners.
 pub fn serve(gateway: Arc<Gateway>, listeners: Vec<TcpListener>) -> Running {
-    serve_with(listeners, move |req, client| {
-        let gateway = gateway.clone();
-        async move { gateway.handle(req, client).await }
-    })
+    serve_listeners(gateway, Listeners { plain: listeners, tls: Vec::new() })
+        .expect("plaintext listeners need no TLS settings")
 }
 
-/// Serves any request handler (the gateway, the admin API) on listeners.
+/// Serves the gateway's traffic on plaintext and TLS listeners, with the
+/// settings and certificates of its current snapshot.
+pub fn serve_listeners(gateway: Arc<Gateway>, listeners: Listeners) -> anyhow::Result<Running> {
+    let tls = if listeners.tls.is_empty() {
+        None
+    } else {
+        let snapshot = gateway.snapshot();
+        let start = snapshot.config.server.tls.as_ref().context("TLS listeners need [server.tls]")?;
+        let gw = gateway.clone();
+        Some(tls::TlsSource::new(start.config.clone(), move || {
+            gw.snapshot().config.server.tls.as_ref().map(|t| t.config.clone())
+        }))
+    };
+    let gw = gateway.clone();
+    let settings: SettingsSource = Box::new(move || gw.snapshot().config.server.clone());
+    let handler = move |req, client| {
+        let gateway = gateway.clone();
+        async move { gateway.handle(req, client).await }
+    };
+    Ok(start(Core { handler, settings, tls }, listeners))
+}
+
+/// Serves any request handler (the admin API, a test's) on plaintext
+/// listeners with default settings.
 pub fn serve_with<H, F>(listeners: Vec<TcpListener>, handler: H) -> Running
 where
     H: Fn(Request<Body>, SocketAddr) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    let addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-    let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(accept_all(Arc::new(handler), listeners, stopped));
-    Running { addrs, stop, task }
+    let defaults = Arc::new(ServerSettings::default());
+    let settings: SettingsSource = Box::new(move || defaults.clone());
+    start(Core { handler, settings, tls: None }, Listeners { plain: listeners, tls: Vec::new() })
 }
 
-async fn accept_all<H, F>(handler: Arc<H>, listeners: Vec<TcpListener>, mut stopped: watch::Receiver<bool>)
-where
-    H: Fn(Request<Body>, SocketAddr) -> F + Send + Sync + 'static,
-    F: Future<Output = Response<Body>> + Send + 'static,
-{
+fn start<H: Handler>(core: Core<H>, listeners: Listeners) -> Running {
+    let addrs = listeners.plain.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let tls_addrs = listeners.tls.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let (stop, stopped) = watch::channel(false);
+    let (closed_tx, closed) = watch::channel(false);
+    let task = tokio::spawn(accept_all(Arc::new(core), listeners, stopped, closed_tx));
+    Running { addrs, tls_addrs, stop, closed, task }
+}
+
+async fn accept_all<H: Handler>(
+    core: Arc<Core<H>>,
+    listeners: Listeners,
+    mut stopped: watch::Receiver<bool>,
+    closed: watch::Sender<bool>,
+) {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
-    let acceptors: Vec<_> = listeners
-        .into_iter()
-        .map(|listener| {
-            let tx = conn_tx.clone();
-            tokio::spawn(async move {
-                loop {
-                    match listener.accept().await {
-                        Ok(conn) => {
-                            if tx.send(conn).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                }
-            })
-        })
+    let max_connections = (core.settings)().max_connections;
+    let (conn_tx, mut conn_rx) = mpsc::channel(64);
+    let acceptors: Vec<_> = (listeners.plain.into_iter().map(|l| (l, false)))
+        .chain(listeners.tls.into_iter().map(|l| (l, true)))
+        .map(|(listener, tls)| accept::spawn(listener, tls, max_connections, conn_tx.clone()))
         .collect();
     drop(conn_tx);
 
+    let mut connections = tokio::task::JoinSet::new();
+    let for_connections = stopped.clone();
     loop {
         tokio::select! {
-            conn = conn_rx.recv() => {
-                let Some((stream, client)) = conn else { break };
-                let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    let response = handler(req.map(body::boxed), client);
-                    async move { Ok::<_, Infallible>(response.await) }
-                });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%client, error = %e, "connection ended with an error");
-                    }
-                });
+            accepted = conn_rx.recv() => {
+                let Some(accept::Accepted { stream, client, tls, permit }) = accepted else { break };
+                connections.spawn(conn::serve(core.clone(), stream, client, tls, graceful.watcher(), for_connections.clone(), permit));
             }
-            _ = stopped.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stopped.wait_for(|stop| *stop) => break,
         }
     }
-    for a in acceptors {
+    for a in &acceptors {
         a.abort();
     }
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("drain timeout reached; closing remaining connections");
+    for a in acceptors {
+        let _ = a.await;
     }
-}
+    // Connections accepted but not yet handed over are closed, not served.
+    drop(conn_rx);
+    let _ = closed.send(true);
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
+    let drain = (core.settings)().drain_timeout;
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!(timeout_ms = drain.as_millis() as u64, "drain timeout reached; closing remaining connections");
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    connections.abort_all();
 }

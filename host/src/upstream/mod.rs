@@ -1,63 +1,118 @@
-//! Upstream services: target selection and the pooled HTTP client.
+//! Upstream services: a request goes to one of an upstream's targets,
+//! chosen by the balancer among those that take traffic, and is tried
+//! again (elsewhere, when there is elsewhere) when that is safe and the
+//! budget allows.
+//!
+//! - [`spec`]: the checked settings and their defaults
+//! - [`balance`]: round robin, smooth weighted, least request (P2C), hash ring
+//! - [`health`]: active checks, a background task per upstream
+//! - [`outlier`]: passive ejection on consecutive failures
+//! - [`breaker`]: per-target circuit breaker
+//! - [`retry`]: which failures are retried, backoff, retry budget
+//! - [`client`]: per-target connection pools, replayable bodies, errors
+//! - [`target`]: a target's state, and one try on it
+//!
+//! A target takes traffic when it is healthy (or unchecked), not ejected,
+//! and its breaker lets the request through. When none does, the request
+//! fails at once with [`UpstreamError::NoTarget`] (503 with `Retry-After`)
+//! without contacting anyone.
+
+pub mod balance;
+pub mod breaker;
+pub mod client;
+mod error;
+pub mod health;
+pub mod outlier;
+pub mod retry;
+pub mod spec;
+pub mod target;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http::uri::{Authority, PathAndQuery, Uri};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use tokio::task::AbortHandle;
 
+pub use client::Payload;
+pub use error::UpstreamError;
+pub use spec::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, RetrySpec, TargetSpec, UpstreamSpec};
+
+use self::balance::Balancer;
+use self::breaker::Transition;
+use self::client::{ClientFailure, Replay, Tracked, classify, error_chain};
+use self::retry::{Failed, RetryBudget, backoff, retryable};
+use self::target::{Attempt, Blocked, Target};
 use crate::body::Body;
 
-/// Why a request got no response from an upstream.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("upstream {upstream} did not answer within {timeout:?}")]
-    Timeout { upstream: Arc<str>, timeout: Duration },
-    #[error("upstream {upstream} ({target}) is unavailable: {reason}")]
-    Unavailable {
-        upstream: Arc<str>,
-        target: Authority,
-        reason: String,
-    },
+/// Per-request settings of [`Upstream::send_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendOptions {
+    /// The whole request's deadline, retries included; the upstream's
+    /// `timeout` when `None`.
+    pub timeout: Option<Duration>,
+    /// The client's address, for `hash_on = "client-ip"`.
+    pub client_ip: Option<IpAddr>,
 }
 
-/// Settings of one upstream, from the checked config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamSpec {
-    pub name: String,
-    pub targets: Vec<Authority>,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
+/// One target as [`Upstream::status`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TargetStatus {
+    pub addr: String,
+    pub weight: u32,
+    pub in_flight: usize,
+    /// `up`, `unhealthy`, `ejected` or `circuit-open`.
+    pub state: &'static str,
 }
 
 /// One named upstream service with its targets.
 pub struct Upstream {
     name: Arc<str>,
-    targets: Vec<Authority>,
-    next: AtomicUsize,
+    targets: Vec<Arc<Target>>,
+    balancer: Balancer,
+    budget: RetryBudget,
+    retry: RetrySpec,
     timeout: Duration,
-    client: Client<HttpConnector, Body>,
+    try_timeout: Option<Duration>,
+    connect_timeout: Duration,
+    max_ejection_percent: usize,
+    /// How long an unhealthy target takes to come back at best.
+    recheck: Duration,
+    /// Serialises ejection decisions (the cap looks at every target).
+    ejecting: Mutex<()>,
+    health: Option<AbortHandle>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(task) = &self.health {
+            task.abort();
+        }
+    }
 }
 
 impl Upstream {
+    /// Builds the upstream and, when configured, starts its health checks
+    /// (which stop when it is dropped).
     pub fn new(spec: &UpstreamSpec) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(spec.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
+        let name: Arc<str> = spec.name.as_str().into();
+        let targets: Vec<Arc<Target>> = spec.targets.iter().map(|t| Arc::new(Target::new(t, spec))).collect();
+        let weighted: Vec<(&str, u32)> = spec.targets.iter().map(|t| (t.addr.as_str(), t.weight)).collect();
+        let health = spec.health.clone().and_then(|h| health::spawn(name.clone(), targets.clone(), h));
         Self {
-            name: spec.name.as_str().into(),
-            targets: spec.targets.clone(),
-            next: AtomicUsize::new(0),
+            balancer: Balancer::new(&spec.balance, &weighted),
+            budget: RetryBudget::new(spec.retry.budget_percent, spec.retry.min_per_second, Instant::now()),
+            retry: spec.retry.clone(),
             timeout: spec.timeout,
-            client,
+            try_timeout: spec.try_timeout,
+            connect_timeout: spec.connect_timeout,
+            max_ejection_percent: spec.outlier.as_ref().map_or(100, |o| o.max_ejection_percent as usize),
+            recheck: spec.health.as_ref().map_or(Duration::from_secs(1), |h| h.interval * h.healthy_threshold),
+            ejecting: Mutex::new(()),
+            health,
+            targets,
+            name,
         }
     }
 
@@ -69,58 +124,240 @@ impl Upstream {
         self.timeout
     }
 
-    /// Round robin over the targets.
-    fn pick(&self) -> &Authority {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.targets[i % self.targets.len()]
+    /// Each target's state now, for operators.
+    pub fn status(&self) -> Vec<TargetStatus> {
+        let now = Instant::now();
+        self.targets
+            .iter()
+            .map(|t| TargetStatus {
+                addr: t.addr.to_string(),
+                weight: t.weight,
+                in_flight: t.in_flight(),
+                state: match t.blocked(now) {
+                    None => "up",
+                    Some(Blocked::Unhealthy) => "unhealthy",
+                    Some(Blocked::Ejected(_)) => "ejected",
+                    Some(Blocked::Open(_)) => "circuit-open",
+                },
+            })
+            .collect()
     }
 
     /// Sends a request (its URI is rewritten to the chosen target, keeping
-    /// path and query) and waits for the response head.
+    /// path and query) and waits for the response head, within `timeout`
+    /// (the upstream's when `None`). An empty body is retried like any
+    /// in-memory one; another body counts as a stream.
     pub async fn send(
         &self,
-        mut req: http::Request<Body>,
+        req: http::Request<Body>,
         timeout: Option<Duration>,
-    ) -> Result<http::Response<Incoming>, UpstreamError> {
-        let target = self.pick().clone();
-        let pq = req
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(http::uri::Scheme::HTTP);
-        parts.authority = Some(target.clone());
-        parts.path_and_query = Some(pq);
-        *req.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path make a URI");
-        // Upstreams are spoken to in HTTP/1.1 whatever the client used.
-        *req.version_mut() = http::Version::HTTP_11;
+    ) -> Result<http::Response<Body>, UpstreamError> {
+        self.send_with(req.map(Payload::from_body), SendOptions { timeout, client_ip: None }).await
+    }
 
-        let timeout = timeout.unwrap_or(self.timeout);
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
-            Err(_) => Err(UpstreamError::Timeout {
-                upstream: self.name.clone(),
-                timeout,
-            }),
-            Ok(Err(e)) => Err(UpstreamError::Unavailable {
-                upstream: self.name.clone(),
-                target,
-                reason: error_chain(&e),
-            }),
-            Ok(Ok(resp)) => Ok(resp),
+    /// [`Self::send`] with the body's kind known and the client's address.
+    /// A response with a retried status is returned as it is once retries
+    /// are over; the errors are for requests that got no response.
+    pub async fn send_with(
+        &self,
+        req: http::Request<Payload>,
+        opts: SendOptions,
+    ) -> Result<http::Response<Body>, UpstreamError> {
+        let start = Instant::now();
+        let total = opts.timeout.unwrap_or(self.timeout);
+        let deadline = start + total;
+        let (head, payload) = req.into_parts();
+        let key = self.balancer.key(&head.headers, opts.client_ip);
+        let idempotent = self.retry.methods.contains(&head.method);
+        let mut replay = Replay::new(payload);
+        self.budget.deposit(start);
+
+        let mut tried: Vec<usize> = Vec::new();
+        let mut last: Option<Result<http::Response<Body>, UpstreamError>> = None;
+        loop {
+            let now = Instant::now();
+            let (index, mut attempt) = match self.choose(&tried, key, now) {
+                Ok(chosen) => chosen,
+                Err(e) => return last.unwrap_or(Err(e)),
+            };
+            tried.push(index);
+            let Some((body, slot)) = replay.lend() else {
+                return last.expect("only replayable bodies are tried again");
+            };
+            let target = attempt.target.clone();
+            let remaining = deadline.saturating_duration_since(now);
+            let (limit, per_try) = match self.try_timeout {
+                Some(t) if t < remaining => (t, true),
+                _ => (remaining, false),
+            };
+            let req = outbound(&head, &target.addr, body);
+            let sent = tokio::time::timeout(limit, target.pool.client().request(req)).await;
+
+            let (failed, result) = match sent {
+                Ok(Ok(resp)) => {
+                    let status = resp.status();
+                    self.report(&mut attempt, !status.is_server_error());
+                    let guard = attempt.take_in_flight();
+                    let resp = resp.map(|inner| Tracked { inner, _guard: guard }.boxed());
+                    if !self.retry.statuses.contains(&status.as_u16()) {
+                        return Ok(resp);
+                    }
+                    (Failed::Status, Ok(resp))
+                }
+                Ok(Err(e)) => {
+                    self.report(&mut attempt, false);
+                    tracing::debug!(upstream = %self.name, target = %target.addr, error = %error_chain(&e), "try failed");
+                    match classify(&e) {
+                        ClientFailure::Connect { timed_out, reason } => {
+                            replay.reclaim(slot);
+                            let error = if timed_out {
+                                self.timed_out(&target.addr, self.connect_timeout)
+                            } else {
+                                self.unavailable(&target.addr, reason)
+                            };
+                            (Failed::Connect, Err(error))
+                        }
+                        ClientFailure::Broken { reason } => {
+                            (Failed::Broken, Err(self.unavailable(&target.addr, reason)))
+                        }
+                    }
+                }
+                Err(_) => {
+                    self.report(&mut attempt, false);
+                    if !per_try {
+                        // The request's own deadline: nothing is left for a retry.
+                        return Err(UpstreamError::Timeout {
+                            upstream: self.name.clone(),
+                            target: None,
+                            timeout: total,
+                        });
+                    }
+                    (Failed::TryTimeout, Err(self.timed_out(&target.addr, limit)))
+                }
+            };
+            drop(attempt);
+
+            let tries = tried.len() as u32;
+            if tries >= self.retry.attempts || !retryable(failed, idempotent, replay.state()) {
+                return result;
+            }
+            let wait = backoff(&self.retry, tries, fastrand::f64());
+            let now = Instant::now();
+            if now + wait >= deadline {
+                return result;
+            }
+            if !self.budget.withdraw(now) {
+                tracing::debug!(upstream = %self.name, "retry budget exhausted");
+                return result;
+            }
+            tracing::debug!(upstream = %self.name, target = %target.addr, ?failed, ?wait, "retrying");
+            last = Some(result);
+            tokio::time::sleep(wait).await;
         }
+    }
+
+    /// A target for the next try: an available one not tried yet by this
+    /// request, or any available one when every one was tried.
+    fn choose(&self, tried: &[usize], key: Option<u64>, now: Instant) -> Result<(usize, Attempt), UpstreamError> {
+        let available: Vec<bool> = self.targets.iter().map(|t| t.blocked(now).is_none()).collect();
+        let mut eligible: Vec<bool> = available.iter().enumerate().map(|(i, a)| *a && !tried.contains(&i)).collect();
+        if !eligible.contains(&true) {
+            eligible = available;
+        }
+        while let Some(i) = self.balancer.pick(&eligible, |i| self.targets[i].in_flight(), key) {
+            if let Some(attempt) = self.targets[i].acquire(now) {
+                return Ok((i, attempt));
+            }
+            eligible[i] = false;
+        }
+        Err(self.no_target(now))
+    }
+
+    fn no_target(&self, now: Instant) -> UpstreamError {
+        let blocked: Vec<Blocked> = self.targets.iter().filter_map(|t| t.blocked(now)).collect();
+        let all_open = !blocked.is_empty() && blocked.iter().all(|b| matches!(b, Blocked::Open(_)));
+        let retry_after = blocked
+            .iter()
+            .map(|b| match b {
+                Blocked::Unhealthy => self.recheck,
+                Blocked::Ejected(d) | Blocked::Open(d) => *d,
+            })
+            .min()
+            .unwrap_or(Duration::ZERO);
+        let reason = if all_open { "circuit breaker open" } else { "every target is unhealthy or ejected" };
+        UpstreamError::NoTarget { upstream: self.name.clone(), reason, retry_after }
+    }
+
+    /// Feeds a try's outcome to the target's breaker and outlier detection.
+    fn report(&self, attempt: &mut Attempt, ok: bool) {
+        let now = Instant::now();
+        let target = attempt.target.clone();
+        let permit = attempt.take_permit();
+        let (transition, eject) = {
+            let mut passive = target.passive();
+            let transition = match (&mut passive.breaker, permit) {
+                (Some(b), Some(permit)) => b.record(permit, Some(ok), now),
+                _ => None,
+            };
+            (transition, passive.outlier.as_mut().is_some_and(|o| o.record(ok, now)))
+        };
+        match transition {
+            Some(Transition::Opened) => {
+                tracing::warn!(upstream = %self.name, target = %target.addr, "circuit breaker opened");
+                target.pool.reset();
+            }
+            Some(Transition::Closed) => {
+                tracing::info!(upstream = %self.name, target = %target.addr, "circuit breaker closed");
+            }
+            None => {}
+        }
+        if eject {
+            self.eject(&target, now);
+        }
+    }
+
+    fn eject(&self, target: &Arc<Target>, now: Instant) {
+        let _one_at_a_time = self.ejecting.lock().expect("ejection lock");
+        let others = self
+            .targets
+            .iter()
+            .filter(|t| !Arc::ptr_eq(t, target))
+            .filter(|t| t.passive().outlier.as_ref().is_some_and(|o| o.is_ejected(now)))
+            .count();
+        if (others + 1) * 100 > self.targets.len() * self.max_ejection_percent {
+            tracing::debug!(upstream = %self.name, target = %target.addr, "not ejected: too many targets are");
+            return;
+        }
+        let Some(length) = target.passive().outlier.as_mut().map(|o| o.eject(now)) else {
+            return;
+        };
+        tracing::warn!(upstream = %self.name, target = %target.addr, ?length, "target ejected after consecutive failures");
+        target.pool.reset();
+    }
+
+    fn timed_out(&self, target: &Authority, timeout: Duration) -> UpstreamError {
+        UpstreamError::Timeout { upstream: self.name.clone(), target: Some(target.clone()), timeout }
+    }
+
+    fn unavailable(&self, target: &Authority, reason: &str) -> UpstreamError {
+        UpstreamError::Unavailable { upstream: self.name.clone(), target: target.clone(), reason: reason.to_owned() }
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+/// The request for one try: `http://<target><path and query>`, HTTP/1.1
+/// whatever the client spoke.
+fn outbound(head: &http::request::Parts, target: &Authority, body: Body) -> http::Request<Body> {
+    let pq = head.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(target.clone());
+    parts.path_and_query = Some(pq);
+    let mut req = http::Request::new(body);
+    *req.method_mut() = head.method.clone();
+    *req.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path make a URI");
+    *req.version_mut() = http::Version::HTTP_11;
+    *req.headers_mut() = head.headers.clone();
+    req
 }
 
 /// The upstreams of one snapshot, by name.
@@ -131,15 +368,62 @@ pub struct Upstreams {
 
 impl Upstreams {
     pub fn new(specs: &[UpstreamSpec]) -> Self {
-        Self {
-            by_name: specs
-                .iter()
-                .map(|s| (s.name.clone(), Arc::new(Upstream::new(s))))
-                .collect(),
-        }
+        Self { by_name: specs.iter().map(|s| (s.name.clone(), Arc::new(Upstream::new(s)))).collect() }
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Upstream>> {
         self.by_name.get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dropping_the_upstream_stops_its_health_checks() {
+        let mut spec = UpstreamSpec::new("u", ["127.0.0.1:1".parse().unwrap()]);
+        spec.health = Some(HealthSpec { interval: Duration::from_millis(10), ..HealthSpec::default() });
+        let upstream = Upstream::new(&spec);
+        let target = Arc::downgrade(&upstream.targets[0]);
+        drop(upstream);
+        // The task held the target: once it is gone, so is the task.
+        for _ in 0..200 {
+            if target.upgrade().is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the health check task outlived its upstream");
+    }
+
+    #[tokio::test]
+    async fn no_available_target_fails_fast_with_retry_after() {
+        let mut spec = UpstreamSpec::new("u", ["127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap()]);
+        spec.breaker = Some(BreakerSpec { failure_threshold: 1, open: Duration::from_secs(3), half_open_probes: 1 });
+        let upstream = Upstream::new(&spec);
+        let req = || http::Request::new(Payload::Bytes(Default::default()));
+        // Both refuse: the first try and its retry (to the other) open both breakers.
+        let e = upstream.send_with(req(), SendOptions::default()).await.unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::BAD_GATEWAY, "{e}");
+        let e = upstream.send_with(req(), SendOptions::default()).await.unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::SERVICE_UNAVAILABLE, "{e}");
+        assert!(upstream.status().iter().all(|t| t.state == "circuit-open"), "{:?}", upstream.status());
+        assert_eq!(e.retry_after(), Some(3));
+        assert!(e.to_string().contains("circuit breaker open"), "{e}");
+    }
+
+    #[test]
+    fn outlier_ejection_is_capped() {
+        let mut spec = UpstreamSpec::new("u", ["127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap()]);
+        spec.outlier = Some(OutlierSpec { consecutive_failures: 1, ..OutlierSpec::default() });
+        let upstream = Upstream::new(&spec);
+        let now = Instant::now();
+        for t in &upstream.targets {
+            let mut attempt = t.acquire(now).unwrap();
+            upstream.report(&mut attempt, false);
+        }
+        let ejected: Vec<bool> = upstream.targets.iter().map(|t| t.blocked(Instant::now()).is_some()).collect();
+        assert_eq!(ejected, [true, false], "50% of two targets: one");
     }
 }

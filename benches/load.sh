@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Load benchmark: the bench upstream directly, nginx as a plain proxy_pass,
+# and wasmgate (empty pipeline, full 4-stage pipeline, aggregation), each
+# under the same wrk load, in one run. Writes benches/results/load.md.
+#
+#   bash benches/load.sh            # DURATION=10 CONNS=64 LAT_DURATION=5 WORKERS=1 by default
+#
+# Installs wrk and nginx from Debian packages when missing (apt-get, needs
+# root), builds the release binaries and plugins, then takes ~2 minutes.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+DURATION="${DURATION:-10}"
+CONNS="${CONNS:-64}"
+LAT_DURATION="${LAT_DURATION:-5}"
+WARMUP="${WARMUP:-2}"
+OUT="$ROOT/benches/results/load.md"
+
+ensure_tools
+[[ "${SKIP_BUILD:-}" == 1 ]] || build
+ulimit -n 65536 2>/dev/null || true
+MACHINE="$(machine)"
+
+declare -A RPS P50 P99 P50_1 P99_1 RSS CPU ERR
+SCENARIOS=(direct nginx empty full aggregate)
+declare -A LABEL=(
+    [direct]="upstream directly (no proxy)"
+    [nginx]="nginx proxy_pass, $WORKERS worker"
+    [empty]="wasmgate, empty pipeline"
+    [full]="wasmgate, jwt-auth → rate-limit → transform → upstream"
+    [aggregate]="wasmgate, aggregate over 3 upstream calls"
+)
+
+# measure NAME URL: warm-up, CONNS-connection run, 1-connection run, peak RSS.
+measure() {
+    local name=$1 url=$2 before after
+    log "$name: $url"
+    wrk_run "$WORK/$name-warmup.txt" "$CONNS" "$WARMUP" "$url" -H "Authorization: Bearer $TOKEN"
+    before=$(cpu_ticks)
+    wrk_run "$WORK/$name.txt" "$CONNS" "$DURATION" "$url" -H "Authorization: Bearer $TOKEN"
+    after=$(cpu_ticks)
+    wrk_run "$WORK/$name-1c.txt" 1 "$LAT_DURATION" "$url" -H "Authorization: Bearer $TOKEN"
+    RPS[$name]=$(wrk_rps "$WORK/$name.txt")
+    P50[$name]=$(wrk_lat_us "$WORK/$name.txt" 50%)
+    P99[$name]=$(wrk_lat_us "$WORK/$name.txt" 99%)
+    P50_1[$name]=$(wrk_lat_us "$WORK/$name-1c.txt" 50%)
+    P99_1[$name]=$(wrk_lat_us "$WORK/$name-1c.txt" 99%)
+    ERR[$name]=$(($(wrk_errors "$WORK/$name.txt") + $(wrk_errors "$WORK/$name-1c.txt")))
+    RSS[$name]=$(mem_mb VmHWM)
+    # CPU µs per request of the process under test (clock ticks are 10 ms).
+    CPU[$name]=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v r="${RPS[$name]}" -v d="$DURATION" \
+        'BEGIN { if (r > 0) printf "%.1f", t / hz * 1e6 / (r * d); else print "—" }')
+    log "$name: ${RPS[$name]} req/s, p50 ${P50[$name]} µs, p99 ${P99[$name]} µs, 1 conn p50 ${P50_1[$name]} µs, peak RSS ${RSS[$name]} MB, errors ${ERR[$name]}"
+    if [[ "${ERR[$name]}" != 0 ]]; then
+        log "$name: wrk saw errors or non-2xx answers:"
+        sed -n '1,40p' "$WORK/$name.txt" >&2
+    fi
+}
+
+start_upstream
+curl -fsS "http://$UPSTREAM_ADDR/users/42" >/dev/null
+
+SERVER_PIDS=("$UPSTREAM_PID")
+measure direct "http://$UPSTREAM_ADDR/users/42"
+
+start_nginx
+measure nginx "http://$NGINX_ADDR/users/42"
+stop_servers
+
+for name in empty full aggregate; do
+    start_gateway "$ROOT/benches/configs/$name.toml"
+    path=/users/42
+    [[ $name == aggregate ]] && path=/users/42/dashboard
+    status=$(curl -s -o "$WORK/$name-check.txt" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://$GATEWAY_ADDR$path")
+    if [[ $status != 200 ]]; then
+        log "$name: expected 200 from $path, got $status: $(cat "$WORK/$name-check.txt")"
+        exit 1
+    fi
+    measure "$name" "http://$GATEWAY_ADDR$path"
+    stop_servers
+    wait_free "$GATEWAY_ADDR"
+done
+
+# Idle memory with the demo config (ports moved, plugin paths made absolute).
+sed -e "s#\.\./target#$ROOT/target#g" -e 's#127.0.0.1:8080#127.0.0.1:9300#' -e 's#127.0.0.1:9901#127.0.0.1:9301#' \
+    "$ROOT/configs/demo.toml" >"$WORK/demo.toml"
+start_gateway "$WORK/demo.toml"
+sleep 2
+IDLE_DEMO=$(mem_mb VmRSS)
+stop_servers
+
+us() { [[ -n "$1" ]] && echo "$1 µs" || echo "—"; }
+check() { awk "BEGIN { print (($1) ? \"**met**\" : \"**missed**\") }"; }
+
+{
+    echo "# Load benchmark"
+    echo
+    echo "Written by \`bash benches/load.sh\`. Every row ran in the same run, one after the other, against the"
+    echo "same upstream (\`bench-upstream\`, $UPSTREAM_THREADS tokio worker, a fixed ~110-byte JSON answer),"
+    echo "with \`wrk -t1 -c$CONNS -d${DURATION}s --latency\` after a ${WARMUP}s warm-up, then \`wrk -t1 -c1 -d${LAT_DURATION}s\`"
+    echo "for latency at one connection. wasmgate runs with \`TOKIO_WORKER_THREADS=$WORKERS\`, nginx with"
+    echo "\`worker_processes $WORKERS\` and keep-alive to the upstream. Every request carries the same"
+    echo "\`Authorization: Bearer\` (the demo's HS256 member token). Configs: \`benches/configs/*.toml\`."
+    echo
+    echo "$MACHINE"
+    echo
+    echo "| scenario | req/s ($CONNS conns) | vs upstream | vs nginx | p50 | p99 | p99 vs nginx | p50 @1 conn | p99 @1 conn | peak RSS (VmHWM) | server CPU per request | errors |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for s in "${SCENARIOS[@]}"; do
+        echo "| ${LABEL[$s]} | ${RPS[$s]} | $(ratio "${RPS[$s]}" "${RPS[direct]}") | $(ratio "${RPS[$s]}" "${RPS[nginx]}") | $(us "${P50[$s]}") | $(us "${P99[$s]}") | $(ratio "${P99[$s]}" "${P99[nginx]}") | $(us "${P50_1[$s]}") | $(us "${P99_1[$s]}") | ${RSS[$s]} MB | ${CPU[$s]} µs | ${ERR[$s]} |"
+    done
+    echo
+    echo "Peak RSS is the process's VmHWM at the end of its runs (for nginx, master + worker; for the upstream,"
+    echo "its own). Server CPU per request is the process's user + system time during the $CONNS-connection run"
+    echo "divided by the requests it served; with wrk and the upstream on the same CPUs, it is the fairer"
+    echo "measure of a proxy's own cost than req/s. The aggregate row makes three upstream calls per request."
+    echo
+    echo "Idle RSS with \`configs/demo.toml\` (4 plugins, 5 plugin uses, warm artifact cache), 2 s after start: **$IDLE_DEMO MB**."
+    echo
+    echo "## Targets (ratios from this run)"
+    echo
+    full_empty=$(ratio "${RPS[full]}" "${RPS[empty]}")
+    full_nginx=$(ratio "${RPS[full]}" "${RPS[nginx]}")
+    empty_nginx=$(ratio "${RPS[empty]}" "${RPS[nginx]}")
+    added=$((P50_1[full] - P50_1[empty]))
+    peak=$(printf '%s\n' "${RSS[empty]}" "${RSS[full]}" "${RSS[aggregate]}" | sort -g | tail -1)
+    echo "| target | measured | |"
+    echo "| --- | --- | --- |"
+    echo "| full pipeline ≥ 85% of empty pipeline throughput | $full_empty | $(check "$full_empty >= 0.85") |"
+    echo "| full pipeline ≥ 100% of nginx throughput | $full_nginx | $(check "$full_nginx >= 1.0") |"
+    echo "| empty pipeline ≥ 110% of nginx throughput | $empty_nginx | $(check "$empty_nginx >= 1.1") |"
+    echo "| empty pipeline p99 no worse than nginx's | ${P99[empty]} µs vs ${P99[nginx]} µs | $(check "${P99[empty]} <= ${P99[nginx]}") |"
+    echo "| added p50 of the full pipeline over the empty one at 1 connection ≤ 30 µs | $added µs | $(check "$added <= 30") |"
+    echo "| peak RSS under load ≤ 64 MB | $peak MB (largest wasmgate row) | $(check "$peak <= 64") |"
+    echo "| idle RSS ≤ 32 MB with the demo config | $IDLE_DEMO MB | $(check "$IDLE_DEMO <= 32") |"
+} >"$OUT"
+log "wrote $OUT"
+cat "$OUT"

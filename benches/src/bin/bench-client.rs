@@ -1,0 +1,204 @@
+//! Helpers the load scripts drive:
+//!
+//! ```text
+//! bench-client hold ADDR N SECONDS [PATH]   open N keep-alive connections, one request on each,
+//!                                           print "holding N", keep them open SECONDS
+//! bench-client startup WASMGATE RUNS        start-to-ready of `WASMGATE run` with 10 plugins,
+//!                                           cold (empty artifact cache) and warm; a Markdown table
+//! ```
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wasmgate_testbed::files::stamp_component;
+use wasmgate_testbed::plugins::{ADD_HEADER, AGGREGATE, JWT_AUTH, RATE_LIMIT, TRANSFORM};
+
+/// Sends `GET path` on a keep-alive connection and reads the whole reply;
+/// returns the status.
+fn get(stream: &mut TcpStream, path: &str) -> std::io::Result<u16> {
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench-client\r\n\r\n")?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(status)
+}
+
+fn hold(addr: SocketAddr, n: usize, seconds: u64, path: &str) {
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        get(&mut stream, path).unwrap_or_else(|e| panic!("request on connection {i}: {e}"));
+        held.push(stream);
+    }
+    println!("holding {n}");
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(seconds));
+    drop(held);
+}
+
+const PORT: u16 = 19290;
+
+/// A config with 10 distinct plugin components: the five shipped plugins
+/// and five builds of the version-stamp fixture.
+fn write_site(dir: &Path) {
+    let mut toml = format!(
+        r#"
+[server]
+listen = ["127.0.0.1:{PORT}"]
+
+[runtime]
+cache_dir = "cache"
+
+[upstreams.users]
+targets = ["127.0.0.1:9"]
+[upstreams.orders]
+targets = ["127.0.0.1:9"]
+[upstreams.products]
+targets = ["127.0.0.1:9"]
+
+[plugins.jwt-auth]
+path = "{JWT_AUTH}"
+config = {{ issuers = ["https://demo.wasmgate.test"], keys = [{{ kid = "demo", secret = "demo-secret-change-me-0123456789ab", algorithms = ["HS256"] }}] }}
+[plugins.rate-limit]
+path = "{RATE_LIMIT}"
+config = {{ key = ["route", "ip"], limits = [{{ limit = 1000000, window = "1s" }}] }}
+[plugins.transform]
+path = "{TRANSFORM}"
+[plugins.aggregate]
+path = "{AGGREGATE}"
+[plugins.add-header]
+path = "{ADD_HEADER}"
+config = {{ request = {{ x-gateway = "wasmgate" }} }}
+
+[[routes]]
+name = "user"
+path = "/users/{{id}}"
+upstream = "users"
+pipeline = [{{ plugin = "jwt-auth" }}, {{ plugin = "rate-limit" }}, {{ plugin = "transform", config = {{ request = {{ headers = {{ set = {{ x-gateway = "wasmgate" }} }} }} }} }}]
+
+[[routes]]
+name = "dashboard"
+path = "/users/{{id}}/dashboard"
+pipeline = [{{ plugin = "jwt-auth" }}, {{ plugin = "aggregate", config = {{ parts = [{{ name = "user", upstream = "users", path = "/users/{{param.id}}" }}] }} }}]
+
+[[routes]]
+name = "products"
+prefix = "/products"
+upstream = "products"
+pipeline = [{{ plugin = "add-header" }}]
+"#
+    );
+    for i in 1..=5 {
+        std::fs::write(dir.join(format!("stamp{i}.wasm")), stamp_component(&format!("stamp-b{i:07}"))).unwrap();
+        toml.push_str(&format!(
+            "\n[plugins.stamp{i}]\npath = \"stamp{i}.wasm\"\n[[routes]]\nname = \"v{i}\"\npath = \"/v{i}\"\npipeline = [{{ plugin = \"stamp{i}\", config = {{ respond = true }} }}]\n"
+        ));
+    }
+    std::fs::write(dir.join("gateway.toml"), toml).unwrap();
+}
+
+/// Starts the gateway and polls until `/v5` answers 200.
+fn start_to_ready(wasmgate: &str, dir: &Path) -> Duration {
+    let addr: SocketAddr = ([127, 0, 0, 1], PORT).into();
+    let start = Instant::now();
+    let mut child = Command::new(wasmgate)
+        .arg("run")
+        .arg(dir.join("gateway.toml"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting wasmgate");
+    let ready = loop {
+        if let Ok(mut stream) = TcpStream::connect(addr)
+            && get(&mut stream, "/v5").is_ok_and(|status| status == 200)
+        {
+            break start.elapsed();
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "wasmgate never became ready");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("wasmgate exited: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    ready
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1e3)
+}
+
+fn startup(wasmgate: &str, runs: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    write_site(dir.path());
+    let cache = dir.path().join("cache");
+    let row = |label: &str, cold: bool| {
+        let mut samples: Vec<Duration> = (0..runs)
+            .map(|_| {
+                if cold {
+                    let _ = std::fs::remove_dir_all(&cache);
+                }
+                start_to_ready(wasmgate, dir.path())
+            })
+            .collect();
+        samples.sort();
+        println!(
+            "| {label} | {} | {} | {} | {runs} |",
+            ms(samples[samples.len() / 2]),
+            ms(samples[0]),
+            ms(samples[samples.len() - 1])
+        );
+        samples[samples.len() / 2]
+    };
+    println!("| start with 10 plugins | median | min | max | runs |");
+    println!("| --- | --- | --- | --- | --- |");
+    let cold = row("cold (empty artifact cache)", true);
+    start_to_ready(wasmgate, dir.path()); // fill the cache
+    let warm = row("warm (artifact cache filled)", false);
+    println!("\nwarm / cold: {:.2}", warm.as_secs_f64() / cold.as_secs_f64());
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize, what: &str| args.get(i).cloned().unwrap_or_else(|| panic!("missing {what}"));
+    match args.get(1).map(String::as_str) {
+        Some("hold") => hold(
+            arg(2, "ADDR").parse().expect("ADDR"),
+            arg(3, "N").parse().expect("N"),
+            arg(4, "SECONDS").parse().expect("SECONDS"),
+            args.get(5).map_or("/", String::as_str),
+        ),
+        Some("startup") => startup(&arg(2, "WASMGATE"), arg(3, "RUNS").parse().expect("RUNS")),
+        _ => {
+            eprintln!("usage: bench-client hold ADDR N SECONDS [PATH] | startup WASMGATE RUNS");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Limits every request meets before the gateway handles it: request
+//! target and header sizes (414, 431), body size whether buffered or
+//! streamed (413), malformed bodies (400) and total time to the response
+//! head (408 while the client is still sending, 504 otherwise).
+//!
+//! hyper enforces hard caps of its own below these (its read buffer and
+//! header count are sized from them with room to spare), answering bare
+//! 414/431 for heads far over the limits; within the caps the gateway
+//! answers with problem+json saying which limit was hit.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+
+use super::ServerSettings;
+use crate::body::{Body, BoxError};
+use crate::problem::problem;
+
+/// hyper's own cap on header fields, past ours.
+pub(crate) fn hyper_max_headers(s: &ServerSettings) -> usize {
+    s.max_headers.saturating_mul(2).max(s.max_headers + 16)
+}
+
+/// hyper's read buffer, which must hold a whole request head.
+pub(crate) fn hyper_max_buf(s: &ServerSettings) -> usize {
+    (s.max_uri_bytes + s.max_header_bytes).saturating_mul(2).max(16 << 10)
+}
+
+/// HTTP/2's header list limit, past ours.
+pub(crate) fn h2_max_header_list(s: &ServerSettings) -> u32 {
+    hyper_max_buf(s).min(u32::MAX as usize) as u32
+}
+
+/// A problem response; over HTTP/1 it also ends the connection, for
+/// errors after which the rest of the stream cannot be trusted.
+pub(crate) fn refuse(status: StatusCode, detail: &str, close: bool) -> Response<Body> {
+    let mut resp = problem(status, detail);
+    if close {
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// Checks the request target and headers against the limits: the refusal
+/// if they are past one.
+pub(crate) fn check_head<B>(s: &ServerSettings, req: &Request<B>) -> Option<Response<Body>> {
+    let uri = req.uri();
+    let uri_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.scheme_str().map_or(0, |s| s.len() + 3);
+    if uri_len > s.max_uri_bytes {
+        return Some(refuse(
+            StatusCode::URI_TOO_LONG,
+            &format!("the request target is {uri_len} bytes long; the limit is {}", s.max_uri_bytes),
+            false,
+        ));
+    }
+    let headers = req.headers();
+    if headers.len() > s.max_headers {
+        return Some(refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &format!("the request has {} header fields; the limit is {}", headers.len(), s.max_headers),
+            false,
+        ));
+    }
+    let size: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if size > s.max_header_bytes {
+        return Some(refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &format!("the request headers are {size} bytes; the limit is {}", s.max_header_bytes),
+            false,
+        ));
+    }
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|len| *len > s.max_request_body_bytes) {
+        return Some(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the request body is {len} bytes; the limit is {}", s.max_request_body_bytes),
+            true,
+        ));
+    }
+    None
+}
+
+/// What happened to a request body, seen from outside the handler.
+#[derive(Debug, Default)]
+pub(crate) struct BodyState {
+    started: AtomicBool,
+    finished: AtomicBool,
+    exceeded: AtomicBool,
+    failed: AtomicBool,
+}
+
+/// A request body that refuses more than the server-wide limit, records
+/// how reading went, and may hold its first frame already read.
+pub(crate) struct RequestBody<B> {
+    inner: B,
+    first: Option<Frame<Bytes>>,
+    done: bool,
+    read: u64,
+    limit: u64,
+    state: Arc<BodyState>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is larger than the server's limit of {0} bytes")]
+pub(crate) struct TooLarge(u64);
+
+impl<B> RequestBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    pub(crate) fn new(inner: B, limit: u64) -> (Self, Arc<BodyState>) {
+        let state = Arc::new(BodyState::default());
+        let done = inner.is_end_stream();
+        if done {
+            state.finished.store(true, Ordering::Relaxed);
+        }
+        (Self { inner, first: None, done, read: 0, limit, state: state.clone() }, state)
+    }
+
+    /// Waits for the first frame, so a body malformed from its first byte
+    /// (bad chunk framing) is refused before anything goes upstream, and an
+    /// upstream request only starts once the client has started its body.
+    pub(crate) async fn read_first(&mut self) -> Result<(), Response<Body>> {
+        match self.frame().await {
+            None => Ok(()),
+            Some(Ok(frame)) => {
+                self.first = Some(frame);
+                Ok(())
+            }
+            Some(Err(e)) => Err(refuse(StatusCode::BAD_REQUEST, &format!("the request body is malformed: {e}"), true)),
+        }
+    }
+}
+
+impl<B> HttpBody for RequestBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(frame) = self.first.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if self.done {
+            return Poll::Ready(None);
+        }
+        self.state.started.store(true, Ordering::Relaxed);
+        let polled = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        Poll::Ready(match polled {
+            None => {
+                self.done = true;
+                self.state.finished.store(true, Ordering::Relaxed);
+                None
+            }
+            Some(Err(e)) => {
+                self.done = true;
+                self.state.failed.store(true, Ordering::Relaxed);
+                Some(Err(e.into()))
+            }
+            Some(Ok(frame)) => {
+                self.read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if self.read > self.limit {
+                    self.done = true;
+                    self.state.exceeded.store(true, Ordering::Relaxed);
+                    Some(Err(TooLarge(self.limit).into()))
+                } else {
+                    if self.inner.is_end_stream() {
+                        self.state.finished.store(true, Ordering::Relaxed);
+                    }
+                    Some(Ok(frame))
+                }
+            }
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && (self.done || self.inner.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let first = self.first.as_ref().and_then(|f| f.data_ref()).map_or(0, |d| d.len() as u64);
+        if self.done {
+            return SizeHint::with_exact(first);
+        }
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + first);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + first);
+        }
+        hint
+    }
+}
+
+/// Runs the handler within the request timeout, and turns what the body
+/// wrapper saw into the right answer: 413 past the body limit, 400 for a
+/// body that could not be read (the handler only saw a read error).
+pub(crate) async fn within<F>(s: &ServerSettings, body: &BodyState, http1: bool, handler: F) -> Response<Body>
+where
+    F: Future<Output = Response<Body>>,
+{
+    let resp = match s.request_timeout {
+        None => handler.await,
+        Some(limit) => match tokio::time::timeout(limit, handler).await {
+            Ok(resp) => resp,
+            Err(_) if body.started.load(Ordering::Relaxed) && !body.finished.load(Ordering::Relaxed) => refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!("the request body did not arrive within {} ms", limit.as_millis()),
+                http1,
+            ),
+            Err(_) => problem(StatusCode::GATEWAY_TIMEOUT, &format!("no response within {} ms", limit.as_millis())),
+        },
+    };
+    if body.exceeded.load(Ordering::Relaxed) {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the request body is larger than the server's limit of {} bytes", s.max_request_body_bytes),
+            http1,
+        );
+    }
+    let refused = matches!(resp.status(), StatusCode::BAD_REQUEST | StatusCode::REQUEST_TIMEOUT);
+    if body.failed.load(Ordering::Relaxed) && !refused {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read: it is malformed or was cut off",
+            http1,
+        );
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{Full, StreamBody};
+
+    #[tokio::test]
+    async fn counts_streamed_bytes_against_the_limit() {
+        let chunks: Vec<Result<Frame<Bytes>, std::io::Error>> =
+            (0..4).map(|_| Ok(Frame::data(Bytes::from_static(b"0123456789")))).collect();
+        let (body, state) = RequestBody::new(StreamBody::new(futures_util::stream::iter(chunks)), 25);
+        let Err(err) = body.collect().await else { panic!("over the limit") };
+        assert!(err.to_string().contains("limit of 25 bytes"), "{err}");
+        assert!(state.exceeded.load(Ordering::Relaxed));
+
+        let (mut body, state) = RequestBody::new(Full::new(Bytes::from_static(b"hello")), 25);
+        body.read_first().await.unwrap();
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
+        assert!(state.finished.load(Ordering::Relaxed) && !state.exceeded.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn head_limits() {
+        let s = ServerSettings { max_uri_bytes: 10, max_headers: 2, max_header_bytes: 40, ..Default::default() };
+        let req = |uri: &str, headers: &[(&str, &str)]| {
+            let mut b = Request::builder().uri(uri);
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            b.body(()).unwrap()
+        };
+        assert!(check_head(&s, &req("/short", &[("a", "1")])).is_none());
+        assert_eq!(check_head(&s, &req("/much-too-long", &[])).unwrap().status(), 414);
+        assert_eq!(check_head(&s, &req("/", &[("a", "1"), ("b", "2"), ("c", "3")])).unwrap().status(), 431);
+        assert_eq!(check_head(&s, &req("/", &[("a", &"x".repeat(40))])).unwrap().status(), 431);
+    }
+}

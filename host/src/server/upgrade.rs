@@ -1,0 +1,81 @@
+//! WebSocket (HTTP/1.1 `Upgrade`) through the gateway: the handshake is an
+//! ordinary request that routes, plugins and the upstream see; when the
+//! upstream answers 101 both connections are taken over from hyper and
+//! their bytes copied both ways until either side closes.
+//!
+//! Tunnels are not drained on shutdown (they may last for hours); they end
+//! with the process.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode, Version};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use crate::body::{self, Body};
+use crate::problem::problem;
+
+/// A client's WebSocket handshake, set aside before routing.
+pub(crate) struct WebSocket {
+    client: OnUpgrade,
+    protocol: HeaderValue,
+}
+
+impl WebSocket {
+    /// Takes the client's side of the upgrade out of a WebSocket handshake
+    /// request (HTTP/1.1, `Connection: upgrade`, `Upgrade: websocket`).
+    pub(crate) fn take(head: &mut http::request::Parts) -> Option<Self> {
+        if head.version != Version::HTTP_11 || !wants_websocket(&head.headers) {
+            return None;
+        }
+        let protocol = head.headers.get(header::UPGRADE)?.clone();
+        let client = head.extensions.remove::<OnUpgrade>()?;
+        Some(Self { client, protocol })
+    }
+
+    /// Puts back the headers hop-by-hop stripping removed, for the upstream.
+    pub(crate) fn restore_request_headers(&self, headers: &mut HeaderMap) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, self.protocol.clone());
+    }
+
+    /// Completes the handshake with the final response: on a 101 from the
+    /// upstream, spawns the tunnel and answers 101 to the client; anything
+    /// else goes back as it is (and the client's connection stays HTTP).
+    pub(crate) fn finish(self, mut resp: Response<Body>) -> Response<Body> {
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return resp;
+        }
+        let Some(upstream) = resp.extensions_mut().remove::<OnUpgrade>() else {
+            return problem(StatusCode::BAD_GATEWAY, "a 101 Switching Protocols answer can only come from an upstream");
+        };
+        let client = self.client;
+        tokio::spawn(async move {
+            let (client, upstream) = match tokio::try_join!(client, upstream) {
+                Ok(both) => both,
+                Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade failed"),
+            };
+            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                Ok((up, down)) => tracing::debug!(bytes_up = up, bytes_down = down, "WebSocket closed"),
+                Err(e) => tracing::debug!(error = %e, "WebSocket ended with an error"),
+            }
+        });
+        let headers = resp.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, self.protocol);
+        *resp.body_mut() = body::empty();
+        resp
+    }
+}
+
+fn wants_websocket(headers: &HeaderMap) -> bool {
+    let upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|token| token.trim().eq_ignore_ascii_case("upgrade"))));
+    upgrade
+        && headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+}

@@ -1,0 +1,288 @@
+//! The HTTP side of one target: its connection pool, request bodies that
+//! can be sent again, and what a client error means.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::retry::BodyReplay;
+use crate::body::{self, Body, BodyError};
+
+type HttpClient = Client<HttpConnector, Body>;
+
+/// A target's pool of keep-alive connections. It can be thrown away (when
+/// the target is found unhealthy or ejected) so that no request reuses a
+/// connection to a process that is gone or broken.
+pub struct Pool {
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    client: Mutex<HttpClient>,
+}
+
+impl Pool {
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+        Self { connect_timeout, idle_timeout, client: Mutex::new(build(connect_timeout, idle_timeout)) }
+    }
+
+    pub fn client(&self) -> HttpClient {
+        self.client.lock().expect("pool lock").clone()
+    }
+
+    /// Closes the idle connections (requests in flight keep theirs).
+    pub fn reset(&self) {
+        *self.client.lock().expect("pool lock") = build(self.connect_timeout, self.idle_timeout);
+    }
+}
+
+fn build(connect_timeout: Duration, idle_timeout: Duration) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(idle_timeout).pool_timer(TokioTimer::new()).build(connector)
+}
+
+/// A request body as the upstream layer takes it.
+pub enum Payload {
+    /// In memory: can be sent as often as a retry needs.
+    Bytes(Bytes),
+    /// Streamed from the client: can only be sent again if nobody read it.
+    Stream(Body),
+}
+
+impl Payload {
+    /// A body of unknown origin: an empty one is as good as bytes.
+    pub fn from_body(body: Body) -> Self {
+        if body.is_end_stream() { Self::Bytes(Bytes::new()) } else { Self::Stream(body) }
+    }
+}
+
+type Slot = Arc<Mutex<Option<Body>>>;
+
+/// The request body across the tries of one request.
+pub(crate) enum Replay {
+    Bytes(Bytes),
+    /// The stream, while it is here (not lent to a try).
+    Stream(Option<Body>),
+}
+
+impl Replay {
+    pub fn new(payload: Payload) -> Self {
+        match payload {
+            Payload::Bytes(b) => Self::Bytes(b),
+            Payload::Stream(s) => Self::Stream(Some(s)),
+        }
+    }
+
+    pub fn state(&self) -> BodyReplay {
+        match self {
+            Self::Bytes(_) => BodyReplay::InMemory,
+            Self::Stream(Some(_)) => BodyReplay::Unread,
+            Self::Stream(None) => BodyReplay::Gone,
+        }
+    }
+
+    /// The body for the next try, and for a stream the place it can be taken
+    /// back from if the try never read it. `None` when it is gone.
+    pub fn lend(&mut self) -> Option<(Body, Option<Slot>)> {
+        match self {
+            Self::Bytes(b) => Some((body::full(b.clone()), None)),
+            Self::Stream(stream) => {
+                let slot: Slot = Arc::new(Mutex::new(Some(stream.take()?)));
+                Some((Reclaimable { slot: slot.clone(), body: None }.boxed(), Some(slot)))
+            }
+        }
+    }
+
+    /// After a try that failed before sending anything: takes the stream
+    /// back if it was never read.
+    pub fn reclaim(&mut self, slot: Option<Slot>) {
+        if let (Self::Stream(stream), Some(slot)) = (self, slot) {
+            *stream = slot.lock().expect("body slot lock").take();
+        }
+    }
+}
+
+/// A body that stays in its slot until first polled, so that a try that
+/// never touched it (no connection) leaves it for the next.
+struct Reclaimable {
+    slot: Slot,
+    body: Option<Body>,
+}
+
+impl Reclaimable {
+    fn boxed(self) -> Body {
+        http_body_util::BodyExt::boxed(self)
+    }
+
+    fn peek<T>(&self, f: impl Fn(&Body) -> T, gone: T) -> T {
+        match &self.body {
+            Some(b) => f(b),
+            None => self.slot.lock().expect("body slot lock").as_ref().map_or(gone, f),
+        }
+    }
+}
+
+impl HttpBody for Reclaimable {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if this.body.is_none() {
+            this.body = this.slot.lock().expect("body slot lock").take();
+        }
+        match &mut this.body {
+            Some(b) => Pin::new(b).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.peek(|b| b.is_end_stream(), true)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.peek(|b| b.size_hint(), SizeHint::with_exact(0))
+    }
+}
+
+/// A response body that keeps its target's in-flight count up until it is
+/// read or dropped (for least-request balancing).
+pub(crate) struct Tracked<G> {
+    pub inner: Incoming,
+    /// Held for its `Drop`.
+    pub _guard: G,
+}
+
+impl<G: Send + Sync + Unpin + 'static> Tracked<G> {
+    pub fn boxed(self) -> Body {
+        body::boxed(self)
+    }
+}
+
+impl<G: Unpin> HttpBody for Tracked<G> {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What went wrong with a try that got no response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFailure {
+    /// No connection could be made; the upstream never saw the request.
+    Connect { timed_out: bool, reason: &'static str },
+    /// The connection failed after the request may have been sent.
+    Broken { reason: &'static str },
+}
+
+/// Sorts a client error; the `reason` is short and safe to show clients
+/// (the full chain goes to the logs).
+pub fn classify(e: &hyper_util::client::legacy::Error) -> ClientFailure {
+    let io = io_kind(e);
+    if e.is_connect() {
+        let (timed_out, reason) = match io {
+            Some(std::io::ErrorKind::TimedOut) => (true, "connect timeout"),
+            Some(std::io::ErrorKind::ConnectionRefused) => (false, "connection refused"),
+            _ => (false, "connection failed"),
+        };
+        return ClientFailure::Connect { timed_out, reason };
+    }
+    let hyper = source::<hyper::Error>(e);
+    let reason = match (hyper, io) {
+        (Some(h), _) if h.is_incomplete_message() => "connection closed before a response",
+        (Some(h), _) if h.is_parse() => "invalid response",
+        (_, Some(std::io::ErrorKind::ConnectionReset)) => "connection reset",
+        _ => "connection error",
+    };
+    ClientFailure::Broken { reason }
+}
+
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    source::<std::io::Error>(e).map(|io| io.kind())
+}
+
+fn source<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
+    let mut current: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// The whole chain of an error, for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn stream(text: &'static str) -> Body {
+        let stream = futures_util::stream::iter([Ok::<_, BodyError>(Frame::data(Bytes::from(text)))]);
+        http_body_util::StreamBody::new(stream).boxed()
+    }
+
+    #[test]
+    fn empty_bodies_count_as_bytes() {
+        assert!(matches!(Payload::from_body(body::empty()), Payload::Bytes(b) if b.is_empty()));
+        assert!(matches!(Payload::from_body(stream("x")), Payload::Stream(_)));
+    }
+
+    #[tokio::test]
+    async fn an_unread_stream_comes_back_a_read_one_does_not() {
+        let mut replay = Replay::new(Payload::Stream(stream("hello")));
+        assert_eq!(replay.state(), BodyReplay::Unread);
+        let (lent, slot) = replay.lend().unwrap();
+        assert_eq!(replay.state(), BodyReplay::Gone, "lent out");
+        drop(lent);
+        replay.reclaim(slot);
+        assert_eq!(replay.state(), BodyReplay::Unread, "never polled: back");
+
+        let (lent, slot) = replay.lend().unwrap();
+        assert_eq!(lent.collect().await.unwrap().to_bytes(), "hello");
+        replay.reclaim(slot);
+        assert_eq!(replay.state(), BodyReplay::Gone);
+        assert!(replay.lend().is_none());
+    }
+
+    #[tokio::test]
+    async fn bytes_are_lent_again_and_again() {
+        let mut replay = Replay::new(Payload::Bytes(Bytes::from_static(b"abc")));
+        for _ in 0..3 {
+            let (lent, slot) = replay.lend().unwrap();
+            assert!(slot.is_none());
+            assert_eq!(lent.collect().await.unwrap().to_bytes(), "abc");
+        }
+        assert_eq!(replay.state(), BodyReplay::InMemory);
+    }
+}

@@ -1,0 +1,160 @@
+//! Active health checks: one background task per upstream probes every
+//! target each interval with `GET <path>` on a fresh connection (a pooled
+//! one could outlive the process it was made to) and flips the target's
+//! health after enough passes or failures in a row. 2xx passes.
+//!
+//! The task holds the targets, not the upstream: the upstream aborts it
+//! when dropped, so a reload that replaces the snapshot stops its checks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HOST, USER_AGENT};
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use tokio::task::AbortHandle;
+
+use super::spec::HealthSpec;
+use super::target::Target;
+
+/// Passes and failures in a row, and the verdict they lead to.
+#[derive(Debug, Clone)]
+pub struct HealthCounter {
+    healthy: bool,
+    streak: u32,
+}
+
+impl Default for HealthCounter {
+    /// Targets start healthy: a fresh snapshot (a reload) must not refuse
+    /// traffic until the first checks come back.
+    fn default() -> Self {
+        Self { healthy: true, streak: 0 }
+    }
+}
+
+impl HealthCounter {
+    /// Counts a check; returns the new health when it changes.
+    pub fn record(&mut self, pass: bool, spec: &HealthSpec) -> Option<bool> {
+        if pass == self.healthy {
+            self.streak = 0;
+            return None;
+        }
+        self.streak += 1;
+        let needed = if pass { spec.healthy_threshold } else { spec.unhealthy_threshold };
+        if self.streak >= needed {
+            self.healthy = pass;
+            self.streak = 0;
+            Some(pass)
+        } else {
+            None
+        }
+    }
+}
+
+/// Starts the checks (needs a tokio runtime; without one there are none).
+pub fn spawn(upstream: Arc<str>, targets: Vec<Arc<Target>>, spec: HealthSpec) -> Option<AbortHandle> {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(upstream = %upstream, "no async runtime: health checks are off");
+        return None;
+    };
+    Some(runtime.spawn(run(upstream, targets, spec)).abort_handle())
+}
+
+async fn run(upstream: Arc<str>, targets: Vec<Arc<Target>>, spec: HealthSpec) {
+    let mut counters = vec![HealthCounter::default(); targets.len()];
+    let mut tick = tokio::time::interval(spec.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let checks = targets.iter().map(|t| probe(&t.addr, &spec.path, spec.timeout));
+        let results = futures_util::future::join_all(checks).await;
+        for ((target, counter), result) in targets.iter().zip(&mut counters).zip(results) {
+            match counter.record(result.is_ok(), &spec) {
+                Some(true) => {
+                    tracing::info!(upstream = %upstream, target = %target.addr, "target is healthy again");
+                    target.set_healthy(true);
+                }
+                Some(false) => {
+                    let reason = result.err().unwrap_or_default();
+                    tracing::warn!(upstream = %upstream, target = %target.addr, %reason, "target is unhealthy");
+                    target.set_healthy(false);
+                    target.pool.reset();
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// One check; the error says why it failed.
+pub async fn probe(addr: &http::uri::Authority, path: &str, timeout: Duration) -> Result<(), String> {
+    let check = async {
+        let stream = tokio::net::TcpStream::connect(addr.as_str()).await.map_err(|e| format!("connect: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let req = http::Request::get(path)
+            .header(HOST, addr.as_str())
+            .header(USER_AGENT, "wasmgate-health-check")
+            .body(Empty::new())
+            .map_err(|e| e.to_string())?;
+        let send = sender.send_request(req);
+        tokio::pin!(conn);
+        let status = tokio::select! {
+            biased;
+            resp = send => resp.map_err(|e| format!("request: {e}"))?.status(),
+            _ = &mut conn => return Err("connection closed".to_owned()),
+        };
+        if status.is_success() { Ok(()) } else { Err(format!("status {status}")) }
+    };
+    tokio::time::timeout(timeout, check).await.unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_need_a_streak() {
+        let spec = HealthSpec { healthy_threshold: 2, unhealthy_threshold: 3, ..HealthSpec::default() };
+        let mut c = HealthCounter::default();
+        assert_eq!(c.record(false, &spec), None);
+        assert_eq!(c.record(false, &spec), None);
+        assert_eq!(c.record(true, &spec), None, "a pass breaks the failure streak");
+        assert_eq!(c.record(false, &spec), None);
+        assert_eq!(c.record(false, &spec), None);
+        assert_eq!(c.record(false, &spec), Some(false));
+        assert_eq!(c.record(false, &spec), None, "already unhealthy");
+        assert_eq!(c.record(true, &spec), None);
+        assert_eq!(c.record(true, &spec), Some(true));
+    }
+
+    #[tokio::test]
+    async fn probes_pass_on_2xx_only() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: http::uri::Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                        let status = if req.uri().path() == "/ok" { 200 } else { 500 };
+                        let mut resp = http::Response::new(http_body_util::Full::new(Bytes::from("x")));
+                        *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                        Ok::<_, std::convert::Infallible>(resp)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        let t = Duration::from_secs(5);
+        assert_eq!(probe(&addr, "/ok", t).await, Ok(()));
+        assert!(probe(&addr, "/bad", t).await.unwrap_err().contains("500"));
+        let closed: http::uri::Authority = "127.0.0.1:1".parse().unwrap();
+        assert!(probe(&closed, "/ok", t).await.unwrap_err().starts_with("connect"));
+    }
+}

@@ -1,0 +1,146 @@
+//! WebSocket through the gateway: the handshake goes through the route and
+//! its plugins, then frames flow both ways between a real client and a
+//! real echo upstream.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use wasmgate_testbed::TestGateway;
+use wasmgate_testbed::plugins::{ADD_HEADER, FIXTURE_RESPOND};
+
+/// A WebSocket echo server recording each handshake's path and headers.
+struct EchoUpstream {
+    addr: SocketAddr,
+    handshakes: Arc<Mutex<Vec<(String, http::HeaderMap)>>>,
+}
+
+impl EchoUpstream {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handshakes = Arc::new(Mutex::new(Vec::new()));
+        let seen = handshakes.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    #[allow(clippy::result_large_err)] // the callback's type is tungstenite's
+                    let record = |req: &Request, resp: Response| {
+                        seen.lock().unwrap().push((req.uri().to_string(), req.headers().clone()));
+                        Ok(resp)
+                    };
+                    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, record).await else { return };
+                    while let Some(Ok(msg)) = ws.next().await {
+                        let echo = matches!(msg, Message::Text(_) | Message::Binary(_));
+                        if msg.is_close() || (echo && ws.send(msg).await.is_err()) {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, handshakes }
+    }
+}
+
+fn config(up: &EchoUpstream) -> String {
+    format!(
+        r#"
+[upstreams.ws]
+targets = ["{}"]
+
+[plugins.add-header]
+path = "{ADD_HEADER}"
+
+[plugins.respond]
+path = "{FIXTURE_RESPOND}"
+
+[[routes]]
+name = "ws"
+prefix = "/ws"
+upstream = "ws"
+pipeline = [{{ plugin = "add-header", config = {{ request = {{ x-added = "by-plugin" }}, response = {{ x-seen = "yes" }} }} }}]
+
+[[routes]]
+name = "guarded"
+prefix = "/guarded"
+upstream = "ws"
+pipeline = [{{ plugin = "respond", config = {{ status = 403, body = "guarded" }} }}]
+"#,
+        up.addr
+    )
+}
+
+#[tokio::test]
+async fn websocket_echo_through_the_gateway() {
+    let up = EchoUpstream::start().await;
+    let gw = TestGateway::start(&config(&up)).await;
+
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async(format!("ws://{}/ws/chat?room=1", gw.addr), tcp)
+        .await
+        .expect("the handshake succeeds through the gateway");
+    assert_eq!(resp.status(), 101);
+    assert_eq!(resp.headers().get("x-seen").map(|v| v.as_bytes()), Some(&b"yes"[..]), "response phase ran");
+
+    for i in 0..3 {
+        ws.send(Message::text(format!("hello {i}"))).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(format!("hello {i}")));
+    }
+    let big = vec![7u8; 200_000];
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));
+    ws.close(None).await.unwrap();
+
+    let handshakes = up.handshakes.lock().unwrap().clone();
+    assert_eq!(handshakes.len(), 1);
+    let (uri, headers) = &handshakes[0];
+    assert_eq!(uri, "/ws/chat?room=1");
+    assert_eq!(headers.get("x-added").unwrap(), "by-plugin", "the request phase ran on the handshake");
+    assert!(headers.get("x-forwarded-for").is_some());
+
+    // The gateway still serves plain requests on other connections.
+    let reply = gw.client.get("/guarded").await;
+    assert_eq!((reply.status, reply.text().as_str()), (403, "guarded"));
+}
+
+#[tokio::test]
+async fn a_plugin_can_refuse_the_handshake() {
+    let up = EchoUpstream::start().await;
+    let gw = TestGateway::start(&config(&up)).await;
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let err = tokio_tungstenite::client_async(format!("ws://{}/guarded/chat", gw.addr), tcp)
+        .await
+        .expect_err("the plugin answers 403");
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => assert_eq!(resp.status(), 403),
+        other => panic!("expected an HTTP refusal, got {other}"),
+    }
+    assert!(up.handshakes.lock().unwrap().is_empty(), "the upstream saw nothing");
+}
+
+#[tokio::test]
+async fn many_websockets_at_once() {
+    let up = EchoUpstream::start().await;
+    let gw = TestGateway::start(&config(&up)).await;
+    let clients = (0..8).map(|n| {
+        let addr = gw.addr;
+        tokio::spawn(async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws/{n}"), tcp).await.unwrap();
+            for i in 0..10 {
+                ws.send(Message::text(format!("{n}:{i}"))).await.unwrap();
+                assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(format!("{n}:{i}")));
+            }
+            ws.close(None).await.unwrap();
+        })
+    });
+    for c in futures_util::future::join_all(clients).await {
+        c.unwrap();
+    }
+    assert_eq!(up.handshakes.lock().unwrap().len(), 8);
+}
