@@ -72,9 +72,7 @@ pub fn decide(
         ));
     }
     if cost > burst {
-        return Err(format!(
-            "a cost of {cost} exceeds the burst of {burst} and could never be allowed"
-        ));
+        return Err(format!("a cost of {cost} exceeds the burst of {burst} and could never be allowed"));
     }
     let now = now_ms.saturating_mul(US_PER_MS);
     let interval = window_ms.saturating_mul(US_PER_MS).div_ceil(limit);
@@ -91,11 +89,7 @@ pub fn decide(
         limit,
         remaining: horizon.saturating_sub(booked) / interval,
         reset_ms: (booked - now).div_ceil(US_PER_MS),
-        retry_after_ms: if allowed {
-            0
-        } else {
-            (new_tat - horizon).div_ceil(US_PER_MS)
-        },
+        retry_after_ms: if allowed { 0 } else { (new_tat - horizon).div_ceil(US_PER_MS) },
     };
     Ok((decision, booked))
 }
@@ -151,12 +145,7 @@ mod tests {
         assert!(peek.allowed);
         assert_eq!(peek.remaining, 10);
         assert_eq!(peek.reset_ms, 0);
-        assert_eq!(
-            (0..11)
-                .filter(|_| take(&mut tat, 60_000, 1).allowed)
-                .count(),
-            10
-        );
+        assert_eq!((0..11).filter(|_| take(&mut tat, 60_000, 1).allowed).count(), 10);
     }
 
     #[test]

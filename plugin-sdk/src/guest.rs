@@ -6,9 +6,7 @@
 
 use std::thread::LocalKey;
 
-use crate::bindings::wasmgate::plugin::{
-    clock, http_client, log as wit_log, metrics, state, types as wit,
-};
+use crate::bindings::wasmgate::plugin::{clock, http_client, log as wit_log, metrics, state, types as wit};
 use crate::plugin::Slot;
 use crate::types::{Headers, MessageBackend, RequestBackend, ResponseBackend};
 use crate::{Action, LogLevel, Needs, Plugin, Request, Response};
@@ -102,10 +100,7 @@ impl ResponseBackend for wit::Response {
 
 // What `export_plugin!` expands to calls these, keeping the macro a shell.
 
-pub fn configure<P: Plugin>(
-    slot: &'static LocalKey<Slot<P>>,
-    config: String,
-) -> Result<Needs, String> {
+pub fn configure<P: Plugin>(slot: &'static LocalKey<Slot<P>>, config: String) -> Result<Needs, String> {
     slot.with(|slot| slot.configure(&config))
 }
 
@@ -113,11 +108,7 @@ pub fn on_request<P: Plugin>(slot: &'static LocalKey<Slot<P>>, req: &wit::Reques
     slot.with(|slot| slot.on_request(&Request::new(req, req)))
 }
 
-pub fn on_response<P: Plugin>(
-    slot: &'static LocalKey<Slot<P>>,
-    req: &wit::Request,
-    resp: &wit::Response,
-) {
+pub fn on_response<P: Plugin>(slot: &'static LocalKey<Slot<P>>, req: &wit::Request, resp: &wit::Response) {
     slot.with(|slot| slot.on_response(&Request::new(req, req), &Response::new(resp, resp)))
 }
 
@@ -147,13 +138,7 @@ pub(crate) mod imports {
         clock::monotonic_ns()
     }
 
-    pub fn take(
-        key: &str,
-        limit: u64,
-        window_ms: u64,
-        burst: u64,
-        cost: u64,
-    ) -> Result<Decision, String> {
+    pub fn take(key: &str, limit: u64, window_ms: u64, burst: u64, cost: u64) -> Result<Decision, String> {
         state::take(key, limit, window_ms, burst, cost)
     }
 

@@ -87,13 +87,7 @@ pub mod state {
     /// Takes `cost` events from the bucket `key` allowing `limit` events per
     /// `window_ms` with bursts of up to `burst`. Atomic per key across all
     /// instances, so plugins never write compare-and-swap loops.
-    pub fn take(
-        key: &str,
-        limit: u64,
-        window_ms: u64,
-        burst: u64,
-        cost: u64,
-    ) -> Result<Decision, String> {
+    pub fn take(key: &str, limit: u64, window_ms: u64, burst: u64, cost: u64) -> Result<Decision, String> {
         imp::take(key, limit, window_ms, burst, cost)
     }
 
@@ -189,11 +183,7 @@ pub mod http {
     impl OutboundResponse {
         /// Handy for scripting fetches in tests.
         pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
-            Self {
-                status,
-                headers: Vec::new(),
-                body: body.into(),
-            }
+            Self { status, headers: Vec::new(), body: body.into() }
         }
 
         /// First value of a header (case-insensitive), decoded lossily.
@@ -240,11 +230,7 @@ pub mod http {
     pub fn fetch(request: OutboundRequest) -> Result<OutboundResponse, FetchError> {
         fetch_all(std::slice::from_ref(&request))
             .pop()
-            .unwrap_or_else(|| {
-                Err(FetchError::Unavailable(
-                    "the host returned no result".into(),
-                ))
-            })
+            .unwrap_or_else(|| Err(FetchError::Unavailable("the host returned no result".into())))
     }
 }
 

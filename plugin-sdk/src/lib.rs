@@ -64,10 +64,10 @@ pub mod gcra;
 #[cfg(target_arch = "wasm32")]
 mod guest;
 pub mod host;
-pub mod text;
 mod plugin;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+pub mod text;
 mod types;
 
 pub use plugin::{NoConfig, Plugin};
@@ -77,10 +77,7 @@ pub use types::{Action, BodyError, Headers, LogLevel, Message, Needs, Reply, Req
 pub mod prelude {
     pub use crate::host::http::{self, FetchError, OutboundRequest, OutboundResponse};
     pub use crate::host::{clock, log, metrics, state};
-    pub use crate::{
-        Action, BodyError, LogLevel, Needs, NoConfig, Plugin, Reply, Request, Response,
-        export_plugin,
-    };
+    pub use crate::{Action, BodyError, LogLevel, Needs, NoConfig, Plugin, Reply, Request, Response, export_plugin};
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -62,21 +62,14 @@ pub struct NoConfig {}
 /// the offending field (`request.x-name: invalid type: …`).
 pub(crate) fn configure<P: Plugin>(config: &str) -> Result<P, String> {
     let trimmed = config.trim();
-    let config = if trimmed.is_empty() || trimmed == "null" {
-        "{}"
-    } else {
-        config
-    };
+    let config = if trimmed.is_empty() || trimmed == "null" { "{}" } else { config };
     let mut deserializer = serde_json::Deserializer::from_str(config);
-    let parsed = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        match err.path().to_string().as_str() {
+    let parsed =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|err| match err.path().to_string().as_str() {
             "." => format!("invalid config: {}", err.inner()),
             path => format!("invalid config: {path}: {}", err.inner()),
-        }
-    })?;
-    deserializer
-        .end()
-        .map_err(|err| format!("invalid config: {err}"))?;
+        })?;
+    deserializer.end().map_err(|err| format!("invalid config: {err}"))?;
     P::configure(parsed)
 }
 
@@ -92,9 +85,7 @@ pub struct Slot<P> {
 impl<P: Plugin> Slot<P> {
     #[allow(clippy::new_without_default)] // Only built by the export macro, in a const.
     pub const fn new() -> Self {
-        Self {
-            plugin: RefCell::new(None),
-        }
+        Self { plugin: RefCell::new(None) }
     }
 
     pub fn configure(&self, config: &str) -> Result<Needs, String> {
@@ -122,11 +113,7 @@ impl<P: Plugin> Slot<P> {
 }
 
 fn not_configured() -> Reply {
-    Reply::problem(
-        500,
-        "Internal Server Error",
-        "plugin not configured: the host called it before `configure`",
-    )
+    Reply::problem(500, "Internal Server Error", "plugin not configured: the host called it before `configure`")
 }
 
 /// Compile-time check used by the native expansion of [`export_plugin!`], so
@@ -217,10 +204,7 @@ mod tests {
         }
 
         fn needs(&self) -> Needs {
-            Needs {
-                response: true,
-                ..Needs::default()
-            }
+            Needs { response: true, ..Needs::default() }
         }
 
         fn on_request(&self, _req: &Request) -> Action {
@@ -270,15 +254,10 @@ mod tests {
     #[test]
     fn a_configured_slot_calls_the_plugin_and_reports_its_needs() {
         let slot = Slot::<Limiter>::new();
-        let needs = slot
-            .configure(r#"{"limit": 3, "routes": [{"name": "a"}]}"#)
-            .unwrap();
+        let needs = slot.configure(r#"{"limit": 3, "routes": [{"name": "a"}]}"#).unwrap();
         assert!(needs.response);
         let req = TestRequest::new("GET", "/");
-        assert_eq!(
-            slot.on_request(&req.as_request()),
-            Action::Respond(Reply::new(200).body("4"))
-        );
+        assert_eq!(slot.on_request(&req.as_request()), Action::Respond(Reply::new(200).body("4")));
     }
 
     #[test]
@@ -295,10 +274,6 @@ mod tests {
         let resp = TestResponse::new(200).body("upstream");
         slot.on_response(&req.as_request(), &resp.as_response());
         assert_eq!(resp.as_response().status(), 500);
-        assert!(
-            String::from_utf8(resp.as_response().body().unwrap())
-                .unwrap()
-                .contains("plugin not configured")
-        );
+        assert!(String::from_utf8(resp.as_response().body().unwrap()).unwrap().contains("plugin not configured"));
     }
 }

@@ -91,17 +91,12 @@ struct MockMessage {
 
 impl MockMessage {
     fn new() -> Self {
-        Self {
-            buffered: Cell::new(true),
-            ..Self::default()
-        }
+        Self { buffered: Cell::new(true), ..Self::default() }
     }
 
     fn push(&self, name: &str, value: &[u8]) {
         // The host hands out names as the `http` crate does: lowercase.
-        self.headers
-            .borrow_mut()
-            .push((name.to_ascii_lowercase(), value.to_vec()));
+        self.headers.borrow_mut().push((name.to_ascii_lowercase(), value.to_vec()));
     }
 }
 
@@ -111,12 +106,7 @@ impl MessageBackend for MockMessage {
     }
 
     fn header_all(&self, name: &str) -> Vec<Vec<u8>> {
-        self.headers
-            .borrow()
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-            .collect()
+        self.headers.borrow().iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).collect()
     }
 
     fn headers(&self) -> Headers {
@@ -133,9 +123,7 @@ impl MessageBackend for MockMessage {
     }
 
     fn remove_header(&self, name: &str) {
-        self.headers
-            .borrow_mut()
-            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.borrow_mut().retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }
 
     fn body(&self) -> Option<Vec<u8>> {
@@ -220,9 +208,7 @@ impl TestRequest {
 
     /// A var set by an earlier plugin of the pipeline.
     pub fn var(self, name: &str, value: &str) -> Self {
-        self.vars
-            .borrow_mut()
-            .insert(name.to_owned(), value.to_owned());
+        self.vars.borrow_mut().insert(name.to_owned(), value.to_owned());
         self
     }
 
@@ -233,10 +219,7 @@ impl TestRequest {
     }
 
     fn writable(&self) {
-        assert!(
-            !self.read_only.get(),
-            "the request is read-only in the response phase: it has already gone upstream"
-        );
+        assert!(!self.read_only.get(), "the request is read-only in the response phase: it has already gone upstream");
     }
 }
 
@@ -273,10 +256,7 @@ impl RequestBackend for TestRequest {
     }
 
     fn param(&self, name: &str) -> Option<String> {
-        self.params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
+        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
     }
 
     fn params(&self) -> Vec<(String, String)> {
@@ -298,9 +278,7 @@ impl RequestBackend for TestRequest {
     fn set_var(&self, name: &str, value: &str) {
         // Vars stay writable in the response phase: they are the pipeline's
         // scratch space, not part of the request sent upstream.
-        self.vars
-            .borrow_mut()
-            .insert(name.to_owned(), value.to_owned());
+        self.vars.borrow_mut().insert(name.to_owned(), value.to_owned());
     }
 }
 
@@ -347,10 +325,7 @@ pub struct TestResponse {
 
 impl TestResponse {
     pub fn new(status: u16) -> Self {
-        Self {
-            message: MockMessage::new(),
-            status: Cell::new(status),
-        }
+        Self { message: MockMessage::new(), status: Cell::new(status) }
     }
 
     /// Appends a header.
@@ -473,9 +448,7 @@ pub fn fail_state(error: Option<&str>) {
 
 /// Scripts the upstreams: `handler` answers every outbound call. Without
 /// one, calls fail as `unavailable`.
-pub fn on_fetch(
-    handler: impl FnMut(&OutboundRequest) -> Result<OutboundResponse, FetchError> + 'static,
-) {
+pub fn on_fetch(handler: impl FnMut(&OutboundRequest) -> Result<OutboundResponse, FetchError> + 'static) {
     with_host(|host| host.fetch_handler = Some(Box::new(handler)));
 }
 
@@ -491,12 +464,7 @@ pub fn counter(name: &str) -> u64 {
 
 /// Every value observed by a histogram metric, in order.
 pub fn histogram(name: &str) -> Vec<f64> {
-    with_host(|host| {
-        host.histogram_metrics
-            .get(name)
-            .cloned()
-            .unwrap_or_default()
-    })
+    with_host(|host| host.histogram_metrics.get(name).cloned().unwrap_or_default())
 }
 
 /// The mock behind [`crate::host`], with the same signatures as the wasm
@@ -516,13 +484,7 @@ pub(crate) mod imports {
         with_host(|host| host.monotonic_ns)
     }
 
-    pub fn take(
-        key: &str,
-        limit: u64,
-        window_ms: u64,
-        burst: u64,
-        cost: u64,
-    ) -> Result<Decision, String> {
+    pub fn take(key: &str, limit: u64, window_ms: u64, burst: u64, cost: u64) -> Result<Decision, String> {
         with_host(|host| {
             host.state()?;
             let tat = host.buckets.get(key).copied().unwrap_or(0);
@@ -590,9 +552,7 @@ pub(crate) mod imports {
             .iter()
             .map(|request| match handler.as_mut() {
                 Some(handler) => handler(request),
-                None => Err(FetchError::Unavailable(
-                    "no upstream scripted: call testing::on_fetch".to_owned(),
-                )),
+                None => Err(FetchError::Unavailable("no upstream scripted: call testing::on_fetch".to_owned())),
             })
             .collect();
         with_host(|host| {
@@ -609,10 +569,7 @@ pub(crate) mod imports {
 
     pub fn histogram_observe(name: &str, value: f64) {
         with_host(|host| {
-            host.histogram_metrics
-                .entry(name.to_owned())
-                .or_default()
-                .push(value);
+            host.histogram_metrics.entry(name.to_owned()).or_default().push(value);
         });
     }
 }
@@ -627,13 +584,7 @@ mod tests {
     fn logs_are_captured_in_order_and_reset_clears_everything() {
         log::info("one");
         log::error(format!("two {}", 2));
-        assert_eq!(
-            logs(),
-            [
-                (LogLevel::Info, "one".to_owned()),
-                (LogLevel::Error, "two 2".to_owned())
-            ]
-        );
+        assert_eq!(logs(), [(LogLevel::Info, "one".to_owned()), (LogLevel::Error, "two 2".to_owned())]);
         metrics::counter_add("hits", 2);
         state::set("k", "v", None).unwrap();
         advance_ms(5);
@@ -664,10 +615,7 @@ mod tests {
         let allowed = (0..11).filter(|_| take("alice").allowed).count();
         assert_eq!(allowed, 10);
         let refused = take("alice");
-        assert_eq!(
-            (refused.remaining, refused.retry_after_ms, refused.reset_ms),
-            (0, 100, 1_000)
-        );
+        assert_eq!((refused.remaining, refused.retry_after_ms, refused.reset_ms), (0, 100, 1_000));
         assert!(take("bob").allowed, "keys are independent");
 
         advance_ms(100);
@@ -718,10 +666,7 @@ mod tests {
         on_fetch(|req| match req.upstream.as_str() {
             "users" => {
                 log::debug(format!("serving {}", req.path));
-                Ok(OutboundResponse::new(
-                    200,
-                    format!(r#"{{"path":"{}"}}"#, req.path),
-                ))
+                Ok(OutboundResponse::new(200, format!(r#"{{"path":"{}"}}"#, req.path)))
             }
             "slow" => Err(FetchError::Timeout),
             other => Err(FetchError::Invalid(format!("unknown upstream `{other}`"))),
@@ -734,17 +679,11 @@ mod tests {
         let first = results[0].as_ref().unwrap();
         assert_eq!(first.json::<serde_json::Value>().unwrap()["path"], "/42");
         assert_eq!(results[1], Err(FetchError::Timeout));
-        assert_eq!(
-            results[2].as_ref().unwrap_err().to_string(),
-            "invalid: unknown upstream `nope`"
-        );
+        assert_eq!(results[2].as_ref().unwrap_err().to_string(), "invalid: unknown upstream `nope`");
 
         let sent = fetches();
         assert_eq!(sent.len(), 4);
-        assert_eq!(
-            sent[1].headers,
-            [("x-request-id".to_owned(), b"r1".to_vec())]
-        );
+        assert_eq!(sent[1].headers, [("x-request-id".to_owned(), b"r1".to_vec())]);
         assert_eq!(sent[2].timeout_ms, Some(50));
         assert_eq!(logs(), [(LogLevel::Debug, "serving /42".to_owned())]);
     }
@@ -768,9 +707,7 @@ mod tests {
         type Config = NoConfig;
 
         fn configure(_: NoConfig) -> Result<Self, String> {
-            Ok(Watcher {
-                needs: Needs::default(),
-            })
+            Ok(Watcher { needs: Needs::default() })
         }
 
         fn needs(&self) -> Needs {
@@ -778,16 +715,12 @@ mod tests {
         }
 
         fn on_request(&self, req: &Request) -> Action {
-            let seen = req
-                .body()
-                .map_or("hidden".to_owned(), |b| String::from_utf8(b).unwrap());
+            let seen = req.body().map_or("hidden".to_owned(), |b| String::from_utf8(b).unwrap());
             Reply::new(200).body(seen).into()
         }
 
         fn on_response(&self, req: &Request, resp: &Response) {
-            let seen = resp
-                .body()
-                .map_or("hidden".to_owned(), |b| String::from_utf8(b).unwrap());
+            let seen = resp.body().map_or("hidden".to_owned(), |b| String::from_utf8(b).unwrap());
             resp.set_header("x-seen", seen);
             if req.header("x-misbehave").is_some() {
                 req.set_header("x-too-late", "1");
@@ -805,9 +738,7 @@ mod tests {
     #[test]
     fn run_request_shows_the_body_only_when_asked_for() {
         let req = TestRequest::new("POST", "/").body("payload");
-        let mut plugin = Watcher {
-            needs: Needs::default(),
-        };
+        let mut plugin = Watcher { needs: Needs::default() };
         assert_eq!(body_of(run_request(&plugin, &req)), "hidden");
         plugin.needs.request_body = true;
         assert_eq!(body_of(run_request(&plugin, &req)), "payload");
@@ -817,36 +748,23 @@ mod tests {
     fn run_response_honours_needs() {
         let req = TestRequest::new("GET", "/");
         let resp = TestResponse::new(200).body("upstream");
-        let mut plugin = Watcher {
-            needs: Needs::default(),
-        };
+        let mut plugin = Watcher { needs: Needs::default() };
         assert!(!run_response(&plugin, &req, &resp));
         assert_eq!(resp.as_response().header("x-seen"), None);
 
         plugin.needs.response = true;
         assert!(run_response(&plugin, &req, &resp));
-        assert_eq!(
-            resp.as_response().header("x-seen").as_deref(),
-            Some("hidden")
-        );
+        assert_eq!(resp.as_response().header("x-seen").as_deref(), Some("hidden"));
 
         plugin.needs.response_body = true;
         assert!(run_response(&plugin, &req, &resp));
-        assert_eq!(
-            resp.as_response().header("x-seen").as_deref(),
-            Some("upstream")
-        );
+        assert_eq!(resp.as_response().header("x-seen").as_deref(), Some("upstream"));
     }
 
     #[test]
     #[should_panic(expected = "read-only in the response phase")]
     fn run_response_refuses_changes_to_the_request() {
-        let plugin = Watcher {
-            needs: Needs {
-                response: true,
-                ..Needs::default()
-            },
-        };
+        let plugin = Watcher { needs: Needs { response: true, ..Needs::default() } };
         let req = TestRequest::new("GET", "/").header("x-misbehave", "1");
         run_response(&plugin, &req, &TestResponse::new(200));
     }
@@ -857,10 +775,7 @@ mod tests {
         req.as_request().append_header("X-Other", "2");
         assert_eq!(
             req.as_request().headers(),
-            [
-                ("x-mixed-case".to_owned(), b"1".to_vec()),
-                ("x-other".to_owned(), b"2".to_vec())
-            ]
+            [("x-mixed-case".to_owned(), b"1".to_vec()), ("x-other".to_owned(), b"2".to_vec())]
         );
     }
 }

@@ -45,10 +45,7 @@ impl Plugin for AddHeader {
     fn needs(&self) -> Needs {
         // Without response headers to set, the response phase is skipped
         // entirely.
-        Needs {
-            response: !self.response.is_empty(),
-            ..Needs::default()
-        }
+        Needs { response: !self.response.is_empty(), ..Needs::default() }
     }
 
     fn on_request(&self, req: &Request) -> Action {
@@ -69,22 +66,15 @@ export_plugin!(AddHeader);
 
 /// Checks names and values at load time: the host would otherwise refuse
 /// them on every request, long after the config was accepted.
-fn validated(
-    section: &str,
-    headers: BTreeMap<String, String>,
-) -> Result<Vec<(String, String)>, String> {
+fn validated(section: &str, headers: BTreeMap<String, String>) -> Result<Vec<(String, String)>, String> {
     headers
         .into_iter()
         .map(|(name, value)| {
             if !is_field_name(&name) {
-                return Err(format!(
-                    "{section}: `{name}` is not a valid header name (RFC 9110 token)"
-                ));
+                return Err(format!("{section}: `{name}` is not a valid header name (RFC 9110 token)"));
             }
             if !is_field_value(&value) {
-                return Err(format!(
-                    "{section}.{name}: the value contains control characters"
-                ));
+                return Err(format!("{section}.{name}: the value contains control characters"));
             }
             Ok((name, value))
         })
@@ -93,10 +83,7 @@ fn validated(
 
 /// RFC 9110 §5.6.2: `token = 1*tchar`.
 fn is_field_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// RFC 9110 §5.5: visible characters, spaces and tabs; no CR, LF or NUL.
@@ -112,8 +99,7 @@ mod tests {
 
     #[test]
     fn sets_request_headers_replacing_what_the_client_sent() {
-        let plugin: AddHeader =
-            testing::configure(r#"{"request": {"x-team": "payments", "x-env": "prod"}}"#).unwrap();
+        let plugin: AddHeader = testing::configure(r#"{"request": {"x-team": "payments", "x-env": "prod"}}"#).unwrap();
         let req = TestRequest::new("GET", "/pay").header("x-team", "spoofed");
 
         assert_eq!(testing::run_request(&plugin, &req), Action::Continue);
@@ -125,8 +111,7 @@ mod tests {
 
     #[test]
     fn sets_response_headers() {
-        let plugin: AddHeader =
-            testing::configure(r#"{"response": {"x-frame-options": "DENY"}}"#).unwrap();
+        let plugin: AddHeader = testing::configure(r#"{"response": {"x-frame-options": "DENY"}}"#).unwrap();
         let req = TestRequest::new("GET", "/");
         let resp = TestResponse::new(200).header("x-frame-options", "SAMEORIGIN");
 
@@ -142,11 +127,7 @@ mod tests {
         let plugin: AddHeader = testing::configure(r#"{"request": {"x-a": "1"}}"#).unwrap();
         assert_eq!(plugin.needs(), Needs::default());
         let resp = TestResponse::new(200);
-        assert!(!testing::run_response(
-            &plugin,
-            &TestRequest::new("GET", "/"),
-            &resp
-        ));
+        assert!(!testing::run_response(&plugin, &TestRequest::new("GET", "/"), &resp));
     }
 
     #[test]
@@ -154,10 +135,7 @@ mod tests {
         let plugin: AddHeader = testing::configure("{}").unwrap();
         let req = TestRequest::new("GET", "/").header("x-a", "1");
         assert_eq!(testing::run_request(&plugin, &req), Action::Continue);
-        assert_eq!(
-            req.as_request().headers(),
-            [("x-a".to_owned(), b"1".to_vec())]
-        );
+        assert_eq!(req.as_request().headers(), [("x-a".to_owned(), b"1".to_vec())]);
     }
 
     #[test]
@@ -169,8 +147,7 @@ mod tests {
 
     #[test]
     fn rejects_a_value_with_a_line_break() {
-        let err =
-            testing::configure::<AddHeader>(r#"{"request": {"x-a": "1\r\nx-b: 2"}}"#).unwrap_err();
+        let err = testing::configure::<AddHeader>(r#"{"request": {"x-a": "1\r\nx-b: 2"}}"#).unwrap_err();
         assert!(err.contains("request.x-a"), "{err}");
     }
 

@@ -557,7 +557,6 @@ fn is_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-
 export_plugin!(Aggregate);
 
 #[cfg(test)]

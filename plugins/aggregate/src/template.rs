@@ -215,7 +215,6 @@ fn collect(value: &Value, path: &[String], out: &mut Vec<String>) -> Result<bool
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -98,4 +98,3 @@ pub fn build(parts: &[KeyPart], req: &Request) -> Option<String> {
 pub fn describe(parts: &[KeyPart]) -> String {
     parts.iter().map(KeyPart::label).collect::<Vec<_>>().join(", ")
 }
-

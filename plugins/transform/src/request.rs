@@ -203,7 +203,6 @@ impl QueryOps {
     }
 }
 
-
 /// Decodes a query component (`%XX` and `+`), lossily; for comparing names.
 fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
