@@ -119,27 +119,33 @@ pub struct RuntimeFile {
 }
 
 /// An upstream service: its targets, how one is chosen, and how failures
-/// are handled. Only `targets` is required; the values shown are the
-/// defaults (`try_timeout_ms`, `hash_on`, `[health]` and `[breaker]` have
-/// none: off unless given).
+/// are handled. Only `targets` is required; the other values shown are the
+/// defaults, except `balance` (default "round-robin", which refuses
+/// weights) and those that are off unless given: `try_timeout_ms`,
+/// `[health]`, `[breaker]`.
 ///
 /// ```toml
 /// [upstreams.users]
 /// targets = ["127.0.0.1:9101", { addr = "127.0.0.1:9102", weight = 3 }]  # weight 1..=100, default 1
-/// balance = "round-robin"     # | "weighted" | "least-request" | "hash"
-/// hash_on = "client-ip"       # with balance = "hash": | "header:x-user-id"
+/// balance = "weighted"        # | "round-robin" | "least-request" | "hash"
+/// # hash_on = "client-ip"     # with balance = "hash" only: | "header:x-user-id"
 /// timeout_ms = 30000          # whole request, retries included; a route's timeout_ms replaces it
 /// try_timeout_ms = 5000       # each try (default: only timeout_ms)
 /// connect_timeout_ms = 2000
 /// idle_timeout_ms = 90000     # pooled keep-alive connections unused this long are closed
 ///
-/// # Tries in all (1: no retries), with exponential backoff and jitter,
-/// # within a budget: retries add at most budget_percent % of the last
-/// # 10 s of requests, plus min_per_second. After a connect failure any
-/// # method is retried; after a retried status, a per-try timeout or a lost
-/// # connection, only `methods`, and only with an empty or buffered body.
-/// retries = { attempts = 2, backoff_ms = 25, max_backoff_ms = 250, budget_percent = 20, min_per_second = 3,
-///             methods = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"], statuses = [502, 503, 504] }
+/// # Retries (or inline: retries = { attempts = 3, budget_percent = 10 }).
+/// # After a connect failure any method is retried; after a retried status,
+/// # a per-try timeout or a lost connection, only `methods`, and only with
+/// # an empty or buffered body. Each retry prefers a target not tried yet.
+/// [upstreams.users.retries]
+/// attempts = 2                # tries in all, the first included (1: no retries)
+/// backoff_ms = 25             # before the first retry, doubling, half of it random
+/// max_backoff_ms = 250
+/// budget_percent = 20         # retries add at most 20% of the last 10 s of requests...
+/// min_per_second = 3          # ...plus 3 per second
+/// methods = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
+/// statuses = [502, 503, 504]
 ///
 /// [upstreams.users.health]    # active checks: GET path, 2xx passes
 /// path = "/healthz"
