@@ -4,7 +4,8 @@
 //! - `GET /healthz`: the process answers.
 //! - `GET /readyz`: a snapshot is loaded and serving.
 //! - `GET /status`: generation, last reload (time, cause, error), routes,
-//!   plugins with content hashes.
+//!   plugins with content hashes, upstream targets with their state (up,
+//!   unhealthy, ejected, circuit-open) and requests in flight.
 //! - `POST /reload`: reload now; 200 with the diff, or 422 problem+json
 //!   with the errors (the previous config keeps serving).
 
@@ -51,6 +52,7 @@ fn status(gateway: &Gateway) -> serde_json::Value {
         "reload": gateway.reload_status(),
         "routes": routes,
         "plugins": plugins,
+        "upstreams": snapshot.upstreams.status(),
     })
 }
 

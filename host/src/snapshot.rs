@@ -28,6 +28,7 @@ pub struct Snapshot {
     pub config: Config,
     /// Content hash of each plugin of `config.plugins`, in order.
     pub plugin_hashes: Vec<ContentHash>,
+    pub upstreams: Arc<Upstreams>,
 }
 
 /// Parts of the host that outlive snapshots.
@@ -111,7 +112,7 @@ impl Snapshot {
             .iter()
             .map(|p| p.as_ref().expect("every plugin prepared when there are no errors").compiled().hash)
             .collect();
-        Ok(Self { router, routes, config, plugin_hashes })
+        Ok(Self { router, routes, config, plugin_hashes, upstreams })
     }
 
     /// Each plugin's short content hash and settings, by name.

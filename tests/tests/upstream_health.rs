@@ -99,6 +99,9 @@ upstream = "sick"
         assert!(retry_after >= 1);
     }
     assert_eq!(traffic(&sick), served, "nothing was sent to the unhealthy target");
+    let status = gw.admin.get("/status").await.json();
+    assert_eq!(status["upstreams"]["sick"][0]["state"], "unhealthy", "{status}");
+    assert_eq!(status["upstreams"]["sick"][0]["addr"], sick.target());
 }
 
 #[tokio::test]

@@ -374,6 +374,11 @@ impl Upstreams {
     pub fn get(&self, name: &str) -> Option<&Arc<Upstream>> {
         self.by_name.get(name)
     }
+
+    /// Every upstream's targets and their state, by name.
+    pub fn status(&self) -> std::collections::BTreeMap<&str, Vec<TargetStatus>> {
+        self.by_name.iter().map(|(name, up)| (name.as_str(), up.status())).collect()
+    }
 }
 
 #[cfg(test)]
