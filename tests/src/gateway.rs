@@ -98,6 +98,15 @@ impl TestGateway {
     }
 }
 
+/// Starts a gateway from `toml` that must be refused; returns its errors,
+/// one string each, and the config file's path as the errors name it.
+pub async fn refused(toml: &str) -> (Vec<String>, String) {
+    match TestGateway::try_start(toml).await {
+        Ok(_) => panic!("the config should be refused"),
+        Err((e, path)) => (error_lines(&e), path.display().to_string()),
+    }
+}
+
 /// The config errors of a failed start, one string each.
 pub fn error_lines(e: &StartError) -> Vec<String> {
     match e {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::Method;
 use serde_json::json;
-use wasmgate_testbed::gateway::error_lines;
+use wasmgate_testbed::gateway;
 use wasmgate_testbed::plugins::*;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
@@ -302,10 +302,7 @@ config = {{ parts = [{{ name = "user", upstream = "users", path = "/u" }}] }}
 }
 
 async fn refused(toml: &str) -> Vec<String> {
-    match TestGateway::try_start(toml).await {
-        Ok(_) => panic!("the config should be refused"),
-        Err((err, _)) => error_lines(&err),
-    }
+    gateway::refused(toml).await.0
 }
 
 #[tokio::test]

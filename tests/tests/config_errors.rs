@@ -1,16 +1,8 @@
 //! Bad config and bad plugin files are refused with the file, line and key
 //! to fix.
 
-use wasmgate_testbed::TestGateway;
-use wasmgate_testbed::gateway::error_lines;
+use wasmgate_testbed::gateway::refused as start_errors;
 use wasmgate_testbed::plugins::*;
-
-async fn start_errors(toml: &str) -> (Vec<String>, String) {
-    match TestGateway::try_start(toml).await {
-        Ok(_) => panic!("the config should be refused"),
-        Err((e, path)) => (error_lines(&e), path.display().to_string()),
-    }
-}
 
 #[tokio::test]
 async fn syntax_errors_name_file_and_line() {

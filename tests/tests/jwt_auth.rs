@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::Method;
 use jwt_simple::prelude::*;
 use serde_json::{Map, Value, json};
-use wasmgate_testbed::gateway::error_lines;
+use wasmgate_testbed::gateway::refused;
 use wasmgate_testbed::plugins::JWT_AUTH;
 use wasmgate_testbed::{Reply, TestGateway, TestUpstream};
 
@@ -295,10 +295,7 @@ prefix = "/typo"
 pipeline = [{{ plugin = "jwt-auth", config = {{ keys = [{{ secret = "{SECRET}", algorithms = ["HS256"] }}], role = ["admin"] }} }}]
 "#
     );
-    let Err((error, _)) = TestGateway::try_start(&toml).await else {
-        panic!("the config should be refused");
-    };
-    let errors = error_lines(&error);
+    let (errors, _) = refused(&toml).await;
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors[0].contains(r#"route "api""#), "{errors:?}");
     assert!(errors[0].contains(r#"keys[0] (kid "broken"): `pem` is not a PEM public key"#), "{errors:?}");
