@@ -128,6 +128,15 @@ mem_mb() {
     awk -v k="$total" 'BEGIN { printf "%.1f", k / 1024 }'
 }
 
+# Peak RSS in MB over SERVER_PIDS: VmHWM, or VmRSS when larger (the kernel
+# updates the high-water mark lazily, at unmap time).
+peak_mb() {
+    local hwm rss
+    hwm=$(mem_mb VmHWM)
+    rss=$(mem_mb VmRSS)
+    awk -v a="$hwm" -v b="$rss" 'BEGIN { print (a + 0 > b + 0) ? a : b }'
+}
+
 # CPU time (user + system, in clock ticks) of SERVER_PIDS so far.
 cpu_ticks() {
     local total=0 t

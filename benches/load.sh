@@ -46,7 +46,7 @@ measure() {
     P50_1[$name]=$(wrk_lat_us "$WORK/$name-1c.txt" 50%)
     P99_1[$name]=$(wrk_lat_us "$WORK/$name-1c.txt" 99%)
     ERR[$name]=$(($(wrk_errors "$WORK/$name.txt") + $(wrk_errors "$WORK/$name-1c.txt")))
-    RSS[$name]=$(mem_mb VmHWM)
+    RSS[$name]=$(peak_mb)
     # CPU µs per request of the process under test (clock ticks are 10 ms).
     CPU[$name]=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v r="${RPS[$name]}" -v d="$DURATION" \
         'BEGIN { if (r > 0) printf "%.1f", t / hz * 1e6 / (r * d); else print "—" }')
@@ -104,13 +104,13 @@ check() { awk "BEGIN { print (($1) ? \"**met**\" : \"**missed**\") }"; }
     echo
     echo "$MACHINE"
     echo
-    echo "| scenario | req/s ($CONNS conns) | vs upstream | vs nginx | p50 | p99 | p99 vs nginx | p50 @1 conn | p99 @1 conn | peak RSS (VmHWM) | server CPU per request | errors |"
+    echo "| scenario | req/s ($CONNS conns) | vs upstream | vs nginx | p50 | p99 | p99 vs nginx | p50 @1 conn | p99 @1 conn | peak RSS | server CPU per request | errors |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for s in "${SCENARIOS[@]}"; do
         echo "| ${LABEL[$s]} | ${RPS[$s]} | $(ratio "${RPS[$s]}" "${RPS[direct]}") | $(ratio "${RPS[$s]}" "${RPS[nginx]}") | $(us "${P50[$s]}") | $(us "${P99[$s]}") | $(ratio "${P99[$s]}" "${P99[nginx]}") | $(us "${P50_1[$s]}") | $(us "${P99_1[$s]}") | ${RSS[$s]} MB | ${CPU[$s]} µs | ${ERR[$s]} |"
     done
     echo
-    echo "Peak RSS is the process's VmHWM at the end of its runs (for nginx, master + worker; for the upstream,"
+    echo "Peak RSS is the process's VmHWM (or VmRSS when larger) at the end of its runs (for nginx, master + worker; for the upstream,"
     echo "its own). Server CPU per request is the process's user + system time during the $CONNS-connection run"
     echo "divided by the requests it served; with wrk and the upstream on the same CPUs, it is the fairer"
     echo "measure of a proxy's own cost than req/s. The aggregate row makes three upstream calls per request."

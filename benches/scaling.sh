@@ -56,7 +56,7 @@ for size in 1024 102400 1048576; do
     label=$(awk -v s="$size" 'BEGIN { if (s >= 1048576) print s / 1048576 " MB"; else print s / 1024 " KB" }')
     BODY_ROWS+=("| $label | $p_rps | $R_RPS | $(ratio "$R_RPS" "$p_rps") | $p_p50 µs | $R_P50 µs | $p_p50_1 µs | $R_P50_1 µs | $((R_P50_1 - p_p50_1)) µs | $((p_err + R_ERR)) |")
 done
-LOAD_PEAK=$(mem_mb VmHWM)
+LOAD_PEAK=$(peak_mb)
 stop_servers
 wait_free "$GATEWAY_ADDR"
 

@@ -4,15 +4,18 @@
 //! the aggregate route needs real upstream calls, so its baseline is a
 //! plain proxied call to the same (in-process) upstream.
 //!
-//! Run: `cargo bench -p wasmgate-benches --bench plugins`
+//! Run: `cargo bench -p wasmgate-benches --bench plugins`; with
+//! `WASMGATE_BENCH_PLUGINS=<dir>` the four plugins come from that folder
+//! (to compare builds, e.g. another opt-level).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasmgate::body;
-use wasmgate_benches::{gateway, request_with, send, upstream};
+use wasmgate_benches::{gateway, plugin_path, request_with, send, upstream};
 use wasmgate_testbed::demo::TOKEN_MEMBER;
 use wasmgate_testbed::plugins::{AGGREGATE, FIXTURE_RESPOND, JWT_AUTH, RATE_LIMIT, TRANSFORM};
 
 fn config(upstream: std::net::SocketAddr) -> String {
+    let [jwt_auth, rate_limit, transform, aggregate] = [JWT_AUTH, RATE_LIMIT, TRANSFORM, AGGREGATE].map(plugin_path);
     format!(
         r#"
 [runtime]
@@ -30,18 +33,18 @@ path = "{FIXTURE_RESPOND}"
 config = {{ status = 200, body = "ok" }}
 
 [plugins.jwt-auth]
-path = "{JWT_AUTH}"
+path = "{jwt_auth}"
 config = {{ issuers = ["https://demo.wasmgate.test"], keys = [{{ kid = "demo", secret = "demo-secret-change-me-0123456789ab", algorithms = ["HS256"] }}] }}
 
 [plugins.rate-limit]
-path = "{RATE_LIMIT}"
+path = "{rate_limit}"
 config = {{ key = ["route", "ip"], limits = [{{ limit = 1000000000, window = "1s" }}] }}
 
 [plugins.transform]
-path = "{TRANSFORM}"
+path = "{transform}"
 
 [plugins.aggregate]
-path = "{AGGREGATE}"
+path = "{aggregate}"
 
 [[routes]]
 name = "baseline"

@@ -41,7 +41,8 @@ fn router(c: &mut Criterion) {
     for n in [10, 1000] {
         let router = Router::build(routes(n)).expect("routes do not conflict");
         for (kind, path) in lookups(n) {
-            let found = matches!(router.lookup(&Method::GET, Some("api.example.com"), &path), RouteLookup::Found { .. });
+            let found =
+                matches!(router.lookup(&Method::GET, Some("api.example.com"), &path), RouteLookup::Found { .. });
             assert_eq!(found, kind != "miss", "{n} routes, {kind}: {path}");
             group.bench_function(format!("{n}-routes/{kind}"), |b| {
                 b.iter(|| router.lookup(&Method::GET, Some("api.example.com"), black_box(&path)))

@@ -79,3 +79,16 @@ pub fn json_of_size(n: usize) -> Vec<u8> {
     out.push_str("]}");
     out.into_bytes()
 }
+
+/// A plugin's path, taken from `$WASMGATE_BENCH_PLUGINS/` instead of the
+/// testbed's build when that variable is set: to compare builds of the same
+/// plugins (another profile, another SDK) in one benchmark.
+pub fn plugin_path(built: &str) -> String {
+    match std::env::var_os("WASMGATE_BENCH_PLUGINS") {
+        Some(dir) => {
+            let file = Path::new(built).file_name().expect("a plugin path names a file");
+            Path::new(&dir).join(file).display().to_string()
+        }
+        None => built.to_owned(),
+    }
+}
