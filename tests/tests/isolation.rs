@@ -129,3 +129,33 @@ pipeline = [{{ plugin = "probe" }}]
     assert_eq!(reply.json(), serde_json::json!({"read_dir": false, "read_file": false, "env": [], "connect": false}));
     assert_eq!(target.count(), 0);
 }
+
+#[tokio::test]
+async fn instances_grown_by_a_big_request_are_not_kept_warm() {
+    let up = TestUpstream::start(|seen| wasmgate_testbed::Answer::new(200, format!("{}", seen.body.len()))).await;
+    let gw = TestGateway::start(&format!(
+        r#"
+[upstreams.up]
+targets = ["{}"]
+[plugins.upper]
+path = "{FIXTURE_BODY_UPPER}"
+[[routes]]
+name = "upper"
+path = "/upper"
+upstream = "up"
+max_body_bytes = 16777216
+pipeline = [{{ plugin = "upper" }}]
+"#,
+        up.target()
+    ))
+    .await;
+    let pool = || gw.gateway.snapshot().routes[0].pipeline.stages()[0].pool.idle_instances();
+
+    assert_eq!(gw.client.send(Method::POST, "/upper", &[], "small").await.text(), "5");
+    assert_eq!(pool(), 1, "a lean instance goes back to the pool");
+    let big = "x".repeat(6 << 20);
+    assert_eq!(gw.client.send(Method::POST, "/upper", &[], big).await.text(), (6 << 20).to_string());
+    assert_eq!(pool(), 0, "an instance that grew past the retain size is dropped after its call");
+    assert_eq!(gw.client.send(Method::POST, "/upper", &[], "again").await.text(), "5");
+    assert_eq!(pool(), 1, "a fresh instance serves the next call");
+}

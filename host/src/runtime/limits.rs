@@ -45,19 +45,32 @@ pub struct MemoryLimitExceeded {
 /// with a typed cause gives a clearer error.
 pub struct MemoryLimiter {
     limit: usize,
+    /// The largest size any memory of the instance has grown to.
+    peak: usize,
 }
 
 impl MemoryLimiter {
     pub fn new(limit: usize) -> Self {
-        Self { limit }
+        Self { limit, peak: 0 }
+    }
+
+    pub fn peak(&self) -> usize {
+        self.peak
     }
 }
+
+/// Linear memory never shrinks, so an instance that once served a large
+/// request keeps that memory while it waits in the warm pool. Past this size
+/// it is dropped after its call instead, and a lean one is made when needed:
+/// warm pools stay small even after bursts of big bodies.
+pub const RETAIN_MEMORY_BYTES: usize = 8 << 20;
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.limit {
             return Err(MemoryLimitExceeded { limit: self.limit, desired }.into());
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 

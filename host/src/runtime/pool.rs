@@ -17,7 +17,7 @@ use super::bindings::{Plugin, PluginPre, types};
 use super::compile::Compiled;
 use super::error::PluginError;
 use super::host_impl::{InstanceState, PluginIdentity};
-use super::limits::PluginLimits;
+use super::limits::{PluginLimits, RETAIN_MEMORY_BYTES};
 use crate::pipeline::{RequestState, ResponseState};
 use crate::services::HostServices;
 
@@ -91,6 +91,11 @@ impl PluginPool {
 
     pub fn needs(&self) -> types::Needs {
         self.needs
+    }
+
+    /// Configured instances waiting for a call.
+    pub fn idle_instances(&self) -> usize {
+        self.idle.lock().unwrap().len()
     }
 
     pub fn plugin(&self) -> &Arc<str> {
@@ -189,7 +194,9 @@ impl Lease<'_> {
         warm.store.data_mut().current = None;
         match result {
             Ok(value) => {
-                pool.idle.lock().unwrap().push(warm);
+                if warm.store.data().limiter.peak() <= RETAIN_MEMORY_BYTES {
+                    pool.idle.lock().unwrap().push(warm);
+                }
                 Ok(value)
             }
             // A trapped instance cannot be entered again; drop it.
