@@ -182,3 +182,12 @@ machine() {
 }
 
 TOKEN="$(grep -o 'TOKEN_MEMBER: &str = "[^"]*"' "$ROOT/tests/src/demo.rs" | cut -d'"' -f2)"
+
+# The start of every benchmark script: tools, release build (unless
+# SKIP_BUILD=1), file-descriptor room for many connections, machine facts.
+prepare() {
+  ensure_tools
+  [[ "${SKIP_BUILD:-}" == 1 ]] || build
+  ulimit -n 65536 2>/dev/null || true
+  MACHINE="$(machine)"
+}

@@ -16,10 +16,7 @@ LAT_DURATION="${LAT_DURATION:-5}"
 WARMUP="${WARMUP:-2}"
 OUT="$ROOT/benches/results/load.md"
 
-ensure_tools
-[[ "${SKIP_BUILD:-}" == 1 ]] || build
-ulimit -n 65536 2>/dev/null || true
-MACHINE="$(machine)"
+prepare
 
 declare -A RPS P50 P99 P50_1 P99_1 RSS CPU ERR
 SCENARIOS=(direct nginx empty full aggregate)

@@ -16,10 +16,7 @@ LAT_DURATION="${LAT_DURATION:-3}"
 HOLD="${HOLD:-1000}"
 OUT="$ROOT/benches/results/scaling.md"
 
-ensure_tools
-[[ "${SKIP_BUILD:-}" == 1 ]] || build
-ulimit -n 65536 2>/dev/null || true
-MACHINE="$(machine)"
+prepare
 
 # run NAME URL: CONNS-connection and 1-connection runs; sets R_* values.
 run() {

@@ -115,6 +115,11 @@ impl TestUpstream {
     pub fn target(&self) -> String {
         self.addr.to_string()
     }
+
+    /// A config section declaring this service as upstream `name`.
+    pub fn section(&self, name: &str) -> String {
+        format!("[upstreams.{name}]\ntargets = [\"{}\"]\n", self.target())
+    }
 }
 
 impl Drop for TestUpstream {

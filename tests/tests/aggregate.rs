@@ -14,7 +14,7 @@ use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 fn preamble(upstreams: &[(&str, &TestUpstream)]) -> String {
     let mut toml = format!("[plugins.aggregate]\npath = \"{AGGREGATE}\"\n\n");
     for (name, up) in upstreams {
-        toml.push_str(&format!("[upstreams.{name}]\ntargets = [\"{}\"]\n\n", up.target()));
+        toml.push_str(&up.section(name));
     }
     toml.push_str("[upstreams.down]\ntargets = [\"127.0.0.1:1\"]\n\n");
     toml

@@ -7,10 +7,6 @@ use http::Method;
 use wasmgate_testbed::plugins::*;
 use wasmgate_testbed::{Answer, Client, TestGateway, TestUpstream};
 
-fn upstream_section(name: &str, up: &TestUpstream) -> String {
-    format!("[upstreams.{name}]\ntargets = [\"{}\"]\n", up.target())
-}
-
 #[tokio::test]
 async fn example_plugin_adds_headers_both_ways() {
     let up = TestUpstream::named("users").await;
@@ -27,7 +23,7 @@ path = "/users/{{id}}"
 upstream = "users"
 pipeline = [{{ plugin = "add-header", config = {{ request = {{ x-route = "users" }}, response = {{ x-served-by = "wasmgate" }} }} }}]
 "#,
-        upstream_section("users", &up)
+        up.section("users")
     ))
     .await;
 
@@ -55,7 +51,7 @@ prefix = "/"
 upstream = "users"
 pipeline = [{{ plugin = "respond", config = {{ status = 403, body = "denied", header = "yes" }} }}]
 "#,
-        upstream_section("users", &up)
+        up.section("users")
     ))
     .await;
 
@@ -82,7 +78,7 @@ prefix = "/"
 upstream = "up"
 pipeline = [{{ plugin = "rewrite", config = {{ status = 203 }} }}]
 "#,
-        upstream_section("up", &up)
+        up.section("up")
     ))
     .await;
 
@@ -120,7 +116,7 @@ path = "/only-get"
 methods = ["GET"]
 upstream = "slow"
 "#,
-        upstream_section("slow", &slow)
+        slow.section("slow")
     ))
     .await;
 
@@ -141,7 +137,7 @@ async fn proxy_headers_reach_the_upstream() {
     let up = TestUpstream::named("up").await;
     let gw = TestGateway::start(&format!(
         "{}\n[[routes]]\nname = \"all\"\nprefix = \"/\"\nupstream = \"up\"\n",
-        upstream_section("up", &up)
+        up.section("up")
     ))
     .await;
 
@@ -202,7 +198,7 @@ path = "/stream"
 upstream = "up"
 max_body_bytes = 16
 "#,
-        upstream_section("up", &up)
+        up.section("up")
     ))
     .await;
 
@@ -258,7 +254,7 @@ async fn http2_clients_are_served() {
     let up = TestUpstream::named("up").await;
     let gw = TestGateway::start(&format!(
         "{}\n[[routes]]\nname = \"all\"\nprefix = \"/\"\nupstream = \"up\"\n",
-        upstream_section("up", &up)
+        up.section("up")
     ))
     .await;
     let reply = Client::http2(gw.addr).get("/h2").await;
