@@ -123,19 +123,30 @@ async fn route(
     };
 
     let info = Arc::new(RequestInfo { route: route.name.clone(), params, client_addr: client, request_id });
-    let state = RequestState { head, body: buffered, info, vars: Vec::new(), read_only: false };
+    let state = RequestState::new(head, buffered, info);
 
     let (view, ran, response) = match route.pipeline.request_phase(state).await {
-        RequestOutcome::Forward { req } => {
+        RequestOutcome::Forward { mut req } => {
             let view = needs.response.then(|| req.response_phase_view());
             let ran = route.pipeline.stages().len();
+            let edits = std::mem::take(&mut req.response_edits);
             match forward(route, req, stream.take()).await {
-                Ok(resp) => (view, ran, resp),
-                Err(resp) => return resp,
+                Ok(mut resp) => {
+                    edits.apply(resp.headers_mut());
+                    (view, ran, resp)
+                }
+                Err(mut resp) => {
+                    edits.apply(resp.headers_mut());
+                    return resp;
+                }
             }
         }
         RequestOutcome::Respond { req, reply, by } => match reply_response(reply) {
-            Ok(resp) => (needs.response.then(|| req.response_phase_view()), by, resp),
+            Ok(mut resp) => {
+                let view = needs.response.then(|| req.response_phase_view());
+                req.response_edits.apply(resp.headers_mut());
+                (view, by, resp)
+            }
             Err(detail) => return problem(StatusCode::INTERNAL_SERVER_ERROR, &detail),
         },
         RequestOutcome::Failed { error } => {

@@ -87,6 +87,12 @@ impl RequestBackend for wit::Request {
     fn set_var(&self, name: &str, value: &str) {
         wit::Request::set_var(self, name, value)
     }
+    fn set_response_header(&self, name: &str, value: &[u8]) {
+        wit::Request::set_response_header(self, name, value)
+    }
+    fn append_response_header(&self, name: &str, value: &[u8]) {
+        wit::Request::append_response_header(self, name, value)
+    }
 }
 
 impl ResponseBackend for wit::Response {

@@ -67,7 +67,18 @@ pub fn run_request<P: Plugin>(plugin: &P, req: &TestRequest) -> Action {
 /// `needs().response`, with the response body hidden unless it asked for
 /// `response_body`, and with the request read-only (changing it panics,
 /// since it has already gone upstream). Returns whether it was called.
+///
+/// First, like the host, it applies to `resp` the response headers the
+/// request phase set (`Request::set_response_header`), whether or not
+/// `on_response` is then called.
 pub fn run_response<P: Plugin>(plugin: &P, req: &TestRequest, resp: &TestResponse) -> bool {
+    for (name, value, append) in req.response_edits.take() {
+        if append {
+            resp.message.append_header(&name, &value);
+        } else {
+            resp.message.set_header(&name, &value);
+        }
+    }
     let needs = plugin.needs();
     if !needs.response {
         return false;
@@ -150,6 +161,9 @@ pub struct TestRequest {
     client_addr: String,
     request_id: String,
     vars: RefCell<BTreeMap<String, String>>,
+    /// `set_response_header` (false) and `append_response_header` (true)
+    /// calls, for [`run_response`].
+    response_edits: RefCell<Vec<(String, Vec<u8>, bool)>>,
     read_only: Cell<bool>,
 }
 
@@ -170,6 +184,7 @@ impl TestRequest {
             client_addr: "127.0.0.1:40000".to_owned(),
             request_id: "test-request-id".to_owned(),
             vars: RefCell::default(),
+            response_edits: RefCell::default(),
             read_only: Cell::new(false),
         }
     }
@@ -279,6 +294,16 @@ impl RequestBackend for TestRequest {
         // Vars stay writable in the response phase: they are the pipeline's
         // scratch space, not part of the request sent upstream.
         self.vars.borrow_mut().insert(name.to_owned(), value.to_owned());
+    }
+
+    fn set_response_header(&self, name: &str, value: &[u8]) {
+        self.writable();
+        self.response_edits.borrow_mut().push((name.to_owned(), value.to_vec(), false));
+    }
+
+    fn append_response_header(&self, name: &str, value: &[u8]) {
+        self.writable();
+        self.response_edits.borrow_mut().push((name.to_owned(), value.to_vec(), true));
     }
 }
 
@@ -759,6 +784,33 @@ mod tests {
         plugin.needs.response_body = true;
         assert!(run_response(&plugin, &req, &resp));
         assert_eq!(resp.as_response().header("x-seen").as_deref(), Some("upstream"));
+    }
+
+    #[test]
+    fn response_headers_set_in_the_request_phase_reach_the_response_once() {
+        let plugin = Watcher { needs: Needs::default() };
+        let req = TestRequest::new("GET", "/");
+        let view = req.as_request();
+        view.set_response_header("x-limit", "10");
+        view.append_response_header("vary", "x-client");
+        view.set_response_header("x-limit", "9");
+        let resp = TestResponse::new(200).header("x-limit", "upstream").header("vary", "accept");
+
+        assert!(!run_response(&plugin, &req, &resp), "no response phase was asked for");
+        let seen = resp.as_response();
+        assert_eq!(seen.header_all("x-limit"), ["9"]);
+        assert_eq!(seen.header_all("vary"), ["accept", "x-client"]);
+
+        run_response(&plugin, &req, &resp);
+        assert_eq!(resp.as_response().header_all("vary"), ["accept", "x-client"], "applied once");
+    }
+
+    #[test]
+    #[should_panic(expected = "read-only in the response phase")]
+    fn response_headers_cannot_be_set_from_the_response_phase() {
+        let req = TestRequest::new("GET", "/");
+        req.read_only.set(true);
+        req.as_request().set_response_header("x-late", "1");
     }
 
     #[test]

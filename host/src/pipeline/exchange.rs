@@ -28,7 +28,42 @@ pub struct RequestState {
     pub info: Arc<RequestInfo>,
     /// Values plugins of one pipeline share for one request.
     pub vars: Vec<(String, String)>,
+    /// Headers for the response, set before there is one.
+    pub response_edits: ResponseEdits,
     pub read_only: bool,
+}
+
+/// Response headers plugins set during the request phase
+/// (`set-response-header`), replayed in call order onto whatever response
+/// the request gets. Checked when set, so applying cannot fail.
+#[derive(Debug, Default)]
+pub struct ResponseEdits(Vec<(HeaderName, HeaderValue, EditKind)>);
+
+#[derive(Debug, Clone, Copy)]
+pub enum EditKind {
+    Set,
+    Append,
+}
+
+impl ResponseEdits {
+    pub fn push(&mut self, kind: EditKind, name: &str, value: Vec<u8>) -> Result<(), ExchangeError> {
+        let (name, value) = Headers::parse(name, value)?;
+        self.0.push((name, value, kind));
+        Ok(())
+    }
+
+    pub fn apply(self, headers: &mut HeaderMap) {
+        for (name, value, kind) in self.0 {
+            match kind {
+                EditKind::Set => {
+                    headers.insert(name, value);
+                }
+                EditKind::Append => {
+                    headers.append(name, value);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -56,6 +91,10 @@ pub enum ExchangeError {
 }
 
 impl RequestState {
+    pub fn new(head: http::request::Parts, body: Option<Bytes>, info: Arc<RequestInfo>) -> Self {
+        Self { head, body, info, vars: Vec::new(), response_edits: ResponseEdits::default(), read_only: false }
+    }
+
     pub fn path(&self) -> &str {
         self.head.uri.path()
     }
@@ -101,7 +140,14 @@ impl RequestState {
         head.uri = self.head.uri.clone();
         head.version = self.head.version;
         head.headers = self.head.headers.clone();
-        RequestState { head, body: None, info: self.info.clone(), vars: self.vars.clone(), read_only: true }
+        RequestState {
+            head,
+            body: None,
+            info: self.info.clone(),
+            vars: self.vars.clone(),
+            response_edits: ResponseEdits::default(),
+            read_only: true,
+        }
     }
 }
 

@@ -4,7 +4,7 @@ mod exchange;
 
 use std::sync::Arc;
 
-pub use exchange::{ExchangeError, Headers, RequestInfo, RequestState, ResponseState};
+pub use exchange::{EditKind, ExchangeError, Headers, RequestInfo, RequestState, ResponseEdits, ResponseState};
 
 use crate::config::FailPolicy;
 use crate::runtime::{Action, Needs, PluginError, PluginPool, Reply};

@@ -8,7 +8,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{clock, http_client, log, metrics, state, types};
 use super::limits::MemoryLimiter;
-use crate::pipeline::{ExchangeError, Headers, RequestInfo, RequestState, ResponseState};
+use crate::pipeline::{EditKind, ExchangeError, Headers, RequestInfo, RequestState, ResponseState};
 use crate::services::HostServices;
 
 /// Who a plugin instance is, for logs, metrics and state key namespaces.
@@ -178,6 +178,19 @@ impl types::HostRequest for InstanceState {
         // Vars stay writable in the response phase: they are scratch space.
         self.table.get_mut(&r)?.set_var(name, value);
         Ok(())
+    }
+
+    fn set_response_header(&mut self, r: Resource<RequestState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        Ok(self.request_mut(&r)?.response_edits.push(EditKind::Set, &name, value)?)
+    }
+
+    fn append_response_header(
+        &mut self,
+        r: Resource<RequestState>,
+        name: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<()> {
+        Ok(self.request_mut(&r)?.response_edits.push(EditKind::Append, &name, value)?)
     }
 
     /// The host lends requests as borrows and takes them back itself; a

@@ -21,7 +21,7 @@ use wasmgate_sdk::prelude::*;
 use key::{KeyPart, MissingKey};
 use limits::{Limit, LimitConfig, Report};
 
-/// The pipeline var carrying the decision to `on_response`. Shared by every
+/// The pipeline var carrying the tightest report so far. Shared by every
 /// rate-limit stage of a pipeline: each keeps the most restrictive report,
 /// so the client sees the limit it is closest to.
 const REPORT_VAR: &str = "rate-limit";
@@ -114,12 +114,6 @@ impl Plugin for RateLimit {
         })
     }
 
-    fn needs(&self) -> Needs {
-        // Allowed responses carry the headers too, which only the response
-        // phase can add.
-        Needs { response: true, ..Needs::default() }
-    }
-
     fn on_request(&self, req: &Request) -> Action {
         let key = match key::build(&self.key, req) {
             Some(key) => key,
@@ -163,16 +157,12 @@ impl Plugin for RateLimit {
             _ => report,
         };
         req.set_var(REPORT_VAR, &report.encode());
-        Action::Continue
-    }
-
-    fn on_response(&self, req: &Request, resp: &Response) {
-        let Some(report) = req.var(REPORT_VAR).and_then(|v| Report::decode(&v)) else {
-            return;
-        };
+        // Known now, so set now: no response phase, one call per request.
+        // A later stage's tighter report replaces these.
         for (name, value) in report.headers(self.ietf_headers) {
-            resp.set_header(name, value);
+            req.set_response_header(name, value);
         }
+        Action::Continue
     }
 }
 

@@ -16,7 +16,7 @@ fn from(ip: &str) -> TestRequest {
 }
 
 /// What the client gets: the plugin's own reply, or the upstream's 200
-/// after the response phase.
+/// with the headers the request phase set for it.
 struct Outcome {
     status: u16,
     headers: Vec<(String, String)>,
@@ -210,9 +210,7 @@ fn two_stages_report_the_limit_the_client_is_closest_to() {
         assert_eq!(testing::run_request(stage, &req), Action::Continue);
     }
     let resp = TestResponse::new(200);
-    for stage in [&per_ip, &per_user] {
-        testing::run_response(stage, &req, &resp);
-    }
+    assert!(!testing::run_response(&per_user, &req, &resp), "the headers need no response phase");
     let resp = resp.as_response();
     assert_eq!(resp.header("x-ratelimit-limit").as_deref(), Some("2"));
     assert_eq!(resp.header("x-ratelimit-remaining").as_deref(), Some("1"));

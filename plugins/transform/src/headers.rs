@@ -84,6 +84,35 @@ impl HeaderOps {
         self.rename.is_empty() && self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
     }
 
+    /// Whether these operations only put values known before the request
+    /// phase (no rename or remove, which need the response's own headers),
+    /// so the request phase can hand them to the host and skip the
+    /// response phase: `set` and `add` then give the same response.
+    pub fn settled_at_request(&self) -> bool {
+        self.rename.is_empty()
+            && self.remove.is_empty()
+            && self.set.iter().chain(&self.add).all(|(_, template)| template.is_fixed())
+    }
+
+    /// [`HeaderOps::apply`] for a response that does not exist yet: sets the
+    /// headers through the request (see [`HeaderOps::settled_at_request`]).
+    pub fn apply_to_coming_response(&self, req: &Request) {
+        self.put(req, |header, value| req.set_response_header(header, value), |header, value| {
+            req.append_response_header(header, value)
+        });
+    }
+
+    /// Renders `set` then `add`, handing each value to its writer.
+    fn put(&self, req: &Request, set: impl Fn(&str, String), add: impl Fn(&str, String)) {
+        for (ops, write) in [(&self.set, &set as &dyn Fn(&str, String)), (&self.add, &add)] {
+            for (header, template) in ops {
+                if let Some(value) = rendered(header, template, req) {
+                    write(header, value);
+                }
+            }
+        }
+    }
+
     /// Edits `message`; `req` fills placeholders (the request itself in the
     /// request phase, the read-only request in the response phase).
     pub fn apply(&self, message: &Message, req: &Request) {
@@ -101,16 +130,9 @@ impl HeaderOps {
         for header in &self.remove {
             message.remove_header(header);
         }
-        for (header, template) in &self.set {
-            if let Some(value) = rendered(header, template, req) {
-                message.set_header(header, value);
-            }
-        }
-        for (header, template) in &self.add {
-            if let Some(value) = rendered(header, template, req) {
-                message.append_header(header, value);
-            }
-        }
+        self.put(req, |header, value| message.set_header(header, value), |header, value| {
+            message.append_header(header, value)
+        });
     }
 }
 

@@ -83,6 +83,9 @@ pub struct Transform {
     request_body: BodyOps,
     response_headers: HeaderOps,
     response_body: BodyOps,
+    /// Response headers set from the request phase, sparing the response
+    /// phase (see [`HeaderOps::settled_at_request`]).
+    response_headers_early: bool,
     on_invalid_json: OnInvalidJson,
 }
 
@@ -91,14 +94,19 @@ impl Plugin for Transform {
 
     fn configure(config: Config) -> Result<Self, String> {
         let Config { request, response } = config;
+        let response_headers = HeaderOps::compile("response", response.headers)?;
+        let response_body = BodyOps::compile("response", response.body)?;
         Ok(Transform {
             method: request.method.map(request::compile_method).transpose()?,
             path: request.path.map(PathRewrite::compile).transpose()?,
             query: QueryOps::compile(request.query)?,
             request_headers: HeaderOps::compile("request", request.headers)?,
             request_body: BodyOps::compile("request", request.body)?,
-            response_headers: HeaderOps::compile("response", response.headers)?,
-            response_body: BodyOps::compile("response", response.body)?,
+            response_headers_early: response_body.is_empty()
+                && !response_headers.is_empty()
+                && response_headers.settled_at_request(),
+            response_headers,
+            response_body,
             on_invalid_json: response.on_invalid_json,
         })
     }
@@ -107,7 +115,7 @@ impl Plugin for Transform {
         let response_body = !self.response_body.is_empty();
         Needs {
             request_body: !self.request_body.is_empty(),
-            response: response_body || !self.response_headers.is_empty(),
+            response: response_body || !(self.response_headers.is_empty() || self.response_headers_early),
             response_body,
         }
     }
@@ -143,6 +151,11 @@ impl Plugin for Transform {
                 }
             }
         }
+        // Last, so this plugin's own replies above do not get them: replies
+        // only reach the response phase of earlier plugins.
+        if self.response_headers_early {
+            self.response_headers.apply_to_coming_response(req);
+        }
         Action::Continue
     }
 
@@ -152,7 +165,9 @@ impl Plugin for Transform {
         if !self.response_body.is_empty() {
             self.transform_response_body(req, resp);
         }
-        self.response_headers.apply(resp, req);
+        if !self.response_headers_early {
+            self.response_headers.apply(resp, req);
+        }
         if let Some(header) = self.response_body.client_header() {
             // The body depends on this request header: caches must know.
             resp.append_header("vary", header);
@@ -267,6 +282,45 @@ mod tests {
             Needs { response: true, response_body: true, ..Needs::default() }
         );
         assert_eq!(needs(json!({"request": {"body": {}}, "response": {"body": {}}})), Needs::default());
+    }
+
+    #[test]
+    fn response_headers_known_at_request_time_skip_the_response_phase() {
+        let plugin = plugin(json!({"response": {"headers": {
+            "set": {"x-gateway": "wasmgate", "x-request-id": "{request_id}", "x-user-id": "{param.id}"},
+            "add": {"vary": "x-client"},
+        }}}));
+        assert_eq!(plugin.needs(), Needs::default());
+        let req = TestRequest::new("GET", "/users/7").param("id", "7").request_id("rid-9");
+        assert_eq!(testing::run_request(&plugin, &req), Action::Continue);
+        let resp = TestResponse::new(200).header("x-gateway", "upstream").header("vary", "accept");
+        assert!(!testing::run_response(&plugin, &req, &resp));
+        let resp = resp.as_response();
+        assert_eq!(resp.header_all("x-gateway"), ["wasmgate"]);
+        assert_eq!(resp.header("x-request-id").as_deref(), Some("rid-9"));
+        assert_eq!(resp.header("x-user-id").as_deref(), Some("7"));
+        assert_eq!(resp.header_all("vary"), ["accept", "x-client"]);
+    }
+
+    #[test]
+    fn response_headers_that_later_plugins_could_change_wait_for_the_response_phase() {
+        // A var or request header may still be set by a later plugin, and
+        // rename/remove need the response's own headers.
+        for headers in [
+            json!({"set": {"x-user": "{var.user}"}}),
+            json!({"set": {"x-client": "{header.x-client}"}}),
+            json!({"set": {"x-a": "1"}, "remove": ["server"]}),
+        ] {
+            let plugin = plugin(json!({"response": {"headers": headers}}));
+            assert_eq!(plugin.needs(), Needs { response: true, ..Needs::default() }, "{headers}");
+        }
+        let plugin = plugin(json!({"response": {"headers": {"set": {"x-user": "{var.user}"}}}}));
+        let req = TestRequest::new("GET", "/");
+        assert_eq!(testing::run_request(&plugin, &req), Action::Continue);
+        req.as_request().set_var("user", "alice");
+        let resp = TestResponse::new(200);
+        assert!(testing::run_response(&plugin, &req, &resp));
+        assert_eq!(resp.as_response().header("x-user").as_deref(), Some("alice"));
     }
 
     #[test]

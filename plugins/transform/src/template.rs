@@ -83,6 +83,18 @@ impl Template {
         }
     }
 
+    /// Whether the value is settled before the request phase starts: it
+    /// reads only the request id, the route and route parameters, which no
+    /// plugin can change (headers, the method and vars can be).
+    pub fn is_fixed(&self) -> bool {
+        self.pieces.iter().all(|piece| {
+            matches!(
+                piece,
+                Piece::Literal(_) | Piece::Placeholder(Source::RequestId | Source::Route | Source::Param(_))
+            )
+        })
+    }
+
     /// The literal parts, for checks that only make sense on what the
     /// config wrote (placeholders are checked when rendered).
     pub fn literals(&self) -> impl Iterator<Item = &str> {
