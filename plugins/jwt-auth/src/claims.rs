@@ -18,24 +18,19 @@ pub struct ClaimRules {
 }
 
 impl ClaimRules {
-    /// `Err` is the `error_description` for the client.
-    pub fn check(&self, claims: &Claims, now_ms: u64) -> Result<(), String> {
+    /// The token's validity window, if the claims pass every check at
+    /// `now_ms`. `Err` is the `error_description` for the client.
+    pub fn check(&self, claims: &Claims, now_ms: u64) -> Result<Window, String> {
         for name in &self.required {
             if lookup(claims, name).is_none_or(Value::is_null) {
                 return Err(format!("missing required claim `{name}`"));
             }
         }
-        let now = now_ms as f64;
-        if let Some(exp) = time_claim(claims, "exp")?
-            && now >= exp * 1000.0 + self.leeway_ms
-        {
-            return Err("the token has expired".into());
-        }
-        if let Some(nbf) = time_claim(claims, "nbf")?
-            && now + self.leeway_ms < nbf * 1000.0
-        {
-            return Err("the token is not valid yet (nbf)".into());
-        }
+        let window = Window {
+            deadline_ms: time_claim(claims, "exp")?.map(|exp| exp * 1000.0 + self.leeway_ms),
+            not_before_ms: time_claim(claims, "nbf")?.map(|nbf| nbf * 1000.0 - self.leeway_ms),
+        };
+        window.check(now_ms)?;
         if !self.issuers.is_empty() {
             match claims.get("iss").and_then(Value::as_str) {
                 Some(iss) if self.issuers.iter().any(|i| i == iss) => {}
@@ -51,6 +46,30 @@ impl ClaimRules {
             if !audiences.iter().any(|a| self.audiences.contains(a)) {
                 return Err("the token is not meant for this audience".into());
             }
+        }
+        Ok(window)
+    }
+}
+
+/// When a token is accepted, leeway included, in ms since the epoch. The
+/// only check whose outcome changes with time, so the only one a cached
+/// token goes through again.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// `exp` + leeway: refused from then on.
+    pub deadline_ms: Option<f64>,
+    /// `nbf` − leeway: refused until then.
+    not_before_ms: Option<f64>,
+}
+
+impl Window {
+    pub fn check(&self, now_ms: u64) -> Result<(), String> {
+        let now = now_ms as f64;
+        if self.deadline_ms.is_some_and(|deadline| now >= deadline) {
+            return Err("the token has expired".into());
+        }
+        if self.not_before_ms.is_some_and(|not_before| now < not_before) {
+            return Err("the token is not valid yet (nbf)".into());
         }
         Ok(())
     }

@@ -20,12 +20,18 @@
 //!   fail;
 //! * identity headers the client sent are removed on every request, with or
 //!   without a token, so the upstream can trust them;
-//! * keys are parsed and checked when the config loads, never per request.
+//! * keys are parsed and checked when the config loads, never per request;
+//! * a token is only served from the cache if every byte of it, signature
+//!   included, was verified before, and its `exp`/`nbf` are checked against
+//!   the clock on every request all the same.
 
+mod cache;
 mod claims;
 mod keys;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -33,7 +39,8 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use wasmgate_sdk::prelude::*;
 
-use claims::{ClaimRules, Claims};
+use cache::TokenCache;
+use claims::{ClaimRules, Claims, Window};
 use keys::{Key, KeyConfig};
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +73,8 @@ pub struct Config {
     claim_headers: BTreeMap<String, String>,
     #[serde(default = "default_realm")]
     realm: String,
+    #[serde(default = "default_cache_size")]
+    cache_size: u32,
 }
 
 fn default_required_claims() -> Vec<String> {
@@ -96,6 +105,10 @@ fn default_realm() -> String {
     "wasmgate".into()
 }
 
+fn default_cache_size() -> u32 {
+    1024
+}
+
 #[derive(Debug)]
 pub struct JwtAuth {
     keys: Vec<Key>,
@@ -109,6 +122,9 @@ pub struct JwtAuth {
     /// removed from the client's request before any is set.
     forwarded: Vec<(String, String)>,
     realm: String,
+    /// A `RefCell` is enough: an instance serves one call at a time, on one
+    /// thread, and `Plugin` asks for neither `Send` nor `Sync`.
+    cache: RefCell<TokenCache<Rc<Grant>>>,
 }
 
 impl Plugin for JwtAuth {
@@ -150,6 +166,7 @@ impl Plugin for JwtAuth {
             role_claim: config.role_claim,
             forwarded,
             realm: config.realm,
+            cache: RefCell::new(TokenCache::new(config.cache_size as usize)),
         })
     }
 
@@ -165,14 +182,14 @@ impl Plugin for JwtAuth {
             Ok(None) => return self.missing(),
             Err(description) => return self.refuse(Refusal::BadRequest(description)),
         };
-        let claims = match self.verify(&token) {
-            Ok(claims) => claims,
+        let grant = match self.verify(&token) {
+            Ok(grant) => grant,
             Err(description) => return self.refuse(Refusal::InvalidToken(description)),
         };
-        if let Err(refusal) = self.authorize(&claims) {
+        if let Err(refusal) = self.authorize(&grant) {
             return self.refuse(refusal);
         }
-        self.forward(req, &claims);
+        self.forward(req, &grant);
         Action::Continue
     }
 }
@@ -187,11 +204,45 @@ enum Refusal {
     InsufficientScope(String),
 }
 
+/// What a verified token gives on this route: all a request needs once the
+/// signature is checked, read from the claims once. The cache keeps this
+/// rather than the claims, which take several times their JSON size once
+/// decoded.
+#[derive(Debug)]
+struct Grant {
+    window: Window,
+    /// The roles in `role_claim`.
+    roles: Vec<String>,
+    scopes: Vec<String>,
+    /// One per `forwarded` entry, in order: `None` when the token lacks the
+    /// claim, `Some(None)` when its value cannot be sent as a header.
+    headers: Vec<Option<Option<String>>>,
+    user: Option<String>,
+    role: Option<String>,
+}
+
 impl JwtAuth {
-    /// The token's claims, if its signature verifies with the key its
-    /// header names and its claims pass the rules; otherwise the
-    /// `error_description` for the client.
-    fn verify(&self, token: &str) -> Result<Claims, String> {
+    /// What the token grants, if its signature verifies with the key its
+    /// header names (or this instance verified the very same token before)
+    /// and its claims pass the rules now; otherwise the `error_description`
+    /// for the client.
+    fn verify(&self, token: &str) -> Result<Rc<Grant>, String> {
+        let now = clock::now_ms();
+        let cached = self.cache.borrow_mut().get(token, now);
+        if let Some(grant) = cached {
+            grant.window.check(now)?;
+            return Ok(grant);
+        }
+        let claims = self.verify_signature(token)?;
+        let window = self.rules.check(&claims, now)?;
+        let grant = Rc::new(self.grant(&claims, window));
+        self.cache.borrow_mut().insert(token, grant.clone(), window.deadline_ms, now);
+        Ok(grant)
+    }
+
+    /// The token's claims, not yet checked, if its signature verifies with
+    /// the key its header names.
+    fn verify_signature(&self, token: &str) -> Result<Claims, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| unreadable_header(token))?;
         let kid = header.kid.as_deref();
         let candidates: Vec<&Key> = self.keys.iter().filter(|key| key.kid.as_deref() == kid).collect();
@@ -205,31 +256,39 @@ impl JwtAuth {
         let mut error = format!("algorithm {alg:?} is not accepted for this key");
         for key in candidates.iter().filter(|key| key.algorithms.contains(&alg)) {
             match jsonwebtoken::decode::<Claims>(token, &key.decoding, &signature_only(alg)) {
-                Ok(data) => {
-                    self.rules.check(&data.claims, clock::now_ms())?;
-                    return Ok(data.claims);
-                }
+                Ok(data) => return Ok(data.claims),
                 Err(e) => error = describe(e.kind()),
             }
         }
         Err(error)
     }
 
+    /// Everything later steps need from the claims is read here, so a
+    /// cached token is authorized and forwarded exactly as a fresh one.
+    fn grant(&self, claims: &Claims, window: Window) -> Grant {
+        let text = |claim: &str| claims::lookup(claims, claim).and_then(claims::header_value);
+        Grant {
+            window,
+            roles: claims::strings(claims::lookup(claims, &self.role_claim)),
+            scopes: claims::scopes(claims),
+            headers: self
+                .forwarded
+                .iter()
+                .map(|(_, claim)| claims::lookup(claims, claim).map(claims::header_value))
+                .collect(),
+            user: text(&self.user_claim),
+            role: text(&self.role_claim),
+        }
+    }
+
     /// Roles: any one of the route's suffices. Scopes: all are needed, as
     /// OAuth scopes grant one permission each.
-    fn authorize(&self, claims: &Claims) -> Result<(), Refusal> {
-        if !self.roles.is_empty() {
-            let held = claims::strings(claims::lookup(claims, &self.role_claim));
-            if !self.roles.iter().any(|role| held.contains(role)) {
-                return Err(Refusal::InsufficientScope(format!(
-                    "requires one of the roles: {}",
-                    self.roles.join(", ")
-                )));
-            }
+    fn authorize(&self, grant: &Grant) -> Result<(), Refusal> {
+        if !self.roles.is_empty() && !self.roles.iter().any(|role| grant.roles.contains(role)) {
+            return Err(Refusal::InsufficientScope(format!("requires one of the roles: {}", self.roles.join(", "))));
         }
-        let granted = claims::scopes(claims);
         let missing: Vec<&str> =
-            self.scopes.iter().filter(|scope| !granted.contains(scope)).map(String::as_str).collect();
+            self.scopes.iter().filter(|scope| !grant.scopes.contains(scope)).map(String::as_str).collect();
         if !missing.is_empty() {
             return Err(Refusal::InsufficientScope(format!("missing scope: {}", missing.join(" "))));
         }
@@ -238,19 +297,17 @@ impl JwtAuth {
 
     /// Identity headers for the upstream, and the `user` and `role` vars for
     /// later plugins (the rate limiter keys on `user`).
-    fn forward(&self, req: &Request, claims: &Claims) {
-        for (header, claim) in &self.forwarded {
-            let Some(value) = claims::lookup(claims, claim) else {
-                continue;
-            };
-            match claims::header_value(value) {
-                Some(text) => req.set_header(header, text),
-                None => log::warn(format!("jwt-auth: claim `{claim}` cannot be sent as header {header}")),
+    fn forward(&self, req: &Request, grant: &Grant) {
+        for ((header, claim), value) in self.forwarded.iter().zip(&grant.headers) {
+            match value {
+                None => {}
+                Some(Some(text)) => req.set_header(header, text),
+                Some(None) => log::warn(format!("jwt-auth: claim `{claim}` cannot be sent as header {header}")),
             }
         }
-        for (var, claim) in [("user", &self.user_claim), ("role", &self.role_claim)] {
-            if let Some(text) = claims::lookup(claims, claim).and_then(claims::header_value) {
-                req.set_var(var, &text);
+        for (var, value) in [("user", &grant.user), ("role", &grant.role)] {
+            if let Some(text) = value {
+                req.set_var(var, text);
             }
         }
     }

@@ -391,4 +391,110 @@ fn config_typos_and_unknown_algorithms_name_the_field() {
     assert!(err.contains("keys[0]") && err.contains("unknown field `algorithm`"), "{err}");
     let err = testing::configure::<JwtAuth>(&secret_config(json!({"user_header": "x user"}))).unwrap_err();
     assert!(err.contains("user_header: `x user` is not a valid header name"), "{err}");
+    let err = testing::configure::<JwtAuth>(&secret_config(json!({"cache_size": -1}))).unwrap_err();
+    assert!(err.starts_with("invalid config: cache_size: invalid value: integer `-1`"), "{err}");
+}
+
+fn cached(plugin: &JwtAuth) -> usize {
+    plugin.cache.borrow().len()
+}
+
+#[test]
+fn a_cached_token_forwards_the_same_identity_again() {
+    let mut plugin = plugin(&secret_config(json!({"claim_headers": {"x-tenant": "tenant"}})));
+    let token = hs256(json!({"sub": "alice", "role": "admin", "tenant": 7, "exp": NOW + 300}));
+    for spoofed in ["mallory", "eve"] {
+        let req = bearer(&token).header("x-user-id", spoofed).header("x-tenant", "1");
+        assert_eq!(run(&plugin, &req), None);
+        let req = req.as_request();
+        assert_eq!(req.header_all("x-user-id"), ["alice"]);
+        assert_eq!(req.header_all("x-user-role"), ["admin"]);
+        assert_eq!(req.header_all("x-tenant"), ["7"]);
+        assert_eq!(req.var("user").as_deref(), Some("alice"));
+        assert_eq!(req.var("role").as_deref(), Some("admin"));
+        assert_eq!(cached(&plugin), 1);
+        // Without keys, only a cache hit can accept the token from now on.
+        plugin.keys.clear();
+    }
+}
+
+#[test]
+fn a_cached_token_is_refused_once_the_clock_passes_its_time_claims() {
+    let plugin = plugin(&secret_config(json!({"leeway_seconds": 10})));
+    let token = hs256(json!({"sub": "alice", "exp": NOW + 5}));
+    assert_accepted(&plugin, &token);
+    testing::advance_ms(14_999);
+    assert_accepted(&plugin, &token);
+    assert_eq!(cached(&plugin), 1);
+    testing::advance_ms(1);
+    assert_invalid(&plugin, &token, "expired");
+    assert_eq!(cached(&plugin), 0, "an expired token is evicted when met");
+
+    // A clock stepped back (NTP) before `nbf`: only a check at each hit
+    // catches it, as the entry has not expired.
+    let early = hs256(json!({"sub": "alice", "exp": NOW + 600, "nbf": NOW + 60}));
+    testing::set_now_ms((NOW + 50) * 1000);
+    assert_accepted(&plugin, &early);
+    testing::set_now_ms(NOW * 1000);
+    assert_invalid(&plugin, &early, "not valid yet");
+    assert_eq!(cached(&plugin), 1);
+}
+
+#[test]
+fn a_tampered_signature_misses_the_cache() {
+    let plugin = plugin(&secret_config(json!({})));
+    let token = hs256(alice());
+    assert_accepted(&plugin, &token);
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    bytes[0] ^= 1;
+    let tampered = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bytes));
+    assert_invalid(&plugin, &tampered, "invalid signature");
+    assert_invalid(&plugin, &format!("{token}A"), "invalid signature");
+    assert_eq!(cached(&plugin), 1, "refused tokens are not cached");
+    assert_accepted(&plugin, &token);
+}
+
+#[test]
+fn a_cache_size_of_zero_verifies_every_time() {
+    let plugin = plugin(&secret_config(json!({"cache_size": 0})));
+    let token = hs256(alice());
+    for _ in 0..2 {
+        let req = assert_accepted(&plugin, &token);
+        assert_eq!(req.as_request().header_all("x-user-id"), ["alice"]);
+    }
+    assert_eq!(cached(&plugin), 0);
+}
+
+#[test]
+fn the_cache_holds_at_most_cache_size_tokens() {
+    let plugin = plugin(&secret_config(json!({"cache_size": 3})));
+    for i in 0..20 {
+        let token = hs256(json!({"sub": format!("user-{i}"), "exp": NOW + 300}));
+        let req = assert_accepted(&plugin, &token);
+        assert_eq!(req.as_request().header_all("x-user-id"), [format!("user-{i}")]);
+        assert!((1..=3).contains(&cached(&plugin)), "{} tokens cached", cached(&plugin));
+    }
+}
+
+#[test]
+fn roles_and_scopes_are_enforced_on_a_cache_hit() {
+    // Each route's config is an instance of its own, with its own cache.
+    let mut admin_route = plugin(&secret_config(json!({"roles": ["admin"], "scopes": ["orders:read"]})));
+    let member = hs256(json!({"sub": "bob", "role": "member", "scope": "orders:read", "exp": NOW + 300}));
+    let unscoped_admin = hs256(json!({"sub": "carol", "role": "admin", "exp": NOW + 300}));
+    for _ in 0..2 {
+        let reply = run(&admin_route, &bearer(&member)).expect("a member is refused");
+        assert_eq!(reply.status, 403);
+        assert!(header(&reply, "www-authenticate").contains("requires one of the roles: admin"));
+        let reply = run(&admin_route, &bearer(&unscoped_admin)).expect("a token without the scope is refused");
+        assert_eq!(reply.status, 403);
+        assert!(header(&reply, "www-authenticate").contains("missing scope: orders:read"));
+        assert_eq!(cached(&admin_route), 2, "valid tokens are cached even when the route refuses them");
+        // Without keys, the second round can only be cache hits.
+        admin_route.keys.clear();
+    }
+    // The member's token is valid: it is refused for its role only.
+    let open_route = plugin(&secret_config(json!({})));
+    assert_accepted(&open_route, &member);
 }
