@@ -83,6 +83,26 @@ config = {{ request = {{ body = {{ rename = {{ user_name = "userName" }}, remove
 [[routes.pipeline]]
 plugin = "respond"
 
+# The load benchmark's full pipeline (benches/configs/full.toml), ending
+# in `respond` instead of an upstream.
+[[routes]]
+name = "full"
+path = "/full"
+
+[[routes.pipeline]]
+plugin = "jwt-auth"
+config = {{ roles = ["member", "admin"] }}
+
+[[routes.pipeline]]
+plugin = "rate-limit"
+
+[[routes.pipeline]]
+plugin = "transform"
+config = {{ request = {{ headers = {{ set = {{ x-gateway = "wasmgate", x-correlation-id = "{{request_id}}" }}, remove = ["cookie"] }} }}, response = {{ headers = {{ set = {{ x-gateway = "wasmgate" }} }} }} }}
+
+[[routes.pipeline]]
+plugin = "respond"
+
 [[routes]]
 name = "proxy"
 path = "/users/{{id}}"
@@ -108,6 +128,7 @@ fn cases() -> Vec<Case> {
         ("jwt-auth-hs256", "/jwt", vec![("authorization", auth)], None),
         ("rate-limit-high-limit", "/rate", vec![], None),
         ("transform-headers", "/headers", vec![], None),
+        ("full-jwt-rate-limit-transform", "/full", vec![("authorization", auth)], None),
         ("transform-json-request-body", "/json", vec![("content-type", "application/json")], Some(upstream::USER)),
         ("0-baseline-proxy-one-call", "/users/42", vec![], None),
         ("aggregate-three-calls", "/agg/42", vec![], None),

@@ -53,6 +53,10 @@ pub fn build_engine(limits: EngineLimits) -> anyhow::Result<Engine> {
         .memory_reservation(limits.max_memory_bytes as u64)
         .memory_guard_size(64 << 10)
         .async_stack_size(1 << 20);
+    // `perf` can name plugin functions (in /tmp/perf-PID.map) when asked.
+    if std::env::var_os("WASMGATE_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let engine = Engine::new(&config).context("configuring the wasm engine")?;
     spawn_epoch_ticker(&engine);
     Ok(engine)

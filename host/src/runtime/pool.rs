@@ -149,10 +149,14 @@ impl PluginPool {
 
     /// Waits for a free call slot, then takes a warm instance or makes one.
     async fn lease(&self) -> Result<Lease<'_>, PluginError> {
-        let permit = tokio::time::timeout(QUEUE_TIMEOUT, self.busy.acquire())
-            .await
-            .map_err(|_| self.overloaded())?
-            .expect("the pool's semaphore is never closed");
+        // A free slot is the common case: take it without arming a timer.
+        let permit = match self.busy.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout(QUEUE_TIMEOUT, self.busy.acquire())
+                .await
+                .map_err(|_| self.overloaded())?
+                .expect("the pool's semaphore is never closed"),
+        };
         let idle = self.idle.lock().unwrap().pop();
         let warm = match idle {
             Some(warm) => warm,
