@@ -97,9 +97,11 @@ impl HeaderOps {
     /// [`HeaderOps::apply`] for a response that does not exist yet: sets the
     /// headers through the request (see [`HeaderOps::settled_at_request`]).
     pub fn apply_to_coming_response(&self, req: &Request) {
-        self.put(req, |header, value| req.set_response_header(header, value), |header, value| {
-            req.append_response_header(header, value)
-        });
+        self.put(
+            req,
+            |header, value| req.set_response_header(header, value),
+            |header, value| req.append_response_header(header, value),
+        );
     }
 
     /// Renders `set` then `add`, handing each value to its writer.
@@ -130,9 +132,11 @@ impl HeaderOps {
         for header in &self.remove {
             message.remove_header(header);
         }
-        self.put(req, |header, value| message.set_header(header, value), |header, value| {
-            message.append_header(header, value)
-        });
+        self.put(
+            req,
+            |header, value| message.set_header(header, value),
+            |header, value| message.append_header(header, value),
+        );
     }
 }
 
