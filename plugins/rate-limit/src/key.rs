@@ -1,5 +1,7 @@
 //! Whose budget a request draws from: the key parts, read per request.
 
+use std::fmt::{self, Write as _};
+
 use wasmgate_sdk::Request;
 use wasmgate_sdk::text::is_token;
 
@@ -44,22 +46,10 @@ impl KeyPart {
         Some(part)
     }
 
-    /// How the part is written in config, which also labels its value in
-    /// the state key.
-    fn label(&self) -> String {
-        match self {
-            KeyPart::Ip => "ip".into(),
-            KeyPart::Route => "route".into(),
-            KeyPart::User => "user".into(),
-            KeyPart::Header(name) => format!("header:{name}"),
-            KeyPart::Var(name) => format!("var:{name}"),
-        }
-    }
-
     /// An empty value counts as missing: an empty API key is no API key.
     fn value(&self, req: &Request) -> Option<String> {
         let value = match self {
-            KeyPart::Ip => req.client_ip().map(|ip| ip.to_string()),
+            KeyPart::Ip => ip_of(req.client_addr()),
             KeyPart::Route => Some(req.route()),
             KeyPart::User => req.var("user"),
             KeyPart::Header(name) => req.header(name),
@@ -87,14 +77,52 @@ pub fn parse_parts(field: &str, parts: &[String]) -> Result<Vec<KeyPart>, String
         .collect()
 }
 
-/// The request's key, or `None` when a part is missing. Labelled values in
-/// a JSON array: unambiguous whatever the values contain, so no client can
-/// craft a header that lands in another client's bucket.
+/// How the part is written in config, which also labels its value in the
+/// state key.
+impl fmt::Display for KeyPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyPart::Ip => f.write_str("ip"),
+            KeyPart::Route => f.write_str("route"),
+            KeyPart::User => f.write_str("user"),
+            KeyPart::Header(name) => write!(f, "header:{name}"),
+            KeyPart::Var(name) => write!(f, "var:{name}"),
+        }
+    }
+}
+
+/// The IP of the host's `ip:port` / `[ipv6]:port` client address, written
+/// as `IpAddr` would: without brackets or port.
+fn ip_of(addr: String) -> Option<String> {
+    let (ip, _port) = addr.rsplit_once(':')?;
+    Some(ip.trim_start_matches('[').trim_end_matches(']').to_owned())
+}
+
+/// The request's key, or `None` when a part is missing. Each value is
+/// labelled and length-prefixed (`label=len:value;`): unambiguous whatever
+/// the values contain, so no client can craft a header that lands in
+/// another client's bucket.
 pub fn build(parts: &[KeyPart], req: &Request) -> Option<String> {
-    let labelled = parts.iter().map(|part| Some((part.label(), part.value(req)?))).collect::<Option<Vec<_>>>()?;
-    Some(serde_json::to_string(&labelled).unwrap_or_default())
+    let mut key = String::with_capacity(64);
+    for part in parts {
+        let value = part.value(req)?;
+        write!(key, "{part}={}:{value};", value.len()).expect("writing to a String cannot fail");
+    }
+    Some(key)
 }
 
 pub fn describe(parts: &[KeyPart]) -> String {
-    parts.iter().map(KeyPart::label).collect::<Vec<_>>().join(", ")
+    parts.iter().map(KeyPart::to_string).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ip_is_the_address_without_port_or_brackets() {
+        assert_eq!(ip_of("203.0.113.7:51234".into()).as_deref(), Some("203.0.113.7"));
+        assert_eq!(ip_of("[2001:db8::1]:443".into()).as_deref(), Some("2001:db8::1"));
+        assert_eq!(ip_of("nonsense".into()), None);
+    }
 }

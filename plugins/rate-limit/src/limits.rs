@@ -1,6 +1,6 @@
 //! The configured limits, and what a decision tells the client.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use wasmgate_sdk::host::state::Decision;
 
 /// One entry of `limits`.
@@ -100,8 +100,8 @@ fn parse_window(text: &str) -> Option<u64> {
 }
 
 /// One decision as the client sees it; also what travels in the pipeline
-/// var from `on_request` to `on_response`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// var from one rate-limit stage to the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub allowed: bool,
     pub limit: u64,
@@ -149,18 +149,49 @@ impl Report {
         headers
     }
 
+    /// For the pipeline var: numbers, then the name (letters, digits and
+    /// `-_.`, see `parse`), then the policies, which may hold spaces and
+    /// so come last.
     pub fn encode(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let Report { allowed, limit, remaining, reset_s, retry_after_s, policy_name, policies } = self;
+        format!("{} {limit} {remaining} {reset_s} {retry_after_s} {policy_name} {policies}", u8::from(*allowed))
     }
 
     pub fn decode(text: &str) -> Option<Self> {
-        serde_json::from_str(text).ok()
+        let mut fields = text.splitn(7, ' ');
+        let mut number = || fields.next()?.parse::<u64>().ok();
+        let (allowed, limit, remaining, reset_s, retry_after_s) = (number()?, number()?, number()?, number()?, number()?);
+        Some(Report {
+            allowed: allowed == 1,
+            limit,
+            remaining,
+            reset_s,
+            retry_after_s,
+            policy_name: fields.next()?.to_owned(),
+            policies: fields.next()?.to_owned(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_survives_the_pipeline_var() {
+        let report = Report {
+            allowed: true,
+            limit: 10,
+            remaining: 3,
+            reset_s: 60,
+            retry_after_s: 0,
+            policy_name: "per-minute".into(),
+            policies: "\"per-minute\";q=10;w=60, \"per-hour\";q=100;w=3600".into(),
+        };
+        assert_eq!(Report::decode(&report.encode()), Some(report));
+        assert_eq!(Report::decode("1 2 3"), None);
+        assert_eq!(Report::decode("x 1 2 3 4 n p"), None);
+    }
 
     #[test]
     fn windows_have_a_number_and_a_unit() {
