@@ -3,10 +3,14 @@
 # and wasmgate (empty pipeline, full 4-stage pipeline, aggregation), each
 # under the same wrk load, in one run. Writes benches/results/load.md.
 #
-#   bash benches/load.sh            # DURATION=10 CONNS=64 LAT_DURATION=5 WORKERS=1 by default
+#   bash benches/load.sh    # DURATION=10 CONNS=64 LAT_DURATION=5 WORKERS=1 ROUNDS=3 by default
 #
+# Shared machines are noisy: every scenario runs ROUNDS times, the rounds
+# interleaved (all scenarios once, then again), and the table shows the
+# median of each column (peak RSS: the largest), with every round's req/s.
 # Installs wrk and nginx from Debian packages when missing (apt-get, needs
-# root), builds the release binaries and plugins, then takes ~2 minutes.
+# root), builds the release binaries and plugins, then takes ~2 minutes a
+# round.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -14,11 +18,14 @@ DURATION="${DURATION:-10}"
 CONNS="${CONNS:-64}"
 LAT_DURATION="${LAT_DURATION:-5}"
 WARMUP="${WARMUP:-2}"
+ROUNDS="${ROUNDS:-3}"
 OUT="$ROOT/benches/results/load.md"
 
 prepare
 
-declare -A RPS P50 P99 P50_1 P99_1 RSS CPU ERR
+# Per round, keyed "name round"; the table reads the medians.
+declare -A R_RPS R_P50 R_P99 R_P50_1 R_P99_1 R_RSS R_CPU R_ERR
+declare -A RPS P50 P99 P50_1 P99_1 RSS CPU ERR RUNS
 SCENARIOS=(direct nginx empty full aggregate)
 declare -A LABEL=(
     [direct]="upstream directly (no proxy)"
@@ -28,54 +35,79 @@ declare -A LABEL=(
     [aggregate]="wasmgate, aggregate over 3 upstream calls"
 )
 
-# measure NAME URL: warm-up, CONNS-connection run, 1-connection run, peak RSS.
+# measure NAME URL ROUND: warm-up, CONNS-connection run, 1-connection run,
+# peak RSS.
 measure() {
-    local name=$1 url=$2 before after
-    log "$name: $url"
+    local name=$1 url=$2 k="$1 $3" before after
+    log "$name (round $3): $url"
     wrk_run "$WORK/$name-warmup.txt" "$CONNS" "$WARMUP" "$url" -H "Authorization: Bearer $TOKEN"
     before=$(cpu_ticks)
     wrk_run "$WORK/$name.txt" "$CONNS" "$DURATION" "$url" -H "Authorization: Bearer $TOKEN"
     after=$(cpu_ticks)
     wrk_run "$WORK/$name-1c.txt" 1 "$LAT_DURATION" "$url" -H "Authorization: Bearer $TOKEN"
-    RPS[$name]=$(wrk_rps "$WORK/$name.txt")
-    P50[$name]=$(wrk_lat_us "$WORK/$name.txt" 50%)
-    P99[$name]=$(wrk_lat_us "$WORK/$name.txt" 99%)
-    P50_1[$name]=$(wrk_lat_us "$WORK/$name-1c.txt" 50%)
-    P99_1[$name]=$(wrk_lat_us "$WORK/$name-1c.txt" 99%)
-    ERR[$name]=$(($(wrk_errors "$WORK/$name.txt") + $(wrk_errors "$WORK/$name-1c.txt")))
-    RSS[$name]=$(peak_mb)
+    R_RPS[$k]=$(wrk_rps "$WORK/$name.txt")
+    R_P50[$k]=$(wrk_lat_us "$WORK/$name.txt" 50%)
+    R_P99[$k]=$(wrk_lat_us "$WORK/$name.txt" 99%)
+    R_P50_1[$k]=$(wrk_lat_us "$WORK/$name-1c.txt" 50%)
+    R_P99_1[$k]=$(wrk_lat_us "$WORK/$name-1c.txt" 99%)
+    R_ERR[$k]=$(($(wrk_errors "$WORK/$name.txt") + $(wrk_errors "$WORK/$name-1c.txt")))
+    R_RSS[$k]=$(peak_mb)
     # CPU µs per request of the process under test (clock ticks are 10 ms).
-    CPU[$name]=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v r="${RPS[$name]}" -v d="$DURATION" \
+    R_CPU[$k]=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v r="${R_RPS[$k]}" -v d="$DURATION" \
         'BEGIN { if (r > 0) printf "%.1f", t / hz * 1e6 / (r * d); else print "—" }')
-    log "$name: ${RPS[$name]} req/s, p50 ${P50[$name]} µs, p99 ${P99[$name]} µs, 1 conn p50 ${P50_1[$name]} µs, peak RSS ${RSS[$name]} MB, errors ${ERR[$name]}"
-    if [[ "${ERR[$name]}" != 0 ]]; then
+    log "$name: ${R_RPS[$k]} req/s, p50 ${R_P50[$k]} µs, p99 ${R_P99[$k]} µs, 1 conn p50 ${R_P50_1[$k]} µs, peak RSS ${R_RSS[$k]} MB, errors ${R_ERR[$k]}"
+    if [[ "${R_ERR[$k]}" != 0 ]]; then
         log "$name: wrk saw errors or non-2xx answers:"
         sed -n '1,40p' "$WORK/$name.txt" >&2
     fi
 }
 
+# median VALUES...: the middle value (the lower middle for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# column ARRAY NAME: that scenario's value in every round.
+column() {
+    local -n values=$1
+    local r
+    for r in $(seq 1 "$ROUNDS"); do echo "${values[$2 $r]}"; done
+}
+
 start_upstream
 curl -fsS "http://$UPSTREAM_ADDR/users/42" >/dev/null
 
-SERVER_PIDS=("$UPSTREAM_PID")
-measure direct "http://$UPSTREAM_ADDR/users/42"
+for round in $(seq 1 "$ROUNDS"); do
+    SERVER_PIDS=("$UPSTREAM_PID")
+    measure direct "http://$UPSTREAM_ADDR/users/42" "$round"
 
-start_nginx
-measure nginx "http://$NGINX_ADDR/users/42"
-stop_servers
-
-for name in empty full aggregate; do
-    start_gateway "$ROOT/benches/configs/$name.toml"
-    path=/users/42
-    [[ $name == aggregate ]] && path=/users/42/dashboard
-    status=$(curl -s -o "$WORK/$name-check.txt" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://$GATEWAY_ADDR$path")
-    if [[ $status != 200 ]]; then
-        log "$name: expected 200 from $path, got $status: $(cat "$WORK/$name-check.txt")"
-        exit 1
-    fi
-    measure "$name" "http://$GATEWAY_ADDR$path"
+    start_nginx
+    measure nginx "http://$NGINX_ADDR/users/42" "$round"
     stop_servers
-    wait_free "$GATEWAY_ADDR"
+
+    for name in empty full aggregate; do
+        start_gateway "$ROOT/benches/configs/$name.toml"
+        path=/users/42
+        [[ $name == aggregate ]] && path=/users/42/dashboard
+        status=$(curl -s -o "$WORK/$name-check.txt" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://$GATEWAY_ADDR$path")
+        if [[ $status != 200 ]]; then
+            log "$name: expected 200 from $path, got $status: $(cat "$WORK/$name-check.txt")"
+            exit 1
+        fi
+        measure "$name" "http://$GATEWAY_ADDR$path" "$round"
+        stop_servers
+        wait_free "$GATEWAY_ADDR"
+    done
+done
+
+for s in "${SCENARIOS[@]}"; do
+    RPS[$s]=$(median $(column R_RPS "$s"))
+    P50[$s]=$(median $(column R_P50 "$s"))
+    P99[$s]=$(median $(column R_P99 "$s"))
+    P50_1[$s]=$(median $(column R_P50_1 "$s"))
+    P99_1[$s]=$(median $(column R_P99_1 "$s"))
+    CPU[$s]=$(median $(column R_CPU "$s"))
+    RSS[$s]=$(column R_RSS "$s" | sort -g | tail -1)
+    ERR[$s]=$(column R_ERR "$s" | awk '{ n += $1 } END { print n + 0 }')
+    RUNS[$s]=$(column R_RPS "$s" | paste -sd/)
 done
 
 # Idle memory with the demo config (ports moved, plugin paths made absolute).
@@ -92,19 +124,23 @@ check() { awk "BEGIN { print (($1) ? \"**met**\" : \"**missed**\") }"; }
 {
     echo "# Load benchmark"
     echo
-    echo "Written by \`bash benches/load.sh\`. Every row ran in the same run, one after the other, against the"
+    echo "Written by \`bash benches/load.sh\`. Every row ran in the same run, against the"
     echo "same upstream (\`bench-upstream\`, $UPSTREAM_THREADS tokio worker, a fixed ~110-byte JSON answer),"
     echo "with \`wrk -t1 -c$CONNS -d${DURATION}s --latency\` after a ${WARMUP}s warm-up, then \`wrk -t1 -c1 -d${LAT_DURATION}s\`"
     echo "for latency at one connection. wasmgate runs with \`TOKIO_WORKER_THREADS=$WORKERS\`, nginx with"
     echo "\`worker_processes $WORKERS\` and keep-alive to the upstream. Every request carries the same"
     echo "\`Authorization: Bearer\` (the demo's HS256 member token). Configs: \`benches/configs/*.toml\`."
     echo
+    echo "Each scenario ran $ROUNDS times, the rounds interleaved (every scenario once, then again), so"
+    echo "that a noisy neighbour hits all of them alike; each cell is the median of its rounds (peak RSS: the"
+    echo "largest, errors: the sum), and the last column lists every round's req/s."
+    echo
     echo "$MACHINE"
     echo
-    echo "| scenario | req/s ($CONNS conns) | vs upstream | vs nginx | p50 | p99 | p99 vs nginx | p50 @1 conn | p99 @1 conn | peak RSS | server CPU per request | errors |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| scenario | req/s ($CONNS conns) | vs upstream | vs nginx | p50 | p99 | p99 vs nginx | p50 @1 conn | p99 @1 conn | peak RSS | server CPU per request | errors | req/s per round |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for s in "${SCENARIOS[@]}"; do
-        echo "| ${LABEL[$s]} | ${RPS[$s]} | $(ratio "${RPS[$s]}" "${RPS[direct]}") | $(ratio "${RPS[$s]}" "${RPS[nginx]}") | $(us "${P50[$s]}") | $(us "${P99[$s]}") | $(ratio "${P99[$s]}" "${P99[nginx]}") | $(us "${P50_1[$s]}") | $(us "${P99_1[$s]}") | ${RSS[$s]} MB | ${CPU[$s]} µs | ${ERR[$s]} |"
+        echo "| ${LABEL[$s]} | ${RPS[$s]} | $(ratio "${RPS[$s]}" "${RPS[direct]}") | $(ratio "${RPS[$s]}" "${RPS[nginx]}") | $(us "${P50[$s]}") | $(us "${P99[$s]}") | $(ratio "${P99[$s]}" "${P99[nginx]}") | $(us "${P50_1[$s]}") | $(us "${P99_1[$s]}") | ${RSS[$s]} MB | ${CPU[$s]} µs | ${ERR[$s]} | ${RUNS[$s]} |"
     done
     echo
     echo "Peak RSS is the process's VmHWM (or VmRSS when larger) at the end of its runs (for nginx, master + worker; for the upstream,"
