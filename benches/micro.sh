@@ -42,10 +42,12 @@ for n in [0, 1, 2, 4, 8]:
 out += ["", "## Each real plugin (`plugins`), typical request (10 headers)", "",
         "| case | time per request | added over baseline | ratio |", "| --- | ---: | ---: | ---: |"]
 rows = [("respond fixture alone (baseline)", "0-baseline-respond-only", "0-baseline-respond-only"),
-        ("jwt-auth, HS256 verify", "jwt-auth-hs256", "0-baseline-respond-only"),
+        ("jwt-auth, HS256, token verified before (cached)", "jwt-auth-hs256", "0-baseline-respond-only"),
+        ("jwt-auth, HS256, verified every time (`cache_size = 0`)", "jwt-auth-hs256-uncached", "0-baseline-respond-only"),
         ("rate-limit, limit never reached", "rate-limit-high-limit", "0-baseline-respond-only"),
-        ("transform, headers only (request + response)", "transform-headers", "0-baseline-respond-only"),
+        ("transform, headers only (request + response `remove`)", "transform-headers", "0-baseline-respond-only"),
         ("transform, JSON request body op (110 B body)", "transform-json-request-body", "0-baseline-respond-only"),
+        ("jwt-auth → rate-limit → transform (the load test's full pipeline)", "full-jwt-rate-limit-transform", "0-baseline-respond-only"),
         ("plain proxy, one upstream call (baseline)", "0-baseline-proxy-one-call", "0-baseline-proxy-one-call"),
         ("aggregate, three upstream calls", "aggregate-three-calls", "0-baseline-proxy-one-call")]
 for label, bench, b in rows:

@@ -57,6 +57,11 @@ path = "/jwt"
 pipeline = [{{ plugin = "jwt-auth", config = {{ roles = ["member", "admin"] }} }}, {{ plugin = "respond" }}]
 
 [[routes]]
+name = "jwt-uncached"
+path = "/jwt-uncached"
+pipeline = [{{ plugin = "jwt-auth", config = {{ roles = ["member", "admin"], cache_size = 0 }} }}, {{ plugin = "respond" }}]
+
+[[routes]]
 name = "rate"
 path = "/rate"
 pipeline = [{{ plugin = "rate-limit" }}, {{ plugin = "respond" }}]
@@ -126,6 +131,7 @@ fn cases() -> Vec<Case> {
     vec![
         ("0-baseline-respond-only", "/baseline", vec![], None),
         ("jwt-auth-hs256", "/jwt", vec![("authorization", auth)], None),
+        ("jwt-auth-hs256-uncached", "/jwt-uncached", vec![("authorization", auth)], None),
         ("rate-limit-high-limit", "/rate", vec![], None),
         ("transform-headers", "/headers", vec![], None),
         ("full-jwt-rate-limit-transform", "/full", vec![("authorization", auth)], None),
