@@ -25,6 +25,9 @@ targets = ["{upstream}"]
 [plugins.transform]
 path = "{TRANSFORM}"
 memory_mb = 64
+# A 1 MB body takes ~30 ms of wasm, its first call longer: the default
+# 50 ms per call leaves no room on a loaded machine.
+timeout_ms = 1000
 
 [[routes]]
 name = "plain"
