@@ -160,7 +160,8 @@ impl Report {
     pub fn decode(text: &str) -> Option<Self> {
         let mut fields = text.splitn(7, ' ');
         let mut number = || fields.next()?.parse::<u64>().ok();
-        let (allowed, limit, remaining, reset_s, retry_after_s) = (number()?, number()?, number()?, number()?, number()?);
+        let (allowed, limit, remaining, reset_s, retry_after_s) =
+            (number()?, number()?, number()?, number()?, number()?);
         Some(Report {
             allowed: allowed == 1,
             limit,
