@@ -130,16 +130,17 @@ async fn route(
             let view = needs.response.then(|| req.response_phase_view());
             let ran = route.pipeline.stages().len();
             let edits = std::mem::take(&mut req.response_edits);
-            match forward(route, req, stream.take()).await {
-                Ok(mut resp) => {
-                    edits.apply(resp.headers_mut());
-                    (view, ran, resp)
-                }
-                Err(mut resp) => {
-                    edits.apply(resp.headers_mut());
-                    return resp;
-                }
+            // The gateway's own error answer gets the edits too, but no
+            // response phase.
+            let (mut resp, answered) = match forward(route, req, stream.take()).await {
+                Ok(resp) => (resp, true),
+                Err(resp) => (resp, false),
+            };
+            edits.apply(resp.headers_mut());
+            if !answered {
+                return resp;
             }
+            (view, ran, resp)
         }
         RequestOutcome::Respond { req, reply, by } => match reply_response(reply) {
             Ok(mut resp) => {

@@ -140,14 +140,7 @@ impl RequestState {
         head.uri = self.head.uri.clone();
         head.version = self.head.version;
         head.headers = self.head.headers.clone();
-        RequestState {
-            head,
-            body: None,
-            info: self.info.clone(),
-            vars: self.vars.clone(),
-            response_edits: ResponseEdits::default(),
-            read_only: true,
-        }
+        RequestState { vars: self.vars.clone(), read_only: true, ..RequestState::new(head, None, self.info.clone()) }
     }
 }
 
