@@ -118,8 +118,8 @@ pub struct JwtAuth {
     allow_anonymous: bool,
     user_claim: String,
     role_claim: String,
-    /// Header → claim, including the user and role headers: every one is
-    /// removed from the client's request before any is set.
+    /// Header → claim, including the user and role headers: the client's
+    /// own values of these never reach the upstream.
     forwarded: Vec<(String, String)>,
     realm: String,
     /// A `RefCell` is enough: an instance serves one call at a time, on one
@@ -171,26 +171,22 @@ impl Plugin for JwtAuth {
     }
 
     fn on_request(&self, req: &Request) -> Action {
-        // Before anything else, so no path (anonymous, refused) lets a
-        // client-chosen identity through.
-        for (header, _) in &self.forwarded {
-            req.remove_header(header);
+        match self.admit(req) {
+            Ok(Some(grant)) => {
+                self.forward(req, &grant);
+                Action::Continue
+            }
+            // No path that skips `forward` lets a client-chosen identity
+            // through, not even to an earlier plugin's response phase.
+            Ok(None) => {
+                self.strip(req);
+                Action::Continue
+            }
+            Err(refusal) => {
+                self.strip(req);
+                refusal
+            }
         }
-        let token = match bearer_token(req) {
-            Ok(Some(token)) => token,
-            Ok(None) if self.allow_anonymous => return Action::Continue,
-            Ok(None) => return self.missing(),
-            Err(description) => return self.refuse(Refusal::BadRequest(description)),
-        };
-        let grant = match self.verify(&token) {
-            Ok(grant) => grant,
-            Err(description) => return self.refuse(Refusal::InvalidToken(description)),
-        };
-        if let Err(refusal) = self.authorize(&grant) {
-            return self.refuse(refusal);
-        }
-        self.forward(req, &grant);
-        Action::Continue
     }
 }
 
@@ -295,20 +291,51 @@ impl JwtAuth {
         Ok(())
     }
 
+    /// What the request's token grants (`None`: anonymous and allowed), or
+    /// the answer refusing it.
+    fn admit(&self, req: &Request) -> Result<Option<Rc<Grant>>, Action> {
+        let token = match bearer_token(req) {
+            Ok(Some(token)) => token,
+            Ok(None) if self.allow_anonymous => return Ok(None),
+            Ok(None) => return Err(self.missing()),
+            Err(description) => return Err(self.refuse(Refusal::BadRequest(description))),
+        };
+        let grant = self.verify(&token).map_err(|description| self.refuse(Refusal::InvalidToken(description)))?;
+        self.authorize(&grant).map_err(|refusal| self.refuse(refusal))?;
+        Ok(Some(grant))
+    }
+
     /// Identity headers for the upstream, and the `user` and `role` vars for
-    /// later plugins (the rate limiter keys on `user`).
+    /// later plugins (the rate limiter keys on `user`). Sets each identity
+    /// header from the token, and removes the client's copy of each one the
+    /// token does not fill. `set_header` replaces
+    /// every value, so a filled header needs no removal first: one host
+    /// call per header instead of two.
     fn forward(&self, req: &Request, grant: &Grant) {
+        let filled = |header: &str| {
+            self.forwarded.iter().zip(&grant.headers).any(|((h, _), v)| h == header && matches!(v, Some(Some(_))))
+        };
         for ((header, claim), value) in self.forwarded.iter().zip(&grant.headers) {
             match value {
-                None => {}
                 Some(Some(text)) => req.set_header(header, text),
                 Some(None) => log::warn(format!("jwt-auth: claim `{claim}` cannot be sent as header {header}")),
+                None => {}
+            }
+            if !matches!(value, Some(Some(_))) && !filled(header) {
+                req.remove_header(header);
             }
         }
         for (var, value) in [("user", &grant.user), ("role", &grant.role)] {
             if let Some(text) = value {
                 req.set_var(var, text);
             }
+        }
+    }
+
+    /// Removes every identity header the client sent.
+    fn strip(&self, req: &Request) {
+        for (header, _) in &self.forwarded {
+            req.remove_header(header);
         }
     }
 

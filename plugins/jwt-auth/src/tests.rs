@@ -278,6 +278,28 @@ fn routes_can_require_roles_and_scopes() {
 }
 
 #[test]
+fn a_header_the_token_does_not_fill_loses_the_clients_value() {
+    let plugin = plugin(&secret_config(json!({})));
+    let token = hs256(json!({"sub": "alice", "exp": NOW + 300}));
+    let req = bearer(&token).header("x-user-id", "mallory").header("x-user-role", "root");
+    assert_eq!(run(&plugin, &req), None);
+    let req = req.as_request();
+    assert_eq!(req.header_all("x-user-id"), ["alice"]);
+    assert!(req.header_all("x-user-role").is_empty(), "no role claim: the client's role is removed");
+}
+
+#[test]
+fn a_refused_request_keeps_no_client_chosen_identity() {
+    let plugin = plugin(&secret_config(json!({"roles": ["admin"]})));
+    let token = hs256(json!({"sub": "bob", "role": "member", "exp": NOW + 300}));
+    let req = bearer(&token).header("x-user-id", "mallory").header("x-user-role", "admin");
+    let reply = run(&plugin, &req).expect("refused: not an admin");
+    assert_eq!(reply.status, 403);
+    assert!(req.as_request().header_all("x-user-id").is_empty());
+    assert!(req.as_request().header_all("x-user-role").is_empty());
+}
+
+#[test]
 fn anonymous_routes_pass_without_a_token_but_never_with_a_bad_one() {
     let plugin = plugin(&secret_config(json!({"allow_anonymous": true})));
     let req = TestRequest::new("GET", "/").header("x-user-id", "admin");

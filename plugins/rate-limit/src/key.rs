@@ -1,9 +1,9 @@
 //! Whose budget a request draws from: the key parts, read per request.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use wasmgate_sdk::Request;
-use wasmgate_sdk::text::is_token;
+use wasmgate_sdk::text::{is_token, push_decimal};
 
 /// One part of a rate-limit key, written in config as `ip`, `route`,
 /// `user`, `header:<name>` or `var:<name>`.
@@ -77,17 +77,29 @@ pub fn parse_parts(field: &str, parts: &[String]) -> Result<Vec<KeyPart>, String
         .collect()
 }
 
-/// How the part is written in config, which also labels its value in the
-/// state key.
+impl KeyPart {
+    /// How the part is written in config, which also labels its value in
+    /// the state key.
+    fn push_label(&self, out: &mut String) {
+        let (kind, name) = match self {
+            KeyPart::Ip => ("ip", None),
+            KeyPart::Route => ("route", None),
+            KeyPart::User => ("user", None),
+            KeyPart::Header(name) => ("header:", Some(name)),
+            KeyPart::Var(name) => ("var:", Some(name)),
+        };
+        out.push_str(kind);
+        if let Some(name) = name {
+            out.push_str(name);
+        }
+    }
+}
+
 impl fmt::Display for KeyPart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeyPart::Ip => f.write_str("ip"),
-            KeyPart::Route => f.write_str("route"),
-            KeyPart::User => f.write_str("user"),
-            KeyPart::Header(name) => write!(f, "header:{name}"),
-            KeyPart::Var(name) => write!(f, "var:{name}"),
-        }
+        let mut label = String::new();
+        self.push_label(&mut label);
+        f.write_str(&label)
     }
 }
 
@@ -106,7 +118,12 @@ pub fn build(parts: &[KeyPart], req: &Request) -> Option<String> {
     let mut key = String::with_capacity(64);
     for part in parts {
         let value = part.value(req)?;
-        write!(key, "{part}={}:{value};", value.len()).expect("writing to a String cannot fail");
+        part.push_label(&mut key);
+        key.push('=');
+        push_decimal(&mut key, value.len() as u64);
+        key.push(':');
+        key.push_str(&value);
+        key.push(';');
     }
     Some(key)
 }
@@ -118,6 +135,22 @@ pub fn describe(parts: &[KeyPart]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_labels_and_length_prefixes_every_value() {
+        use wasmgate_sdk::testing::TestRequest;
+        let parts = [KeyPart::Route, KeyPart::Ip, KeyPart::Header("x-api-key".into()), KeyPart::Var("tenant".into())];
+        let req = TestRequest::new("GET", "/")
+            .route("orders")
+            .client_addr("[2001:db8::1]:443")
+            .header("x-api-key", "k;1")
+            .var("tenant", "t1");
+        assert_eq!(
+            build(&parts, &req.as_request()).as_deref(),
+            Some("route=6:orders;ip=11:2001:db8::1;header:x-api-key=3:k;1;var:tenant=2:t1;")
+        );
+        assert_eq!(parts[2].to_string(), "header:x-api-key");
+    }
 
     #[test]
     fn the_ip_is_the_address_without_port_or_brackets() {

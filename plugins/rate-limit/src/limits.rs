@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use wasmgate_sdk::host::state::Decision;
+use wasmgate_sdk::text::{decimal, push_decimal};
 
 /// One entry of `limits`.
 #[derive(Debug, Deserialize)]
@@ -29,7 +30,13 @@ impl Limit {
     /// The parameters are part of the state key, so changing a limit starts
     /// fresh buckets rather than reading ones booked under other rules.
     pub fn state_key(&self, key: &str) -> String {
-        format!("{}/{}/{}:{key}", self.limit, self.window_ms, self.burst)
+        let mut out = String::with_capacity(key.len() + 32);
+        for (n, sep) in [(self.limit, '/'), (self.window_ms, '/'), (self.burst, ':')] {
+            push_decimal(&mut out, n);
+            out.push(sep);
+        }
+        out.push_str(key);
+        out
     }
 
     /// The IETF fields count windows in whole seconds.
@@ -138,9 +145,9 @@ impl Report {
     /// fields (draft-ietf-httpapi-ratelimit-headers) on request.
     pub fn headers(&self, ietf: bool) -> Vec<(&'static str, String)> {
         let mut headers = vec![
-            ("x-ratelimit-limit", self.limit.to_string()),
-            ("x-ratelimit-remaining", self.remaining.to_string()),
-            ("x-ratelimit-reset", self.reset_s.to_string()),
+            ("x-ratelimit-limit", decimal(self.limit)),
+            ("x-ratelimit-remaining", decimal(self.remaining)),
+            ("x-ratelimit-reset", decimal(self.reset_s)),
         ];
         if ietf {
             headers.push(("ratelimit", format!("\"{}\";r={};t={}", self.policy_name, self.remaining, self.reset_s)));
@@ -154,7 +161,15 @@ impl Report {
     /// so come last.
     pub fn encode(&self) -> String {
         let Report { allowed, limit, remaining, reset_s, retry_after_s, policy_name, policies } = self;
-        format!("{} {limit} {remaining} {reset_s} {retry_after_s} {policy_name} {policies}", u8::from(*allowed))
+        let mut out = String::with_capacity(64 + policy_name.len() + policies.len());
+        for n in [u64::from(*allowed), *limit, *remaining, *reset_s, *retry_after_s] {
+            push_decimal(&mut out, n);
+            out.push(' ');
+        }
+        out.push_str(policy_name);
+        out.push(' ');
+        out.push_str(policies);
+        out
     }
 
     pub fn decode(text: &str) -> Option<Self> {
@@ -192,6 +207,26 @@ mod tests {
         assert_eq!(Report::decode(&report.encode()), Some(report));
         assert_eq!(Report::decode("1 2 3"), None);
         assert_eq!(Report::decode("x 1 2 3 4 n p"), None);
+    }
+
+    #[test]
+    fn the_state_key_and_headers_carry_the_numbers() {
+        let limit = Limit { limit: 100, window_ms: 60_000, burst: 7, name: "per-minute".into() };
+        assert_eq!(limit.state_key("user=1:a;"), "100/60000/7:user=1:a;");
+        let report = Report {
+            allowed: false,
+            limit: 100,
+            remaining: 0,
+            reset_s: 18_446_744_073_709_551,
+            retry_after_s: 9,
+            policy_name: "per-minute".into(),
+            policies: "p".into(),
+        };
+        assert_eq!(report.encode(), "0 100 0 18446744073709551 9 per-minute p");
+        let headers = report.headers(false);
+        assert_eq!(headers[0], ("x-ratelimit-limit", "100".to_string()));
+        assert_eq!(headers[1], ("x-ratelimit-remaining", "0".to_string()));
+        assert_eq!(headers[2], ("x-ratelimit-reset", "18446744073709551".to_string()));
     }
 
     #[test]
