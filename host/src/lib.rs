@@ -10,13 +10,15 @@
 //! ```
 //!
 //! Plugins run in [`runtime`]: one wasmtime engine, warm pools of configured
-//! instances, a time and memory budget on every call.
+//! instances, a time and memory budget on every call. HTTP/1.1 on both
+//! sides of the proxy is the crate's own (`http1`); HTTP/2 is hyper's.
 
 pub mod admin;
 pub mod body;
 pub mod config;
 pub mod gateway;
 mod handler;
+mod http1;
 pub mod normalize;
 pub mod pipeline;
 pub mod problem;

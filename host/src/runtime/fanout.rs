@@ -9,7 +9,7 @@ use super::bindings::http_client::{FetchError, OutboundRequest, OutboundResponse
 use crate::body;
 use crate::pipeline::Headers;
 use crate::proxy_headers::strip_hop_by_hop;
-use crate::upstream::{UpstreamError, Upstreams};
+use crate::upstream::{Payload, SendOptions, UpstreamError, Upstreams};
 
 /// Bodies a plugin fetches are copied into its memory: cap them well below
 /// any sane memory limit.
@@ -48,16 +48,17 @@ async fn fetch_one(
     if let Some(id) = request_id {
         headers.entry(crate::proxy_headers::REQUEST_ID).or_insert(id);
     }
-    let req =
-        builder.body(body::full(request.body.unwrap_or_default())).map_err(|e| FetchError::Invalid(e.to_string()))?;
+    let payload = Payload::Bytes(request.body.unwrap_or_default().into());
+    let req = builder.body(payload).map_err(|e| FetchError::Invalid(e.to_string()))?;
 
     let call = async {
-        let resp = upstream.send(req, Some(timeout)).await.map_err(|e| match e {
+        let opts = SendOptions { timeout: Some(timeout), client_ip: None };
+        let resp = upstream.send_with(req, opts).await.map_err(|e| match e {
             UpstreamError::Timeout { .. } => FetchError::Timeout,
             e => FetchError::Unavailable(e.to_string()),
         })?;
-        let (head, incoming) = resp.into_parts();
-        let bytes = body::collect(body::boxed(incoming), MAX_FETCHED_BODY)
+        let (head, body) = resp.into_parts();
+        let bytes = body::collect(body, MAX_FETCHED_BODY)
             .await
             .map_err(|e| FetchError::Unavailable(format!("upstream {}: {e}", request.upstream)))?;
         Ok(OutboundResponse {

@@ -3,10 +3,10 @@
 //! streamed (413), malformed bodies (400) and total time to the response
 //! head (408 while the client is still sending, 504 otherwise).
 //!
-//! hyper enforces hard caps of its own below these (its read buffer and
-//! header count are sized from them with room to spare), answering bare
-//! 414/431 for heads far over the limits; within the caps the gateway
-//! answers with problem+json saying which limit was hit.
+//! The HTTP/1 parser has hard caps below these (its read buffer and header
+//! count are sized from them with room to spare) that refuse a head far
+//! over the limits before it is whole; within the caps the limit that was
+//! hit is named.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,27 +16,44 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::ServerSettings;
 use crate::body::{Body, BoxError};
+use crate::http1::head::Refusal;
 use crate::problem::problem;
 
-/// hyper's own cap on header fields, past ours.
-pub(crate) fn hyper_max_headers(s: &ServerSettings) -> usize {
+/// Header fields parsed at all, past our own limit (which answers with
+/// which limit was hit): beyond this the head is refused outright.
+pub(crate) fn parsed_headers(s: &ServerSettings) -> usize {
     s.max_headers.saturating_mul(2).max(s.max_headers + 16)
 }
 
-/// hyper's read buffer, which must hold a whole request head.
-pub(crate) fn hyper_max_buf(s: &ServerSettings) -> usize {
+/// The most a request head may take in the read buffer.
+pub(crate) fn head_buffer(s: &ServerSettings) -> usize {
     (s.max_uri_bytes + s.max_header_bytes).saturating_mul(2).max(16 << 10)
 }
 
 /// HTTP/2's header list limit, past ours.
 pub(crate) fn h2_max_header_list(s: &ServerSettings) -> u32 {
-    hyper_max_buf(s).min(u32::MAX as usize) as u32
+    head_buffer(s).min(u32::MAX as usize) as u32
+}
+
+/// The refusal of a head that outgrew its buffer: 414 while the request
+/// line is still unfinished, 431 after.
+pub(crate) fn head_too_large(s: &ServerSettings, buffered: &[u8]) -> Refusal {
+    if !buffered.contains(&b'\n') {
+        return Refusal {
+            status: StatusCode::URI_TOO_LONG,
+            detail: format!("the request target is longer than the limit of {} bytes", s.max_uri_bytes),
+        };
+    }
+    Refusal {
+        status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        detail: format!("the request headers are larger than the limit of {} bytes", s.max_header_bytes),
+    }
 }
 
 /// A problem response; over HTTP/1 it also ends the connection, for
@@ -51,8 +68,8 @@ pub(crate) fn refuse(status: StatusCode, detail: &str, close: bool) -> Response<
 
 /// Checks the request target and headers against the limits: the refusal
 /// if they are past one.
-pub(crate) fn check_head<B>(s: &ServerSettings, req: &Request<B>) -> Option<Response<Body>> {
-    let uri = req.uri();
+pub(crate) fn check_head(s: &ServerSettings, req: &http::request::Parts) -> Option<Response<Body>> {
+    let uri = &req.uri;
     let uri_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len())
         + uri.authority().map_or(0, |a| a.as_str().len())
         + uri.scheme_str().map_or(0, |s| s.len() + 3);
@@ -63,7 +80,7 @@ pub(crate) fn check_head<B>(s: &ServerSettings, req: &Request<B>) -> Option<Resp
             false,
         ));
     }
-    let headers = req.headers();
+    let headers = &req.headers;
     if headers.len() > s.max_headers {
         return Some(refuse(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -207,9 +224,8 @@ where
     }
 }
 
-/// Runs the handler within the request timeout, and turns what the body
-/// wrapper saw into the right answer: 413 past the body limit, 400 for a
-/// body that could not be read (the handler only saw a read error).
+/// Runs the handler within the request timeout (HTTP/2; HTTP/1
+/// connections keep their own timer), then [`finish`]es its answer.
 pub(crate) async fn within<F>(s: &ServerSettings, body: &BodyState, http1: bool, handler: F) -> Response<Body>
 where
     F: Future<Output = Response<Body>>,
@@ -218,14 +234,31 @@ where
         None => handler.await,
         Some(limit) => match tokio::time::timeout(limit, handler).await {
             Ok(resp) => resp,
-            Err(_) if body.started.load(Ordering::Relaxed) && !body.finished.load(Ordering::Relaxed) => refuse(
-                StatusCode::REQUEST_TIMEOUT,
-                &format!("the request body did not arrive within {} ms", limit.as_millis()),
-                http1,
-            ),
-            Err(_) => problem(StatusCode::GATEWAY_TIMEOUT, &format!("no response within {} ms", limit.as_millis())),
+            Err(_) => return timed_out(s, Some(body), http1),
         },
     };
+    finish(s, body, resp, http1)
+}
+
+/// The answer when the request timeout passes: 408 while the client is
+/// still sending its body, 504 otherwise.
+pub(crate) fn timed_out(s: &ServerSettings, body: Option<&BodyState>, http1: bool) -> Response<Body> {
+    let limit = s.request_timeout.unwrap_or_default().as_millis();
+    let sending = body.is_some_and(|b| b.started.load(Ordering::Relaxed) && !b.finished.load(Ordering::Relaxed));
+    if sending {
+        return refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!("the request body did not arrive within {limit} ms"),
+            http1,
+        );
+    }
+    problem(StatusCode::GATEWAY_TIMEOUT, &format!("no response within {limit} ms"))
+}
+
+/// Turns what the body wrapper saw into the right answer: 413 past the
+/// body limit, 400 for a body that could not be read (the handler only saw
+/// a read error).
+pub(crate) fn finish(s: &ServerSettings, body: &BodyState, resp: Response<Body>, http1: bool) -> Response<Body> {
     if body.exceeded.load(Ordering::Relaxed) {
         return refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -269,11 +302,11 @@ mod tests {
     fn head_limits() {
         let s = ServerSettings { max_uri_bytes: 10, max_headers: 2, max_header_bytes: 40, ..Default::default() };
         let req = |uri: &str, headers: &[(&str, &str)]| {
-            let mut b = Request::builder().uri(uri);
+            let mut b = http::Request::builder().uri(uri);
             for (k, v) in headers {
                 b = b.header(*k, *v);
             }
-            b.body(()).unwrap()
+            b.body(()).unwrap().into_parts().0
         };
         assert!(check_head(&s, &req("/short", &[("a", "1")])).is_none());
         assert_eq!(check_head(&s, &req("/much-too-long", &[])).unwrap().status(), 414);

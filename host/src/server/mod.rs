@@ -1,11 +1,12 @@
 //! Accepting connections and handing each request to the gateway.
 //!
 //! - `accept`: one task per listener, within its connection limit.
-//! - `conn`: TLS handshake, HTTP/1.1 and HTTP/2 (h2c with prior knowledge
-//!   on plaintext listeners, ALPN on TLS ones) through hyper, and the
-//!   watchdog against slow request heads (slowloris) and idle connections.
+//! - `conn`: the TLS handshake, then HTTP/1.1 or HTTP/2 (ALPN on TLS
+//!   listeners, prior knowledge on plaintext ones).
+//! - `h1`: HTTP/1.1 on the gateway's own loop (see `http1`), with the
+//!   timeouts against slow request heads (slowloris) and idle connections.
+//! - `h2`: HTTP/2 through hyper.
 //! - `limits`: head, body and time limits on each request.
-//! - `smuggling`: refuses requests framed two ways at once.
 //! - [`tls`]: certificates into rustls, re-read on reload.
 //! - `upgrade`: WebSocket tunnels between client and upstream.
 //! - `shutdown`: the signals; [`Running::shutdown`] drains.
@@ -15,10 +16,11 @@
 
 mod accept;
 mod conn;
+mod h1;
+mod h2;
 mod limits;
 mod settings;
 mod shutdown;
-mod smuggling;
 pub mod tls;
 pub(crate) mod upgrade;
 

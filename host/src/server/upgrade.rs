@@ -1,17 +1,16 @@
 //! WebSocket (HTTP/1.1 `Upgrade`) through the gateway: the handshake is an
 //! ordinary request that routes, plugins and the upstream see; when the
-//! upstream answers 101 both connections are taken over from hyper and
-//! their bytes copied both ways until either side closes.
+//! upstream answers 101 both connections are handed over and their bytes
+//! copied both ways until both sides close.
 //!
 //! Tunnels are not drained on shutdown (they may last for hours); they end
 //! with the process.
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode, Version};
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 
 use crate::body::{self, Body};
+use crate::http1::upgrade::{OnUpgrade, tunnel};
 use crate::problem::problem;
 
 /// A client's WebSocket handshake, set aside before routing.
@@ -50,12 +49,10 @@ impl WebSocket {
         };
         let client = self.client;
         tokio::spawn(async move {
-            let (client, upstream) = match tokio::try_join!(client, upstream) {
-                Ok(both) => both,
-                Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade failed"),
+            let (Some(client), Some(upstream)) = tokio::join!(client.get(), upstream.get()) else {
+                return tracing::debug!("WebSocket upgrade failed: a connection was not handed over");
             };
-            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            match tunnel(client, upstream).await {
                 Ok((up, down)) => tracing::debug!(bytes_up = up, bytes_down = down, "WebSocket closed"),
                 Err(e) => tracing::debug!(error = %e, "WebSocket ended with an error"),
             }

@@ -1,52 +1,18 @@
-//! The HTTP side of one target: its connection pool, request bodies that
-//! can be sent again, and what a client error means.
+//! What the upstream layer sends and gets back: request bodies that can be
+//! sent again, response bodies that keep their target's in-flight count,
+//! and what a failed exchange means.
 
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
+use super::exchange::Outgoing;
 use super::retry::BodyReplay;
-use crate::body::{self, Body, BodyError};
-
-type HttpClient = Client<HttpConnector, Body>;
-
-/// A target's pool of keep-alive connections. It can be thrown away (when
-/// the target is found unhealthy or ejected) so that no request reuses a
-/// connection to a process that is gone or broken.
-pub struct Pool {
-    connect_timeout: Duration,
-    idle_timeout: Duration,
-    client: Mutex<HttpClient>,
-}
-
-impl Pool {
-    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
-        Self { connect_timeout, idle_timeout, client: Mutex::new(build(connect_timeout, idle_timeout)) }
-    }
-
-    pub fn client(&self) -> HttpClient {
-        self.client.lock().expect("pool lock").clone()
-    }
-
-    /// Closes the idle connections (requests in flight keep theirs).
-    pub fn reset(&self) {
-        *self.client.lock().expect("pool lock") = build(self.connect_timeout, self.idle_timeout);
-    }
-}
-
-fn build(connect_timeout: Duration, idle_timeout: Duration) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).pool_idle_timeout(idle_timeout).pool_timer(TokioTimer::new()).build(connector)
-}
+use crate::body::{Body, BodyError, BoxError};
 
 /// A request body as the upstream layer takes it.
 pub enum Payload {
@@ -90,12 +56,12 @@ impl Replay {
 
     /// The body for the next try, and for a stream the place it can be taken
     /// back from if the try never read it. `None` when it is gone.
-    pub fn lend(&mut self) -> Option<(Body, Option<Slot>)> {
+    pub fn lend(&mut self) -> Option<(Outgoing, Option<Slot>)> {
         match self {
-            Self::Bytes(b) => Some((body::full(b.clone()), None)),
+            Self::Bytes(b) => Some((Outgoing::Bytes(b.clone()), None)),
             Self::Stream(stream) => {
                 let slot: Slot = Arc::new(Mutex::new(Some(stream.take()?)));
-                Some((Reclaimable { slot: slot.clone(), body: None }.boxed(), Some(slot)))
+                Some((Outgoing::Stream(Reclaimable { slot: slot.clone(), body: None }.boxed()), Some(slot)))
             }
         }
     }
@@ -156,22 +122,22 @@ impl HttpBody for Reclaimable {
 /// A response body that keeps its target's in-flight count up until it is
 /// read or dropped (for least-request balancing).
 pub(crate) struct Tracked<G> {
-    pub inner: Incoming,
+    pub inner: Body,
     /// Held for its `Drop`.
     pub _guard: G,
 }
 
 impl<G: Send + Sync + Unpin + 'static> Tracked<G> {
     pub fn boxed(self) -> Body {
-        body::boxed(self)
+        http_body_util::BodyExt::boxed(self)
     }
 }
 
 impl<G: Unpin> HttpBody for Tracked<G> {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         Pin::new(&mut self.get_mut().inner).poll_frame(cx)
     }
 
@@ -181,6 +147,40 @@ impl<G: Unpin> HttpBody for Tracked<G> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Why an exchange with a target got no response.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connect: {source}")]
+    Connect {
+        timed_out: bool,
+        #[source]
+        source: io::Error,
+    },
+    /// The connection failed or closed before a whole response head.
+    #[error("{reason}")]
+    Broken {
+        reason: &'static str,
+        #[source]
+        source: Option<io::Error>,
+    },
+    #[error("invalid response: {0}")]
+    Invalid(String),
+    /// The client's body failed while it was being sent (too large, cut off).
+    #[error("the request body could not be read: {0}")]
+    Body(#[source] BoxError),
+}
+
+impl ClientError {
+    pub(crate) fn broken(e: io::Error) -> Self {
+        let reason = match e.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => "connection reset",
+            io::ErrorKind::UnexpectedEof => "connection closed before a response",
+            _ => "connection error",
+        };
+        Self::Broken { reason, source: Some(e) }
     }
 }
 
@@ -195,39 +195,23 @@ pub enum ClientFailure {
 
 /// Sorts a client error; the `reason` is short and safe to show clients
 /// (the full chain goes to the logs).
-pub fn classify(e: &hyper_util::client::legacy::Error) -> ClientFailure {
-    let io = io_kind(e);
-    if e.is_connect() {
-        let (timed_out, reason) = match io {
-            Some(std::io::ErrorKind::TimedOut) => (true, "connect timeout"),
-            Some(std::io::ErrorKind::ConnectionRefused) => (false, "connection refused"),
-            _ => (false, "connection failed"),
-        };
-        return ClientFailure::Connect { timed_out, reason };
-    }
-    let hyper = source::<hyper::Error>(e);
-    let reason = match (hyper, io) {
-        (Some(h), _) if h.is_incomplete_message() => "connection closed before a response",
-        (Some(h), _) if h.is_parse() => "invalid response",
-        (_, Some(std::io::ErrorKind::ConnectionReset)) => "connection reset",
-        _ => "connection error",
-    };
-    ClientFailure::Broken { reason }
-}
-
-fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
-    source::<std::io::Error>(e).map(|io| io.kind())
-}
-
-fn source<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
-    let mut current: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = current {
-        if let Some(found) = err.downcast_ref::<T>() {
-            return Some(found);
+pub fn classify(e: &ClientError) -> ClientFailure {
+    match e {
+        ClientError::Connect { timed_out: true, .. } => {
+            ClientFailure::Connect { timed_out: true, reason: "connect timeout" }
         }
-        current = err.source();
+        ClientError::Connect { source, .. } => ClientFailure::Connect {
+            timed_out: false,
+            reason: if source.kind() == io::ErrorKind::ConnectionRefused {
+                "connection refused"
+            } else {
+                "connection failed"
+            },
+        },
+        ClientError::Broken { reason, .. } => ClientFailure::Broken { reason },
+        ClientError::Invalid(_) => ClientFailure::Broken { reason: "invalid response" },
+        ClientError::Body(_) => ClientFailure::Broken { reason: "the request body could not be read" },
     }
-    None
 }
 
 /// The whole chain of an error, for logs.
@@ -254,7 +238,7 @@ mod tests {
 
     #[test]
     fn empty_bodies_count_as_bytes() {
-        assert!(matches!(Payload::from_body(body::empty()), Payload::Bytes(b) if b.is_empty()));
+        assert!(matches!(Payload::from_body(crate::body::empty()), Payload::Bytes(b) if b.is_empty()));
         assert!(matches!(Payload::from_body(stream("x")), Payload::Stream(_)));
     }
 
@@ -268,7 +252,7 @@ mod tests {
         replay.reclaim(slot);
         assert_eq!(replay.state(), BodyReplay::Unread, "never polled: back");
 
-        let (lent, slot) = replay.lend().unwrap();
+        let (Outgoing::Stream(lent), slot) = replay.lend().unwrap() else { panic!("a stream") };
         assert_eq!(lent.collect().await.unwrap().to_bytes(), "hello");
         replay.reclaim(slot);
         assert_eq!(replay.state(), BodyReplay::Gone);
@@ -279,9 +263,9 @@ mod tests {
     async fn bytes_are_lent_again_and_again() {
         let mut replay = Replay::new(Payload::Bytes(Bytes::from_static(b"abc")));
         for _ in 0..3 {
-            let (lent, slot) = replay.lend().unwrap();
+            let (Outgoing::Bytes(lent), slot) = replay.lend().unwrap() else { panic!("bytes") };
             assert!(slot.is_none());
-            assert_eq!(lent.collect().await.unwrap().to_bytes(), "abc");
+            assert_eq!(lent, "abc");
         }
         assert_eq!(replay.state(), BodyReplay::InMemory);
     }

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HOST, USER_AGENT};
-use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
+use http::header::{HeaderMap, HeaderValue, USER_AGENT};
 use tokio::task::AbortHandle;
 
+use super::exchange::{self, Outbound, Outgoing};
+use super::pool::Pool;
 use super::spec::HealthSpec;
 use super::target::Target;
 
@@ -90,23 +90,15 @@ async fn run(upstream: Arc<str>, targets: Vec<Arc<Target>>, spec: HealthSpec) {
 /// One check; the error says why it failed.
 pub async fn probe(addr: &http::uri::Authority, path: &str, timeout: Duration) -> Result<(), String> {
     let check = async {
-        let stream = tokio::net::TcpStream::connect(addr.as_str()).await.map_err(|e| format!("connect: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        let pool = Pool::new(addr.clone(), timeout, timeout);
+        let conn = pool.connect().await.map_err(|e| e.to_string())?;
+        let mut headers = HeaderMap::new();
+        headers.insert(USER_AGENT, HeaderValue::from_static("wasmgate-health-check"));
+        let req = Outbound { method: &http::Method::GET, target: path, headers: &headers };
+        let resp = exchange::exchange(&pool, conn, &req, Outgoing::Bytes(Bytes::new()))
             .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        let req = http::Request::get(path)
-            .header(HOST, addr.as_str())
-            .header(USER_AGENT, "wasmgate-health-check")
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
-        let send = sender.send_request(req);
-        tokio::pin!(conn);
-        let status = tokio::select! {
-            biased;
-            resp = send => resp.map_err(|e| format!("request: {e}"))?.status(),
-            _ = &mut conn => return Err("connection closed".to_owned()),
-        };
+            .map_err(|f| format!("request: {}", f.error))?;
+        let status = resp.status();
         if status.is_success() { Ok(()) } else { Err(format!("status {status}")) }
     };
     tokio::time::timeout(timeout, check).await.unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
@@ -114,6 +106,8 @@ pub async fn probe(addr: &http::uri::Authority, path: &str, timeout: Duration) -
 
 #[cfg(test)]
 mod tests {
+    use hyper_util::rt::TokioIo;
+
     use super::*;
 
     #[test]

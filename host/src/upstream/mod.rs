@@ -9,7 +9,9 @@
 //! - [`outlier`]: passive ejection on consecutive failures
 //! - [`breaker`]: per-target circuit breaker
 //! - [`retry`]: which failures are retried, backoff, retry budget
-//! - [`client`]: per-target connection pools, replayable bodies, errors
+//! - [`pool`]: each target's keep-alive connections
+//! - [`exchange`]: one request and response on a connection (HTTP/1.1)
+//! - [`client`]: replayable bodies, tracked responses, what errors mean
 //! - [`target`]: a target's state, and one try on it
 //!
 //! A target takes traffic when it is healthy (or unchecked), not ejected,
@@ -21,8 +23,10 @@ pub mod balance;
 pub mod breaker;
 pub mod client;
 mod error;
+pub mod exchange;
 pub mod health;
 pub mod outlier;
+pub mod pool;
 pub mod retry;
 pub mod spec;
 pub mod target;
@@ -32,7 +36,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::uri::{Authority, PathAndQuery, Uri};
+use http::uri::Authority;
 use tokio::task::AbortHandle;
 
 pub use client::Payload;
@@ -42,6 +46,7 @@ pub use spec::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, RetrySpec,
 use self::balance::Balancer;
 use self::breaker::Transition;
 use self::client::{ClientFailure, Replay, Tracked, classify, error_chain};
+use self::exchange::Outbound;
 use self::retry::{Failed, RetryBudget, backoff, retryable};
 use self::target::{Attempt, Blocked, Target};
 use crate::body::Body;
@@ -81,12 +86,13 @@ pub struct Upstream {
     recheck: Duration,
     /// Serialises ejection decisions (the cap looks at every target).
     ejecting: Mutex<()>,
-    health: Option<AbortHandle>,
+    /// Background tasks: health checks, closing idle connections.
+    tasks: Vec<AbortHandle>,
 }
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        if let Some(task) = &self.health {
+        for task in &self.tasks {
             task.abort();
         }
     }
@@ -100,6 +106,7 @@ impl Upstream {
         let targets: Vec<Arc<Target>> = spec.targets.iter().map(|t| Arc::new(Target::new(t, spec))).collect();
         let weighted: Vec<(&str, u32)> = spec.targets.iter().map(|t| (t.addr.as_str(), t.weight)).collect();
         let health = spec.health.clone().and_then(|h| health::spawn(name.clone(), targets.clone(), h));
+        let sweeper = spawn_sweeper(&targets, spec.idle_timeout);
         Self {
             balancer: Balancer::new(&spec.balance, &weighted),
             budget: RetryBudget::new(spec.retry.budget_percent, spec.retry.min_per_second, Instant::now()),
@@ -110,7 +117,7 @@ impl Upstream {
             max_ejection_percent: spec.outlier.as_ref().map_or(100, |o| o.max_ejection_percent as usize),
             recheck: spec.health.as_ref().map_or(Duration::from_secs(1), |h| h.interval * h.healthy_threshold),
             ejecting: Mutex::new(()),
-            health,
+            tasks: health.into_iter().chain(sweeper).collect(),
             targets,
             name,
         }
@@ -167,6 +174,7 @@ impl Upstream {
         let total = opts.timeout.unwrap_or(self.timeout);
         let deadline = start + total;
         let (head, payload) = req.into_parts();
+        let pq = head.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let key = self.balancer.key(&head.headers, opts.client_ip);
         let idempotent = self.retry.methods.contains(&head.method);
         let mut replay = Replay::new(payload);
@@ -190,8 +198,8 @@ impl Upstream {
                 Some(t) if t < remaining => (t, true),
                 _ => (remaining, false),
             };
-            let req = outbound(&head, &target.addr, body);
-            let sent = tokio::time::timeout(limit, target.pool.client().request(req)).await;
+            let outbound = Outbound { method: &head.method, target: pq, headers: &head.headers };
+            let sent = tokio::time::timeout(limit, exchange::send(&target.pool, &outbound, body)).await;
 
             let (failed, result) = match sent {
                 Ok(Ok(resp)) => {
@@ -344,20 +352,21 @@ impl Upstream {
     }
 }
 
-/// The request for one try: `http://<target><path and query>`, HTTP/1.1
-/// whatever the client spoke.
-fn outbound(head: &http::request::Parts, target: &Authority, body: Body) -> http::Request<Body> {
-    let pq = head.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(http::uri::Scheme::HTTP);
-    parts.authority = Some(target.clone());
-    parts.path_and_query = Some(pq);
-    let mut req = http::Request::new(body);
-    *req.method_mut() = head.method.clone();
-    *req.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path make a URI");
-    *req.version_mut() = http::Version::HTTP_11;
-    *req.headers_mut() = head.headers.clone();
-    req
+/// Closes pooled connections idle past `idle_timeout` (a little late at
+/// most), whether or not requests come; stops with the upstream.
+fn spawn_sweeper(targets: &[Arc<Target>], idle_timeout: Duration) -> Option<AbortHandle> {
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    let pools: Vec<pool::Pool> = targets.iter().map(|t| t.pool.clone()).collect();
+    let every = (idle_timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let task = runtime.spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            pools.iter().for_each(pool::Pool::sweep);
+        }
+    });
+    Some(task.abort_handle())
 }
 
 /// The upstreams of one snapshot, by name.

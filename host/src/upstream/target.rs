@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use http::uri::Authority;
 
 use super::breaker::{Breaker, Permit};
-use super::client::Pool;
 use super::outlier::Outlier;
+use super::pool::Pool;
 use super::spec::{TargetSpec, UpstreamSpec};
 
 pub struct Target {
@@ -42,7 +42,7 @@ impl Target {
         Self {
             addr: spec.addr.clone(),
             weight: spec.weight,
-            pool: Pool::new(upstream.connect_timeout, upstream.idle_timeout),
+            pool: Pool::new(spec.addr.clone(), upstream.connect_timeout, upstream.idle_timeout),
             in_flight: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             passive: Mutex::new(Passive {
