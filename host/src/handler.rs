@@ -75,10 +75,9 @@ async fn route(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| head.uri.authority().map(|a| a.as_str()))
-        .map(|h| h.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(h, |(host, _)| host))
-        .map(str::to_owned);
+        .map(|h| h.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(h, |(host, _)| host));
 
-    let (index, params) = match snapshot.router.lookup(&head.method, host.as_deref(), head.uri.path()) {
+    let (index, params) = match snapshot.router.lookup(&head.method, host, head.uri.path()) {
         RouteLookup::Found { route, params } => (route, params),
         RouteLookup::MethodNotAllowed { allowed } => {
             let mut resp = problem(
@@ -114,7 +113,7 @@ async fn route(
     }
 
     let (buffered, mut stream) = if needs.request_body {
-        match buffer(&head.headers, body, route.max_body_bytes).await {
+        match Box::pin(buffer(&head.headers, body, route.max_body_bytes)).await {
             Ok(bytes) => (Some(bytes), None),
             Err(resp) => return resp,
         }
@@ -125,7 +124,14 @@ async fn route(
     let info = Arc::new(RequestInfo { route: route.name.clone(), params, client_addr: client, request_id });
     let state = RequestState::new(head, buffered, info);
 
-    let (view, ran, response) = match route.pipeline.request_phase(state).await {
+    // Plugin calls are large futures: boxed, they stay out of the
+    // connection's own state, and a route without plugins skips them.
+    let outcome = if route.pipeline.stages().is_empty() {
+        RequestOutcome::Forward { req: state }
+    } else {
+        Box::pin(route.pipeline.request_phase(state)).await
+    };
+    let (view, ran, response) = match outcome {
         RequestOutcome::Forward { mut req } => {
             let view = needs.response.then(|| req.response_phase_view());
             let ran = route.pipeline.stages().len();
@@ -161,7 +167,7 @@ async fn route(
     };
 
     match view {
-        Some(view) if ran > 0 => response_phase(route, view, response, ran).await,
+        Some(view) if ran > 0 => Box::pin(response_phase(route, view, response, ran)).await,
         _ => response,
     }
 }

@@ -1,6 +1,6 @@
 //! Headers a proxy must add, remove or pass on (RFC 9110 §7.6).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
@@ -12,8 +12,9 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Headers that describe one connection, never the message.
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// Headers that describe one connection, never the message. A static, not
+/// a const: a const array of header names is built and dropped at every use.
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -26,8 +27,12 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// Removes hop-by-hop headers, including every header the `Connection`
-/// header names.
+/// header names. Most messages carry none: one pass over the names finds
+/// that without a lookup per hop-by-hop name.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -40,7 +45,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The request id the client sent, or a new random one.
+/// The request id the client sent, or a new random one (128 bits in hex).
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(id) = headers.get(REQUEST_ID)
         && !id.is_empty()
@@ -48,20 +53,50 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     {
         return id.clone();
     }
-    let id = format!("{:032x}", fastrand::u128(..));
-    HeaderValue::try_from(id).expect("hex is a valid header value")
+    let mut hex = [0u8; 32];
+    let mut n = fastrand::u128(..);
+    for digit in hex.iter_mut().rev() {
+        *digit = b"0123456789abcdef"[(n & 15) as usize];
+        n >>= 4;
+    }
+    HeaderValue::from_bytes(&hex).expect("hex is a valid header value")
+}
+
+/// The client's address as `X-Forwarded-For` writes it.
+fn client_ip(client: SocketAddr) -> HeaderValue {
+    match client.ip() {
+        IpAddr::V4(v4) => {
+            let mut text = [0u8; 15];
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text[len] = b'.';
+                    len += 1;
+                }
+                let mut digits = itoa::Buffer::new();
+                let digits = digits.format(octet).as_bytes();
+                text[len..len + digits.len()].copy_from_slice(digits);
+                len += digits.len();
+            }
+            HeaderValue::from_bytes(&text[..len]).expect("an address is a valid header value")
+        }
+        ip => HeaderValue::try_from(ip.to_string()).expect("an address is a valid header value"),
+    }
 }
 
 /// Prepares a request's headers for the upstream: hop-by-hop removed,
 /// `X-Forwarded-*` and the request id set.
 pub fn forward(headers: &mut HeaderMap, client: SocketAddr, host: Option<&HeaderValue>, request_id: &HeaderValue) {
     strip_hop_by_hop(headers);
-    let client_ip = client.ip().to_string();
+    let ip = client_ip(client);
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client_ip}"),
-        _ => client_ip,
+        Some(prior) if !prior.trim().is_empty() => {
+            let joined = format!("{prior}, {}", ip.to_str().expect("an address is text"));
+            HeaderValue::try_from(joined).expect("addresses are valid header values")
+        }
+        _ => ip,
     };
-    headers.insert(X_FORWARDED_FOR, HeaderValue::try_from(xff).expect("addresses are valid header values"));
+    headers.insert(X_FORWARDED_FOR, xff);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host.clone());
@@ -94,6 +129,13 @@ mod tests {
         assert_eq!(id.len(), 32);
         forward(&mut h, "10.0.0.1:5555".parse().unwrap(), Some(&HeaderValue::from_static("api.test")), &id);
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.1");
+        let mut fresh = HeaderMap::new();
+        forward(&mut fresh, "[2001:db8::1]:80".parse().unwrap(), None, &id);
+        assert_eq!(fresh["x-forwarded-for"], "2001:db8::1");
+        forward(&mut fresh, "192.168.100.254:80".parse().unwrap(), None, &id);
+        assert_eq!(fresh["x-forwarded-for"], "2001:db8::1, 192.168.100.254");
+        assert!(id.to_str().unwrap().bytes().all(|b| b.is_ascii_hexdigit()), "{id:?}");
+        assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
         assert_eq!(h["x-forwarded-host"], "api.test");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-request-id"], id);

@@ -246,8 +246,12 @@ impl Fields {
 }
 
 /// The header map of a split-off head; the values share its bytes.
+/// Room in a parsed head's map for the fields the gateway adds (the
+/// forwarding headers, the request id) without growing it.
+const ADDED_FIELDS: usize = 6;
+
 fn headers(head: &Bytes, spans: &[Span], fields: &mut Fields) -> Result<HeaderMap, String> {
-    let mut map = HeaderMap::with_capacity(spans.len());
+    let mut map = HeaderMap::with_capacity(spans.len() + ADDED_FIELDS);
     for &[name_at, name_len, value_at, value_len] in spans {
         let raw_name = &head[name_at..name_at + name_len];
         let name = HeaderName::from_bytes(raw_name)

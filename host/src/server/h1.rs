@@ -237,8 +237,10 @@ where
     });
     let deadline = settings.request_timeout.map(|t| Instant::now() + t);
 
+    // The handler's future is the whole pipeline and upstream exchange:
+    // boxed once here rather than copied into every future around it.
     if !has_body {
-        let call = core.handler.call(Request::from_parts(parts, body::empty()), client);
+        let call = Box::pin(core.handler.call(Request::from_parts(parts, body::empty()), client));
         let rd = reader.as_mut().expect("the reader is here without a body");
         return match drive(call, deadline, timer, Some(rd), None, write).await {
             Driven::Response(resp) => finished(resp, keep_alive, upgrade),
@@ -253,7 +255,7 @@ where
     let client_body = ClientBody { lent: Some(lent), home: home.clone(), wants_continue: notify.clone() };
     let (mut body, state) = RequestBody::new(client_body, settings.max_request_body_bytes);
     let handler = &core.handler;
-    let call = async move {
+    let call = Box::pin(async move {
         if !expect_continue
             && !HttpBody::is_end_stream(&body)
             && let Err(resp) = body.read_first().await
@@ -261,7 +263,7 @@ where
             return resp;
         }
         handler.call(Request::from_parts(parts, body::boxed(body)), client).await
-    };
+    });
     let driven = drive(call, deadline, timer, None::<&mut Reader<R>>, notify.as_deref(), write).await;
     // Dropped with the handler, the body is home by now unless
     // something else holds it; only a body read to its end leaves the

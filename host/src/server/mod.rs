@@ -140,10 +140,7 @@ pub fn serve_listeners(gateway: Arc<Gateway>, listeners: Listeners) -> anyhow::R
     let settings: SettingsSource = Box::new(move || gw.snapshot().config.server.clone());
     let handler = move |req, client| {
         let gateway = gateway.clone();
-        // Boxed once here: the whole pipeline's state machine is several KB,
-        // and unboxed it rode inside every future above it (the connection's
-        // service future was 27 KB, copied on each request).
-        Box::pin(async move { gateway.handle(req, client).await })
+        async move { gateway.handle(req, client).await }
     };
     Ok(start(Core { handler, settings, tls }, listeners))
 }

@@ -180,11 +180,12 @@ impl Upstream {
         let mut replay = Replay::new(payload);
         self.budget.deposit(start);
 
-        let mut tried: Vec<usize> = Vec::new();
+        let mut tried = Tried::default();
+        let mut attempts: u32 = 0;
         let mut last: Option<Result<http::Response<Body>, UpstreamError>> = None;
         loop {
             let now = Instant::now();
-            let (index, mut attempt) = match self.choose(&tried, key, now) {
+            let (index, mut attempt) = match self.choose(tried.as_slice(), key, now) {
                 Ok(chosen) => chosen,
                 Err(e) => return last.unwrap_or(Err(e)),
             };
@@ -245,7 +246,8 @@ impl Upstream {
             };
             drop(attempt);
 
-            let tries = tried.len() as u32;
+            attempts += 1;
+            let tries = attempts;
             if tries >= self.retry.attempts || !retryable(failed, idempotent, replay.state()) {
                 return result;
             }
@@ -267,12 +269,27 @@ impl Upstream {
     /// A target for the next try: an available one not tried yet by this
     /// request, or any available one when every one was tried.
     fn choose(&self, tried: &[usize], key: Option<u64>, now: Instant) -> Result<(usize, Attempt), UpstreamError> {
-        let available: Vec<bool> = self.targets.iter().map(|t| t.blocked(now).is_none()).collect();
-        let mut eligible: Vec<bool> = available.iter().enumerate().map(|(i, a)| *a && !tried.contains(&i)).collect();
-        if !eligible.contains(&true) {
-            eligible = available;
+        if let [only] = &self.targets[..] {
+            return only.acquire(now).map(|attempt| (0, attempt)).ok_or_else(|| self.no_target(now));
         }
-        while let Some(i) = self.balancer.pick(&eligible, |i| self.targets[i].in_flight(), key) {
+        let n = self.targets.len();
+        // Flags on the stack for the usual handful of targets.
+        let (mut small, mut large) = ([false; 2 * SMALL_UPSTREAM], Vec::new());
+        let flags = if n <= SMALL_UPSTREAM {
+            &mut small[..2 * n]
+        } else {
+            large.resize(2 * n, false);
+            &mut large[..]
+        };
+        let (available, eligible) = flags.split_at_mut(n);
+        for (i, t) in self.targets.iter().enumerate() {
+            available[i] = t.blocked(now).is_none();
+            eligible[i] = available[i] && !tried.contains(&i);
+        }
+        if !eligible.contains(&true) {
+            eligible.copy_from_slice(available);
+        }
+        while let Some(i) = self.balancer.pick(eligible, |i| self.targets[i].in_flight(), key) {
             if let Some(attempt) = self.targets[i].acquire(now) {
                 return Ok((i, attempt));
             }
@@ -349,6 +366,33 @@ impl Upstream {
 
     fn unavailable(&self, target: &Authority, reason: &str) -> UpstreamError {
         UpstreamError::Unavailable { upstream: self.name.clone(), target: target.clone(), reason: reason.to_owned() }
+    }
+}
+
+/// Targets an upstream chooses among without touching the heap.
+const SMALL_UPSTREAM: usize = 32;
+
+/// The targets a request has tried, in order.
+#[derive(Default)]
+struct Tried {
+    targets: [usize; spec::MAX_ATTEMPTS as usize],
+    len: usize,
+}
+
+impl Tried {
+    /// Past `MAX_ATTEMPTS` (which the config does not allow) the oldest
+    /// tries are forgotten rather than the request failed.
+    fn push(&mut self, target: usize) {
+        if self.len == self.targets.len() {
+            self.targets.rotate_left(1);
+            self.len -= 1;
+        }
+        self.targets[self.len] = target;
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        &self.targets[..self.len]
     }
 }
 

@@ -78,12 +78,19 @@ impl Target {
 
     /// Lets one request through to this target, if it still may.
     pub fn acquire(self: &Arc<Self>, now: Instant) -> Option<Attempt> {
-        if self.blocked(now).is_some() {
+        if !self.healthy.load(Ordering::Relaxed) {
             return None;
         }
-        let permit = match &mut self.passive().breaker {
-            Some(b) => Some(b.acquire(now)?),
-            None => None,
+        let permit = {
+            let mut p = self.passive();
+            if p.outlier.as_ref().is_some_and(|o| o.ejected_for(now).is_some()) {
+                return None;
+            }
+            match &mut p.breaker {
+                Some(b) if b.blocked_for(now).is_some() => return None,
+                Some(b) => Some(b.acquire(now)?),
+                None => None,
+            }
         };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         Some(Attempt { target: self.clone(), permit, in_flight: Some(InFlight(self.clone())) })
