@@ -49,7 +49,13 @@ fn init_tracing(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("building the tokio runtime");
+    // One worker asked for: the current-thread scheduler, which has no
+    // work-stealing queues and cross-thread wake-ups to pay for.
+    let runtime = match std::env::var("TOKIO_WORKER_THREADS").ok().as_deref() {
+        Some("1") => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    }
+    .expect("building the tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run { config } => run(config).await,

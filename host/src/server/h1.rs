@@ -86,13 +86,11 @@ pub(crate) async fn serve<H: Handler, I: Transport>(
     let mut reader = Some(Reader { io: read, buf: BytesMut::new() });
     let mut out = WriteBuf::default();
     let mut timer = Timer::new();
-    let mut idle_since = opened;
     let mut first = true;
     loop {
         let Some(rd) = reader.as_mut() else { return Ended::Closed };
         let settings = (core.settings)();
-        let head = match next_head(rd, &settings, &mut timer, &mut stop, first.then_some(opened), idle_since, tls).await
-        {
+        let head = match next_head(rd, &settings, &mut timer, &mut stop, first.then_some(opened), tls).await {
             Next::Head(head) => head,
             Next::Closed => return Ended::Closed,
             Next::Http2 => {
@@ -125,7 +123,6 @@ pub(crate) async fn serve<H: Handler, I: Transport>(
         if !keep_alive {
             return close(reader, write).await;
         }
-        idle_since = Instant::now();
     }
 }
 
@@ -137,20 +134,22 @@ enum Next {
 }
 
 /// Reads until a whole request head is in, within its deadline.
-/// `opened`: for the connection's first request, when it opened.
+/// `opened`: for the connection's first request, when it opened. The clock
+/// is read only when there is something to wait for: a head that arrives
+/// in one read costs no deadline at all.
 async fn next_head<R: AsyncRead + Unpin>(
     rd: &mut Reader<R>,
     settings: &ServerSettings,
     timer: &mut Timer,
     stop: &mut watch::Receiver<bool>,
     opened: Option<Instant>,
-    idle_since: Instant,
     tls: bool,
 ) -> Next {
     let max_buf = limits::head_buffer(settings);
     let max_headers = limits::parsed_headers(settings);
     let h2 = tls || settings.h2c;
-    let mut head_started = opened.or_else(|| (!rd.buf.is_empty()).then(Instant::now));
+    // Idle until the first byte of a head, then the header read timeout.
+    let mut deadline = opened.map(|at| (at + settings.header_read_timeout, true));
     loop {
         if !rd.buf.is_empty() {
             let seen = &rd.buf[..rd.buf.len().min(H2_PREFACE.len())];
@@ -169,25 +168,29 @@ async fn next_head<R: AsyncRead + Unpin>(
                 return Next::Refused(limits::head_too_large(settings, &rd.buf));
             }
         }
-        let deadline = match head_started {
-            Some(at) => at + settings.header_read_timeout,
-            None => idle_since + settings.idle_timeout,
+        let started = !rd.buf.is_empty();
+        let at = match deadline {
+            Some((at, true)) => at,
+            Some((at, false)) if !started => at,
+            _ => {
+                let wait = if started { settings.header_read_timeout } else { settings.idle_timeout };
+                let at = Instant::now() + wait;
+                deadline = Some((at, started));
+                at
+            }
         };
         let read = tokio::select! {
             biased;
             read = read_more(&mut rd.io, &mut rd.buf) => read,
-            () = timer.until(deadline) => {
-                let why = if head_started.is_some() { "the request head did not arrive in time" } else { "idle" };
+            () = timer.until(at) => {
+                let why = if started { "the request head did not arrive in time" } else { "idle" };
                 tracing::debug!(why, "closing connection");
                 return Next::Closed;
             }
             _ = stop.wait_for(|stop| *stop), if rd.buf.is_empty() => return Next::Closed,
         };
-        match read {
-            Ok(0) | Err(_) => return Next::Closed,
-            Ok(_) => {
-                head_started.get_or_insert_with(Instant::now);
-            }
+        if matches!(read, Ok(0) | Err(_)) {
+            return Next::Closed;
         }
     }
 }

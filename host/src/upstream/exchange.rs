@@ -8,6 +8,7 @@ use std::future::poll_fn;
 use std::io;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
@@ -41,6 +42,8 @@ pub struct Outbound<'a> {
     /// Path and query.
     pub target: &'a str,
     pub headers: &'a HeaderMap,
+    /// When the try started: the pool's clock for this exchange.
+    pub at: Instant,
 }
 
 /// Sends a request on a pooled connection, and once more on a new one when
@@ -48,7 +51,7 @@ pub struct Outbound<'a> {
 /// (no byte of a response came back), if the body can be sent again and the
 /// method may be repeated.
 pub async fn send(pool: &Pool, req: &Outbound<'_>, body: Outgoing) -> Result<Response<Body>, ClientError> {
-    let conn = pool.checkout().await?;
+    let conn = pool.checkout(req.at).await?;
     let again = match &body {
         Outgoing::Bytes(bytes) if repeatable(req) => Some(bytes.clone()),
         _ => None,
@@ -111,7 +114,7 @@ pub(crate) async fn exchange(
     match head {
         // A response before the whole request was sent: the connection is
         // not clean enough for another.
-        Ok(head) => Ok(response(pool, conn, head, sent == Some(true))),
+        Ok(head) => Ok(response(pool, conn, head, sent == Some(true), req.at)),
         Err((received, error)) => Err(Failed { error, stale: reused && !received }),
     }
 }
@@ -202,7 +205,7 @@ async fn recv<R: AsyncRead + Unpin>(
 
 /// The response, its body taken at once when it is all in, and the
 /// connection back in the pool when the exchange left it clean.
-fn response(pool: &Pool, mut conn: Conn, head: ResponseHead, clean: bool) -> Response<Body> {
+fn response(pool: &Pool, mut conn: Conn, head: ResponseHead, clean: bool, at: Instant) -> Response<Body> {
     let ResponseHead { mut parts, framing, keep_alive } = head;
     let reuse = keep_alive && clean;
     if parts.status == StatusCode::SWITCHING_PROTOCOLS {
@@ -214,14 +217,14 @@ fn response(pool: &Pool, mut conn: Conn, head: ResponseHead, clean: bool) -> Res
     let body = match framing {
         Framing::Empty => {
             if reuse {
-                pool.checkin(conn);
+                pool.checkin(conn, at);
             }
             body::empty()
         }
         Framing::Length(n) if conn.buf.len() as u64 >= n => {
             let data = conn.buf.split_to(n as usize).freeze();
             if reuse {
-                pool.checkin(conn);
+                pool.checkin(conn, at);
             }
             body::full(data)
         }
@@ -250,7 +253,7 @@ impl HttpBody for Streamed {
         if frame.is_none()
             && let Some(conn) = this.conn.take().filter(|_| this.reuse)
         {
-            this.pool.checkin(conn);
+            this.pool.checkin(conn, Instant::now());
         }
         Poll::Ready(frame)
     }

@@ -94,7 +94,8 @@ pub async fn probe(addr: &http::uri::Authority, path: &str, timeout: Duration) -
         let conn = pool.connect().await.map_err(|e| e.to_string())?;
         let mut headers = HeaderMap::new();
         headers.insert(USER_AGENT, HeaderValue::from_static("wasmgate-health-check"));
-        let req = Outbound { method: &http::Method::GET, target: path, headers: &headers };
+        let req =
+            Outbound { method: &http::Method::GET, target: path, headers: &headers, at: std::time::Instant::now() };
         let resp = exchange::exchange(&pool, conn, &req, Outgoing::Bytes(Bytes::new()))
             .await
             .map_err(|f| format!("request: {}", f.error))?;

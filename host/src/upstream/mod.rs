@@ -183,8 +183,8 @@ impl Upstream {
         let mut tried = Tried::default();
         let mut attempts: u32 = 0;
         let mut last: Option<Result<http::Response<Body>, UpstreamError>> = None;
+        let mut now = start;
         loop {
-            let now = Instant::now();
             let (index, mut attempt) = match self.choose(tried.as_slice(), key, now) {
                 Ok(chosen) => chosen,
                 Err(e) => return last.unwrap_or(Err(e)),
@@ -199,13 +199,14 @@ impl Upstream {
                 Some(t) if t < remaining => (t, true),
                 _ => (remaining, false),
             };
-            let outbound = Outbound { method: &head.method, target: pq, headers: &head.headers };
-            let sent = tokio::time::timeout(limit, exchange::send(&target.pool, &outbound, body)).await;
+            let outbound = Outbound { method: &head.method, target: pq, headers: &head.headers, at: now };
+            let until = tokio::time::Instant::from_std(now + limit);
+            let sent = tokio::time::timeout_at(until, exchange::send(&target.pool, &outbound, body)).await;
 
             let (failed, result) = match sent {
                 Ok(Ok(resp)) => {
                     let status = resp.status();
-                    self.report(&mut attempt, !status.is_server_error());
+                    self.report(&mut attempt, !status.is_server_error(), now);
                     let guard = attempt.take_in_flight();
                     let resp = resp.map(|inner| Tracked { inner, _guard: guard }.boxed());
                     if !self.retry.statuses.contains(&status.as_u16()) {
@@ -214,7 +215,7 @@ impl Upstream {
                     (Failed::Status, Ok(resp))
                 }
                 Ok(Err(e)) => {
-                    self.report(&mut attempt, false);
+                    self.report(&mut attempt, false, now);
                     tracing::debug!(upstream = %self.name, target = %target.addr, error = %error_chain(&e), "try failed");
                     match classify(&e) {
                         ClientFailure::Connect { timed_out, reason } => {
@@ -232,7 +233,7 @@ impl Upstream {
                     }
                 }
                 Err(_) => {
-                    self.report(&mut attempt, false);
+                    self.report(&mut attempt, false, now);
                     if !per_try {
                         // The request's own deadline: nothing is left for a retry.
                         return Err(UpstreamError::Timeout {
@@ -252,7 +253,7 @@ impl Upstream {
                 return result;
             }
             let wait = backoff(&self.retry, tries, fastrand::f64());
-            let now = Instant::now();
+            now = Instant::now();
             if now + wait >= deadline {
                 return result;
             }
@@ -263,6 +264,7 @@ impl Upstream {
             tracing::debug!(upstream = %self.name, target = %target.addr, ?failed, ?wait, "retrying");
             last = Some(result);
             tokio::time::sleep(wait).await;
+            now = Instant::now();
         }
     }
 
@@ -314,10 +316,12 @@ impl Upstream {
     }
 
     /// Feeds a try's outcome to the target's breaker and outlier detection.
-    fn report(&self, attempt: &mut Attempt, ok: bool) {
-        let now = Instant::now();
+    /// A success without a breaker to tell takes the try's start as the
+    /// time (it only resets counts); anything else reads the clock.
+    fn report(&self, attempt: &mut Attempt, ok: bool, tried_at: Instant) {
         let target = attempt.target.clone();
         let permit = attempt.take_permit();
+        let now = if ok && permit.is_none() { tried_at } else { Instant::now() };
         let (transition, eject) = {
             let mut passive = target.passive();
             let transition = match (&mut passive.breaker, permit) {
@@ -479,7 +483,7 @@ mod tests {
         let now = Instant::now();
         for t in &upstream.targets {
             let mut attempt = t.acquire(now).unwrap();
-            upstream.report(&mut attempt, false);
+            upstream.report(&mut attempt, false, now);
         }
         let ejected: Vec<bool> = upstream.targets.iter().map(|t| t.blocked(Instant::now()).is_some()).collect();
         assert_eq!(ejected, [true, false], "50% of two targets: one");

@@ -79,9 +79,9 @@ impl Pool {
         self.idle().len()
     }
 
-    /// A pooled connection that still looks open, or a new one.
-    pub(crate) async fn checkout(&self) -> Result<Conn, ClientError> {
-        let now = Instant::now();
+    /// A pooled connection that still looks open, or a new one. `now` is
+    /// the caller's clock reading (idle ages need no precision).
+    pub(crate) async fn checkout(&self, now: Instant) -> Result<Conn, ClientError> {
         let generation = self.inner.generation.load(Ordering::Relaxed);
         loop {
             let Some(idle) = self.idle().pop() else { break };
@@ -114,14 +114,14 @@ impl Pool {
     }
 
     /// Puts a connection back after an exchange that left it clean.
-    pub(crate) fn checkin(&self, mut conn: Conn) {
+    pub(crate) fn checkin(&self, mut conn: Conn, now: Instant) {
         if !conn.buf.is_empty() || conn.generation != self.inner.generation.load(Ordering::Relaxed) {
             return;
         }
         conn.reused = true;
         let mut idle = self.idle();
         if idle.len() < MAX_IDLE {
-            idle.push(Idle { conn, since: Instant::now() });
+            idle.push(Idle { conn, since: now });
         }
     }
 
