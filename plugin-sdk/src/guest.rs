@@ -4,103 +4,169 @@
 //! outbound HTTP types) are mapped onto the SDK types in `bindings.rs`, so
 //! they cross the boundary without conversion code here.
 
+use std::cell::{OnceCell, RefCell};
 use std::thread::LocalKey;
 
 use crate::bindings::wasmgate::plugin::{clock, http_client, log as wit_log, metrics, state, types as wit};
+use crate::edits::{self, Op};
 use crate::plugin::Slot;
 use crate::types::{Headers, MessageBackend, RequestBackend, ResponseBackend};
 use crate::{Action, LogLevel, Needs, Plugin, Request, Response};
 
-/// The WIT resources have the same header and body methods under the same
-/// names, but as two unrelated generated types.
-macro_rules! message_backend {
+/// A WIT resource whose writes are gathered and sent in one `apply` call:
+/// at the end of the plugin call, or before the next read, so a plugin
+/// still reads what it wrote. A call into the host costs more than the
+/// edit it carries, and plugins mostly read first and write after.
+struct Batched<'a, R> {
+    resource: &'a R,
+    /// In the encoding of `crate::edits`.
+    edits: RefCell<Vec<u8>>,
+}
+
+thread_local! {
+    /// The edit buffers of the current call, kept between calls so the
+    /// steady state allocates nothing for them.
+    static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl<'a, R> Batched<'a, R> {
+    fn new(resource: &'a R) -> Self {
+        let buffer = BUFFERS.with_borrow_mut(|spare| spare.pop()).unwrap_or_else(|| Vec::with_capacity(256));
+        Self { resource, edits: RefCell::new(buffer) }
+    }
+
+    fn push(&self, op: Op, name: &str, value: &[u8]) {
+        edits::push(&mut self.edits.borrow_mut(), op, name, value);
+    }
+}
+
+/// The same header and body methods under the same names, on two unrelated
+/// generated types.
+macro_rules! batched_message {
     ($resource:ty) => {
-        impl MessageBackend for $resource {
+        impl Batched<'_, $resource> {
+            /// Sends the gathered writes.
+            fn flush(&self) {
+                let mut edits = self.edits.borrow_mut();
+                if !edits.is_empty() {
+                    self.resource.apply(&edits);
+                    edits.clear();
+                }
+            }
+        }
+
+        impl MessageBackend for Batched<'_, $resource> {
             fn header(&self, name: &str) -> Option<Vec<u8>> {
-                <$resource>::header(self, name)
+                self.flush();
+                self.resource.header(name)
             }
             fn header_all(&self, name: &str) -> Vec<Vec<u8>> {
-                <$resource>::header_all(self, name)
+                self.flush();
+                self.resource.header_all(name)
             }
             fn headers(&self) -> Headers {
-                <$resource>::headers(self)
+                self.flush();
+                self.resource.headers()
             }
             fn set_header(&self, name: &str, value: &[u8]) {
-                <$resource>::set_header(self, name, value)
+                self.push(Op::SetHeader, name, value);
             }
             fn append_header(&self, name: &str, value: &[u8]) {
-                <$resource>::append_header(self, name, value)
+                self.push(Op::AppendHeader, name, value);
             }
             fn remove_header(&self, name: &str) {
-                <$resource>::remove_header(self, name)
+                self.push(Op::RemoveHeader, name, b"");
             }
             fn body(&self) -> Option<Vec<u8>> {
-                <$resource>::body(self)
+                self.flush();
+                self.resource.body()
             }
             fn set_body(&self, body: &[u8]) {
-                <$resource>::set_body(self, body)
+                self.flush();
+                self.resource.set_body(body)
             }
         }
     };
 }
 
-message_backend!(wit::Request);
-message_backend!(wit::Response);
+batched_message!(wit::Request);
+batched_message!(wit::Response);
 
-impl RequestBackend for wit::Request {
-    fn method(&self) -> String {
-        wit::Request::method(self)
-    }
-    fn set_method(&self, method: &str) {
-        wit::Request::set_method(self, method)
-    }
-    fn path(&self) -> String {
-        wit::Request::path(self)
-    }
-    fn set_path(&self, path: &str) {
-        wit::Request::set_path(self, path)
-    }
-    fn query(&self) -> Option<String> {
-        wit::Request::query(self)
-    }
-    fn set_query(&self, query: Option<&str>) {
-        wit::Request::set_query(self, query)
-    }
-    fn route(&self) -> String {
-        wit::Request::route(self)
-    }
-    fn param(&self, name: &str) -> Option<String> {
-        wit::Request::param(self, name)
-    }
-    fn params(&self) -> Vec<(String, String)> {
-        wit::Request::params(self)
-    }
-    fn client_addr(&self) -> String {
-        wit::Request::client_addr(self)
-    }
-    fn request_id(&self) -> String {
-        wit::Request::request_id(self)
-    }
-    fn get_var(&self, name: &str) -> Option<String> {
-        wit::Request::get_var(self, name)
-    }
-    fn set_var(&self, name: &str, value: &str) {
-        wit::Request::set_var(self, name, value)
-    }
-    fn set_response_header(&self, name: &str, value: &[u8]) {
-        wit::Request::set_response_header(self, name, value)
-    }
-    fn append_response_header(&self, name: &str, value: &[u8]) {
-        wit::Request::append_response_header(self, name, value)
+impl<R> Drop for Batched<'_, R> {
+    fn drop(&mut self) {
+        let mut buffer = std::mem::take(self.edits.get_mut());
+        buffer.clear();
+        BUFFERS.with_borrow_mut(|spare| spare.push(buffer));
     }
 }
 
-impl ResponseBackend for wit::Response {
+thread_local! {
+    /// The route a plugin use serves never changes: every instance belongs
+    /// to one route's pipeline.
+    static ROUTE: OnceCell<String> = const { OnceCell::new() };
+}
+
+impl RequestBackend for Batched<'_, wit::Request> {
+    fn method(&self) -> String {
+        self.flush();
+        self.resource.method()
+    }
+    fn set_method(&self, method: &str) {
+        self.flush();
+        self.resource.set_method(method)
+    }
+    fn path(&self) -> String {
+        self.flush();
+        self.resource.path()
+    }
+    fn set_path(&self, path: &str) {
+        self.flush();
+        self.resource.set_path(path)
+    }
+    fn query(&self) -> Option<String> {
+        self.flush();
+        self.resource.query()
+    }
+    fn set_query(&self, query: Option<&str>) {
+        self.flush();
+        self.resource.set_query(query)
+    }
+    fn route(&self) -> String {
+        ROUTE.with(|route| route.get_or_init(|| self.resource.route()).clone())
+    }
+    fn param(&self, name: &str) -> Option<String> {
+        self.resource.param(name)
+    }
+    fn params(&self) -> Vec<(String, String)> {
+        self.resource.params()
+    }
+    fn client_addr(&self) -> String {
+        self.resource.client_addr()
+    }
+    fn request_id(&self) -> String {
+        self.resource.request_id()
+    }
+    fn get_var(&self, name: &str) -> Option<String> {
+        self.flush();
+        self.resource.get_var(name)
+    }
+    fn set_var(&self, name: &str, value: &str) {
+        self.push(Op::SetVar, name, value.as_bytes());
+    }
+    fn set_response_header(&self, name: &str, value: &[u8]) {
+        self.push(Op::SetResponseHeader, name, value);
+    }
+    fn append_response_header(&self, name: &str, value: &[u8]) {
+        self.push(Op::AppendResponseHeader, name, value);
+    }
+}
+
+impl ResponseBackend for Batched<'_, wit::Response> {
     fn status(&self) -> u16 {
-        wit::Response::status(self)
+        self.resource.status()
     }
     fn set_status(&self, status: u16) {
-        wit::Response::set_status(self, status)
+        self.resource.set_status(status)
     }
 }
 
@@ -111,11 +177,17 @@ pub fn configure<P: Plugin>(slot: &'static LocalKey<Slot<P>>, config: String) ->
 }
 
 pub fn on_request<P: Plugin>(slot: &'static LocalKey<Slot<P>>, req: &wit::Request) -> Action {
-    slot.with(|slot| slot.on_request(&Request::new(req, req)))
+    let req = Batched::new(req);
+    let action = slot.with(|slot| slot.on_request(&Request::new(&req, &req)));
+    req.flush();
+    action
 }
 
 pub fn on_response<P: Plugin>(slot: &'static LocalKey<Slot<P>>, req: &wit::Request, resp: &wit::Response) {
-    slot.with(|slot| slot.on_response(&Request::new(req, req), &Response::new(resp, resp)))
+    let (req, resp) = (Batched::new(req), Batched::new(resp));
+    slot.with(|slot| slot.on_response(&Request::new(&req, &req), &Response::new(&resp, &resp)));
+    req.flush();
+    resp.flush();
 }
 
 /// The host imports behind [`crate::host`], with the same signatures as the

@@ -60,6 +60,8 @@ extern crate self as wasmgate_sdk;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod bindings;
+#[doc(hidden)]
+pub mod edits;
 pub mod gcra;
 #[cfg(target_arch = "wasm32")]
 mod guest;

@@ -21,19 +21,9 @@ pub fn is_token(text: &str) -> bool {
 
 /// Appends `n` in decimal. `format!` and `to_string` go through
 /// `core::fmt`, whose machinery costs a plugin more than the number itself
-/// on a hot path (rate-limit writes six per request).
-pub fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+/// on a hot path (rate-limit writes several per request).
+pub fn push_decimal(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// `n` in decimal, without `core::fmt` (see [`push_decimal`]).

@@ -46,10 +46,8 @@ pub enum EditKind {
 }
 
 impl ResponseEdits {
-    pub fn push(&mut self, kind: EditKind, name: &str, value: Vec<u8>) -> Result<(), ExchangeError> {
-        let (name, value) = Headers::parse(name, value)?;
+    pub fn push(&mut self, kind: EditKind, name: HeaderName, value: HeaderValue) {
         self.0.push((name, value, kind));
-        Ok(())
     }
 
     pub fn apply(self, headers: &mut HeaderMap) {
@@ -88,6 +86,12 @@ pub enum ExchangeError {
     Status(u16),
     #[error("the request cannot be changed in the response phase")]
     ReadOnly,
+    #[error("a response takes header edits only")]
+    NotResponseEdit,
+    #[error("the value of var {0:?} is not UTF-8")]
+    VarValue(String),
+    #[error("malformed edits at byte {0}")]
+    Edits(usize),
 }
 
 impl RequestState {
@@ -144,6 +148,43 @@ impl RequestState {
     }
 }
 
+/// Header names a plugin instance has used, each parsed once: a plugin
+/// sets the same few names on every request, and parsing a name that is
+/// not a standard one allocates.
+#[derive(Debug, Default)]
+pub struct NameCache(Vec<(Box<str>, HeaderName)>);
+
+/// Names a cache keeps; a plugin computing names per request gets no more.
+const CACHED_NAMES: usize = 32;
+
+impl NameCache {
+    pub fn name(&mut self, name: &str) -> Result<HeaderName, ExchangeError> {
+        if let Some((_, parsed)) = self.0.iter().find(|(known, _)| **known == *name) {
+            return Ok(parsed.clone());
+        }
+        let parsed = header_name(name)?;
+        if self.0.len() < CACHED_NAMES {
+            self.0.push((name.into(), parsed.clone()));
+        }
+        Ok(parsed)
+    }
+
+    /// A header field as a plugin wrote it, checked.
+    pub fn field(&mut self, name: &str, value: Bytes) -> Result<(HeaderName, HeaderValue), ExchangeError> {
+        let name = self.name(name)?;
+        let value = header_value(&name, value)?;
+        Ok((name, value))
+    }
+}
+
+fn header_name(name: &str) -> Result<HeaderName, ExchangeError> {
+    HeaderName::try_from(name).map_err(|_| ExchangeError::HeaderName(name.to_owned()))
+}
+
+fn header_value(name: &HeaderName, value: impl Into<Bytes>) -> Result<HeaderValue, ExchangeError> {
+    HeaderValue::from_maybe_shared(value.into()).map_err(|_| ExchangeError::HeaderValue(name.to_string()))
+}
+
 /// Header edits shared by requests and responses.
 pub struct Headers;
 
@@ -160,25 +201,11 @@ impl Headers {
         map.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())).collect()
     }
 
-    pub fn set(map: &mut HeaderMap, name: &str, value: Vec<u8>) -> Result<(), ExchangeError> {
-        let (name, value) = Self::parse(name, value)?;
-        map.insert(name, value);
-        Ok(())
-    }
-
+    /// Adds a field a plugin built (a reply's, an outbound call's).
     pub fn append(map: &mut HeaderMap, name: &str, value: Vec<u8>) -> Result<(), ExchangeError> {
-        let (name, value) = Self::parse(name, value)?;
+        let name = header_name(name)?;
+        let value = header_value(&name, value)?;
         map.append(name, value);
         Ok(())
-    }
-
-    pub fn remove(map: &mut HeaderMap, name: &str) {
-        map.remove(name);
-    }
-
-    pub fn parse(name: &str, value: Vec<u8>) -> Result<(HeaderName, HeaderValue), ExchangeError> {
-        let name = HeaderName::try_from(name).map_err(|_| ExchangeError::HeaderName(name.to_owned()))?;
-        let value = HeaderValue::try_from(value).map_err(|_| ExchangeError::HeaderValue(name.to_string()))?;
-        Ok((name, value))
     }
 }

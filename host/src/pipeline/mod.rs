@@ -4,7 +4,9 @@ mod exchange;
 
 use std::sync::Arc;
 
-pub use exchange::{EditKind, ExchangeError, Headers, RequestInfo, RequestState, ResponseEdits, ResponseState};
+pub use exchange::{
+    EditKind, ExchangeError, Headers, NameCache, RequestInfo, RequestState, ResponseEdits, ResponseState,
+};
 
 use crate::config::FailPolicy;
 use crate::runtime::{Action, Needs, PluginError, PluginPool, Reply};

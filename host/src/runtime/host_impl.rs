@@ -3,12 +3,14 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use wasmgate_sdk::edits::Op;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{clock, http_client, log, metrics, state, types};
 use super::limits::MemoryLimiter;
-use crate::pipeline::{EditKind, ExchangeError, Headers, RequestInfo, RequestState, ResponseState};
+use crate::pipeline::{EditKind, ExchangeError, Headers, NameCache, RequestInfo, RequestState, ResponseState};
 use crate::services::HostServices;
 
 /// Who a plugin instance is, for logs, metrics and state key namespaces.
@@ -31,6 +33,7 @@ pub struct InstanceState {
     pub(super) current: Option<Arc<RequestInfo>>,
     /// Prefix of this plugin's state keys.
     key_prefix: String,
+    names: NameCache,
 }
 
 impl InstanceState {
@@ -47,6 +50,7 @@ impl InstanceState {
             services,
             current: None,
             key_prefix,
+            names: NameCache::default(),
         }
     }
 
@@ -72,6 +76,80 @@ impl InstanceState {
     fn response_mut(&mut self, r: &Resource<ResponseState>) -> wasmtime::Result<&mut ResponseState> {
         Ok(self.table.get_mut(r)?)
     }
+
+    /// One edit of the request, whether it came alone or in `apply`. The
+    /// value is shared bytes, so a header value is never copied again.
+    fn request_edit(&mut self, r: &Resource<RequestState>, op: Op, name: &str, value: Bytes) -> wasmtime::Result<()> {
+        match op {
+            // Vars stay writable in the response phase: they are scratch space.
+            Op::SetVar => {
+                let value = String::from_utf8(value.to_vec()).map_err(|_| ExchangeError::VarValue(name.to_owned()))?;
+                self.table.get_mut(r)?.set_var(name.to_owned(), value);
+            }
+            // Removing a name that cannot exist is nothing to fail over.
+            Op::RemoveHeader => {
+                let name = self.names.name(name).ok();
+                let req = self.request_mut(r)?;
+                if let Some(name) = name {
+                    req.head.headers.remove(name);
+                }
+            }
+            Op::SetHeader | Op::AppendHeader | Op::SetResponseHeader | Op::AppendResponseHeader => {
+                let (name, value) = self.names.field(name, value)?;
+                let req = self.request_mut(r)?;
+                match op {
+                    Op::SetHeader => {
+                        req.head.headers.insert(name, value);
+                    }
+                    Op::AppendHeader => {
+                        req.head.headers.append(name, value);
+                    }
+                    Op::SetResponseHeader => req.response_edits.push(EditKind::Set, name, value),
+                    _ => req.response_edits.push(EditKind::Append, name, value),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One header edit of the response.
+    fn response_edit(&mut self, r: &Resource<ResponseState>, op: Op, name: &str, value: Bytes) -> wasmtime::Result<()> {
+        match op {
+            Op::RemoveHeader => {
+                let name = self.names.name(name).ok();
+                let resp = self.response_mut(r)?;
+                if let Some(name) = name {
+                    resp.head.headers.remove(name);
+                }
+            }
+            Op::SetHeader | Op::AppendHeader => {
+                let (name, value) = self.names.field(name, value)?;
+                let headers = &mut self.response_mut(r)?.head.headers;
+                if op == Op::SetHeader {
+                    headers.insert(name, value);
+                } else {
+                    headers.append(name, value);
+                }
+            }
+            Op::SetResponseHeader | Op::AppendResponseHeader | Op::SetVar => {
+                return Err(ExchangeError::NotResponseEdit.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` on each edit of an `apply` buffer, in order: its name as text,
+/// its value a slice of the one shared buffer.
+fn each_edit(edits: Vec<u8>, mut f: impl FnMut(Op, &str, Bytes) -> wasmtime::Result<()>) -> wasmtime::Result<()> {
+    let shared = Bytes::from(edits);
+    for edit in wasmgate_sdk::edits::decode(&shared) {
+        let edit = edit.map_err(|e| ExchangeError::Edits(e.0))?;
+        let name = std::str::from_utf8(edit.name)
+            .map_err(|_| ExchangeError::HeaderName(String::from_utf8_lossy(edit.name).into_owned()))?;
+        f(edit.op, name, shared.slice(edit.value_at..edit.value_at + edit.value.len()))?;
+    }
+    Ok(())
 }
 
 impl WasiView for InstanceState {
@@ -128,16 +206,15 @@ impl types::HostRequest for InstanceState {
     }
 
     fn set_header(&mut self, r: Resource<RequestState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        Ok(Headers::set(&mut self.request_mut(&r)?.head.headers, &name, value)?)
+        self.request_edit(&r, Op::SetHeader, &name, value.into())
     }
 
     fn append_header(&mut self, r: Resource<RequestState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        Ok(Headers::append(&mut self.request_mut(&r)?.head.headers, &name, value)?)
+        self.request_edit(&r, Op::AppendHeader, &name, value.into())
     }
 
     fn remove_header(&mut self, r: Resource<RequestState>, name: String) -> wasmtime::Result<()> {
-        Headers::remove(&mut self.request_mut(&r)?.head.headers, &name);
-        Ok(())
+        self.request_edit(&r, Op::RemoveHeader, &name, Bytes::new())
     }
 
     fn body(&mut self, r: Resource<RequestState>) -> wasmtime::Result<Option<Vec<u8>>> {
@@ -175,13 +252,11 @@ impl types::HostRequest for InstanceState {
     }
 
     fn set_var(&mut self, r: Resource<RequestState>, name: String, value: String) -> wasmtime::Result<()> {
-        // Vars stay writable in the response phase: they are scratch space.
-        self.table.get_mut(&r)?.set_var(name, value);
-        Ok(())
+        self.request_edit(&r, Op::SetVar, &name, value.into())
     }
 
     fn set_response_header(&mut self, r: Resource<RequestState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        Ok(self.request_mut(&r)?.response_edits.push(EditKind::Set, &name, value)?)
+        self.request_edit(&r, Op::SetResponseHeader, &name, value.into())
     }
 
     fn append_response_header(
@@ -190,7 +265,11 @@ impl types::HostRequest for InstanceState {
         name: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<()> {
-        Ok(self.request_mut(&r)?.response_edits.push(EditKind::Append, &name, value)?)
+        self.request_edit(&r, Op::AppendResponseHeader, &name, value.into())
+    }
+
+    fn apply(&mut self, r: Resource<RequestState>, edits: Vec<u8>) -> wasmtime::Result<()> {
+        each_edit(edits, |op, name, value| self.request_edit(&r, op, name, value))
     }
 
     /// The host lends requests as borrows and takes them back itself; a
@@ -224,16 +303,19 @@ impl types::HostResponse for InstanceState {
     }
 
     fn set_header(&mut self, r: Resource<ResponseState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        Ok(Headers::set(&mut self.response_mut(&r)?.head.headers, &name, value)?)
+        self.response_edit(&r, Op::SetHeader, &name, value.into())
     }
 
     fn append_header(&mut self, r: Resource<ResponseState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        Ok(Headers::append(&mut self.response_mut(&r)?.head.headers, &name, value)?)
+        self.response_edit(&r, Op::AppendHeader, &name, value.into())
     }
 
     fn remove_header(&mut self, r: Resource<ResponseState>, name: String) -> wasmtime::Result<()> {
-        Headers::remove(&mut self.response_mut(&r)?.head.headers, &name);
-        Ok(())
+        self.response_edit(&r, Op::RemoveHeader, &name, Bytes::new())
+    }
+
+    fn apply(&mut self, r: Resource<ResponseState>, edits: Vec<u8>) -> wasmtime::Result<()> {
+        each_edit(edits, |op, name, value| self.response_edit(&r, op, name, value))
     }
 
     fn body(&mut self, r: Resource<ResponseState>) -> wasmtime::Result<Option<Vec<u8>>> {

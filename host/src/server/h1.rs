@@ -126,6 +126,9 @@ pub(crate) async fn serve<H: Handler, I: Transport>(
     }
 }
 
+// Returned once per request and matched at once: boxing the head would
+// cost an allocation per request for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Next {
     Head(RequestHead),
     Refused(head::Refusal),

@@ -9,20 +9,28 @@
 //! and is dropped as soon as it is met: looked up, or swept when the cache
 //! is full.
 //!
-//! std's `HashMap` hashes with a random key (seeded by the host for each
-//! instance), so a client cannot craft tokens that collide with a cached
-//! one to time the comparison.
+//! The map is keyed by a hash of the token (foldhash, seeded from the
+//! host's random source for each instance) and each entry keeps the whole
+//! token, compared in full on every hit: a colliding token is only a miss,
+//! never another client's grant. Hashing a token with SipHash and comparing
+//! it byte by byte cost more than the rest of a cached check.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, RandomState};
+
+use foldhash::fast::FixedState;
 
 #[derive(Debug)]
 pub struct TokenCache<V> {
     capacity: usize,
-    entries: HashMap<Box<str>, Entry<V>>,
+    hasher: FixedState,
+    /// The hash is already one: no second hashing of the key.
+    entries: HashMap<u64, Entry<V>, BuildHasherDefault<Prehashed>>,
 }
 
 #[derive(Debug)]
 struct Entry<V> {
+    token: Box<[u8]>,
     value: V,
     /// Milliseconds since the epoch from which the token is refused
     /// (`exp` plus leeway); infinite without `exp`.
@@ -33,19 +41,25 @@ impl<V: Clone> TokenCache<V> {
     /// Room grows as tokens arrive, not up front: `capacity` may be far
     /// larger than what is ever used.
     pub fn new(capacity: usize) -> Self {
-        Self { capacity, entries: HashMap::new() }
+        let seed = RandomState::new().hash_one(0u64);
+        Self { capacity, hasher: FixedState::with_seed(seed), entries: HashMap::default() }
     }
 
     pub fn get(&mut self, token: &str, now_ms: u64) -> Option<V> {
-        let entry = self.entries.get(token)?;
+        let key = self.hasher.hash_one(token);
+        let entry = self.entries.get(&key)?;
+        if !same(&entry.token, token.as_bytes()) {
+            return None;
+        }
         if entry.deadline_ms <= now_ms as f64 {
-            self.entries.remove(token);
+            self.entries.remove(&key);
             return None;
         }
         Some(entry.value.clone())
     }
 
-    /// `deadline_ms` as in [`Entry`]; `None` for a token without `exp`.
+    /// `deadline_ms` as in [`Entry`]; `None` for a token without `exp`. A
+    /// token whose hash another holds takes its place.
     pub fn insert(&mut self, token: &str, value: V, deadline_ms: Option<f64>, now_ms: u64) {
         if self.capacity == 0 {
             return;
@@ -54,7 +68,8 @@ impl<V: Clone> TokenCache<V> {
             self.make_room(now_ms);
         }
         let deadline_ms = deadline_ms.unwrap_or(f64::INFINITY);
-        self.entries.insert(token.into(), Entry { value, deadline_ms });
+        let key = self.hasher.hash_one(token);
+        self.entries.insert(key, Entry { token: token.as_bytes().into(), value, deadline_ms });
     }
 
     /// Drops the expired entries, then arbitrary ones until a quarter of the
@@ -77,6 +92,41 @@ impl<V: Clone> TokenCache<V> {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+/// Whether two tokens are the same, eight bytes at a time and without
+/// stopping at the first difference (the time taken says nothing about
+/// where two tokens differ).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (a_words, b_words) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = a_words.remainder().iter().zip(b_words.remainder()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    let words = a_words.zip(b_words).fold(0u64, |acc, (x, y)| {
+        acc | (u64::from_ne_bytes(x.try_into().unwrap()) ^ u64::from_ne_bytes(y.try_into().unwrap()))
+    });
+    words == 0 && tail == 0
+}
+
+/// Hands a key that is already a hash through as it is.
+#[derive(Debug, Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -106,6 +156,18 @@ mod tests {
         assert_eq!(cache.len(), 4, "only the expired entry made room");
         assert_eq!(cache.get("c", 0), None);
         assert!(["a", "b", "d", "e"].iter().all(|t| cache.get(t, 10).is_some()));
+    }
+
+    #[test]
+    fn tokens_match_only_in_full() {
+        assert!(same(b"0123456789abcdefXYZ", b"0123456789abcdefXYZ"));
+        assert!(!same(b"0123456789abcdefXYZ", b"0123456789abcdefXYz"), "the tail differs");
+        assert!(!same(b"0123456789abcdefXYZ", b"0123456789abcdeFXYZ"), "a word differs");
+        assert!(!same(b"abc", b"abcd"));
+        let mut cache = TokenCache::new(4);
+        cache.insert("eyJ.a.sig1", 1, None, 0);
+        assert_eq!(cache.get("eyJ.a.sig1", 0), Some(1));
+        assert_eq!(cache.get("eyJ.a.sig2", 0), None, "another signature is another token");
     }
 
     #[test]

@@ -24,17 +24,25 @@ pub struct Limit {
     pub burst: u64,
     /// Names the limit in 429 details and the IETF fields.
     pub name: String,
+    /// What its state keys start with, written once.
+    key_prefix: String,
 }
 
 impl Limit {
+    pub fn new(limit: u64, window_ms: u64, burst: u64, name: String) -> Self {
+        let mut key_prefix = String::new();
+        for (n, sep) in [(limit, '/'), (window_ms, '/'), (burst, ':')] {
+            push_decimal(&mut key_prefix, n);
+            key_prefix.push(sep);
+        }
+        Self { limit, window_ms, burst, name, key_prefix }
+    }
+
     /// The parameters are part of the state key, so changing a limit starts
     /// fresh buckets rather than reading ones booked under other rules.
     pub fn state_key(&self, key: &str) -> String {
-        let mut out = String::with_capacity(key.len() + 32);
-        for (n, sep) in [(self.limit, '/'), (self.window_ms, '/'), (self.burst, ':')] {
-            push_decimal(&mut out, n);
-            out.push(sep);
-        }
+        let mut out = String::with_capacity(self.key_prefix.len() + key.len());
+        out.push_str(&self.key_prefix);
         out.push_str(key);
         out
     }
@@ -78,7 +86,7 @@ pub fn parse(configs: Vec<LimitConfig>, cost: u64) -> Result<Vec<Limit>, String>
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
                 return Err(format!("{at}.name: `{name}` may only use letters, digits, `-`, `_` and `.`"));
             }
-            Ok(Limit { limit: config.limit, window_ms, burst, name })
+            Ok(Limit::new(config.limit, window_ms, burst, name))
         })
         .collect::<Result<Vec<_>, String>>()?;
     limits.sort_by_key(|limit| limit.window_ms);
@@ -211,7 +219,7 @@ mod tests {
 
     #[test]
     fn the_state_key_and_headers_carry_the_numbers() {
-        let limit = Limit { limit: 100, window_ms: 60_000, burst: 7, name: "per-minute".into() };
+        let limit = Limit::new(100, 60_000, 7, "per-minute".into());
         assert_eq!(limit.state_key("user=1:a;"), "100/60000/7:user=1:a;");
         let report = Report {
             allowed: false,

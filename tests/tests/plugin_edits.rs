@@ -1,0 +1,60 @@
+//! A plugin's writes reach the host in one batch per call: reads in between
+//! see them, they land in order, and a write the host refuses fails the
+//! call as a single setter would.
+
+use http::Method;
+use wasmgate_testbed::plugins::FIXTURE_EDITS;
+use wasmgate_testbed::{TestGateway, TestUpstream};
+
+fn config(up: &TestUpstream, plugin_config: &str) -> String {
+    format!(
+        r#"
+{}
+[plugins.edits]
+path = "{FIXTURE_EDITS}"
+
+[[routes]]
+name = "all"
+prefix = "/"
+upstream = "up"
+pipeline = [{{ plugin = "edits", config = {plugin_config} }}]
+"#,
+        up.section("up")
+    )
+}
+
+#[tokio::test]
+async fn writes_are_read_back_and_land_in_order() {
+    let up = TestUpstream::named("up").await;
+    let gw = TestGateway::start(&config(&up, r#"{ header = "X-Set", value = "v1" }"#)).await;
+    let reply = gw.client.send(Method::GET, "/", &[("x-drop", "gone"), ("x-set", "client")], "").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("x-seen-step"), Some("two"), "a response header set in the request phase");
+    let seen = &up.seen()[0];
+    assert_eq!(seen.header("x-read-back"), Some("var=two header=v1 dropped=true many=a,b"));
+    assert_eq!(seen.header("x-set"), Some("v1"), "set replaces the client's value");
+    assert_eq!(seen.header("x-drop"), None);
+    let many: Vec<_> = seen.headers.get_all("x-many").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(many, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn a_refused_write_fails_the_call() {
+    let up = TestUpstream::named("up").await;
+    let gw = TestGateway::start(&config(&up, r#"{ header = "bad name", value = "v" }"#)).await;
+    let detail = gw.client.get("/").await.problem(500);
+    assert!(detail.contains("invalid header name \"bad name\""), "{detail}");
+    let gw = TestGateway::start(&config(&up, "{ header = \"x-ok\", value = \"line\\nbreak\" }")).await;
+    let detail = gw.client.get("/").await.problem(500);
+    assert!(detail.contains("invalid value for header x-ok"), "{detail}");
+    assert_eq!(up.count(), 0, "nothing reached the upstream");
+}
+
+#[tokio::test]
+async fn the_request_stays_read_only_in_the_response_phase() {
+    let up = TestUpstream::named("up").await;
+    let gw = TestGateway::start(&config(&up, r#"{ header = "x-late", value = "v", in_response = true }"#)).await;
+    let detail = gw.client.get("/").await.problem(500);
+    assert!(detail.contains("cannot be changed in the response phase"), "{detail}");
+    assert_eq!(up.count(), 1, "the request had gone upstream");
+}
