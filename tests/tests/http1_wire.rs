@@ -31,13 +31,16 @@ enum Then {
     Close,
 }
 
+/// A request as a raw upstream read it: its connection, head and body.
+type RawRequest = (usize, String, Vec<u8>);
+
 /// An upstream written against raw sockets, for what a well-behaved server
 /// library would not do. `respond(connection, nth request on it, head,
 /// body)`; it reads a body only by `Content-Length`, and only if `read_body`.
 struct RawUpstream {
     target: String,
     connections: Arc<AtomicUsize>,
-    requests: Arc<Mutex<Vec<(usize, String, Vec<u8>)>>>,
+    requests: Arc<Mutex<Vec<RawRequest>>>,
 }
 
 impl RawUpstream {
@@ -101,7 +104,7 @@ impl RawUpstream {
         self.connections.load(Ordering::SeqCst)
     }
 
-    fn requests(&self) -> Vec<(usize, String, Vec<u8>)> {
+    fn requests(&self) -> Vec<RawRequest> {
         self.requests.lock().unwrap().clone()
     }
 }
