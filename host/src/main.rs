@@ -8,11 +8,6 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use wasmgate::{Gateway, StartError, admin, config, reload, server};
 
-/// Every request allocates (headers, futures, buffers) and frees on another
-/// path; glibc's malloc spent a fifth of a proxied request's instructions.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "wasmgate", version, about = "API gateway with WebAssembly plugin pipelines")]
 struct Cli {
