@@ -78,16 +78,25 @@ impl LocalStore {
         self.shards[self.hasher.hash_one(key) as usize % SHARDS].lock().unwrap()
     }
 
+    /// The cell is updated where it lies: one lookup, and no new key
+    /// allocated, for a key that was seen before (the usual case).
     pub fn take(&self, key: &str, limit: u64, window_ms: u64, burst: u64, cost: u64) -> Result<Decision, StateError> {
         let now = Instant::now();
         let now_ms = wall_ms();
         let mut shard = self.shard(key);
-        let tat = match shard.live(key, now) {
-            Some(Entry::Cell { tat_us, .. }) => *tat_us,
-            _ => 0,
-        };
+        if let Some(entry) = shard.entries.get_mut(key)
+            && let Entry::Cell { tat_us, expires } = entry
+            && *expires > now
+        {
+            let (decision, tat) =
+                gcra::decide(now_ms, *tat_us, limit, window_ms, burst, cost).map_err(StateError::InvalidLimit)?;
+            if decision.allowed {
+                (*tat_us, *expires) = (tat, after_ms(now, decision.reset_ms + 1));
+            }
+            return Ok(decision);
+        }
         let (decision, tat_us) =
-            gcra::decide(now_ms, tat, limit, window_ms, burst, cost).map_err(StateError::InvalidLimit)?;
+            gcra::decide(now_ms, 0, limit, window_ms, burst, cost).map_err(StateError::InvalidLimit)?;
         if decision.allowed {
             let expires = after_ms(now, decision.reset_ms + 1);
             shard.insert(key, Entry::Cell { tat_us, expires }, now);
