@@ -11,7 +11,7 @@ use hyper::body::Frame;
 use tokio::io::AsyncRead;
 
 use super::Framing;
-use super::io::{WriteBuf, poll_read_more};
+use super::io::{BODY_READ_CHUNK, WriteBuf, poll_read_more};
 
 /// Longest chunk-size line, extensions included.
 const MAX_CHUNK_LINE: usize = 4 << 10;
@@ -79,7 +79,7 @@ pub(crate) fn poll_frame<R: AsyncRead + Unpin>(
             Decoded::Trailers(trailers) => return Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
             Decoded::Done => return Poll::Ready(None),
             Decoded::More => {
-                if ready!(poll_read_more(io, buf, cx))? == 0 {
+                if ready!(poll_read_more(io, buf, BODY_READ_CHUNK, cx))? == 0 {
                     decoder.eof()?;
                 }
             }

@@ -11,8 +11,12 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-/// What a read asks the kernel for at least.
+/// What a read asks the kernel for at least while a head is awaited.
 const READ_CHUNK: usize = 8 << 10;
+
+/// What a read asks for at least while a body streams: large bodies take
+/// a few large reads (and writes) instead of many small ones.
+pub(crate) const BODY_READ_CHUNK: usize = 64 << 10;
 
 /// Pieces smaller than this are copied into the write buffer; larger ones
 /// are written from where they are.
@@ -24,16 +28,18 @@ const COPY_BELOW: usize = 8 << 10;
 pub(crate) fn poll_read_more<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
+    chunk: usize,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
+    if buf.capacity() - buf.len() < chunk / 4 {
+        buf.reserve(chunk);
     }
     tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
 }
 
+/// [`poll_read_more`] for a head.
 pub(crate) async fn read_more<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> io::Result<usize> {
-    poll_fn(|cx| poll_read_more(io, buf, cx)).await
+    poll_fn(|cx| poll_read_more(io, buf, READ_CHUNK, cx)).await
 }
 
 /// Bytes to write, gathered so that one `writev` sends a head and its body.
