@@ -5,13 +5,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::h1::{self, Ended};
 use super::{Core, Handler, h2};
-use crate::http1::io::{Prefixed, Transport};
+use crate::http1::io::Transport;
 
 /// Serves one accepted connection until it ends, is closed for a timeout,
 /// or shutdown interrupts its TLS handshake.
@@ -41,7 +42,7 @@ pub(crate) async fn serve<H: Handler>(
         _ = stop.wait_for(|stop| *stop) => return,
     };
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        return h2::serve(core, stream, client, settings, stop, true).await;
+        return h2::serve(core, stream, Bytes::new(), client, settings, stop, true).await;
     }
     serve_http(core, stream, client, true, stop).await
 }
@@ -56,6 +57,6 @@ async fn serve_http<H: Handler, I: Transport>(
 ) {
     if let Ended::Http2(io, read) = h1::serve(core.clone(), io, client, tls, stop.clone()).await {
         let settings = (core.settings)();
-        h2::serve(core, Prefixed::new(read, io), client, settings, stop, tls).await;
+        h2::serve(core, io, read, client, settings, stop, tls).await;
     }
 }

@@ -23,10 +23,13 @@ use super::{ClientTls, Core, Handler, ServerSettings};
 use crate::body::{self, Body, BodyError};
 
 /// Serves one HTTP/2 connection until it ends, idles out, or shutdown has
-/// let its streams finish.
+/// let its streams finish. `read`: what was already read off `io` (the
+/// preface, when the client came with prior knowledge).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve<H, I>(
     core: Arc<Core<H>>,
     io: I,
+    read: Bytes,
     client: SocketAddr,
     settings: Arc<ServerSettings>,
     mut stop: watch::Receiver<bool>,
@@ -36,7 +39,7 @@ pub(crate) async fn serve<H, I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new());
-    let io = ConnIo { inner: io, activity: activity.clone() };
+    let io = ConnIo { inner: io, read, activity: activity.clone() };
     let state = Arc::new(ConnState { core, client, tls, activity: activity.clone() });
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let state = state.clone();
@@ -183,14 +186,21 @@ impl HttpBody for GuardedBody {
     }
 }
 
-/// The connection's byte stream, watched for activity.
+/// The connection's byte stream, watched for activity, its first bytes
+/// read again when they were already read.
 struct ConnIo<I> {
     inner: I,
+    read: Bytes,
     activity: Arc<Activity>,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for ConnIo<I> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.read.is_empty() {
+            let n = self.read.len().min(buf.remaining());
+            buf.put_slice(&self.read.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
