@@ -122,7 +122,7 @@ async fn route(
     };
 
     let info = Arc::new(RequestInfo { route: route.name.clone(), params, client_addr: client, request_id });
-    let state = RequestState::new(head, buffered, info);
+    let state = Box::new(RequestState::new(head, buffered, info));
 
     // Plugin calls are large futures: boxed, they stay out of the
     // connection's own state, and a route without plugins skips them.
@@ -138,7 +138,7 @@ async fn route(
             let edits = std::mem::take(&mut req.response_edits);
             // The gateway's own error answer gets the edits too, but no
             // response phase.
-            let (mut resp, answered) = match forward(route, req, stream.take()).await {
+            let (mut resp, answered) = match forward(route, *req, stream.take()).await {
                 Ok(resp) => (resp, true),
                 Err(resp) => (resp, false),
             };
@@ -213,7 +213,12 @@ async fn forward(route: &Route, req: RequestState, stream: Option<Body>) -> Resu
     }
 }
 
-async fn response_phase(route: &Route, view: RequestState, response: Response<Body>, ran: usize) -> Response<Body> {
+async fn response_phase(
+    route: &Route,
+    view: Box<RequestState>,
+    response: Response<Body>,
+    ran: usize,
+) -> Response<Body> {
     let (head, body) = response.into_parts();
     let (buffered, stream) = if route.pipeline.needs().response_body {
         match body::collect(body, route.max_body_bytes).await {
@@ -223,9 +228,10 @@ async fn response_phase(route: &Route, view: RequestState, response: Response<Bo
     } else {
         (None, Some(body))
     };
-    let state = ResponseState { head, body: buffered };
+    let state = Box::new(ResponseState { head, body: buffered });
     match route.pipeline.response_phase(view, state, ran).await {
-        Ok(ResponseState { mut head, body }) => {
+        Ok(state) => {
+            let ResponseState { mut head, body } = *state;
             let body = match body {
                 Some(bytes) => {
                     set_length(&mut head.headers, bytes.len());

@@ -138,13 +138,17 @@ impl RequestState {
     }
 
     /// The read-only view of the request handed to the response phase.
-    pub fn response_phase_view(&self) -> RequestState {
+    pub fn response_phase_view(&self) -> Box<RequestState> {
         let mut head = http::Request::new(()).into_parts().0;
         head.method = self.head.method.clone();
         head.uri = self.head.uri.clone();
         head.version = self.head.version;
         head.headers = self.head.headers.clone();
-        RequestState { vars: self.vars.clone(), read_only: true, ..RequestState::new(head, None, self.info.clone()) }
+        Box::new(RequestState {
+            vars: self.vars.clone(),
+            read_only: true,
+            ..RequestState::new(head, None, self.info.clone())
+        })
     }
 }
 

@@ -19,9 +19,9 @@ pub struct Stage {
 /// What the request phase decided.
 pub enum RequestOutcome {
     /// Every plugin let the request through: send it upstream.
-    Forward { req: RequestState },
+    Forward { req: Box<RequestState> },
     /// Plugin number `by` answered; only plugins before it see the response.
-    Respond { req: RequestState, reply: Reply, by: usize },
+    Respond { req: Box<RequestState>, reply: Reply, by: usize },
     /// A fail-closed plugin failed.
     Failed { error: PluginError },
 }
@@ -52,7 +52,8 @@ impl Pipeline {
         &self.stages
     }
 
-    pub async fn request_phase(&self, mut req: RequestState) -> RequestOutcome {
+    /// The request travels boxed: it moves into each plugin call and back.
+    pub async fn request_phase(&self, mut req: Box<RequestState>) -> RequestOutcome {
         for (i, stage) in self.stages.iter().enumerate() {
             let (back, result) = stage.pool.on_request(req).await;
             req = back;
@@ -73,10 +74,10 @@ impl Pipeline {
     /// Runs `on-response` of the first `ran` plugins, last first.
     pub async fn response_phase(
         &self,
-        mut req: RequestState,
-        mut resp: ResponseState,
+        mut req: Box<RequestState>,
+        mut resp: Box<ResponseState>,
         ran: usize,
-    ) -> Result<ResponseState, PluginError> {
+    ) -> Result<Box<ResponseState>, PluginError> {
         for stage in self.stages[..ran].iter().rev() {
             if !stage.pool.needs().response {
                 continue;

@@ -12,8 +12,8 @@ wasmtime::component::bindgen!({
     },
     exports: { default: async },
     with: {
-        "wasmgate:plugin/types.request": crate::pipeline::RequestState,
-        "wasmgate:plugin/types.response": crate::pipeline::ResponseState,
+        "wasmgate:plugin/types.request": crate::runtime::host_impl::RequestHandle,
+        "wasmgate:plugin/types.response": crate::runtime::host_impl::ResponseHandle,
     },
 });
 

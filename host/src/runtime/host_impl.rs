@@ -20,6 +20,22 @@ pub struct PluginIdentity {
     pub route: Arc<str>,
 }
 
+/// What the guest's `request` handle stands for: the request itself is
+/// lent to the call in [`InstanceState`], not put in the resource table,
+/// which would box it and copy it in and out at every call.
+pub struct RequestHandle;
+
+/// As [`RequestHandle`], for `response`.
+pub struct ResponseHandle;
+
+/// The request and response lent to the current call, with the handle
+/// each was lent under.
+#[derive(Default)]
+struct Lent {
+    request: Option<(u32, Box<RequestState>)>,
+    response: Option<(u32, Box<ResponseState>)>,
+}
+
 /// The data of one plugin instance's store.
 pub struct InstanceState {
     wasi: WasiCtx,
@@ -34,6 +50,7 @@ pub struct InstanceState {
     /// Prefix of this plugin's state keys.
     key_prefix: String,
     names: NameCache,
+    lent: Lent,
 }
 
 impl InstanceState {
@@ -51,6 +68,7 @@ impl InstanceState {
             current: None,
             key_prefix,
             names: NameCache::default(),
+            lent: Lent::default(),
         }
     }
 
@@ -61,30 +79,65 @@ impl InstanceState {
         k
     }
 
-    fn request(&self, r: &Resource<RequestState>) -> wasmtime::Result<&RequestState> {
-        Ok(self.table.get(r)?)
+    /// Lends the request to the call about to start.
+    pub(super) fn lend_request(&mut self, req: Box<RequestState>) -> Resource<RequestHandle> {
+        let handle = self.table.push(RequestHandle).expect("a marker always finds room in the resource table");
+        self.lent.request = Some((handle.rep(), req));
+        handle
     }
 
-    fn request_mut(&mut self, r: &Resource<RequestState>) -> wasmtime::Result<&mut RequestState> {
-        Ok(self.table.get_mut(r)?.writable()?)
+    /// Takes the request back after the call.
+    pub(super) fn take_request(&mut self, handle: Resource<RequestHandle>) -> Box<RequestState> {
+        let _ = self.table.delete(handle);
+        self.lent.request.take().expect("the request was lent to this call").1
     }
 
-    fn response(&self, r: &Resource<ResponseState>) -> wasmtime::Result<&ResponseState> {
-        Ok(self.table.get(r)?)
+    pub(super) fn lend_response(&mut self, resp: Box<ResponseState>) -> Resource<ResponseHandle> {
+        let handle = self.table.push(ResponseHandle).expect("a marker always finds room in the resource table");
+        self.lent.response = Some((handle.rep(), resp));
+        handle
     }
 
-    fn response_mut(&mut self, r: &Resource<ResponseState>) -> wasmtime::Result<&mut ResponseState> {
-        Ok(self.table.get_mut(r)?)
+    pub(super) fn take_response(&mut self, handle: Resource<ResponseHandle>) -> Box<ResponseState> {
+        let _ = self.table.delete(handle);
+        self.lent.response.take().expect("the response was lent to this call").1
+    }
+
+    /// The lent request, if `r` is the handle it was lent under.
+    fn lent_request(&mut self, r: &Resource<RequestHandle>) -> wasmtime::Result<&mut RequestState> {
+        match &mut self.lent.request {
+            Some((rep, req)) if *rep == r.rep() => Ok(req),
+            _ => Err(wasmtime::Error::msg("the request handle is not the current call's")),
+        }
+    }
+
+    fn request(&mut self, r: &Resource<RequestHandle>) -> wasmtime::Result<&RequestState> {
+        Ok(self.lent_request(r)?)
+    }
+
+    fn request_mut(&mut self, r: &Resource<RequestHandle>) -> wasmtime::Result<&mut RequestState> {
+        Ok(self.lent_request(r)?.writable()?)
+    }
+
+    fn response(&mut self, r: &Resource<ResponseHandle>) -> wasmtime::Result<&ResponseState> {
+        Ok(self.response_mut(r)?)
+    }
+
+    fn response_mut(&mut self, r: &Resource<ResponseHandle>) -> wasmtime::Result<&mut ResponseState> {
+        match &mut self.lent.response {
+            Some((rep, resp)) if *rep == r.rep() => Ok(resp),
+            _ => Err(wasmtime::Error::msg("the response handle is not the current call's")),
+        }
     }
 
     /// One edit of the request, whether it came alone or in `apply`. The
     /// value is shared bytes, so a header value is never copied again.
-    fn request_edit(&mut self, r: &Resource<RequestState>, op: Op, name: &str, value: Bytes) -> wasmtime::Result<()> {
+    fn request_edit(&mut self, r: &Resource<RequestHandle>, op: Op, name: &str, value: Bytes) -> wasmtime::Result<()> {
         match op {
             // Vars stay writable in the response phase: they are scratch space.
             Op::SetVar => {
                 let value = String::from_utf8(value.to_vec()).map_err(|_| ExchangeError::VarValue(name.to_owned()))?;
-                self.table.get_mut(r)?.set_var(name.to_owned(), value);
+                self.lent_request(r)?.set_var(name.to_owned(), value);
             }
             // Removing a name that cannot exist is nothing to fail over.
             Op::RemoveHeader => {
@@ -113,7 +166,13 @@ impl InstanceState {
     }
 
     /// One header edit of the response.
-    fn response_edit(&mut self, r: &Resource<ResponseState>, op: Op, name: &str, value: Bytes) -> wasmtime::Result<()> {
+    fn response_edit(
+        &mut self,
+        r: &Resource<ResponseHandle>,
+        op: Op,
+        name: &str,
+        value: Bytes,
+    ) -> wasmtime::Result<()> {
         match op {
             Op::RemoveHeader => {
                 let name = self.names.name(name).ok();
@@ -161,173 +220,178 @@ impl WasiView for InstanceState {
 impl types::Host for InstanceState {}
 
 impl types::HostRequest for InstanceState {
-    fn method(&mut self, r: Resource<RequestState>) -> wasmtime::Result<String> {
+    fn method(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<String> {
         Ok(self.request(&r)?.head.method.as_str().to_owned())
     }
 
-    fn set_method(&mut self, r: Resource<RequestState>, method: String) -> wasmtime::Result<()> {
+    fn set_method(&mut self, r: Resource<RequestHandle>, method: String) -> wasmtime::Result<()> {
         let parsed = http::Method::from_bytes(method.as_bytes()).map_err(|_| ExchangeError::Method(method))?;
         self.request_mut(&r)?.head.method = parsed;
         Ok(())
     }
 
-    fn path(&mut self, r: Resource<RequestState>) -> wasmtime::Result<String> {
+    fn path(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<String> {
         Ok(self.request(&r)?.path().to_owned())
     }
 
-    fn set_path(&mut self, r: Resource<RequestState>, path: String) -> wasmtime::Result<()> {
+    fn set_path(&mut self, r: Resource<RequestHandle>, path: String) -> wasmtime::Result<()> {
         let req = self.request_mut(&r)?;
         let query = req.query().map(str::to_owned);
         req.set_path_and_query(&path, query.as_deref())?;
         Ok(())
     }
 
-    fn query(&mut self, r: Resource<RequestState>) -> wasmtime::Result<Option<String>> {
+    fn query(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<Option<String>> {
         Ok(self.request(&r)?.query().map(str::to_owned))
     }
 
-    fn set_query(&mut self, r: Resource<RequestState>, query: Option<String>) -> wasmtime::Result<()> {
+    fn set_query(&mut self, r: Resource<RequestHandle>, query: Option<String>) -> wasmtime::Result<()> {
         let req = self.request_mut(&r)?;
         let path = req.path().to_owned();
         req.set_path_and_query(&path, query.as_deref())?;
         Ok(())
     }
 
-    fn header(&mut self, r: Resource<RequestState>, name: String) -> wasmtime::Result<Option<Vec<u8>>> {
+    fn header(&mut self, r: Resource<RequestHandle>, name: String) -> wasmtime::Result<Option<Vec<u8>>> {
         Ok(Headers::first(&self.request(&r)?.head.headers, &name))
     }
 
-    fn header_all(&mut self, r: Resource<RequestState>, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
+    fn header_all(&mut self, r: Resource<RequestHandle>, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
         Ok(Headers::all(&self.request(&r)?.head.headers, &name))
     }
 
-    fn headers(&mut self, r: Resource<RequestState>) -> wasmtime::Result<Vec<(String, Vec<u8>)>> {
+    fn headers(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<Vec<(String, Vec<u8>)>> {
         Ok(Headers::list(&self.request(&r)?.head.headers))
     }
 
-    fn set_header(&mut self, r: Resource<RequestState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+    fn set_header(&mut self, r: Resource<RequestHandle>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
         self.request_edit(&r, Op::SetHeader, &name, value.into())
     }
 
-    fn append_header(&mut self, r: Resource<RequestState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+    fn append_header(&mut self, r: Resource<RequestHandle>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
         self.request_edit(&r, Op::AppendHeader, &name, value.into())
     }
 
-    fn remove_header(&mut self, r: Resource<RequestState>, name: String) -> wasmtime::Result<()> {
+    fn remove_header(&mut self, r: Resource<RequestHandle>, name: String) -> wasmtime::Result<()> {
         self.request_edit(&r, Op::RemoveHeader, &name, Bytes::new())
     }
 
-    fn body(&mut self, r: Resource<RequestState>) -> wasmtime::Result<Option<Vec<u8>>> {
+    fn body(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<Option<Vec<u8>>> {
         Ok(self.request(&r)?.body.as_ref().map(|b| b.to_vec()))
     }
 
-    fn set_body(&mut self, r: Resource<RequestState>, body: Vec<u8>) -> wasmtime::Result<()> {
+    fn set_body(&mut self, r: Resource<RequestHandle>, body: Vec<u8>) -> wasmtime::Result<()> {
         self.request_mut(&r)?.body = Some(body.into());
         Ok(())
     }
 
-    fn route(&mut self, r: Resource<RequestState>) -> wasmtime::Result<String> {
+    fn route(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<String> {
         Ok(self.request(&r)?.info.route.to_string())
     }
 
-    fn param(&mut self, r: Resource<RequestState>, name: String) -> wasmtime::Result<Option<String>> {
+    fn param(&mut self, r: Resource<RequestHandle>, name: String) -> wasmtime::Result<Option<String>> {
         let info = &self.request(&r)?.info;
         Ok(info.params.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
     }
 
-    fn params(&mut self, r: Resource<RequestState>) -> wasmtime::Result<Vec<(String, String)>> {
+    fn params(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<Vec<(String, String)>> {
         Ok(self.request(&r)?.info.params.clone())
     }
 
-    fn client_addr(&mut self, r: Resource<RequestState>) -> wasmtime::Result<String> {
+    fn client_addr(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<String> {
         Ok(self.request(&r)?.info.client_addr.to_string())
     }
 
-    fn request_id(&mut self, r: Resource<RequestState>) -> wasmtime::Result<String> {
+    fn request_id(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<String> {
         Ok(String::from_utf8_lossy(self.request(&r)?.info.request_id.as_bytes()).into_owned())
     }
 
-    fn get_var(&mut self, r: Resource<RequestState>, name: String) -> wasmtime::Result<Option<String>> {
+    fn get_var(&mut self, r: Resource<RequestHandle>, name: String) -> wasmtime::Result<Option<String>> {
         Ok(self.request(&r)?.var(&name).map(str::to_owned))
     }
 
-    fn set_var(&mut self, r: Resource<RequestState>, name: String, value: String) -> wasmtime::Result<()> {
+    fn set_var(&mut self, r: Resource<RequestHandle>, name: String, value: String) -> wasmtime::Result<()> {
         self.request_edit(&r, Op::SetVar, &name, value.into())
     }
 
-    fn set_response_header(&mut self, r: Resource<RequestState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+    fn set_response_header(
+        &mut self,
+        r: Resource<RequestHandle>,
+        name: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<()> {
         self.request_edit(&r, Op::SetResponseHeader, &name, value.into())
     }
 
     fn append_response_header(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<RequestHandle>,
         name: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<()> {
         self.request_edit(&r, Op::AppendResponseHeader, &name, value.into())
     }
 
-    fn apply(&mut self, r: Resource<RequestState>, edits: Vec<u8>) -> wasmtime::Result<()> {
+    fn apply(&mut self, r: Resource<RequestHandle>, edits: Vec<u8>) -> wasmtime::Result<()> {
         each_edit(edits, |op, name, value| self.request_edit(&r, op, name, value))
     }
 
     /// The host lends requests as borrows and takes them back itself; a
     /// guest never owns one, so there is nothing to free here.
-    fn drop(&mut self, _r: Resource<RequestState>) -> wasmtime::Result<()> {
+    fn drop(&mut self, _r: Resource<RequestHandle>) -> wasmtime::Result<()> {
         Ok(())
     }
 }
 
 impl types::HostResponse for InstanceState {
-    fn status(&mut self, r: Resource<ResponseState>) -> wasmtime::Result<u16> {
+    fn status(&mut self, r: Resource<ResponseHandle>) -> wasmtime::Result<u16> {
         Ok(self.response(&r)?.head.status.as_u16())
     }
 
-    fn set_status(&mut self, r: Resource<ResponseState>, status: u16) -> wasmtime::Result<()> {
+    fn set_status(&mut self, r: Resource<ResponseHandle>, status: u16) -> wasmtime::Result<()> {
         let status = http::StatusCode::from_u16(status).map_err(|_| ExchangeError::Status(status))?;
         self.response_mut(&r)?.head.status = status;
         Ok(())
     }
 
-    fn header(&mut self, r: Resource<ResponseState>, name: String) -> wasmtime::Result<Option<Vec<u8>>> {
+    fn header(&mut self, r: Resource<ResponseHandle>, name: String) -> wasmtime::Result<Option<Vec<u8>>> {
         Ok(Headers::first(&self.response(&r)?.head.headers, &name))
     }
 
-    fn header_all(&mut self, r: Resource<ResponseState>, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
+    fn header_all(&mut self, r: Resource<ResponseHandle>, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
         Ok(Headers::all(&self.response(&r)?.head.headers, &name))
     }
 
-    fn headers(&mut self, r: Resource<ResponseState>) -> wasmtime::Result<Vec<(String, Vec<u8>)>> {
+    fn headers(&mut self, r: Resource<ResponseHandle>) -> wasmtime::Result<Vec<(String, Vec<u8>)>> {
         Ok(Headers::list(&self.response(&r)?.head.headers))
     }
 
-    fn set_header(&mut self, r: Resource<ResponseState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+    fn set_header(&mut self, r: Resource<ResponseHandle>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
         self.response_edit(&r, Op::SetHeader, &name, value.into())
     }
 
-    fn append_header(&mut self, r: Resource<ResponseState>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
+    fn append_header(&mut self, r: Resource<ResponseHandle>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
         self.response_edit(&r, Op::AppendHeader, &name, value.into())
     }
 
-    fn remove_header(&mut self, r: Resource<ResponseState>, name: String) -> wasmtime::Result<()> {
+    fn remove_header(&mut self, r: Resource<ResponseHandle>, name: String) -> wasmtime::Result<()> {
         self.response_edit(&r, Op::RemoveHeader, &name, Bytes::new())
     }
 
-    fn apply(&mut self, r: Resource<ResponseState>, edits: Vec<u8>) -> wasmtime::Result<()> {
+    fn apply(&mut self, r: Resource<ResponseHandle>, edits: Vec<u8>) -> wasmtime::Result<()> {
         each_edit(edits, |op, name, value| self.response_edit(&r, op, name, value))
     }
 
-    fn body(&mut self, r: Resource<ResponseState>) -> wasmtime::Result<Option<Vec<u8>>> {
+    fn body(&mut self, r: Resource<ResponseHandle>) -> wasmtime::Result<Option<Vec<u8>>> {
         Ok(self.response(&r)?.body.as_ref().map(|b| b.to_vec()))
     }
 
-    fn set_body(&mut self, r: Resource<ResponseState>, body: Vec<u8>) -> wasmtime::Result<()> {
+    fn set_body(&mut self, r: Resource<ResponseHandle>, body: Vec<u8>) -> wasmtime::Result<()> {
         self.response_mut(&r)?.body = Some(body.into());
         Ok(())
     }
 
-    fn drop(&mut self, _r: Resource<ResponseState>) -> wasmtime::Result<()> {
+    fn drop(&mut self, _r: Resource<ResponseHandle>) -> wasmtime::Result<()> {
         Ok(())
     }
 }

@@ -106,33 +106,32 @@ impl PluginPool {
         self.prepared.compiled()
     }
 
-    pub async fn on_request(&self, req: RequestState) -> (RequestState, Result<types::Action, PluginError>) {
+    pub async fn on_request(&self, req: Box<RequestState>) -> (Box<RequestState>, Result<types::Action, PluginError>) {
         let mut lease = match self.lease().await {
             Ok(lease) => lease,
             Err(e) => return (req, Err(e)),
         };
         let warm = lease.warm();
         begin_call(&mut warm.store, &self.limits, &req);
-        let handle = warm.store.data_mut().table.push(req).expect("a fresh call finds room in the resource table");
+        let handle = warm.store.data_mut().lend_request(req);
         let result = warm.plugin.call_on_request(&mut warm.store, Resource::new_borrow(handle.rep())).await;
-        let req = warm.store.data_mut().table.delete(handle).expect("the request resource outlives the call");
+        let req = warm.store.data_mut().take_request(handle);
         (req, lease.finish(result, self))
     }
 
     pub async fn on_response(
         &self,
-        req: RequestState,
-        resp: ResponseState,
-    ) -> (RequestState, ResponseState, Result<(), PluginError>) {
+        req: Box<RequestState>,
+        resp: Box<ResponseState>,
+    ) -> (Box<RequestState>, Box<ResponseState>, Result<(), PluginError>) {
         let mut lease = match self.lease().await {
             Ok(lease) => lease,
             Err(e) => return (req, resp, Err(e)),
         };
         let warm = lease.warm();
         begin_call(&mut warm.store, &self.limits, &req);
-        let table = &mut warm.store.data_mut().table;
-        let req_handle = table.push(req).expect("a fresh call finds room in the resource table");
-        let resp_handle = table.push(resp).expect("a fresh call finds room in the resource table");
+        let data = warm.store.data_mut();
+        let (req_handle, resp_handle) = (data.lend_request(req), data.lend_response(resp));
         let result = warm
             .plugin
             .call_on_response(
@@ -141,9 +140,8 @@ impl PluginPool {
                 Resource::new_borrow(resp_handle.rep()),
             )
             .await;
-        let table = &mut warm.store.data_mut().table;
-        let resp = table.delete(resp_handle).expect("the response resource outlives the call");
-        let req = table.delete(req_handle).expect("the request resource outlives the call");
+        let data = warm.store.data_mut();
+        let (resp, req) = (data.take_response(resp_handle), data.take_request(req_handle));
         (req, resp, lease.finish(result, self))
     }
 
