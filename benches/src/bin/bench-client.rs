@@ -5,6 +5,10 @@
 //!                                           print "holding N", keep them open SECONDS
 //! bench-client startup WASMGATE RUNS        start-to-ready of `WASMGATE run` with 10 plugins,
 //!                                           cold (empty artifact cache) and warm; a Markdown table
+//! bench-client latency ADDR N PATH_A PATH_B [AUTHORIZATION]
+//!                                           N requests to each path, alternating A and B on one
+//!                                           keep-alive connection each; prints the p50 and p99 of
+//!                                           each in µs ("A_P50 A_P99 B_P50 B_P99")
 //! ```
 
 use std::io::{Read, Write};
@@ -19,7 +23,12 @@ use wasmgate_testbed::plugins::{ADD_HEADER, AGGREGATE, JWT_AUTH, RATE_LIMIT, TRA
 /// Sends `GET path` on a keep-alive connection and reads the whole reply;
 /// returns the status.
 fn get(stream: &mut TcpStream, path: &str) -> std::io::Result<u16> {
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench-client\r\n\r\n")?;
+    get_with(stream, path, "")
+}
+
+/// [`get`] with extra header lines (each ending in CRLF).
+fn get_with(stream: &mut TcpStream, path: &str, extra: &str) -> std::io::Result<u16> {
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench-client\r\n{extra}\r\n")?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -188,6 +197,39 @@ fn startup(wasmgate: &str, runs: usize) {
     println!("\nwarm / cold: {:.2}", warm.as_secs_f64() / cold.as_secs_f64());
 }
 
+/// Latency of two routes measured side by side: requests alternate, so a
+/// noisy neighbour slows both alike and the difference of the medians is
+/// what the second route adds.
+fn latency(addr: SocketAddr, n: usize, a: &str, b: &str, authorization: Option<&str>) {
+    let extra = authorization.map(|v| format!("Authorization: {v}\r\n")).unwrap_or_default();
+    let mut conns = [a, b].map(|path| {
+        let mut stream = TcpStream::connect(addr).expect("connecting");
+        stream.set_nodelay(true).expect("nodelay");
+        // Warm-up: instances created, caches filled.
+        for _ in 0..n / 10 + 10 {
+            assert_eq!(get_with(&mut stream, path, &extra).expect("warm-up request"), 200, "{path}");
+        }
+        (stream, path, Vec::with_capacity(n))
+    });
+    for _ in 0..n {
+        for (stream, path, times) in &mut conns {
+            let start = Instant::now();
+            let status = get_with(stream, path, &extra).expect("request");
+            times.push(start.elapsed());
+            assert_eq!(status, 200, "{path}");
+        }
+    }
+    let line: Vec<String> = conns
+        .iter_mut()
+        .flat_map(|(_, _, times)| {
+            times.sort();
+            let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_micros().to_string();
+            [at(0.5), at(0.99)]
+        })
+        .collect();
+    println!("{}", line.join(" "));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, what: &str| args.get(i).cloned().unwrap_or_else(|| panic!("missing {what}"));
@@ -199,8 +241,17 @@ fn main() {
             args.get(5).map_or("/", String::as_str),
         ),
         Some("startup") => startup(&arg(2, "WASMGATE"), arg(3, "RUNS").parse().expect("RUNS")),
+        Some("latency") => latency(
+            arg(2, "ADDR").parse().expect("ADDR"),
+            arg(3, "N").parse().expect("N"),
+            &arg(4, "PATH_A"),
+            &arg(5, "PATH_B"),
+            args.get(6).map(String::as_str),
+        ),
         _ => {
-            eprintln!("usage: bench-client hold ADDR N SECONDS [PATH] | startup WASMGATE RUNS");
+            eprintln!(
+                "usage: bench-client hold ADDR N SECONDS [PATH] | startup WASMGATE RUNS | latency ADDR N PATH_A PATH_B [AUTHORIZATION]"
+            );
             std::process::exit(2);
         }
     }
