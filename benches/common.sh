@@ -183,11 +183,25 @@ machine() {
 
 TOKEN="$(grep -o 'TOKEN_MEMBER: &str = "[^"]*"' "$ROOT/tests/src/demo.rs" | cut -d'"' -f2)"
 
+# Compiles every plugin the bench configs and the demo config load into the
+# artifact cache, so that no measured start compiles: a cold start's
+# compiler memory would otherwise be the peak RSS of whichever row came
+# first, and the idle figure. (scaling.sh times the cold start on its own,
+# with an empty cache dir of its own.)
+warm_cache() {
+    local config
+    for config in "$ROOT"/benches/configs/*.toml "$ROOT/configs/demo.toml"; do
+        RUST_LOG=warn "$BIN/wasmgate" check "$config" >/dev/null
+    done
+}
+
 # The start of every benchmark script: tools, release build (unless
-# SKIP_BUILD=1), file-descriptor room for many connections, machine facts.
+# SKIP_BUILD=1), a warm artifact cache, file-descriptor room for many
+# connections, machine facts.
 prepare() {
   ensure_tools
   [[ "${SKIP_BUILD:-}" == 1 ]] || build
+  warm_cache
   ulimit -n 65536 2>/dev/null || true
   MACHINE="$(machine)"
 }
