@@ -88,6 +88,8 @@ pub enum ExchangeError {
     ReadOnly,
     #[error("a response takes header edits only")]
     NotResponseEdit,
+    #[error("the name of var {0:?} is not UTF-8")]
+    VarName(String),
     #[error("the value of var {0:?} is not UTF-8")]
     VarValue(String),
     #[error("malformed edits at byte {0}")]
@@ -154,19 +156,21 @@ impl RequestState {
 
 /// Header names a plugin instance has used, each parsed once: a plugin
 /// sets the same few names on every request, and parsing a name that is
-/// not a standard one allocates.
+/// not a standard one allocates. Names come as the bytes the plugin sent:
+/// a known one is matched without checking its text again.
 #[derive(Debug, Default)]
-pub struct NameCache(Vec<(Box<str>, HeaderName)>);
+pub struct NameCache(Vec<(Box<[u8]>, HeaderName)>);
 
 /// Names a cache keeps; a plugin computing names per request gets no more.
 const CACHED_NAMES: usize = 32;
 
 impl NameCache {
-    pub fn name(&mut self, name: &str) -> Result<HeaderName, ExchangeError> {
+    pub fn name(&mut self, name: &[u8]) -> Result<HeaderName, ExchangeError> {
         if let Some((_, parsed)) = self.0.iter().find(|(known, _)| **known == *name) {
             return Ok(parsed.clone());
         }
-        let parsed = header_name(name)?;
+        let parsed = HeaderName::from_bytes(name)
+            .map_err(|_| ExchangeError::HeaderName(String::from_utf8_lossy(name).into_owned()))?;
         if self.0.len() < CACHED_NAMES {
             self.0.push((name.into(), parsed.clone()));
         }
@@ -174,7 +178,7 @@ impl NameCache {
     }
 
     /// A header field as a plugin wrote it, checked.
-    pub fn field(&mut self, name: &str, value: Bytes) -> Result<(HeaderName, HeaderValue), ExchangeError> {
+    pub fn field(&mut self, name: &[u8], value: Bytes) -> Result<(HeaderName, HeaderValue), ExchangeError> {
         let name = self.name(name)?;
         let value = header_value(&name, value)?;
         Ok((name, value))
@@ -211,5 +215,25 @@ impl Headers {
         let value = header_value(&name, value)?;
         map.append(name, value);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_parsed_once_and_a_bad_one_is_refused_every_time() {
+        let mut names = NameCache::default();
+        let first = names.name(b"x-custom").unwrap();
+        assert_eq!(names.name(b"x-custom").unwrap(), first);
+        assert_eq!(names.0.len(), 1, "the second use was a cache hit");
+        for bad in [&b"bad name"[..], b"", b"caf\xc3\xa9", b"\xff"] {
+            assert!(matches!(names.name(bad), Err(ExchangeError::HeaderName(_))), "{bad:?}");
+        }
+        assert_eq!(names.0.len(), 1, "refused names are not kept");
+        let (name, value) = names.field(b"X-Upper", Bytes::from_static(b"v")).unwrap();
+        assert_eq!((name.as_str(), value.as_bytes()), ("x-upper", &b"v"[..]));
+        assert!(names.field(b"x-ok", Bytes::from_static(b"a\nb")).is_err());
     }
 }

@@ -132,12 +132,14 @@ impl InstanceState {
 
     /// One edit of the request, whether it came alone or in `apply`. The
     /// value is shared bytes, so a header value is never copied again.
-    fn request_edit(&mut self, r: &Resource<RequestHandle>, op: Op, name: &str, value: Bytes) -> wasmtime::Result<()> {
+    fn request_edit(&mut self, r: &Resource<RequestHandle>, op: Op, name: &[u8], value: Bytes) -> wasmtime::Result<()> {
         match op {
             // Vars stay writable in the response phase: they are scratch space.
             Op::SetVar => {
-                let value = String::from_utf8(value.to_vec()).map_err(|_| ExchangeError::VarValue(name.to_owned()))?;
-                self.lent_request(r)?.set_var(name.to_owned(), value);
+                let name = String::from_utf8(name.to_vec())
+                    .map_err(|e| ExchangeError::VarName(String::from_utf8_lossy(e.as_bytes()).into_owned()))?;
+                let value = String::from_utf8(value.to_vec()).map_err(|_| ExchangeError::VarValue(name.clone()))?;
+                self.lent_request(r)?.set_var(name, value);
             }
             // Removing a name that cannot exist is nothing to fail over.
             Op::RemoveHeader => {
@@ -170,7 +172,7 @@ impl InstanceState {
         &mut self,
         r: &Resource<ResponseHandle>,
         op: Op,
-        name: &str,
+        name: &[u8],
         value: Bytes,
     ) -> wasmtime::Result<()> {
         match op {
@@ -198,15 +200,14 @@ impl InstanceState {
     }
 }
 
-/// Runs `f` on each edit of an `apply` buffer, in order: its name as text,
+/// Runs `f` on each edit of an `apply` buffer, in order: its name as the
+/// bytes sent (checked where it is used: as a header name or a var name),
 /// its value a slice of the one shared buffer.
-fn each_edit(edits: Vec<u8>, mut f: impl FnMut(Op, &str, Bytes) -> wasmtime::Result<()>) -> wasmtime::Result<()> {
+fn each_edit(edits: Vec<u8>, mut f: impl FnMut(Op, &[u8], Bytes) -> wasmtime::Result<()>) -> wasmtime::Result<()> {
     let shared = Bytes::from(edits);
     for edit in wasmgate_sdk::edits::decode(&shared) {
         let edit = edit.map_err(|e| ExchangeError::Edits(e.0))?;
-        let name = std::str::from_utf8(edit.name)
-            .map_err(|_| ExchangeError::HeaderName(String::from_utf8_lossy(edit.name).into_owned()))?;
-        f(edit.op, name, shared.slice(edit.value_at..edit.value_at + edit.value.len()))?;
+        f(edit.op, edit.name, shared.slice(edit.value_at..edit.value_at + edit.value.len()))?;
     }
     Ok(())
 }
@@ -265,15 +266,15 @@ impl types::HostRequest for InstanceState {
     }
 
     fn set_header(&mut self, r: Resource<RequestHandle>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        self.request_edit(&r, Op::SetHeader, &name, value.into())
+        self.request_edit(&r, Op::SetHeader, name.as_bytes(), value.into())
     }
 
     fn append_header(&mut self, r: Resource<RequestHandle>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        self.request_edit(&r, Op::AppendHeader, &name, value.into())
+        self.request_edit(&r, Op::AppendHeader, name.as_bytes(), value.into())
     }
 
     fn remove_header(&mut self, r: Resource<RequestHandle>, name: String) -> wasmtime::Result<()> {
-        self.request_edit(&r, Op::RemoveHeader, &name, Bytes::new())
+        self.request_edit(&r, Op::RemoveHeader, name.as_bytes(), Bytes::new())
     }
 
     fn body(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<Option<Vec<u8>>> {
@@ -311,7 +312,7 @@ impl types::HostRequest for InstanceState {
     }
 
     fn set_var(&mut self, r: Resource<RequestHandle>, name: String, value: String) -> wasmtime::Result<()> {
-        self.request_edit(&r, Op::SetVar, &name, value.into())
+        self.request_edit(&r, Op::SetVar, name.as_bytes(), value.into())
     }
 
     fn set_response_header(
@@ -320,7 +321,7 @@ impl types::HostRequest for InstanceState {
         name: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<()> {
-        self.request_edit(&r, Op::SetResponseHeader, &name, value.into())
+        self.request_edit(&r, Op::SetResponseHeader, name.as_bytes(), value.into())
     }
 
     fn append_response_header(
@@ -329,7 +330,7 @@ impl types::HostRequest for InstanceState {
         name: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<()> {
-        self.request_edit(&r, Op::AppendResponseHeader, &name, value.into())
+        self.request_edit(&r, Op::AppendResponseHeader, name.as_bytes(), value.into())
     }
 
     fn apply(&mut self, r: Resource<RequestHandle>, edits: Vec<u8>) -> wasmtime::Result<()> {
@@ -367,15 +368,15 @@ impl types::HostResponse for InstanceState {
     }
 
     fn set_header(&mut self, r: Resource<ResponseHandle>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        self.response_edit(&r, Op::SetHeader, &name, value.into())
+        self.response_edit(&r, Op::SetHeader, name.as_bytes(), value.into())
     }
 
     fn append_header(&mut self, r: Resource<ResponseHandle>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        self.response_edit(&r, Op::AppendHeader, &name, value.into())
+        self.response_edit(&r, Op::AppendHeader, name.as_bytes(), value.into())
     }
 
     fn remove_header(&mut self, r: Resource<ResponseHandle>, name: String) -> wasmtime::Result<()> {
-        self.response_edit(&r, Op::RemoveHeader, &name, Bytes::new())
+        self.response_edit(&r, Op::RemoveHeader, name.as_bytes(), Bytes::new())
     }
 
     fn apply(&mut self, r: Resource<ResponseHandle>, edits: Vec<u8>) -> wasmtime::Result<()> {

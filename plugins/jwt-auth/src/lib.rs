@@ -369,19 +369,26 @@ impl JwtAuth {
 /// `Ok(None)` when there is no bearer token (no `Authorization`, or another
 /// scheme such as Basic): that is a missing token, not an invalid one.
 fn bearer_token(req: &Request) -> Result<Option<String>, String> {
-    let values = req.header_all("authorization");
-    let value = match values.as_slice() {
-        [] => return Ok(None),
-        [value] => value.trim(),
-        _ => return Err("more than one Authorization header".into()),
+    let mut values = req.header_all("authorization");
+    if values.len() > 1 {
+        return Err("more than one Authorization header".into());
+    }
+    let Some(mut value) = values.pop() else {
+        return Ok(None);
     };
-    let Some((scheme, token)) = value.split_once(' ') else {
+    let Some((scheme, token)) = value.trim().split_once(' ') else {
         return Ok(None);
     };
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Ok(None);
     }
-    Ok(Some(token.trim().to_owned()))
+    // The token in place of the header value: no second copy of it.
+    let token = token.trim();
+    let start = token.as_ptr() as usize - value.as_ptr() as usize;
+    let end = start + token.len();
+    value.truncate(end);
+    value.drain(..start);
+    Ok(Some(value))
 }
 
 /// Signature and algorithm checks only: the claims are checked by

@@ -147,21 +147,22 @@ impl Plugin for RateLimit {
                 &format!("rate limit {} exceeded; retry in {} s", report.policy_name, report.retry_after_s),
             )
             .header("retry-after", report.retry_after_s.to_string());
-            for (name, value) in report.headers(self.ietf_headers) {
+            let mut headers = Vec::new();
+            report.headers(self.ietf_headers, |name, value| headers.push((name, value.to_owned())));
+            for (name, value) in headers {
                 reply = reply.header(name, value);
             }
             return reply.into();
         }
-        let report = match req.var(REPORT_VAR).and_then(|v| Report::decode(&v)) {
+        let earlier = req.var(REPORT_VAR);
+        let report = match earlier.as_deref().and_then(Report::decode) {
             Some(earlier) if earlier.is_tighter_than(&report) => earlier,
             _ => report,
         };
         req.set_var(REPORT_VAR, &report.encode());
         // Known now, so set now: no response phase, one call per request.
         // A later stage's tighter report replaces these.
-        for (name, value) in report.headers(self.ietf_headers) {
-            req.set_response_header(name, value);
-        }
+        report.headers(self.ietf_headers, |name, value| req.set_response_header(name, value));
         Action::Continue
     }
 }
@@ -173,7 +174,7 @@ impl RateLimit {
     /// the first refusal. Limits after it are not charged; those before it
     /// were, which is why the short ones go first: a burst refused by the
     /// per-second limit must not eat into the hourly one.
-    fn take(&self, key: &str) -> Result<Report, String> {
+    fn take(&self, key: &str) -> Result<Report<'_>, String> {
         let mut tightest: Option<Report> = None;
         for limit in &self.limits {
             let decision = state::take(&limit.state_key(key), limit.limit, limit.window_ms, limit.burst, self.cost)?;

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use wasmgate_sdk::host::state::Decision;
-use wasmgate_sdk::text::{decimal, push_decimal};
+use wasmgate_sdk::text::push_decimal;
 
 /// One entry of `limits`.
 #[derive(Debug, Deserialize)]
@@ -115,31 +115,33 @@ fn parse_window(text: &str) -> Option<u64> {
 }
 
 /// One decision as the client sees it; also what travels in the pipeline
-/// var from one rate-limit stage to the next.
+/// var from one rate-limit stage to the next. The names borrow from the
+/// stage's config or from the var's text: a request copies no more than
+/// the var it writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
+pub struct Report<'a> {
     pub allowed: bool,
     pub limit: u64,
     pub remaining: u64,
     pub reset_s: u64,
     pub retry_after_s: u64,
-    pub policy_name: String,
+    pub policy_name: &'a str,
     /// The `RateLimit-Policy` field: every limit of the stage.
-    pub policies: String,
+    pub policies: &'a str,
 }
 
-impl Report {
+impl<'a> Report<'a> {
     /// Seconds are rounded up, as the GCRA's milliseconds are: a client
     /// that waits what it was told is never early.
-    pub fn new(limit: &Limit, policies: &str, decision: &Decision) -> Self {
+    pub fn new(limit: &'a Limit, policies: &'a str, decision: &Decision) -> Self {
         Report {
             allowed: decision.allowed,
             limit: decision.limit,
             remaining: decision.remaining,
             reset_s: decision.reset_ms.div_ceil(1000),
             retry_after_s: decision.retry_after_ms.div_ceil(1000),
-            policy_name: limit.name.clone(),
-            policies: policies.to_owned(),
+            policy_name: &limit.name,
+            policies,
         }
     }
 
@@ -150,18 +152,17 @@ impl Report {
     }
 
     /// `X-RateLimit-*` always; the IETF `RateLimit` and `RateLimit-Policy`
-    /// fields (draft-ietf-httpapi-ratelimit-headers) on request.
-    pub fn headers(&self, ietf: bool) -> Vec<(&'static str, String)> {
-        let mut headers = vec![
-            ("x-ratelimit-limit", decimal(self.limit)),
-            ("x-ratelimit-remaining", decimal(self.remaining)),
-            ("x-ratelimit-reset", decimal(self.reset_s)),
-        ];
+    /// fields (draft-ietf-httpapi-ratelimit-headers) on request. Each is
+    /// handed to `put` as it is written, from one stack buffer per number.
+    pub fn headers(&self, ietf: bool, mut put: impl FnMut(&'static str, &str)) {
+        let mut digits = itoa::Buffer::new();
+        put("x-ratelimit-limit", digits.format(self.limit));
+        put("x-ratelimit-remaining", digits.format(self.remaining));
+        put("x-ratelimit-reset", digits.format(self.reset_s));
         if ietf {
-            headers.push(("ratelimit", format!("\"{}\";r={};t={}", self.policy_name, self.remaining, self.reset_s)));
-            headers.push(("ratelimit-policy", self.policies.clone()));
+            put("ratelimit", &format!("\"{}\";r={};t={}", self.policy_name, self.remaining, self.reset_s));
+            put("ratelimit-policy", self.policies);
         }
-        headers
     }
 
     /// For the pipeline var: numbers, then the name (letters, digits and
@@ -180,7 +181,7 @@ impl Report {
         out
     }
 
-    pub fn decode(text: &str) -> Option<Self> {
+    pub fn decode(text: &'a str) -> Option<Self> {
         let mut fields = text.splitn(7, ' ');
         let mut number = || fields.next()?.parse::<u64>().ok();
         let (allowed, limit, remaining, reset_s, retry_after_s) =
@@ -191,8 +192,8 @@ impl Report {
             remaining,
             reset_s,
             retry_after_s,
-            policy_name: fields.next()?.to_owned(),
-            policies: fields.next()?.to_owned(),
+            policy_name: fields.next()?,
+            policies: fields.next()?,
         })
     }
 }
@@ -209,8 +210,8 @@ mod tests {
             remaining: 3,
             reset_s: 60,
             retry_after_s: 0,
-            policy_name: "per-minute".into(),
-            policies: "\"per-minute\";q=10;w=60, \"per-hour\";q=100;w=3600".into(),
+            policy_name: "per-minute",
+            policies: "\"per-minute\";q=10;w=60, \"per-hour\";q=100;w=3600",
         };
         assert_eq!(Report::decode(&report.encode()), Some(report));
         assert_eq!(Report::decode("1 2 3"), None);
@@ -227,14 +228,24 @@ mod tests {
             remaining: 0,
             reset_s: 18_446_744_073_709_551,
             retry_after_s: 9,
-            policy_name: "per-minute".into(),
-            policies: "p".into(),
+            policy_name: "per-minute",
+            policies: "p",
         };
         assert_eq!(report.encode(), "0 100 0 18446744073709551 9 per-minute p");
-        let headers = report.headers(false);
-        assert_eq!(headers[0], ("x-ratelimit-limit", "100".to_string()));
-        assert_eq!(headers[1], ("x-ratelimit-remaining", "0".to_string()));
-        assert_eq!(headers[2], ("x-ratelimit-reset", "18446744073709551".to_string()));
+        let mut headers = Vec::new();
+        report.headers(false, |name, value| headers.push((name, value.to_owned())));
+        assert_eq!(
+            headers,
+            [
+                ("x-ratelimit-limit", "100".to_owned()),
+                ("x-ratelimit-remaining", "0".to_owned()),
+                ("x-ratelimit-reset", "18446744073709551".to_owned()),
+            ]
+        );
+        let mut ietf = Vec::new();
+        report.headers(true, |name, value| ietf.push((name, value.to_owned())));
+        assert_eq!(ietf[3], ("ratelimit", "\"per-minute\";r=0;t=18446744073709551".to_owned()));
+        assert_eq!(ietf[4], ("ratelimit-policy", "p".to_owned()));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Header operations, one implementation for requests and responses: both
 //! dereference to the SDK's [`Message`].
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -105,11 +106,11 @@ impl HeaderOps {
     }
 
     /// Renders `set` then `add`, handing each value to its writer.
-    fn put(&self, req: &Request, set: impl Fn(&str, String), add: impl Fn(&str, String)) {
-        for (ops, write) in [(&self.set, &set as &dyn Fn(&str, String)), (&self.add, &add)] {
+    fn put(&self, req: &Request, set: impl Fn(&str, &str), add: impl Fn(&str, &str)) {
+        for (ops, write) in [(&self.set, &set as &dyn Fn(&str, &str)), (&self.add, &add)] {
             for (header, template) in ops {
                 if let Some(value) = rendered(header, template, req) {
-                    write(header, value);
+                    write(header, &value);
                 }
             }
         }
@@ -143,7 +144,7 @@ impl HeaderOps {
 /// A placeholder without a value skips the header. A value that could not
 /// be sent (a var holding a line break) is skipped too, with a warning: the
 /// host would otherwise fail the whole request over one header.
-fn rendered(header: &str, template: &Template, req: &Request) -> Option<String> {
+fn rendered<'t>(header: &str, template: &'t Template, req: &Request) -> Option<Cow<'t, str>> {
     let value = template.render(req)?;
     if is_field_value(&value) {
         Some(value)

@@ -76,7 +76,7 @@ impl PathRewrite {
                 if joined.is_empty() { "/".to_owned() } else { joined }
             }),
             Self::Template(template) => match template.render(req) {
-                Some(rendered) => Some(rendered),
+                Some(rendered) => Some(rendered.into_owned()),
                 None => {
                     let missing: Vec<&str> = template.params().filter(|p| req.param(p).is_none()).collect();
                     return Err(Reply::problem(

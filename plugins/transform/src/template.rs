@@ -2,6 +2,8 @@
 //! path rewrites, parsed once at configure time into literal and placeholder
 //! pieces so a request only concatenates.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 use wasmgate_sdk::Request;
 
@@ -106,16 +108,24 @@ impl Template {
 
     /// `None` when a placeholder has no value for this request (header
     /// absent, var unset…): callers skip the operation rather than write a
-    /// half-filled value.
-    pub fn render(&self, req: &Request) -> Option<String> {
-        let mut out = String::new();
-        for piece in &self.pieces {
-            match piece {
-                Piece::Literal(text) => out.push_str(text),
-                Piece::Placeholder(source) => out.push_str(&lookup(source, req)?),
+    /// half-filled value. A template of one piece, the usual header value,
+    /// is its literal or its looked-up value as it is, not copied again.
+    pub fn render(&self, req: &Request) -> Option<Cow<'_, str>> {
+        match self.pieces.as_slice() {
+            [] => Some(Cow::Borrowed("")),
+            [Piece::Literal(text)] => Some(Cow::Borrowed(text)),
+            [Piece::Placeholder(source)] => lookup(source, req).map(Cow::Owned),
+            pieces => {
+                let mut out = String::with_capacity(64);
+                for piece in pieces {
+                    match piece {
+                        Piece::Literal(text) => out.push_str(text),
+                        Piece::Placeholder(source) => out.push_str(&lookup(source, req)?),
+                    }
+                }
+                Some(Cow::Owned(out))
             }
         }
-        Some(out)
     }
 
     /// Route parameters a path template needs, for its error message.
@@ -230,7 +240,7 @@ impl ValueTemplate {
     pub fn render(&self, req: &Request) -> Option<Value> {
         Some(match self {
             Self::Literal(value) => value.clone(),
-            Self::Text(template) => Value::String(template.render(req)?),
+            Self::Text(template) => Value::String(template.render(req)?.into_owned()),
             Self::Array(items) => Value::Array(items.iter().map(|item| item.render(req)).collect::<Option<_>>()?),
             Self::Object(fields) => Value::Object(
                 fields.iter().map(|(key, value)| Some((key.clone(), value.render(req)?))).collect::<Option<_>>()?,
@@ -257,7 +267,7 @@ mod tests {
 
     fn render(text: &str) -> Option<String> {
         let req = request();
-        Template::parse(text, Mode::Value).unwrap().render(&req.as_request())
+        Template::parse(text, Mode::Value).unwrap().render(&req.as_request()).map(Cow::into_owned)
     }
 
     #[test]
