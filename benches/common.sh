@@ -60,7 +60,19 @@ wait_free() {
     done
 }
 
+# require_free HOST:PORT — fails when something already listens there: a
+# server left over from another run would answer in place of the one
+# about to start (whose bind fails), and be measured instead.
+require_free() {
+    local host=${1%:*} port=${1##*:}
+    if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+        log "$1 is already in use (a server left from another run?); stop it first"
+        exit 1
+    fi
+}
+
 start_upstream() {
+    require_free "$UPSTREAM_ADDR"
     TOKIO_WORKER_THREADS=$UPSTREAM_THREADS "$BIN/bench-upstream" "$UPSTREAM_ADDR" 2>"$WORK/upstream.log" &
     UPSTREAM_PID=$!
     PIDS+=("$UPSTREAM_PID")
@@ -69,6 +81,7 @@ start_upstream() {
 
 # start_gateway CONFIG — sets SERVER_PIDS.
 start_gateway() {
+    require_free "$GATEWAY_ADDR"
     TOKIO_WORKER_THREADS=$WORKERS RUST_LOG=warn "$BIN/wasmgate" run "$1" 2>>"$WORK/gateway.log" &
     SERVER_PIDS=($!)
     PIDS+=("$!")
@@ -76,6 +89,7 @@ start_gateway() {
 }
 
 start_nginx() {
+    require_free "$NGINX_ADDR"
     mkdir -p "$WORK/nginx"
     cat >"$WORK/nginx/nginx.conf" <<CONF
 worker_processes $WORKERS;
