@@ -100,6 +100,10 @@ STARTUP="$("$BIN/bench-client" startup "$BIN/wasmgate" 5)"
     echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     printf '%s\n' "${BODY_ROWS[@]}"
     echo
+    echo "Errors are wrk's non-2xx answers and socket errors of both runs. With 1 MB bodies they are its"
+    echo "2 s timeouts (64 connections queue behind transforms of tens of milliseconds each) and 500s"
+    echo "from transforms that ran past the plugin's 50 ms time limit, as a limit should answer."
+    echo
     echo "Peak RSS of the gateway over both tables (1 MB bodies included): $LOAD_PEAK MB."
     echo
     echo "## Memory (configs/demo.toml)"
