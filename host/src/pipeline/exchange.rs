@@ -169,8 +169,7 @@ impl NameCache {
         if let Some((_, parsed)) = self.0.iter().find(|(known, _)| **known == *name) {
             return Ok(parsed.clone());
         }
-        let parsed = HeaderName::from_bytes(name)
-            .map_err(|_| ExchangeError::HeaderName(String::from_utf8_lossy(name).into_owned()))?;
+        let parsed = header_name(name)?;
         if self.0.len() < CACHED_NAMES {
             self.0.push((name.into(), parsed.clone()));
         }
@@ -185,8 +184,8 @@ impl NameCache {
     }
 }
 
-fn header_name(name: &str) -> Result<HeaderName, ExchangeError> {
-    HeaderName::try_from(name).map_err(|_| ExchangeError::HeaderName(name.to_owned()))
+fn header_name(name: &[u8]) -> Result<HeaderName, ExchangeError> {
+    HeaderName::from_bytes(name).map_err(|_| ExchangeError::HeaderName(String::from_utf8_lossy(name).into_owned()))
 }
 
 fn header_value(name: &HeaderName, value: impl Into<Bytes>) -> Result<HeaderValue, ExchangeError> {
@@ -211,7 +210,7 @@ impl Headers {
 
     /// Adds a field a plugin built (a reply's, an outbound call's).
     pub fn append(map: &mut HeaderMap, name: &str, value: Vec<u8>) -> Result<(), ExchangeError> {
-        let name = header_name(name)?;
+        let name = header_name(name.as_bytes())?;
         let value = header_value(&name, value)?;
         map.append(name, value);
         Ok(())

@@ -28,12 +28,43 @@ pub struct RequestHandle;
 /// As [`RequestHandle`], for `response`.
 pub struct ResponseHandle;
 
-/// The request and response lent to the current call, with the handle
-/// each was lent under.
+/// The request and response lent to the current call.
 #[derive(Default)]
 struct Lent {
-    request: Option<(u32, Box<RequestState>)>,
-    response: Option<(u32, Box<ResponseState>)>,
+    request: Loan<RequestState>,
+    response: Loan<ResponseState>,
+}
+
+/// One value lent to the current call, with the handle it was lent under.
+struct Loan<T>(Option<(u32, Box<T>)>);
+
+impl<T> Default for Loan<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<T> Loan<T> {
+    /// Lends `value` under a new handle pointing at `marker`.
+    fn lend<M: Send + 'static>(&mut self, table: &mut ResourceTable, marker: M, value: Box<T>) -> Resource<M> {
+        let handle = table.push(marker).expect("a marker always finds room in the resource table");
+        self.0 = Some((handle.rep(), value));
+        handle
+    }
+
+    /// Takes the value back after the call.
+    fn take<M: 'static>(&mut self, table: &mut ResourceTable, handle: Resource<M>) -> Box<T> {
+        let _ = table.delete(handle);
+        self.0.take().expect("a value was lent to this call").1
+    }
+
+    /// The lent value, if `r` is the handle it was lent under.
+    fn get<M: 'static>(&mut self, r: &Resource<M>, what: &str) -> wasmtime::Result<&mut T> {
+        match &mut self.0 {
+            Some((rep, value)) if *rep == r.rep() => Ok(value),
+            _ => Err(wasmtime::Error::msg(format!("the {what} handle is not the current call's"))),
+        }
+    }
 }
 
 /// The data of one plugin instance's store.
@@ -81,34 +112,24 @@ impl InstanceState {
 
     /// Lends the request to the call about to start.
     pub(super) fn lend_request(&mut self, req: Box<RequestState>) -> Resource<RequestHandle> {
-        let handle = self.table.push(RequestHandle).expect("a marker always finds room in the resource table");
-        self.lent.request = Some((handle.rep(), req));
-        handle
+        self.lent.request.lend(&mut self.table, RequestHandle, req)
     }
 
     /// Takes the request back after the call.
     pub(super) fn take_request(&mut self, handle: Resource<RequestHandle>) -> Box<RequestState> {
-        let _ = self.table.delete(handle);
-        self.lent.request.take().expect("the request was lent to this call").1
+        self.lent.request.take(&mut self.table, handle)
     }
 
     pub(super) fn lend_response(&mut self, resp: Box<ResponseState>) -> Resource<ResponseHandle> {
-        let handle = self.table.push(ResponseHandle).expect("a marker always finds room in the resource table");
-        self.lent.response = Some((handle.rep(), resp));
-        handle
+        self.lent.response.lend(&mut self.table, ResponseHandle, resp)
     }
 
     pub(super) fn take_response(&mut self, handle: Resource<ResponseHandle>) -> Box<ResponseState> {
-        let _ = self.table.delete(handle);
-        self.lent.response.take().expect("the response was lent to this call").1
+        self.lent.response.take(&mut self.table, handle)
     }
 
-    /// The lent request, if `r` is the handle it was lent under.
     fn lent_request(&mut self, r: &Resource<RequestHandle>) -> wasmtime::Result<&mut RequestState> {
-        match &mut self.lent.request {
-            Some((rep, req)) if *rep == r.rep() => Ok(req),
-            _ => Err(wasmtime::Error::msg("the request handle is not the current call's")),
-        }
+        self.lent.request.get(r, "request")
     }
 
     fn request(&mut self, r: &Resource<RequestHandle>) -> wasmtime::Result<&RequestState> {
@@ -124,10 +145,7 @@ impl InstanceState {
     }
 
     fn response_mut(&mut self, r: &Resource<ResponseHandle>) -> wasmtime::Result<&mut ResponseState> {
-        match &mut self.lent.response {
-            Some((rep, resp)) if *rep == r.rep() => Ok(resp),
-            _ => Err(wasmtime::Error::msg("the response handle is not the current call's")),
-        }
+        self.lent.response.get(r, "response")
     }
 
     /// One edit of the request, whether it came alone or in `apply`. The
