@@ -1,6 +1,6 @@
 //! Headers a proxy must add, remove or pass on (RFC 9110 §7.6).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
@@ -79,40 +79,26 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     HeaderValue::from_bytes(&hex).expect("hex is a valid header value")
 }
 
-/// An IPv4 address in dotted decimal. `Display` goes through the
-/// formatting machinery, about 200 instructions an octet; this is the
-/// text of every `X-Forwarded-For` and of every plugin's `client-addr`.
-fn push_ipv4(out: &mut String, ip: Ipv4Addr) {
-    for (i, octet) in ip.octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        out.push_str(itoa::Buffer::new().format(octet));
-    }
-}
-
-/// The client's address and port as plugins read it: what `Display`
-/// writes, IPv4 without its cost.
-pub fn addr_text(addr: SocketAddr) -> String {
-    let SocketAddr::V4(v4) = addr else { return addr.to_string() };
-    let mut text = String::with_capacity(21);
-    push_ipv4(&mut text, *v4.ip());
-    text.push(':');
-    text.push_str(itoa::Buffer::new().format(v4.port()));
-    text
-}
-
 /// The client's address as `X-Forwarded-For` writes it.
 fn client_ip(client: SocketAddr) -> HeaderValue {
-    let text = match client.ip() {
+    match client.ip() {
         IpAddr::V4(v4) => {
-            let mut text = String::with_capacity(15);
-            push_ipv4(&mut text, v4);
-            text
+            let mut text = [0u8; 15];
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text[len] = b'.';
+                    len += 1;
+                }
+                let mut digits = itoa::Buffer::new();
+                let digits = digits.format(octet).as_bytes();
+                text[len..len + digits.len()].copy_from_slice(digits);
+                len += digits.len();
+            }
+            HeaderValue::from_bytes(&text[..len]).expect("an address is a valid header value")
         }
-        ip => ip.to_string(),
-    };
-    HeaderValue::try_from(text).expect("an address is a valid header value")
+        ip => HeaderValue::try_from(ip.to_string()).expect("an address is a valid header value"),
+    }
 }
 
 /// Prepares a request's headers for the upstream: hop-by-hop removed,
@@ -158,23 +144,6 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-kept"));
-    }
-
-    #[test]
-    fn addresses_read_as_display_writes_them() {
-        for addr in [
-            "10.0.0.1:5555",
-            "0.0.0.0:0",
-            "255.255.255.255:65535",
-            "192.168.100.254:80",
-            "[2001:db8::1]:443",
-            "[::ffff:203.0.113.7]:8080",
-            "[fe80::1%2]:80",
-        ] {
-            let addr: SocketAddr = addr.parse().unwrap();
-            assert_eq!(addr_text(addr), addr.to_string());
-            assert_eq!(client_ip(addr), addr.ip().to_string().as_str());
-        }
     }
 
     #[test]

@@ -318,7 +318,7 @@ impl types::HostRequest for InstanceState {
     }
 
     fn client_addr(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<String> {
-        Ok(crate::proxy_headers::addr_text(self.request(&r)?.info.client_addr))
+        Ok(self.request(&r)?.info.client_addr.to_string())
     }
 
     fn request_id(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<String> {
