@@ -139,6 +139,9 @@ async fn instances_grown_by_a_big_request_are_not_kept_warm() {
 targets = ["{}"]
 [plugins.upper]
 path = "{FIXTURE_BODY_UPPER}"
+# What is checked is the pool, not speed: on a loaded 2-core machine
+# upper-casing 6 MB can take longer than the 50 ms default.
+timeout_ms = 10000
 [[routes]]
 name = "upper"
 path = "/upper"
