@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per proxied request, counted by valgrind (callgrind): nginx's
-# plain proxy_pass, wasmgate's empty pipeline, the full pipeline, and each of
-# its plugins alone. Writes benches/results/instructions.md.
+# plain proxy_pass, wasmgate's empty pipeline, three no-op plugins, the full
+# pipeline, and each of its plugins alone. Writes benches/results/instructions.md.
 #
 #   bash benches/instructions.sh    # REQUESTS=1000 by default
 #
@@ -110,7 +110,7 @@ count() {
 start_upstream
 nginx_config >"$WORK/nginx-cg.conf"
 count nginx nginx -p "$WORK/nginx-cg" -c "$WORK/nginx-cg.conf"
-for name in empty full; do
+for name in empty noop full; do
     gateway_config "$name" >"$WORK/$name.toml"
     count "$name" "$BIN/wasmgate" run "$WORK/$name.toml"
 done
@@ -138,6 +138,7 @@ thousands() { awk -v n="$1" 'BEGIN { printf "%.1fk", n / 1000 }'; }
     echo "| --- | ---: | ---: | ---: |"
     echo "| nginx proxy_pass | $(thousands "${IR[nginx]}") | 1.00 | |"
     echo "| wasmgate, empty pipeline | $(thousands "${IR[empty]}") | $(ratio "${IR[empty]}" "${IR[nginx]}") | |"
+    echo "| wasmgate, three no-op plugins | $(thousands "${IR[noop]}") | $(ratio "${IR[noop]}" "${IR[nginx]}") | $(thousands $((IR[noop] - IR[empty]))) |"
     echo "| wasmgate, jwt-auth → rate-limit → transform | $(thousands "${IR[full]}") | $(ratio "${IR[full]}" "${IR[nginx]}") | $(thousands $((IR[full] - IR[empty]))) |"
     for s in "${STAGES[@]}"; do
         echo "| wasmgate, $s alone (its full-pipeline config) | $(thousands "${IR[$s]}") | $(ratio "${IR[$s]}" "${IR[nginx]}") | $(thousands $((IR[$s] - IR[empty]))) |"

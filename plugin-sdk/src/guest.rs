@@ -4,39 +4,71 @@
 //! outbound HTTP types) are mapped onto the SDK types in `bindings.rs`, so
 //! they cross the boundary without conversion code here.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::thread::LocalKey;
 
 use crate::bindings::wasmgate::plugin::{clock, http_client, log as wit_log, metrics, state, types as wit};
 use crate::edits::{self, Op};
+use crate::input::Input;
 use crate::plugin::Slot;
 use crate::types::{Headers, MessageBackend, RequestBackend, ResponseBackend};
 use crate::{Action, LogLevel, Needs, Plugin, Request, Response};
 
-/// A WIT resource whose writes are gathered and sent in one `apply` call:
-/// at the end of the plugin call, or before the next read, so a plugin
-/// still reads what it wrote. A call into the host costs more than the
-/// edit it carries, and plugins mostly read first and write after.
+/// A WIT resource seen through what came with the call, with its writes
+/// gathered into one buffer: the buffer goes back with the call's result,
+/// or to `apply` before a read that must see it. A call into the host costs
+/// more than most values or edits it carries, and plugins mostly read first
+/// and write after.
 struct Batched<'a, R> {
     resource: &'a R,
     /// In the encoding of `crate::edits`.
     edits: RefCell<Vec<u8>>,
-}
-
-thread_local! {
-    /// The edit buffers of the current call, kept between calls so the
-    /// steady state allocates nothing for them.
-    static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    /// What came with the call, and the names its entries answer for.
+    input: Option<Input<'a>>,
+    needs: &'a Needs,
+    /// Whether the prefetched headers and vars are still the host's: not
+    /// once the plugin has written anything.
+    fresh: Cell<bool>,
 }
 
 impl<'a, R> Batched<'a, R> {
-    fn new(resource: &'a R) -> Self {
-        let buffer = BUFFERS.with_borrow_mut(|spare| spare.pop()).unwrap_or_else(|| Vec::with_capacity(256));
-        Self { resource, edits: RefCell::new(buffer) }
+    fn new(resource: &'a R, input: Option<Input<'a>>, needs: &'a Needs) -> Self {
+        Self { resource, edits: RefCell::new(Vec::new()), input, needs, fresh: Cell::new(true) }
     }
 
     fn push(&self, op: Op, name: &str, value: &[u8]) {
-        edits::push(&mut self.edits.borrow_mut(), op, name, value);
+        self.fresh.set(false);
+        let mut edits = self.edits.borrow_mut();
+        if edits.capacity() == 0 {
+            // Room for a plugin's usual writes in one allocation.
+            edits.reserve(256);
+        }
+        edits::push(&mut edits, op, name, value);
+    }
+
+    /// The prefetched input, while nothing the plugin wrote can differ from it.
+    fn prefetched(&self) -> Option<&Input<'a>> {
+        self.input.as_ref().filter(|_| self.fresh.get())
+    }
+
+    /// Every value of a prefetched header; `None` when the header was not
+    /// asked for (or the plugin has written since).
+    fn prefetched_header(&self, name: &str) -> Option<impl Iterator<Item = &'a [u8]> + use<'a, R>> {
+        let input = self.prefetched()?;
+        let index = self.needs.prefetch_headers.iter().position(|n| n.eq_ignore_ascii_case(name))?;
+        Some(input.headers(index as u16))
+    }
+
+    /// A prefetched var: `Some(None)` when asked for and unset.
+    fn prefetched_var(&self, name: &str) -> Option<Option<&'a [u8]>> {
+        let input = self.prefetched()?;
+        let index = self.needs.prefetch_vars.iter().position(|n| n == name)?;
+        Some(input.var(index as u16))
+    }
+
+    /// The writes not sent yet, for the call's result.
+    fn into_edits(self) -> Vec<u8> {
+        self.edits.into_inner()
     }
 }
 
@@ -53,14 +85,27 @@ macro_rules! batched_message {
                     edits.clear();
                 }
             }
+
+            /// A write that goes to the host at once.
+            fn write_through(&self) -> &$resource {
+                self.flush();
+                self.fresh.set(false);
+                self.resource
+            }
         }
 
         impl MessageBackend for Batched<'_, $resource> {
             fn header(&self, name: &str) -> Option<Vec<u8>> {
+                if let Some(mut values) = self.prefetched_header(name) {
+                    return values.next().map(<[u8]>::to_vec);
+                }
                 self.flush();
                 self.resource.header(name)
             }
             fn header_all(&self, name: &str) -> Vec<Vec<u8>> {
+                if let Some(values) = self.prefetched_header(name) {
+                    return values.map(<[u8]>::to_vec).collect();
+                }
                 self.flush();
                 self.resource.header_all(name)
             }
@@ -82,8 +127,7 @@ macro_rules! batched_message {
                 self.resource.body()
             }
             fn set_body(&self, body: &[u8]) {
-                self.flush();
-                self.resource.set_body(body)
+                self.write_through().set_body(body)
             }
         }
     };
@@ -92,18 +136,13 @@ macro_rules! batched_message {
 batched_message!(wit::Request);
 batched_message!(wit::Response);
 
-impl<R> Drop for Batched<'_, R> {
-    fn drop(&mut self) {
-        let mut buffer = std::mem::take(self.edits.get_mut());
-        buffer.clear();
-        BUFFERS.with_borrow_mut(|spare| spare.push(buffer));
-    }
-}
-
 thread_local! {
     /// The route a plugin use serves never changes: every instance belongs
     /// to one route's pipeline.
     static ROUTE: OnceCell<String> = const { OnceCell::new() };
+
+    /// The wall clock the host sent with the current call, if inside one.
+    static CALL_NOW_MS: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 impl RequestBackend for Batched<'_, wit::Request> {
@@ -112,24 +151,21 @@ impl RequestBackend for Batched<'_, wit::Request> {
         self.resource.method()
     }
     fn set_method(&self, method: &str) {
-        self.flush();
-        self.resource.set_method(method)
+        self.write_through().set_method(method)
     }
     fn path(&self) -> String {
         self.flush();
         self.resource.path()
     }
     fn set_path(&self, path: &str) {
-        self.flush();
-        self.resource.set_path(path)
+        self.write_through().set_path(path)
     }
     fn query(&self) -> Option<String> {
         self.flush();
         self.resource.query()
     }
     fn set_query(&self, query: Option<&str>) {
-        self.flush();
-        self.resource.set_query(query)
+        self.write_through().set_query(query)
     }
     fn route(&self) -> String {
         ROUTE.with(|route| route.get_or_init(|| self.resource.route()).clone())
@@ -141,12 +177,21 @@ impl RequestBackend for Batched<'_, wit::Request> {
         self.resource.params()
     }
     fn client_addr(&self) -> String {
-        self.resource.client_addr()
+        match &self.input {
+            Some(input) if self.needs.prefetch_client_addr => text(input.client_addr),
+            _ => self.resource.client_addr(),
+        }
     }
     fn request_id(&self) -> String {
-        self.resource.request_id()
+        match &self.input {
+            Some(input) if self.needs.prefetch_request_id => text(input.request_id),
+            _ => self.resource.request_id(),
+        }
     }
     fn get_var(&self, name: &str) -> Option<String> {
+        if let Some(value) = self.prefetched_var(name) {
+            return value.map(text);
+        }
         self.flush();
         self.resource.get_var(name)
     }
@@ -166,7 +211,16 @@ impl ResponseBackend for Batched<'_, wit::Response> {
         self.resource.status()
     }
     fn set_status(&self, status: u16) {
-        self.resource.set_status(status)
+        self.write_through().set_status(status)
+    }
+}
+
+/// Text the host sent: always UTF-8 (vars are checked when set, request
+/// ids and addresses are ASCII), so the lossy path is never taken.
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 
@@ -176,18 +230,45 @@ pub fn configure<P: Plugin>(slot: &'static LocalKey<Slot<P>>, config: String) ->
     slot.with(|slot| slot.configure(&config))
 }
 
-pub fn on_request<P: Plugin>(slot: &'static LocalKey<Slot<P>>, req: &wit::Request) -> Action {
-    let req = Batched::new(req);
-    let action = slot.with(|slot| slot.on_request(&Request::new(&req, &req)));
-    req.flush();
-    action
+/// Runs `f` as one call: the clock the host sent serves `clock::now_ms`
+/// until it returns.
+fn in_call<T>(input: Option<&Input>, f: impl FnOnce() -> T) -> T {
+    CALL_NOW_MS.set(input.map(|i| i.now_ms));
+    let out = f();
+    CALL_NOW_MS.set(None);
+    out
 }
 
-pub fn on_response<P: Plugin>(slot: &'static LocalKey<Slot<P>>, req: &wit::Request, resp: &wit::Response) {
-    let (req, resp) = (Batched::new(req), Batched::new(resp));
-    slot.with(|slot| slot.on_response(&Request::new(&req, &req), &Response::new(&resp, &resp)));
-    req.flush();
-    resp.flush();
+pub fn on_request<P: Plugin>(
+    slot: &'static LocalKey<Slot<P>>,
+    req: &wit::Request,
+    input: Option<Vec<u8>>,
+) -> (Action, Vec<u8>) {
+    let input = input.as_deref().and_then(Input::parse);
+    slot.with(|slot| {
+        let needs = slot.needs();
+        let req = Batched::new(req, input, &needs);
+        let action = in_call(input.as_ref(), || slot.on_request(&Request::new(&req, &req)));
+        (action, req.into_edits())
+    })
+}
+
+pub fn on_response<P: Plugin>(
+    slot: &'static LocalKey<Slot<P>>,
+    req: &wit::Request,
+    resp: &wit::Response,
+    input: Option<Vec<u8>>,
+) -> Vec<u8> {
+    let input = input.as_deref().and_then(Input::parse);
+    slot.with(|slot| {
+        let needs = slot.needs();
+        // The input holds the request's values: the response reads its own.
+        let (req, resp) = (Batched::new(req, input, &needs), Batched::new(resp, None, &needs));
+        in_call(input.as_ref(), || slot.on_response(&Request::new(&req, &req), &Response::new(&resp, &resp)));
+        // Vars are the one thing a request takes in the response phase.
+        req.flush();
+        resp.into_edits()
+    })
 }
 
 /// The host imports behind [`crate::host`], with the same signatures as the
@@ -208,8 +289,10 @@ pub(crate) mod imports {
         wit_log::log(level, message);
     }
 
+    /// Within a call, the clock the host sent with it: one reading per
+    /// call, as proxies cache the time per event-loop turn.
     pub fn now_ms() -> u64 {
-        clock::now_ms()
+        CALL_NOW_MS.get().unwrap_or_else(clock::now_ms)
     }
 
     pub fn monotonic_ns() -> u64 {

@@ -66,6 +66,8 @@ pub mod gcra;
 #[cfg(target_arch = "wasm32")]
 mod guest;
 pub mod host;
+#[doc(hidden)]
+pub mod input;
 mod plugin;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;

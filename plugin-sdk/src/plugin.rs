@@ -1,6 +1,6 @@
 //! The trait a plugin implements, and the macro that exports it.
 
-use std::cell::RefCell;
+use std::cell::{Ref, RefCell};
 
 use serde::de::DeserializeOwned;
 
@@ -80,19 +80,38 @@ pub(crate) fn configure<P: Plugin>(config: &str) -> Result<P, String> {
 #[doc(hidden)]
 pub struct Slot<P> {
     plugin: RefCell<Option<P>>,
+    /// What the plugin asked for, kept for every call: the prefetch lists
+    /// say which names the call's input answers for.
+    needs: RefCell<Needs>,
 }
+
+/// The needs of a slot not configured yet.
+const NO_NEEDS: Needs = Needs {
+    request_body: false,
+    response: false,
+    response_body: false,
+    prefetch_headers: Vec::new(),
+    prefetch_vars: Vec::new(),
+    prefetch_request_id: false,
+    prefetch_client_addr: false,
+};
 
 impl<P: Plugin> Slot<P> {
     #[allow(clippy::new_without_default)] // Only built by the export macro, in a const.
     pub const fn new() -> Self {
-        Self { plugin: RefCell::new(None) }
+        Self { plugin: RefCell::new(None), needs: RefCell::new(NO_NEEDS) }
     }
 
     pub fn configure(&self, config: &str) -> Result<Needs, String> {
         let plugin = configure::<P>(config)?;
         let needs = plugin.needs();
         *self.plugin.borrow_mut() = Some(plugin);
+        *self.needs.borrow_mut() = needs.clone();
         Ok(needs)
+    }
+
+    pub fn needs(&self) -> Ref<'_, Needs> {
+        self.needs.borrow()
     }
 
     /// A host bug (calling before configuring) becomes a visible 500 rather
@@ -146,15 +165,19 @@ macro_rules! export_plugin {
                     $crate::__private::configure(&PLUGIN, config)
                 }
 
-                fn on_request(req: &$crate::__private::bindings::Request) -> $crate::Action {
-                    $crate::__private::on_request(&PLUGIN, req)
+                fn on_request(
+                    req: &$crate::__private::bindings::Request,
+                    input: ::core::option::Option<::std::vec::Vec<u8>>,
+                ) -> ($crate::Action, ::std::vec::Vec<u8>) {
+                    $crate::__private::on_request(&PLUGIN, req, input)
                 }
 
                 fn on_response(
                     req: &$crate::__private::bindings::Request,
                     resp: &$crate::__private::bindings::Response,
-                ) {
-                    $crate::__private::on_response(&PLUGIN, req, resp)
+                    input: ::core::option::Option<::std::vec::Vec<u8>>,
+                ) -> ::std::vec::Vec<u8> {
+                    $crate::__private::on_response(&PLUGIN, req, resp, input)
                 }
             }
 

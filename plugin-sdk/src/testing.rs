@@ -736,7 +736,7 @@ mod tests {
         }
 
         fn needs(&self) -> Needs {
-            self.needs
+            self.needs.clone()
         }
 
         fn on_request(&self, req: &Request) -> Action {

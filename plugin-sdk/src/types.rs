@@ -379,7 +379,19 @@ impl From<Reply> for Action {
 /// What a configured plugin asks of the host. Anything not asked for is not
 /// done, which keeps pipelines cheap: bodies stream through untouched and
 /// `on_response` is never called.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// The `prefetch_*` fields name what the plugin reads on (nearly) every
+/// request: those values come with each call, where reading anything else
+/// costs a call into the host. Reads see the plugin's own writes either way.
+/// A plugin that asks for nothing to come along gets nothing: its calls
+/// are the cheapest.
+///
+/// ```
+/// # use wasmgate_sdk::Needs;
+/// let needs = Needs::default().prefetch_header("authorization").prefetch_var("user");
+/// assert_eq!(needs.prefetch_headers, ["authorization"]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Needs {
     /// Buffer the request body so [`Message::body`] returns it.
     pub request_body: bool,
@@ -388,6 +400,46 @@ pub struct Needs {
     /// Buffer the response body so [`Message::body`] returns it in
     /// `on_response` (meaningful only with `response`).
     pub response_body: bool,
+    /// Request headers whose values come with every call.
+    pub prefetch_headers: Vec<String>,
+    /// Vars whose values come with every call.
+    pub prefetch_vars: Vec<String>,
+    /// The request id comes with every call.
+    pub prefetch_request_id: bool,
+    /// The client address comes with every call.
+    pub prefetch_client_addr: bool,
+}
+
+impl Needs {
+    /// Sends this request header's values with every call.
+    pub fn prefetch_header(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        if !self.prefetch_headers.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+            self.prefetch_headers.push(name);
+        }
+        self
+    }
+
+    /// Sends this var's value with every call.
+    pub fn prefetch_var(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        if !self.prefetch_vars.contains(&name) {
+            self.prefetch_vars.push(name);
+        }
+        self
+    }
+
+    /// Sends the request id with every call.
+    pub fn prefetch_request_id(mut self) -> Self {
+        self.prefetch_request_id = true;
+        self
+    }
+
+    /// Sends the client address with every call.
+    pub fn prefetch_client_addr(mut self) -> Self {
+        self.prefetch_client_addr = true;
+        self
+    }
 }
 
 /// Severity of a line written with [`crate::host::log`].

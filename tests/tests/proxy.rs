@@ -82,9 +82,11 @@ pipeline = [{{ plugin = "rewrite", config = {{ status = 203 }} }}]
     ))
     .await;
 
-    let reply = gw.client.get("/x").await;
+    let reply = gw.client.send(Method::GET, "/x", &[("x-up", "from-client")], "").await;
     assert_eq!(reply.status, 203);
     assert_eq!(reply.header("x-rewritten"), Some("yes"));
+    assert_eq!(reply.header("x-request-x-up"), Some("from-client"), "the request's header, prefetched");
+    assert_eq!(reply.header("x-response-x-up"), Some("1"), "the response's own, not the request's");
     assert_eq!(reply.header("x-up"), Some("1"));
     assert_eq!(reply.text(), "rewritten:original");
     assert_eq!(reply.header("content-length"), Some("18"));

@@ -33,7 +33,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(stages: Vec<Stage>) -> Self {
-        let mut needs = Needs { request_body: false, response: false, response_body: false };
+        let mut needs = Needs::default();
         for s in &stages {
             let n = s.pool.needs();
             needs.request_body |= n.request_body;

@@ -13,6 +13,9 @@ pub enum PluginError {
     MemoryLimit { plugin: Arc<str>, limit: usize },
     #[error("plugin {plugin} failed: {reason}")]
     Trap { plugin: Arc<str>, reason: String },
+    /// The call returned writes HTTP cannot carry (a bad header name…).
+    #[error("plugin {plugin} failed: {reason}")]
+    Write { plugin: Arc<str>, reason: String },
     #[error("plugin {plugin} has no free instance")]
     Overloaded { plugin: Arc<str> },
     #[error("plugin {plugin} rejected its config: {reason}")]
@@ -45,6 +48,7 @@ impl PluginError {
             Self::Timeout { .. } => "timeout",
             Self::MemoryLimit { .. } => "memory_limit",
             Self::Trap { .. } => "trap",
+            Self::Write { .. } => "write",
             Self::Overloaded { .. } => "overloaded",
             Self::Config { .. } => "config",
         }

@@ -148,44 +148,13 @@ impl InstanceState {
         self.lent.response.get(r, "response")
     }
 
-    /// One edit of the request, whether it came alone or in `apply`. The
-    /// value is shared bytes, so a header value is never copied again.
+    /// One edit of the lent request, whether it came alone or in `apply`.
     fn request_edit(&mut self, r: &Resource<RequestHandle>, op: Op, name: &[u8], value: Bytes) -> wasmtime::Result<()> {
-        match op {
-            // Vars stay writable in the response phase: they are scratch space.
-            Op::SetVar => {
-                let name = String::from_utf8(name.to_vec())
-                    .map_err(|e| ExchangeError::VarName(String::from_utf8_lossy(e.as_bytes()).into_owned()))?;
-                let value = String::from_utf8(value.to_vec()).map_err(|_| ExchangeError::VarValue(name.clone()))?;
-                self.lent_request(r)?.set_var(name, value);
-            }
-            // Removing a name that cannot exist is nothing to fail over.
-            Op::RemoveHeader => {
-                let name = self.names.name(name).ok();
-                let req = self.request_mut(r)?;
-                if let Some(name) = name {
-                    req.head.headers.remove(name);
-                }
-            }
-            Op::SetHeader | Op::AppendHeader | Op::SetResponseHeader | Op::AppendResponseHeader => {
-                let (name, value) = self.names.field(name, value)?;
-                let req = self.request_mut(r)?;
-                match op {
-                    Op::SetHeader => {
-                        req.head.headers.insert(name, value);
-                    }
-                    Op::AppendHeader => {
-                        req.head.headers.append(name, value);
-                    }
-                    Op::SetResponseHeader => req.response_edits.push(EditKind::Set, name, value),
-                    _ => req.response_edits.push(EditKind::Append, name, value),
-                }
-            }
-        }
-        Ok(())
+        let req = self.lent.request.get(r, "request")?;
+        Ok(edit_request(&mut self.names, req, op, name, value)?)
     }
 
-    /// One header edit of the response.
+    /// One header edit of the lent response.
     fn response_edit(
         &mut self,
         r: &Resource<ResponseHandle>,
@@ -193,35 +162,101 @@ impl InstanceState {
         name: &[u8],
         value: Bytes,
     ) -> wasmtime::Result<()> {
-        match op {
-            Op::RemoveHeader => {
-                let name = self.names.name(name).ok();
-                let resp = self.response_mut(r)?;
-                if let Some(name) = name {
-                    resp.head.headers.remove(name);
-                }
-            }
-            Op::SetHeader | Op::AppendHeader => {
-                let (name, value) = self.names.field(name, value)?;
-                let headers = &mut self.response_mut(r)?.head.headers;
-                if op == Op::SetHeader {
-                    headers.insert(name, value);
-                } else {
-                    headers.append(name, value);
-                }
-            }
-            Op::SetResponseHeader | Op::AppendResponseHeader | Op::SetVar => {
-                return Err(ExchangeError::NotResponseEdit.into());
+        let resp = self.lent.response.get(r, "response")?;
+        Ok(edit_response(&mut self.names, resp, op, name, value)?)
+    }
+
+    /// The writes a call returned, applied to the request it was lent.
+    pub(super) fn apply_to_request(&mut self, req: &mut RequestState, edits: Vec<u8>) -> Result<(), ExchangeError> {
+        each_edit(edits, |op, name, value| edit_request(&mut self.names, req, op, name, value))
+    }
+
+    /// The header edits an on-response call returned.
+    pub(super) fn apply_to_response(&mut self, resp: &mut ResponseState, edits: Vec<u8>) -> Result<(), ExchangeError> {
+        each_edit(edits, |op, name, value| edit_response(&mut self.names, resp, op, name, value))
+    }
+}
+
+/// One edit of a request. The value is shared bytes, so a header value is
+/// never copied again.
+fn edit_request(
+    names: &mut NameCache,
+    req: &mut RequestState,
+    op: Op,
+    name: &[u8],
+    value: Bytes,
+) -> Result<(), ExchangeError> {
+    match op {
+        // Vars stay writable in the response phase: they are scratch space.
+        Op::SetVar => {
+            let name = String::from_utf8(name.to_vec())
+                .map_err(|e| ExchangeError::VarName(String::from_utf8_lossy(e.as_bytes()).into_owned()))?;
+            let value = String::from_utf8(value.to_vec()).map_err(|_| ExchangeError::VarValue(name.clone()))?;
+            req.set_var(name, value);
+        }
+        // Removing a name that cannot exist is nothing to fail over.
+        Op::RemoveHeader => {
+            let name = names.name(name).ok();
+            let req = req.writable()?;
+            if let Some(name) = name {
+                req.head.headers.remove(name);
             }
         }
-        Ok(())
+        Op::SetHeader | Op::AppendHeader | Op::SetResponseHeader | Op::AppendResponseHeader => {
+            let (name, value) = names.field(name, value)?;
+            let req = req.writable()?;
+            match op {
+                Op::SetHeader => {
+                    req.head.headers.insert(name, value);
+                }
+                Op::AppendHeader => {
+                    req.head.headers.append(name, value);
+                }
+                Op::SetResponseHeader => req.response_edits.push(EditKind::Set, name, value),
+                _ => req.response_edits.push(EditKind::Append, name, value),
+            }
+        }
     }
+    Ok(())
+}
+
+/// One header edit of a response.
+fn edit_response(
+    names: &mut NameCache,
+    resp: &mut ResponseState,
+    op: Op,
+    name: &[u8],
+    value: Bytes,
+) -> Result<(), ExchangeError> {
+    match op {
+        Op::RemoveHeader => {
+            if let Ok(name) = names.name(name) {
+                resp.head.headers.remove(name);
+            }
+        }
+        Op::SetHeader | Op::AppendHeader => {
+            let (name, value) = names.field(name, value)?;
+            if op == Op::SetHeader {
+                resp.head.headers.insert(name, value);
+            } else {
+                resp.head.headers.append(name, value);
+            }
+        }
+        Op::SetResponseHeader | Op::AppendResponseHeader | Op::SetVar => return Err(ExchangeError::NotResponseEdit),
+    }
+    Ok(())
 }
 
 /// Runs `f` on each edit of an `apply` buffer, in order: its name as the
 /// bytes sent (checked where it is used: as a header name or a var name),
 /// its value a slice of the one shared buffer.
-fn each_edit(edits: Vec<u8>, mut f: impl FnMut(Op, &[u8], Bytes) -> wasmtime::Result<()>) -> wasmtime::Result<()> {
+fn each_edit<E: From<ExchangeError>>(
+    edits: Vec<u8>,
+    mut f: impl FnMut(Op, &[u8], Bytes) -> Result<(), E>,
+) -> Result<(), E> {
+    if edits.is_empty() {
+        return Ok(());
+    }
     let shared = Bytes::from(edits);
     for edit in wasmgate_sdk::edits::decode(&shared) {
         let edit = edit.map_err(|e| ExchangeError::Edits(e.0))?;

@@ -10,6 +10,7 @@ mod fanout;
 mod host_impl;
 mod limits;
 mod pool;
+mod prefetch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,13 +19,14 @@ use tokio::sync::Semaphore;
 use wasmtime::component::Linker;
 use wasmtime::error::Context as _;
 
-pub use bindings::types::{Action, Needs, Reply};
+pub use bindings::types::{Action, Reply};
 pub use compile::{CompileError, Compiled, ContentHash};
 pub use engine::EngineLimits;
 pub use error::PluginError;
 pub use host_impl::PluginIdentity;
 pub use limits::{EPOCH_TICK, PluginLimits};
 pub use pool::{PluginPool, Prepared};
+pub use prefetch::Needs;
 
 use bindings::PluginPre;
 use host_impl::InstanceState;

@@ -18,7 +18,8 @@ use super::compile::Compiled;
 use super::error::PluginError;
 use super::host_impl::{InstanceState, PluginIdentity};
 use super::limits::{PluginLimits, RETAIN_MEMORY_BYTES};
-use crate::pipeline::{RequestState, ResponseState};
+use super::prefetch::{self, Needs, Prefetch};
+use crate::pipeline::{ExchangeError, RequestState, ResponseState};
 use crate::services::HostServices;
 
 /// How long a call waits for a busy plugin's instance before giving up
@@ -46,6 +47,8 @@ impl Prepared {
 struct Warm {
     store: Store<InstanceState>,
     plugin: Plugin,
+    /// The input of this instance's calls, its buffer kept between them.
+    input: Vec<u8>,
     /// The engine-wide slot this instance occupies, freed with it.
     _slot: OwnedSemaphorePermit,
 }
@@ -56,7 +59,8 @@ pub struct PluginPool {
     services: Arc<HostServices>,
     config: String,
     limits: PluginLimits,
-    needs: types::Needs,
+    needs: Needs,
+    prefetch: Prefetch,
     idle: Mutex<Vec<Warm>>,
     /// Calls in flight for this use, at most `limits.max_instances`.
     busy: Semaphore,
@@ -76,6 +80,8 @@ impl PluginPool {
     ) -> Result<Arc<Self>, PluginError> {
         let engine_slots = runtime.slots.clone();
         let (first, needs) = instantiate(&prepared, &identity, &services, &config, &limits, &engine_slots).await?;
+        let (needs, prefetch) = prefetch::read_needs(needs)
+            .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
         Ok(Arc::new(Self {
             prepared,
             identity,
@@ -83,13 +89,14 @@ impl PluginPool {
             config,
             limits,
             needs,
+            prefetch,
             idle: Mutex::new(vec![first]),
             busy: Semaphore::new(limits.max_instances.max(1) as usize),
             engine_slots,
         }))
     }
 
-    pub fn needs(&self) -> types::Needs {
+    pub fn needs(&self) -> Needs {
         self.needs
     }
 
@@ -113,9 +120,13 @@ impl PluginPool {
         };
         let warm = lease.warm();
         begin_call(&mut warm.store, &self.limits, &req);
+        let input = self.prefetch.write(&mut warm.input, &req);
         let handle = warm.store.data_mut().lend_request(req);
-        let result = warm.plugin.call_on_request(&mut warm.store, Resource::new_borrow(handle.rep())).await;
-        let req = warm.store.data_mut().take_request(handle);
+        let result = warm.plugin.call_on_request(&mut warm.store, Resource::new_borrow(handle.rep()), input).await;
+        let data = warm.store.data_mut();
+        let mut req = data.take_request(handle);
+        // The writes the call returned land before its action is taken.
+        let result = result.map(|(action, edits)| data.apply_to_request(&mut req, edits).map(|()| action));
         (req, lease.finish(result, self))
     }
 
@@ -130,6 +141,7 @@ impl PluginPool {
         };
         let warm = lease.warm();
         begin_call(&mut warm.store, &self.limits, &req);
+        let input = self.prefetch.write(&mut warm.input, &req);
         let data = warm.store.data_mut();
         let (req_handle, resp_handle) = (data.lend_request(req), data.lend_response(resp));
         let result = warm
@@ -138,10 +150,12 @@ impl PluginPool {
                 &mut warm.store,
                 Resource::new_borrow(req_handle.rep()),
                 Resource::new_borrow(resp_handle.rep()),
+                input,
             )
             .await;
         let data = warm.store.data_mut();
-        let (resp, req) = (data.take_response(resp_handle), data.take_request(req_handle));
+        let (mut resp, req) = (data.take_response(resp_handle), data.take_request(req_handle));
+        let result = result.map(|edits| data.apply_to_response(&mut resp, edits));
         (req, resp, lease.finish(result, self))
     }
 
@@ -191,15 +205,23 @@ impl Lease<'_> {
         self.warm.as_mut().expect("lease holds an instance until finished")
     }
 
-    fn finish<T>(mut self, result: wasmtime::Result<T>, pool: &PluginPool) -> Result<T, PluginError> {
+    /// Ends the call: `result` is the call's (a trap, a timeout…) wrapping
+    /// the host's verdict on the writes it returned. An instance whose call
+    /// failed is dropped; one whose writes were refused did nothing wrong
+    /// in the sandbox and goes back to the pool.
+    fn finish<T>(
+        mut self,
+        result: wasmtime::Result<Result<T, ExchangeError>>,
+        pool: &PluginPool,
+    ) -> Result<T, PluginError> {
         let mut warm = self.warm.take().expect("lease finished once");
         warm.store.data_mut().current = None;
         match result {
-            Ok(value) => {
+            Ok(outcome) => {
                 if warm.store.data().limiter.peak() <= RETAIN_MEMORY_BYTES {
                     pool.idle.lock().unwrap().push(warm);
                 }
-                Ok(value)
+                outcome.map_err(|e| PluginError::Write { plugin: pool.identity.plugin.clone(), reason: e.to_string() })
             }
             // A trapped instance cannot be entered again; drop it.
             Err(e) => Err(PluginError::from_call(&pool.identity.plugin, pool.limits.timeout, e)),
@@ -247,5 +269,5 @@ async fn instantiate(
         .await
         .map_err(fail)?
         .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
-    Ok((Warm { store, plugin, _slot: slot }, needs))
+    Ok((Warm { store, plugin, input: Vec::new(), _slot: slot }, needs))
 }

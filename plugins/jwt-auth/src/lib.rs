@@ -170,6 +170,11 @@ impl Plugin for JwtAuth {
         })
     }
 
+    /// The token is read on every request.
+    fn needs(&self) -> Needs {
+        Needs::default().prefetch_header("authorization")
+    }
+
     fn on_request(&self, req: &Request) -> Action {
         match self.admit(req) {
             Ok(Some(grant)) => {

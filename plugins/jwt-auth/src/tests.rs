@@ -520,3 +520,9 @@ fn roles_and_scopes_are_enforced_on_a_cache_hit() {
     let open_route = plugin(&secret_config(json!({})));
     assert_accepted(&open_route, &member);
 }
+
+#[test]
+fn the_token_comes_with_each_call() {
+    let needs = plugin(&secret_config(json!({}))).needs();
+    assert_eq!(needs, Needs::default().prefetch_header("authorization"));
+}

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use wasmgate_sdk::Request;
 use wasmgate_sdk::text::{is_token, push_decimal};
+use wasmgate_sdk::{Needs, Request};
 
 /// One part of a rate-limit key, written in config as `ip`, `route`,
 /// `user`, `header:<name>` or `var:<name>`.
@@ -44,6 +44,18 @@ impl KeyPart {
             Some(_) => return None,
         };
         Some(part)
+    }
+
+    /// `needs` asking also for what this part reads, so it comes with each
+    /// call.
+    pub fn prefetch(&self, needs: Needs) -> Needs {
+        match self {
+            KeyPart::Ip => needs.prefetch_client_addr(),
+            KeyPart::Route => needs,
+            KeyPart::User => needs.prefetch_var("user"),
+            KeyPart::Header(name) => needs.prefetch_header(name),
+            KeyPart::Var(name) => needs.prefetch_var(name),
+        }
     }
 
     /// An empty value counts as missing: an empty API key is no API key.

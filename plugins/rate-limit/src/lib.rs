@@ -114,6 +114,14 @@ impl Plugin for RateLimit {
         })
     }
 
+    /// The key's parts and the report of earlier stages are read on every
+    /// request; a fallback's parts only when the key lacks one, so they are
+    /// fetched then.
+    fn needs(&self) -> Needs {
+        let needs = Needs::default().prefetch_var(REPORT_VAR);
+        self.key.iter().fold(needs, |needs, part| part.prefetch(needs))
+    }
+
     fn on_request(&self, req: &Request) -> Action {
         let key = match key::build(&self.key, req) {
             Some(key) => key,

@@ -264,3 +264,20 @@ fn config_errors_name_the_field() {
         assert!(err.contains(expected), "{config}: {err}");
     }
 }
+
+#[test]
+fn the_key_and_earlier_reports_come_with_each_call() {
+    let limits = json!([{ "limit": 10, "window": "1s" }]);
+    let needs = plugin(json!({ "key": ["route", "user", "header:X-Api-Key"], "limits": limits })).needs();
+    assert_eq!(needs.prefetch_vars, [REPORT_VAR, "user"]);
+    assert_eq!(needs.prefetch_headers, ["x-api-key"]);
+    assert!(!needs.prefetch_client_addr && !needs.response, "{needs:?}");
+    let needs = plugin(json!({ "key": ["ip"], "limits": limits })).needs();
+    assert!(needs.prefetch_client_addr);
+    // A fallback is read only when the key lacks a part: fetched then.
+    let needs = plugin(json!({
+        "key": ["user"], "on_missing": "fallback", "fallback": ["ip"], "limits": limits,
+    }))
+    .needs();
+    assert!(!needs.prefetch_client_addr);
+}

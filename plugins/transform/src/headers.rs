@@ -85,6 +85,11 @@ impl HeaderOps {
         self.rename.is_empty() && self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
     }
 
+    /// `needs` asking also for what the `set` and `add` templates read.
+    pub fn prefetch(&self, needs: Needs) -> Needs {
+        self.set.iter().chain(&self.add).fold(needs, |needs, (_, template)| template.prefetch(needs))
+    }
+
     /// Whether these operations only put values known before the request
     /// phase (no rename or remove, which need the response's own headers),
     /// so the request phase can hand them to the host and skip the

@@ -113,11 +113,15 @@ impl Plugin for Transform {
 
     fn needs(&self) -> Needs {
         let response_body = !self.response_body.is_empty();
-        Needs {
+        let needs = Needs {
             request_body: !self.request_body.is_empty(),
             response: response_body || !(self.response_headers.is_empty() || self.response_headers_early),
             response_body,
-        }
+            ..Needs::default()
+        };
+        // Header templates are rendered on every request; the rarer query
+        // and body templates read through the host.
+        self.response_headers.prefetch(self.request_headers.prefetch(needs))
     }
 
     fn on_request(&self, req: &Request) -> Action {
@@ -290,7 +294,7 @@ mod tests {
             "set": {"x-gateway": "wasmgate", "x-request-id": "{request_id}", "x-user-id": "{param.id}"},
             "add": {"vary": "x-client"},
         }}}));
-        assert_eq!(plugin.needs(), Needs::default());
+        assert_eq!(plugin.needs(), Needs::default().prefetch_request_id(), "the request id comes with the call");
         let req = TestRequest::new("GET", "/users/7").param("id", "7").request_id("rid-9");
         assert_eq!(testing::run_request(&plugin, &req), Action::Continue);
         let resp = TestResponse::new(200).header("x-gateway", "upstream").header("vary", "accept");
@@ -306,13 +310,14 @@ mod tests {
     fn response_headers_that_later_plugins_could_change_wait_for_the_response_phase() {
         // A var or request header may still be set by a later plugin, and
         // rename/remove need the response's own headers.
-        for headers in [
-            json!({"set": {"x-user": "{var.user}"}}),
-            json!({"set": {"x-client": "{header.x-client}"}}),
-            json!({"set": {"x-a": "1"}, "remove": ["server"]}),
+        let response = Needs { response: true, ..Needs::default() };
+        for (headers, needs) in [
+            (json!({"set": {"x-user": "{var.user}"}}), response.clone().prefetch_var("user")),
+            (json!({"set": {"x-client": "{header.x-client}"}}), response.clone().prefetch_header("x-client")),
+            (json!({"set": {"x-a": "1"}, "remove": ["server"]}), response.clone()),
         ] {
             let plugin = plugin(json!({"response": {"headers": headers}}));
-            assert_eq!(plugin.needs(), Needs { response: true, ..Needs::default() }, "{headers}");
+            assert_eq!(plugin.needs(), needs, "{headers}");
         }
         let plugin = plugin(json!({"response": {"headers": {"set": {"x-user": "{var.user}"}}}}));
         let req = TestRequest::new("GET", "/");

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use serde_json::Value;
-use wasmgate_sdk::Request;
+use wasmgate_sdk::{Needs, Request};
 
 /// Where a placeholder takes its value from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +126,17 @@ impl Template {
                 Some(Cow::Owned(out))
             }
         }
+    }
+
+    /// `needs` asking also for the headers and vars this template reads, so
+    /// their values come with each call.
+    pub fn prefetch(&self, needs: Needs) -> Needs {
+        self.pieces.iter().fold(needs, |needs, piece| match piece {
+            Piece::Placeholder(Source::Header(name)) => needs.prefetch_header(name),
+            Piece::Placeholder(Source::Var(name)) => needs.prefetch_var(name),
+            Piece::Placeholder(Source::RequestId) => needs.prefetch_request_id(),
+            _ => needs,
+        })
     }
 
     /// Route parameters a path template needs, for its error message.
