@@ -113,3 +113,28 @@ path = "{}"
     assert!(errors[1].starts_with(&format!("{file}:2:8: plugins.missing.path: cannot read ")), "{errors:?}");
     assert!(errors[1].contains("does-not-exist.wasm"), "{errors:?}");
 }
+
+/// A component whose only import is an (empty) instance of the plugin
+/// contract's `types` interface at `version`.
+fn component_importing_contract(version: &str) -> Vec<u8> {
+    use wasm_encoder::{Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection, InstanceType};
+    let mut types = ComponentTypeSection::new();
+    types.instance(&InstanceType::new());
+    let mut imports = ComponentImportSection::new();
+    imports.import(format!("wasmgate:plugin/types@{version}"), ComponentTypeRef::Instance(0));
+    let mut component = Component::new();
+    component.section(&types).section(&imports);
+    component.finish()
+}
+
+#[tokio::test]
+async fn a_plugin_built_for_another_contract_version_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.wasm");
+    std::fs::write(&old, component_importing_contract("0.1.0")).unwrap();
+    let toml = format!("[plugins.old]\npath = \"{}\"\n", old.display());
+    let (errors, file) = start_errors(&toml).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with(&format!("{file}:2:8: plugins.old.path: ")), "{errors:?}");
+    assert!(errors[0].contains("built for wasmgate:plugin@0.1.0, this gateway runs @0.2.0 plugins"), "{errors:?}");
+}

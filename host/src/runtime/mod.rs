@@ -31,6 +31,17 @@ pub use prefetch::Needs;
 use bindings::PluginPre;
 use host_impl::InstanceState;
 
+/// The version of `wit/plugin.wit` the host is built from.
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
+/// The contract version an import names, when it is not ours: a plugin
+/// built against another version fails to link with a message about a
+/// missing resource implementation, which says nothing of the cause.
+fn foreign_contract(import: &str) -> Option<&str> {
+    let (_, version) = import.strip_prefix("wasmgate:plugin/")?.split_once('@')?;
+    (version != CONTRACT_VERSION).then_some(version)
+}
+
 /// Shared by every snapshot: compiled artifacts and instance slots outlive
 /// reloads.
 pub struct Runtime {
@@ -67,11 +78,37 @@ impl Runtime {
     /// Links a compiled plugin against the host API once, so instances are
     /// created without re-resolving imports.
     pub fn prepare(&self, compiled: Compiled) -> anyhow::Result<Prepared> {
+        let engine = self.linker.engine();
+        let component_type = compiled.component.component_type();
+        if let Some(other) = component_type.imports(engine).find_map(|(name, _)| foreign_contract(name)) {
+            anyhow::bail!(
+                "the plugin was built for wasmgate:plugin@{other}, this gateway runs @{CONTRACT_VERSION} plugins: \
+                 rebuild it against the current wasmgate-sdk"
+            );
+        }
         let pre = self
             .linker
             .instantiate_pre(&compiled.component)
             .context("the component does not fit the wasmgate:plugin world")?;
         let pre = PluginPre::new(pre).context("the component does not export the wasmgate:plugin world")?;
         Ok(Prepared::new(pre, compiled))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_version_is_the_wit_packages() {
+        let wit = include_str!("../../../wit/plugin.wit");
+        assert!(wit.contains(&format!("package wasmgate:plugin@{CONTRACT_VERSION};")));
+    }
+
+    #[test]
+    fn imports_of_another_contract_version_are_named() {
+        assert_eq!(foreign_contract("wasmgate:plugin/types@0.1.0"), Some("0.1.0"));
+        assert_eq!(foreign_contract(&format!("wasmgate:plugin/log@{CONTRACT_VERSION}")), None);
+        assert_eq!(foreign_contract("wasi:io/streams@0.2.6"), None);
     }
 }
