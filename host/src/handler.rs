@@ -115,7 +115,7 @@ async fn route(
     let (buffered, mut stream) = if needs.request_body {
         match Box::pin(buffer(&head.headers, body, route.max_body_bytes)).await {
             Ok(bytes) => (Some(bytes), None),
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         }
     } else {
         (None, Some(body))
@@ -140,7 +140,7 @@ async fn route(
             // response phase.
             let (mut resp, answered) = match forward(route, *req, stream.take()).await {
                 Ok(resp) => (resp, true),
-                Err(resp) => (resp, false),
+                Err(resp) => (*resp, false),
             };
             edits.apply(resp.headers_mut());
             if !answered {
@@ -173,12 +173,18 @@ async fn route(
 }
 
 /// Sends the request to the route's upstream.
-async fn forward(route: &Route, req: RequestState, stream: Option<Body>) -> Result<Response<Body>, Response<Body>> {
+/// The error is the gateway's own answer, boxed: it is the rare path, and
+/// the common one should not move a response-sized `Result`.
+async fn forward(
+    route: &Route,
+    req: RequestState,
+    stream: Option<Body>,
+) -> Result<Response<Body>, Box<Response<Body>>> {
     let Some(upstream) = &route.upstream else {
-        return Err(problem(
+        return Err(Box::new(problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("route {} has no upstream and no plugin answered", route.name),
-        ));
+        )));
     };
     let mut head = req.head;
     // A buffered body can be sent again by a retry; a streamed one only
@@ -208,7 +214,7 @@ async fn forward(route: &Route, req: RequestState, stream: Option<Body>) -> Resu
             if let Some(seconds) = e.retry_after() {
                 resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
-            Err(resp)
+            Err(Box::new(resp))
         }
     }
 }
@@ -250,12 +256,12 @@ async fn response_phase(
 
 /// Reads the request body for plugins that asked for it; 413 past the
 /// route's limit (refused from `Content-Length` before reading, when sent).
-async fn buffer(headers: &http::HeaderMap, body: Body, limit: usize) -> Result<Bytes, Response<Body>> {
+async fn buffer(headers: &http::HeaderMap, body: Body, limit: usize) -> Result<Bytes, Box<Response<Body>>> {
     let too_large = || {
-        problem(
+        Box::new(problem(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("request body is larger than this route's limit of {limit} bytes"),
-        )
+        ))
     };
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -266,7 +272,7 @@ async fn buffer(headers: &http::HeaderMap, body: Body, limit: usize) -> Result<B
         Ok(bytes) => Ok(bytes),
         Err(CollectError::TooLarge { .. }) => Err(too_large()),
         Err(CollectError::Read(e)) => {
-            Err(problem(StatusCode::BAD_REQUEST, &format!("request body could not be read: {e}")))
+            Err(Box::new(problem(StatusCode::BAD_REQUEST, &format!("request body could not be read: {e}"))))
         }
     }
 }

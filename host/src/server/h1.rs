@@ -266,7 +266,7 @@ where
             && !HttpBody::is_end_stream(&body)
             && let Err(resp) = body.read_first().await
         {
-            return resp;
+            return *resp;
         }
         handler.call(Request::from_parts(parts, body::boxed(body)), client).await
     });

@@ -101,7 +101,7 @@ impl<H: Handler> ConnState<H> {
             if !body.is_end_stream()
                 && let Err(resp) = body.read_first().await
             {
-                return resp;
+                return *resp;
             }
             handler.call(Request::from_parts(parts, body::boxed(body)), client).await
         })

@@ -149,14 +149,16 @@ where
     /// Waits for the first frame, so a body malformed from its first byte
     /// (bad chunk framing) is refused before anything goes upstream, and an
     /// upstream request only starts once the client has started its body.
-    pub(crate) async fn read_first(&mut self) -> Result<(), Response<Body>> {
+    pub(crate) async fn read_first(&mut self) -> Result<(), Box<Response<Body>>> {
         match self.frame().await {
             None => Ok(()),
             Some(Ok(frame)) => {
                 self.first = Some(frame);
                 Ok(())
             }
-            Some(Err(e)) => Err(refuse(StatusCode::BAD_REQUEST, &format!("the request body is malformed: {e}"), true)),
+            Some(Err(e)) => {
+                Err(Box::new(refuse(StatusCode::BAD_REQUEST, &format!("the request body is malformed: {e}"), true)))
+            }
         }
     }
 }

@@ -102,11 +102,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let (a_words, b_words) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail = a_words.remainder().iter().zip(b_words.remainder()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    let words = a_words.zip(b_words).fold(0u64, |acc, (x, y)| {
-        acc | (u64::from_ne_bytes(x.try_into().unwrap()) ^ u64::from_ne_bytes(y.try_into().unwrap()))
-    });
+    let ((a_words, a_tail), (b_words, b_tail)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
+    let tail = a_tail.iter().zip(b_tail).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    let words =
+        a_words.iter().zip(b_words).fold(0u64, |acc, (x, y)| acc | (u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y)));
     words == 0 && tail == 0
 }
 
