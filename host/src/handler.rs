@@ -173,8 +173,9 @@ async fn route(
 }
 
 /// Sends the request to the route's upstream.
-/// The error is the gateway's own answer, boxed: it is the rare path, and
-/// the common one should not move a response-sized `Result`.
+/// The error is the gateway's own answer (no upstream, or the upstream
+/// failed), boxed like the other early answers: only that rare path pays
+/// for the allocation, and the `Result` is no larger than the response.
 async fn forward(
     route: &Route,
     req: RequestState,
