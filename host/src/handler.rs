@@ -12,13 +12,14 @@ use http::{Request, Response, StatusCode, Uri};
 
 use crate::body::{self, Body, CollectError};
 use crate::normalize;
-use crate::pipeline::{Headers, RequestInfo, RequestOutcome, RequestState, ResponseState};
-use crate::problem::problem;
+use crate::pipeline::bounds::{self, Bounds};
+use crate::pipeline::{ExchangeError, Headers, RequestInfo, RequestOutcome, RequestState, ResponseState};
+use crate::problem::{plugin_problem, problem};
 use crate::proxy_headers;
 use crate::router::RouteLookup;
-use crate::runtime::Reply;
-use crate::server::ClientTls;
+use crate::runtime::{PluginError, Reply};
 use crate::server::upgrade::WebSocket;
+use crate::server::{ClientTls, ServerSettings};
 use crate::snapshot::{Route, Snapshot};
 use crate::upstream::{Payload, SendOptions, UpstreamError};
 
@@ -126,10 +127,11 @@ async fn route(
 
     // Plugin calls are large futures: boxed, they stay out of the
     // connection's own state, and a route without plugins skips them.
-    let outcome = if route.pipeline.stages().is_empty() {
-        RequestOutcome::Forward { req: state }
+    let (outcome, info) = if route.pipeline.stages().is_empty() {
+        (RequestOutcome::Forward { req: state }, None)
     } else {
-        Box::pin(route.pipeline.request_phase(state)).await
+        let info = state.info.clone();
+        (Box::pin(route.pipeline.request_phase(state)).await, Some(info))
     };
     let (view, ran, response) = match outcome {
         RequestOutcome::Forward { mut req } => {
@@ -148,21 +150,21 @@ async fn route(
             }
             (view, ran, resp)
         }
-        RequestOutcome::Respond { req, reply, by } => match reply_response(reply) {
+        RequestOutcome::Respond { req, reply, by } => match reply_response(reply, &snapshot.config.server) {
             Ok(mut resp) => {
                 let view = needs.response.then(|| req.response_phase_view());
                 req.response_edits.apply(resp.headers_mut());
                 (view, by, resp)
             }
-            Err(detail) => return problem(StatusCode::INTERNAL_SERVER_ERROR, &detail),
+            Err(e) => {
+                let plugin = route.pipeline.stages().get(by).map_or_else(|| "?".into(), |s| s.pool.plugin().clone());
+                let error = PluginError::Write { plugin, reason: format!("its reply: {e}") };
+                return plugin_failed(route, &req.info.request_id, &error, "replied");
+            }
         },
         RequestOutcome::Failed { error } => {
-            tracing::warn!(route = %route.name, error = %error, kind = error.kind(), "plugin failed the request");
-            let mut resp = problem(error.status(), &error.to_string());
-            if error.status() == StatusCode::SERVICE_UNAVAILABLE {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            return resp;
+            let request_id = info.map(|info| info.request_id.clone()).unwrap_or_else(|| HeaderValue::from_static(""));
+            return plugin_failed(route, &request_id, &error, "failed the request");
         }
     };
 
@@ -236,6 +238,7 @@ async fn response_phase(
         (None, Some(body))
     };
     let state = Box::new(ResponseState { head, body: buffered });
+    let request_id = view.info.request_id.clone();
     match route.pipeline.response_phase(view, state, ran).await {
         Ok(state) => {
             let ResponseState { mut head, body } = *state;
@@ -248,11 +251,30 @@ async fn response_phase(
             };
             Response::from_parts(head, body)
         }
-        Err(error) => {
-            tracing::warn!(route = %route.name, error = %error, kind = error.kind(), "plugin failed the response");
-            problem(error.status(), &error.to_string())
-        }
+        Err(error) => plugin_failed(route, &request_id, &error, "failed the response"),
     }
+}
+
+/// A plugin failure: logged with everything an operator needs to find the
+/// cause (the plugin's panic message, the trap, the backtrace), answered
+/// with only what the client needs to report it.
+fn plugin_failed(route: &Route, request_id: &HeaderValue, error: &PluginError, what: &str) -> Response<Body> {
+    let plugin = error.plugin();
+    let id = String::from_utf8_lossy(request_id.as_bytes());
+    tracing::warn!(
+        %plugin,
+        route = %route.name,
+        request_id = %id,
+        kind = error.kind(),
+        reason = %error,
+        backtrace = error.backtrace(),
+        "plugin {what}"
+    );
+    let mut resp = plugin_problem(error.status(), &error.detail(), plugin, request_id);
+    if error.status() == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
 }
 
 /// Reads the request body for plugins that asked for it; 413 past the
@@ -283,14 +305,16 @@ fn set_length(headers: &mut http::HeaderMap, len: usize) {
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
 }
 
-/// A plugin's direct answer as an HTTP response.
-fn reply_response(reply: Reply) -> Result<Response<Body>, String> {
-    let status = StatusCode::from_u16(reply.status)
-        .map_err(|_| format!("plugin replied with invalid status {}", reply.status))?;
+/// A plugin's direct answer as an HTTP response, held to what the server
+/// would send: a final status, valid fields within the header limits.
+fn reply_response(reply: Reply, server: &ServerSettings) -> Result<Response<Body>, ExchangeError> {
+    let status = bounds::final_status(reply.status)?;
+    let bounds = Bounds::new(server);
+    bounds.check_fields(reply.headers.iter().map(|(name, value)| (name.as_str(), value.as_slice())))?;
     let mut resp = Response::new(body::empty());
     *resp.status_mut() = status;
     for (name, value) in reply.headers {
-        Headers::append(resp.headers_mut(), &name, value).map_err(|e| format!("plugin reply: {e}"))?;
+        Headers::append(resp.headers_mut(), &name, value)?;
     }
     set_length(resp.headers_mut(), reply.body.len());
     *resp.body_mut() = body::full(reply.body);

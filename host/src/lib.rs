@@ -19,6 +19,7 @@ pub mod config;
 pub mod gateway;
 mod handler;
 mod http1;
+pub mod logging;
 pub mod normalize;
 pub mod pipeline;
 pub mod problem;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use wasmgate::{Gateway, StartError, admin, config, reload, server};
+use wasmgate::{Gateway, StartError, admin, config, logging, reload, server};
 
 #[derive(Parser)]
 #[command(name = "wasmgate", version, about = "API gateway with WebAssembly plugin pipelines")]
@@ -32,18 +32,10 @@ enum Command {
     Check { config: PathBuf },
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    logging::init(matches!(cli.log_format, LogFormat::Json));
+    logging::install_panic_hook();
     // One worker asked for: the current-thread scheduler, which has no
     // work-stealing queues and cross-thread wake-ups to pay for.
     let runtime = match std::env::var("TOKIO_WORKER_THREADS").ok().as_deref() {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::pipeline::bounds::Bounds;
 use crate::state::StateStore;
 use crate::upstream::Upstreams;
 
@@ -14,6 +15,8 @@ pub struct HostServices {
     pub upstreams: Arc<Upstreams>,
     pub metrics: Arc<PluginMetrics>,
     pub started: Instant,
+    /// The snapshot's server limits, which plugins' writes are held to.
+    pub bounds: Bounds,
 }
 
 /// Metrics plugins define through the `metrics` import.

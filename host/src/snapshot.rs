@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::config::PluginSpec;
 use crate::config::{Config, ConfigError};
+use crate::pipeline::bounds::Bounds;
 use crate::pipeline::{Pipeline, Stage};
 use crate::router::Router;
 use crate::runtime::{ContentHash, PluginIdentity, PluginPool, Prepared, Runtime};
@@ -66,6 +67,7 @@ impl Snapshot {
             upstreams: upstreams.clone(),
             metrics: shared.metrics.clone(),
             started: shared.started,
+            bounds: Bounds::new(&config.server),
         });
 
         let mut routes = Vec::new();

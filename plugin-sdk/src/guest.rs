@@ -5,6 +5,7 @@
 //! they cross the boundary without conversion code here.
 
 use std::cell::{Cell, OnceCell, RefCell};
+use std::sync::Once;
 use std::thread::LocalKey;
 
 use crate::bindings::wasmgate::plugin::{clock, http_client, log as wit_log, metrics, state, types as wit};
@@ -227,7 +228,20 @@ fn text(bytes: &[u8]) -> String {
 // What `export_plugin!` expands to calls these, keeping the macro a shell.
 
 pub fn configure<P: Plugin>(slot: &'static LocalKey<Slot<P>>, config: String) -> Result<Needs, String> {
+    report_panics();
     slot.with(|slot| slot.configure(&config))
+}
+
+/// Sends a panic's message, with its file and line, to the gateway's log
+/// before the panic becomes a trap (plugins build with `panic = "abort"`):
+/// the trap alone says only "unreachable", and WASI's stderr goes nowhere.
+/// Installed once per instance, when it is configured, so calls pay
+/// nothing for it.
+fn report_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| wit_log::log(wit_log::Level::Error, &info.to_string())));
+    });
 }
 
 /// Runs `f` as one call: the clock the host sent serves `clock::now_ms`

@@ -38,6 +38,50 @@ impl Reply {
         assert!(json["title"].is_string());
         json["detail"].as_str().unwrap_or_default().to_owned()
     }
+
+    /// Asserts the problem a failed plugin gets the client: this status,
+    /// the plugin's name and the request id as extension members, and
+    /// nothing of the plugin's insides (trap text, wasm backtrace). Returns
+    /// its detail.
+    pub fn plugin_problem(&self, status: u16, plugin: &str) -> String {
+        let detail = self.problem(status);
+        let json = self.json();
+        assert_eq!(json["plugin"], plugin, "{json}");
+        let id = self.header("x-request-id").expect("every response carries x-request-id");
+        assert_eq!(json["request_id"], id, "{json}");
+        let text = self.text();
+        for inside in ["backtrace", "wasm", "unreachable", "panicked", ".rs:"] {
+            assert!(!text.contains(inside), "the body shows {inside:?}: {text}");
+        }
+        detail
+    }
+}
+
+/// One HTTP/1.1 connection, kept alive between requests: a request that
+/// broke the connection fails the next one.
+pub struct KeepAlive {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl KeepAlive {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connecting to the gateway");
+        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("an HTTP/1.1 handshake");
+        tokio::spawn(conn);
+        Self { sender }
+    }
+
+    /// GET `path` on this connection; `Err` when the connection is gone.
+    pub async fn get(&mut self, path: &str) -> Result<Reply, String> {
+        self.sender.ready().await.map_err(|e| format!("the connection is gone: {e}"))?;
+        let req = http::Request::get(path).header("host", "gateway").body(Full::new(Bytes::new())).expect("a request");
+        let resp = self.sender.send_request(req).await.map_err(|e| format!("no response: {e}"))?;
+        let (head, body) = resp.into_parts();
+        let body = body.collect().await.map_err(|e| format!("the body broke off: {e}"))?.to_bytes();
+        Ok(Reply { status: head.status.as_u16(), headers: head.headers, body })
+    }
 }
 
 #[derive(Clone)]

@@ -13,6 +13,6 @@ pub mod plugins {
     include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 }
 
-pub use client::{Client, Reply};
+pub use client::{Client, KeepAlive, Reply};
 pub use gateway::TestGateway;
 pub use upstream::{Answer, Seen, TestUpstream};

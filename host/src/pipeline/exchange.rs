@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::uri::PathAndQuery;
+
+use super::bounds::{Bounds, MAX_VARS, MAX_VARS_BYTES, field_bytes, path_and_query, shown};
 
 /// Facts about a request fixed before the pipeline runs.
 #[derive(Debug)]
@@ -35,9 +36,14 @@ pub struct RequestState {
 
 /// Response headers plugins set during the request phase
 /// (`set-response-header`), replayed in call order onto whatever response
-/// the request gets. Checked when set, so applying cannot fail.
+/// the request gets. Checked when set, so applying cannot fail: each is a
+/// valid field, and together they stay within the header limits.
 #[derive(Debug, Default)]
-pub struct ResponseEdits(Vec<(HeaderName, HeaderValue, EditKind)>);
+pub struct ResponseEdits {
+    edits: Vec<(HeaderName, HeaderValue, EditKind)>,
+    /// Their size as the header limit counts it.
+    bytes: usize,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub enum EditKind {
@@ -46,12 +52,25 @@ pub enum EditKind {
 }
 
 impl ResponseEdits {
-    pub fn push(&mut self, kind: EditKind, name: HeaderName, value: HeaderValue) {
-        self.0.push((name, value, kind));
+    pub fn push(
+        &mut self,
+        kind: EditKind,
+        name: HeaderName,
+        value: HeaderValue,
+        bounds: &Bounds,
+    ) -> Result<(), ExchangeError> {
+        if self.edits.len() >= bounds.max_headers {
+            return Err(ExchangeError::TooManyHeaders(bounds.max_headers));
+        }
+        let bytes = self.bytes + field_bytes(&name, &value);
+        bounds.check_header_bytes(bytes)?;
+        self.bytes = bytes;
+        self.edits.push((name, value, kind));
+        Ok(())
     }
 
     pub fn apply(self, headers: &mut HeaderMap) {
-        for (name, value, kind) in self.0 {
+        for (name, value, kind) in self.edits {
             match kind {
                 EditKind::Set => {
                     headers.insert(name, value);
@@ -82,8 +101,22 @@ pub enum ExchangeError {
     Method(String),
     #[error("invalid path or query {0:?}")]
     Path(String),
-    #[error("invalid status {0}")]
+    #[error("invalid status {0}: a plugin answers with a status from 200 to 599")]
     Status(u16),
+    #[error("more than {0} header fields (the server's max_headers)")]
+    TooManyHeaders(usize),
+    #[error("header fields of {bytes} bytes, over the server's max_header_bytes of {limit}")]
+    HeadersTooLarge { bytes: usize, limit: usize },
+    #[error("a request target of {len} bytes, over the server's max_uri_bytes of {limit}")]
+    UriTooLong { len: usize, limit: usize },
+    #[error("a body of {len} bytes, over the server's max_request_body_bytes of {limit}")]
+    BodyTooLarge { len: u64, limit: u64 },
+    #[error("more than {MAX_VARS} vars on one request")]
+    TooManyVars,
+    #[error("vars of more than {MAX_VARS_BYTES} bytes on one request")]
+    VarsTooLarge,
+    #[error("a batch of edits of {len} bytes, over the limit of {limit}")]
+    EditsTooLarge { len: usize, limit: usize },
     #[error("the request cannot be changed in the response phase")]
     ReadOnly,
     #[error("a response takes header edits only")]
@@ -109,18 +142,21 @@ impl RequestState {
         self.head.uri.query()
     }
 
-    pub fn set_path_and_query(&mut self, path: &str, query: Option<&str>) -> Result<(), ExchangeError> {
+    pub fn set_path_and_query(
+        &mut self,
+        path: &str,
+        query: Option<&str>,
+        bounds: &Bounds,
+    ) -> Result<(), ExchangeError> {
+        bounds.check_uri(path.len() + query.map_or(0, |q| q.len() + 1))?;
         let joined = match query {
             Some(q) => format!("{path}?{q}"),
             None => path.to_owned(),
         };
-        if !joined.starts_with('/') {
-            return Err(ExchangeError::Path(joined));
-        }
-        let pq = PathAndQuery::try_from(joined.as_str()).map_err(|_| ExchangeError::Path(joined.clone()))?;
+        let pq = path_and_query(&joined)?;
         let mut parts = std::mem::take(&mut self.head.uri).into_parts();
         parts.path_and_query = Some(pq);
-        self.head.uri = http::Uri::from_parts(parts).map_err(|_| ExchangeError::Path(joined))?;
+        self.head.uri = http::Uri::from_parts(parts).map_err(|_| ExchangeError::Path(shown(&joined)))?;
         Ok(())
     }
 
@@ -132,11 +168,22 @@ impl RequestState {
         self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    pub fn set_var(&mut self, name: String, value: String) {
-        match self.vars.iter_mut().find(|(k, _)| *k == name) {
+    /// Sets a var, within the bounds on vars per request.
+    pub fn set_var(&mut self, name: String, value: String) -> Result<(), ExchangeError> {
+        let slot = self.vars.iter().position(|(k, _)| *k == name);
+        if slot.is_none() && self.vars.len() >= MAX_VARS {
+            return Err(ExchangeError::TooManyVars);
+        }
+        let others: usize =
+            self.vars.iter().enumerate().filter(|(i, _)| Some(*i) != slot).map(|(_, (k, v))| k.len() + v.len()).sum();
+        if others + name.len() + value.len() > MAX_VARS_BYTES {
+            return Err(ExchangeError::VarsTooLarge);
+        }
+        match slot.and_then(|i| self.vars.get_mut(i)) {
             Some(slot) => slot.1 = value,
             None => self.vars.push((name, value)),
         }
+        Ok(())
     }
 
     /// The read-only view of the request handed to the response phase.
@@ -185,7 +232,7 @@ impl NameCache {
 }
 
 fn header_name(name: &[u8]) -> Result<HeaderName, ExchangeError> {
-    HeaderName::from_bytes(name).map_err(|_| ExchangeError::HeaderName(String::from_utf8_lossy(name).into_owned()))
+    HeaderName::from_bytes(name).map_err(|_| ExchangeError::HeaderName(shown(&String::from_utf8_lossy(name))))
 }
 
 fn header_value(name: &HeaderName, value: impl Into<Bytes>) -> Result<HeaderValue, ExchangeError> {

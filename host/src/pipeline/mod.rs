@@ -1,5 +1,6 @@
 //! A route's ordered plugins and the two phases they run in.
 
+pub mod bounds;
 mod exchange;
 
 use std::sync::Arc;

@@ -1,9 +1,14 @@
 //! How a plugin call can fail, as the pipeline's failure policy sees it.
+//!
+//! The `Display` text is for the gateway's log and may carry what the
+//! plugin did wrong; [`PluginError::detail`] is what a client is told, and
+//! never shows the plugin's insides (trap text, backtrace).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::limits::MemoryLimitExceeded;
+use crate::pipeline::ExchangeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -11,10 +16,13 @@ pub enum PluginError {
     Timeout { plugin: Arc<str>, limit: Duration },
     #[error("plugin {plugin} exceeded its memory limit of {limit} bytes")]
     MemoryLimit { plugin: Arc<str>, limit: usize },
+    /// A panic, a bad instruction, an import called wrongly.
     #[error("plugin {plugin} failed: {reason}")]
-    Trap { plugin: Arc<str>, reason: String },
-    /// The call returned writes HTTP cannot carry (a bad header name…).
-    #[error("plugin {plugin} failed: {reason}")]
+    Trap { plugin: Arc<str>, reason: String, backtrace: Option<String> },
+    /// The plugin handed the host a value HTTP cannot carry or the
+    /// server's limits do not allow (a bad header name, a reply status of
+    /// 99, 100,000 headers…).
+    #[error("plugin {plugin} returned an invalid value: {reason}")]
     Write { plugin: Arc<str>, reason: String },
     #[error("plugin {plugin} has no free instance")]
     Overloaded { plugin: Arc<str> },
@@ -31,7 +39,52 @@ impl PluginError {
         if let Some(e) = error.downcast_ref::<MemoryLimitExceeded>() {
             return Self::MemoryLimit { plugin: plugin.clone(), limit: e.limit };
         }
-        Self::Trap { plugin: plugin.clone(), reason: format!("{error:#}") }
+        // A value an import refused (`set-status(99)`) fails the call.
+        if let Some(e) = error.downcast_ref::<ExchangeError>() {
+            return Self::Write { plugin: plugin.clone(), reason: e.to_string() };
+        }
+        let backtrace = error.downcast_ref::<wasmtime::WasmBacktrace>().map(ToString::to_string);
+        Self::Trap { plugin: plugin.clone(), reason: error.root_cause().to_string(), backtrace }
+    }
+
+    /// Adds to a trap the last error the plugin logged before it: an SDK
+    /// plugin logs its panic message (with file and line) just before the
+    /// panic becomes a trap, which on its own says only "unreachable".
+    pub(super) fn after_logging(mut self, logged: Option<String>) -> Self {
+        if let (Self::Trap { reason, .. }, Some(logged)) = (&mut self, logged) {
+            *reason = format!("{reason}, after the plugin logged: {logged}");
+        }
+        self
+    }
+
+    pub fn plugin(&self) -> &Arc<str> {
+        match self {
+            Self::Timeout { plugin, .. }
+            | Self::MemoryLimit { plugin, .. }
+            | Self::Trap { plugin, .. }
+            | Self::Write { plugin, .. }
+            | Self::Overloaded { plugin }
+            | Self::Config { plugin, .. } => plugin,
+        }
+    }
+
+    /// What a client is told: which limit was hit, or that the plugin
+    /// failed; the rest is in the log.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Trap { plugin, .. } => format!("plugin {plugin} failed"),
+            Self::Write { plugin, .. } => format!("plugin {plugin} returned an invalid value"),
+            Self::Config { plugin, .. } => format!("plugin {plugin} rejected its config"),
+            Self::Timeout { .. } | Self::MemoryLimit { .. } | Self::Overloaded { .. } => self.to_string(),
+        }
+    }
+
+    /// Where in the plugin a trap happened, for the log.
+    pub fn backtrace(&self) -> Option<&str> {
+        match self {
+            Self::Trap { backtrace, .. } => backtrace.as_deref(),
+            _ => None,
+        }
     }
 
     /// The HTTP status a fail-closed route answers with.
@@ -52,5 +105,39 @@ impl PluginError {
             Self::Overloaded { .. } => "overloaded",
             Self::Config { .. } => "config",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trap(reason: &str) -> PluginError {
+        PluginError::Trap { plugin: "p".into(), reason: reason.into(), backtrace: Some("0: 0x1 - f".into()) }
+    }
+
+    #[test]
+    fn clients_are_told_what_failed_and_the_log_why() {
+        let e = trap("wasm `unreachable` instruction executed")
+            .after_logging(Some("panicked at src/lib.rs:3:5:\nboom".into()));
+        assert_eq!(e.detail(), "plugin p failed");
+        assert_eq!(
+            e.to_string(),
+            "plugin p failed: wasm `unreachable` instruction executed, after the plugin logged: \
+             panicked at src/lib.rs:3:5:\nboom"
+        );
+        assert_eq!(e.backtrace(), Some("0: 0x1 - f"));
+        let e = PluginError::Write { plugin: "p".into(), reason: "invalid status 99".into() };
+        assert_eq!(e.detail(), "plugin p returned an invalid value");
+        let e = PluginError::Timeout { plugin: "p".into(), limit: Duration::from_millis(100) };
+        assert_eq!(e.detail(), "plugin p exceeded its time limit of 100ms");
+        assert_eq!(e.plugin().as_ref(), "p");
+    }
+
+    #[test]
+    fn only_a_trap_takes_the_logged_error() {
+        let e = PluginError::Overloaded { plugin: "p".into() }.after_logging(Some("x".into()));
+        assert_eq!(e.to_string(), "plugin p has no free instance");
+        assert_eq!(trap("t").after_logging(None).to_string(), "plugin p failed: t");
     }
 }

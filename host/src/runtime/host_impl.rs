@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{clock, http_client, log, metrics, state, types};
 use super::limits::MemoryLimiter;
+use crate::pipeline::bounds::{self, Bounds, FieldWriter, MAX_LOG_BYTES};
 use crate::pipeline::{EditKind, ExchangeError, Headers, NameCache, RequestInfo, RequestState, ResponseState};
 use crate::services::HostServices;
 
@@ -82,11 +83,18 @@ pub struct InstanceState {
     key_prefix: String,
     names: NameCache,
     lent: Lent,
+    /// What this instance's writes are held to.
+    bounds: Bounds,
+    /// The last error the plugin logged in the current call: a panicking
+    /// plugin built with the SDK logs its panic message just before it
+    /// traps, and the trap says nothing of it.
+    logged_error: Option<String>,
 }
 
 impl InstanceState {
     pub fn new(identity: Arc<PluginIdentity>, services: Arc<HostServices>, memory_bytes: usize) -> Self {
         let key_prefix = format!("{}:", identity.plugin);
+        let bounds = services.bounds;
         Self {
             // No preopens, no environment, no sockets: a plugin reaches the
             // world only through the gateway's own imports.
@@ -100,6 +108,8 @@ impl InstanceState {
             key_prefix,
             names: NameCache::default(),
             lent: Lent::default(),
+            bounds,
+            logged_error: None,
         }
     }
 
@@ -112,7 +122,13 @@ impl InstanceState {
 
     /// Lends the request to the call about to start.
     pub(super) fn lend_request(&mut self, req: Box<RequestState>) -> Resource<RequestHandle> {
+        self.logged_error = None;
         self.lent.request.lend(&mut self.table, RequestHandle, req)
+    }
+
+    /// The last error the plugin logged in the call that just ended.
+    pub(super) fn take_logged_error(&mut self) -> Option<String> {
+        self.logged_error.take()
     }
 
     /// Takes the request back after the call.
@@ -148,13 +164,15 @@ impl InstanceState {
         self.lent.response.get(r, "response")
     }
 
-    /// One edit of the lent request, whether it came alone or in `apply`.
+    /// One edit of the lent request, sent alone.
     fn request_edit(&mut self, r: &Resource<RequestHandle>, op: Op, name: &[u8], value: Bytes) -> wasmtime::Result<()> {
         let req = self.lent.request.get(r, "request")?;
-        Ok(edit_request(&mut self.names, req, op, name, value)?)
+        let mut writer = self.bounds.writer();
+        edit_request(&mut self.names, &self.bounds, &mut writer, req, op, name, value)?;
+        Ok(writer.finish(&req.head.headers)?)
     }
 
-    /// One header edit of the lent response.
+    /// One header edit of the lent response, sent alone.
     fn response_edit(
         &mut self,
         r: &Resource<ResponseHandle>,
@@ -163,24 +181,53 @@ impl InstanceState {
         value: Bytes,
     ) -> wasmtime::Result<()> {
         let resp = self.lent.response.get(r, "response")?;
-        Ok(edit_response(&mut self.names, resp, op, name, value)?)
+        let mut writer = self.bounds.writer();
+        edit_response(&mut self.names, &mut writer, resp, op, name, value)?;
+        Ok(writer.finish(&resp.head.headers)?)
     }
 
     /// The writes a call returned, applied to the request it was lent.
     pub(super) fn apply_to_request(&mut self, req: &mut RequestState, edits: Vec<u8>) -> Result<(), ExchangeError> {
-        each_edit(edits, |op, name, value| edit_request(&mut self.names, req, op, name, value))
+        request_edits(&mut self.names, &self.bounds, req, edits)
     }
 
     /// The header edits an on-response call returned.
     pub(super) fn apply_to_response(&mut self, resp: &mut ResponseState, edits: Vec<u8>) -> Result<(), ExchangeError> {
-        each_edit(edits, |op, name, value| edit_response(&mut self.names, resp, op, name, value))
+        response_edits(&mut self.names, &self.bounds, resp, edits)
     }
+}
+
+/// A batch of edits to a request, in order; its headers are measured once,
+/// at the end.
+fn request_edits(
+    names: &mut NameCache,
+    bounds: &Bounds,
+    req: &mut RequestState,
+    edits: Vec<u8>,
+) -> Result<(), ExchangeError> {
+    let mut writer = bounds.writer();
+    each_edit(edits, bounds, |op, name, value| edit_request(names, bounds, &mut writer, req, op, name, value))?;
+    writer.finish(&req.head.headers)
+}
+
+/// A batch of header edits to a response, as [`request_edits`].
+fn response_edits(
+    names: &mut NameCache,
+    bounds: &Bounds,
+    resp: &mut ResponseState,
+    edits: Vec<u8>,
+) -> Result<(), ExchangeError> {
+    let mut writer = bounds.writer();
+    each_edit(edits, bounds, |op, name, value| edit_response(names, &mut writer, resp, op, name, value))?;
+    writer.finish(&resp.head.headers)
 }
 
 /// One edit of a request. The value is shared bytes, so a header value is
 /// never copied again.
 fn edit_request(
     names: &mut NameCache,
+    bounds: &Bounds,
+    writer: &mut FieldWriter<'_>,
     req: &mut RequestState,
     op: Op,
     name: &[u8],
@@ -190,30 +237,26 @@ fn edit_request(
         // Vars stay writable in the response phase: they are scratch space.
         Op::SetVar => {
             let name = String::from_utf8(name.to_vec())
-                .map_err(|e| ExchangeError::VarName(String::from_utf8_lossy(e.as_bytes()).into_owned()))?;
-            let value = String::from_utf8(value.to_vec()).map_err(|_| ExchangeError::VarValue(name.clone()))?;
-            req.set_var(name, value);
+                .map_err(|e| ExchangeError::VarName(bounds::shown(&String::from_utf8_lossy(e.as_bytes()))))?;
+            let value = String::from_utf8(value.to_vec()).map_err(|_| ExchangeError::VarValue(bounds::shown(&name)))?;
+            req.set_var(name, value)?;
         }
         // Removing a name that cannot exist is nothing to fail over.
         Op::RemoveHeader => {
             let name = names.name(name).ok();
             let req = req.writable()?;
             if let Some(name) = name {
-                req.head.headers.remove(name);
+                writer.remove(&mut req.head.headers, &name);
             }
         }
         Op::SetHeader | Op::AppendHeader | Op::SetResponseHeader | Op::AppendResponseHeader => {
             let (name, value) = names.field(name, value)?;
             let req = req.writable()?;
             match op {
-                Op::SetHeader => {
-                    req.head.headers.insert(name, value);
-                }
-                Op::AppendHeader => {
-                    req.head.headers.append(name, value);
-                }
-                Op::SetResponseHeader => req.response_edits.push(EditKind::Set, name, value),
-                _ => req.response_edits.push(EditKind::Append, name, value),
+                Op::SetHeader => writer.set(&mut req.head.headers, name, value)?,
+                Op::AppendHeader => writer.append(&mut req.head.headers, name, value)?,
+                Op::SetResponseHeader => req.response_edits.push(EditKind::Set, name, value, bounds)?,
+                _ => req.response_edits.push(EditKind::Append, name, value, bounds)?,
             }
         }
     }
@@ -223,6 +266,7 @@ fn edit_request(
 /// One header edit of a response.
 fn edit_response(
     names: &mut NameCache,
+    writer: &mut FieldWriter<'_>,
     resp: &mut ResponseState,
     op: Op,
     name: &[u8],
@@ -231,16 +275,16 @@ fn edit_response(
     match op {
         Op::RemoveHeader => {
             if let Ok(name) = names.name(name) {
-                resp.head.headers.remove(name);
+                writer.remove(&mut resp.head.headers, &name);
             }
         }
-        Op::SetHeader | Op::AppendHeader => {
+        Op::SetHeader => {
             let (name, value) = names.field(name, value)?;
-            if op == Op::SetHeader {
-                resp.head.headers.insert(name, value);
-            } else {
-                resp.head.headers.append(name, value);
-            }
+            writer.set(&mut resp.head.headers, name, value)?;
+        }
+        Op::AppendHeader => {
+            let (name, value) = names.field(name, value)?;
+            writer.append(&mut resp.head.headers, name, value)?;
         }
         Op::SetResponseHeader | Op::AppendResponseHeader | Op::SetVar => return Err(ExchangeError::NotResponseEdit),
     }
@@ -250,13 +294,15 @@ fn edit_response(
 /// Runs `f` on each edit of an `apply` buffer, in order: its name as the
 /// bytes sent (checked where it is used: as a header name or a var name),
 /// its value a slice of the one shared buffer.
-fn each_edit<E: From<ExchangeError>>(
+fn each_edit(
     edits: Vec<u8>,
-    mut f: impl FnMut(Op, &[u8], Bytes) -> Result<(), E>,
-) -> Result<(), E> {
+    bounds: &Bounds,
+    mut f: impl FnMut(Op, &[u8], Bytes) -> Result<(), ExchangeError>,
+) -> Result<(), ExchangeError> {
     if edits.is_empty() {
         return Ok(());
     }
+    bounds.check_edits(edits.len())?;
     let shared = Bytes::from(edits);
     for edit in wasmgate_sdk::edits::decode(&shared) {
         let edit = edit.map_err(|e| ExchangeError::Edits(e.0))?;
@@ -279,7 +325,7 @@ impl types::HostRequest for InstanceState {
     }
 
     fn set_method(&mut self, r: Resource<RequestHandle>, method: String) -> wasmtime::Result<()> {
-        let parsed = http::Method::from_bytes(method.as_bytes()).map_err(|_| ExchangeError::Method(method))?;
+        let parsed = bounds::method(&method)?;
         self.request_mut(&r)?.head.method = parsed;
         Ok(())
     }
@@ -289,9 +335,10 @@ impl types::HostRequest for InstanceState {
     }
 
     fn set_path(&mut self, r: Resource<RequestHandle>, path: String) -> wasmtime::Result<()> {
+        let bounds = self.bounds;
         let req = self.request_mut(&r)?;
         let query = req.query().map(str::to_owned);
-        req.set_path_and_query(&path, query.as_deref())?;
+        req.set_path_and_query(&path, query.as_deref(), &bounds)?;
         Ok(())
     }
 
@@ -300,9 +347,10 @@ impl types::HostRequest for InstanceState {
     }
 
     fn set_query(&mut self, r: Resource<RequestHandle>, query: Option<String>) -> wasmtime::Result<()> {
+        let bounds = self.bounds;
         let req = self.request_mut(&r)?;
         let path = req.path().to_owned();
-        req.set_path_and_query(&path, query.as_deref())?;
+        req.set_path_and_query(&path, query.as_deref(), &bounds)?;
         Ok(())
     }
 
@@ -335,6 +383,7 @@ impl types::HostRequest for InstanceState {
     }
 
     fn set_body(&mut self, r: Resource<RequestHandle>, body: Vec<u8>) -> wasmtime::Result<()> {
+        self.bounds.check_body(body.len() as u64)?;
         self.request_mut(&r)?.body = Some(body.into());
         Ok(())
     }
@@ -387,7 +436,8 @@ impl types::HostRequest for InstanceState {
     }
 
     fn apply(&mut self, r: Resource<RequestHandle>, edits: Vec<u8>) -> wasmtime::Result<()> {
-        each_edit(edits, |op, name, value| self.request_edit(&r, op, name, value))
+        let req = self.lent.request.get(&r, "request")?;
+        Ok(request_edits(&mut self.names, &self.bounds, req, edits)?)
     }
 
     /// The host lends requests as borrows and takes them back itself; a
@@ -403,7 +453,7 @@ impl types::HostResponse for InstanceState {
     }
 
     fn set_status(&mut self, r: Resource<ResponseHandle>, status: u16) -> wasmtime::Result<()> {
-        let status = http::StatusCode::from_u16(status).map_err(|_| ExchangeError::Status(status))?;
+        let status = bounds::final_status(status)?;
         self.response_mut(&r)?.head.status = status;
         Ok(())
     }
@@ -433,7 +483,8 @@ impl types::HostResponse for InstanceState {
     }
 
     fn apply(&mut self, r: Resource<ResponseHandle>, edits: Vec<u8>) -> wasmtime::Result<()> {
-        each_edit(edits, |op, name, value| self.response_edit(&r, op, name, value))
+        let resp = self.lent.response.get(&r, "response")?;
+        Ok(response_edits(&mut self.names, &self.bounds, resp, edits)?)
     }
 
     fn body(&mut self, r: Resource<ResponseHandle>) -> wasmtime::Result<Option<Vec<u8>>> {
@@ -452,6 +503,10 @@ impl types::HostResponse for InstanceState {
 
 impl log::Host for InstanceState {
     fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let message = bounds::cut(message, MAX_LOG_BYTES);
+        if level == log::Level::Error {
+            self.logged_error = Some(message.clone());
+        }
         let plugin = &*self.identity.plugin;
         let route = &*self.identity.route;
         let request_id = self
@@ -534,7 +589,7 @@ impl http_client::Host for InstanceState {
         requests: Vec<http_client::OutboundRequest>,
     ) -> wasmtime::Result<Vec<Result<http_client::OutboundResponse, http_client::FetchError>>> {
         let request_id = self.current.as_ref().map(|info| info.request_id.clone());
-        Ok(super::fanout::fetch_all(&self.services.upstreams, requests, request_id).await)
+        Ok(super::fanout::fetch_all(&self.services.upstreams, requests, request_id, &self.bounds).await)
     }
 }
 

@@ -224,7 +224,8 @@ impl Lease<'_> {
                 outcome.map_err(|e| PluginError::Write { plugin: pool.identity.plugin.clone(), reason: e.to_string() })
             }
             // A trapped instance cannot be entered again; drop it.
-            Err(e) => Err(PluginError::from_call(&pool.identity.plugin, pool.limits.timeout, e)),
+            Err(e) => Err(PluginError::from_call(&pool.identity.plugin, pool.limits.timeout, e)
+                .after_logging(warm.store.data_mut().take_logged_error())),
         }
     }
 }

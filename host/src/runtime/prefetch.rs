@@ -133,7 +133,7 @@ mod tests {
             request_id: HeaderValue::from_static("req-7"),
         });
         let mut req = RequestState::new(head, None, info);
-        req.set_var("user".into(), "alice".into());
+        req.set_var("user".into(), "alice".into()).unwrap();
         req
     }
 

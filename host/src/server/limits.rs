@@ -66,6 +66,17 @@ pub(crate) fn refuse(status: StatusCode, detail: &str, close: bool) -> Response<
     resp
 }
 
+/// A field's share of `max_header_bytes`: its name, value, `: ` and line
+/// end. Plugins' writes are measured the same way (`pipeline::bounds`).
+pub(crate) fn field_bytes(name: &http::HeaderName, value: &HeaderValue) -> usize {
+    name.as_str().len() + value.len() + 4
+}
+
+/// The size of headers as `max_header_bytes` counts it.
+pub(crate) fn header_bytes(headers: &http::HeaderMap) -> usize {
+    headers.iter().map(|(name, value)| field_bytes(name, value)).sum()
+}
+
 /// Checks the request target and headers against the limits: the refusal
 /// if they are past one.
 pub(crate) fn check_head(s: &ServerSettings, req: &http::request::Parts) -> Option<Response<Body>> {
@@ -88,7 +99,7 @@ pub(crate) fn check_head(s: &ServerSettings, req: &http::request::Parts) -> Opti
             false,
         ));
     }
-    let size: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    let size = header_bytes(headers);
     if size > s.max_header_bytes {
         return Some(refuse(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -37,6 +37,7 @@ use tokio::sync::{mpsc, watch};
 use crate::body::Body;
 use crate::config::Config;
 use crate::gateway::Gateway;
+pub(crate) use limits::{field_bytes, header_bytes};
 pub use settings::*;
 pub use shutdown::shutdown_signal;
 
