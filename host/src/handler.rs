@@ -266,7 +266,7 @@ fn plugin_failed(route: &Route, request_id: &HeaderValue, error: &PluginError, w
         route = %route.name,
         request_id = %id,
         kind = error.kind(),
-        reason = %error,
+        reason = %error.reason(),
         backtrace = error.backtrace(),
         "plugin {what}"
     );

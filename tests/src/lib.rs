@@ -6,6 +6,7 @@ pub mod client;
 pub mod demo;
 pub mod files;
 pub mod gateway;
+pub mod logs;
 pub mod upstream;
 
 /// Paths of the plugin components this crate's build script produced.

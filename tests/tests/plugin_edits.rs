@@ -4,7 +4,7 @@
 
 use http::Method;
 use wasmgate_testbed::plugins::FIXTURE_EDITS;
-use wasmgate_testbed::{TestGateway, TestUpstream};
+use wasmgate_testbed::{TestGateway, TestUpstream, logs};
 
 fn config(up: &TestUpstream, plugin_config: &str) -> String {
     format!(
@@ -38,23 +38,31 @@ async fn writes_are_read_back_and_land_in_order() {
     assert_eq!(many, ["a", "b"]);
 }
 
+/// The request to `/` fails with a plugin problem; its log line says why.
+async fn refused(gw: &TestGateway, logs: &logs::Logs) -> String {
+    let reply = gw.client.get("/").await;
+    assert_eq!(reply.plugin_problem(500, "edits"), "plugin edits returned an invalid value");
+    let id = reply.header("x-request-id").unwrap();
+    let line = logs.find(&[("plugin", "edits"), ("request_id", id), ("kind", "write")]).expect("a log line");
+    line["reason"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn a_refused_write_fails_the_call() {
+    let logs = logs::capture();
     let up = TestUpstream::named("up").await;
     let gw = TestGateway::start(&config(&up, r#"{ header = "bad name", value = "v" }"#)).await;
-    let detail = gw.client.get("/").await.problem(500);
-    assert!(detail.contains("invalid header name \"bad name\""), "{detail}");
+    assert_eq!(refused(&gw, &logs).await, "invalid header name \"bad name\"");
     let gw = TestGateway::start(&config(&up, "{ header = \"x-ok\", value = \"line\\nbreak\" }")).await;
-    let detail = gw.client.get("/").await.problem(500);
-    assert!(detail.contains("invalid value for header x-ok"), "{detail}");
+    assert_eq!(refused(&gw, &logs).await, "invalid value for header x-ok");
     assert_eq!(up.count(), 0, "nothing reached the upstream");
 }
 
 #[tokio::test]
 async fn the_request_stays_read_only_in_the_response_phase() {
+    let logs = logs::capture();
     let up = TestUpstream::named("up").await;
     let gw = TestGateway::start(&config(&up, r#"{ header = "x-late", value = "v", in_response = true }"#)).await;
-    let detail = gw.client.get("/").await.problem(500);
-    assert!(detail.contains("cannot be changed in the response phase"), "{detail}");
+    assert_eq!(refused(&gw, &logs).await, "the request cannot be changed in the response phase");
     assert_eq!(up.count(), 1, "the request had gone upstream");
 }

@@ -282,4 +282,52 @@ mod tests {
         assert_eq!((name.as_str(), value.as_bytes()), ("x-upper", &b"v"[..]));
         assert!(names.field(b"x-ok", Bytes::from_static(b"a\nb")).is_err());
     }
+
+    fn request() -> RequestState {
+        let info = RequestInfo {
+            route: "r".into(),
+            params: Vec::new(),
+            client_addr: "127.0.0.1:1".parse().unwrap(),
+            request_id: HeaderValue::from_static("id"),
+        };
+        RequestState::new(http::Request::new(()).into_parts().0, None, Arc::new(info))
+    }
+
+    #[test]
+    fn vars_are_bounded_in_number_and_size() {
+        let mut req = request();
+        for i in 0..MAX_VARS {
+            req.set_var(format!("v{i}"), "x".into()).unwrap();
+        }
+        assert!(matches!(req.set_var("one-more".into(), "x".into()), Err(ExchangeError::TooManyVars)));
+        req.set_var("v0".into(), "replaced".into()).unwrap();
+        assert_eq!(req.var("v0"), Some("replaced"));
+
+        let mut req = request();
+        req.set_var("big".into(), "x".repeat(MAX_VARS_BYTES - 3)).unwrap();
+        assert!(matches!(req.set_var("a".into(), "x".into()), Err(ExchangeError::VarsTooLarge)));
+        // Replacing a value counts the new one, not both.
+        req.set_var("big".into(), "x".repeat(MAX_VARS_BYTES - 3)).unwrap();
+        assert!(matches!(req.set_var("big".into(), "x".repeat(MAX_VARS_BYTES)), Err(ExchangeError::VarsTooLarge)));
+        assert_eq!(req.var("big").map(str::len), Some(MAX_VARS_BYTES - 3), "a refused write changes nothing");
+    }
+
+    #[test]
+    fn response_headers_set_early_are_bounded_like_headers() {
+        let bounds = Bounds { max_headers: 2, max_header_bytes: 20, max_uri_bytes: 100, max_body_bytes: 100 };
+        let (name, value) = (HeaderName::from_static("x-a"), HeaderValue::from_static("1"));
+        let mut edits = ResponseEdits::default();
+        edits.push(EditKind::Set, name.clone(), value.clone(), &bounds).unwrap();
+        edits.push(EditKind::Append, name.clone(), value.clone(), &bounds).unwrap();
+        assert!(matches!(edits.push(EditKind::Append, name, value, &bounds), Err(ExchangeError::TooManyHeaders(2))));
+        let mut edits = ResponseEdits::default();
+        let big = HeaderValue::from_static("0123456789abcdef");
+        assert!(matches!(
+            edits.push(EditKind::Set, HeaderName::from_static("x-b"), big, &bounds),
+            Err(ExchangeError::HeadersTooLarge { bytes: 23, limit: 20 })
+        ));
+        let mut headers = HeaderMap::new();
+        edits.apply(&mut headers);
+        assert!(headers.is_empty());
+    }
 }

@@ -4,6 +4,7 @@
 //! plugin did wrong; [`PluginError::detail`] is what a client is told, and
 //! never shows the plugin's insides (trap text, backtrace).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,6 +80,15 @@ impl PluginError {
         }
     }
 
+    /// Why the call failed, for the log: everything the error knows but
+    /// the plugin's name and the backtrace.
+    pub fn reason(&self) -> Cow<'_, str> {
+        match self {
+            Self::Trap { reason, .. } | Self::Write { reason, .. } | Self::Config { reason, .. } => reason.into(),
+            Self::Timeout { .. } | Self::MemoryLimit { .. } | Self::Overloaded { .. } => self.to_string().into(),
+        }
+    }
+
     /// Where in the plugin a trap happened, for the log.
     pub fn backtrace(&self) -> Option<&str> {
         match self {
@@ -127,6 +137,7 @@ mod tests {
              panicked at src/lib.rs:3:5:\nboom"
         );
         assert_eq!(e.backtrace(), Some("0: 0x1 - f"));
+        assert!(e.reason().starts_with("wasm `unreachable` instruction executed, after"));
         let e = PluginError::Write { plugin: "p".into(), reason: "invalid status 99".into() };
         assert_eq!(e.detail(), "plugin p returned an invalid value");
         let e = PluginError::Timeout { plugin: "p".into(), limit: Duration::from_millis(100) };

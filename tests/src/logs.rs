@@ -1,0 +1,61 @@
+//! The gateway's log events as a test sees them: captured as JSON lines
+//! on the test's own thread, where a `#[tokio::test]` (current-thread
+//! runtime) runs the gateway's tasks too.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tracing::subscriber::DefaultGuard;
+
+/// Captures until dropped.
+pub struct Logs {
+    lines: Arc<Mutex<Vec<u8>>>,
+    _guard: DefaultGuard,
+}
+
+/// Starts capturing every event (all levels) on this thread.
+pub fn capture() -> Logs {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || Sink(sink.clone()))
+        .finish();
+    Logs { lines, _guard: tracing::subscriber::set_default(subscriber) }
+}
+
+impl Logs {
+    /// Every event so far; `fields` holds the message and the fields.
+    pub fn events(&self) -> Vec<Value> {
+        let bytes = self.lines.lock().unwrap().clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {line}")))
+            .collect()
+    }
+
+    /// The fields of every event, in order.
+    pub fn fields(&self) -> Vec<Value> {
+        self.events().into_iter().map(|mut event| event["fields"].take()).collect()
+    }
+
+    /// The fields of the first event that has all of these.
+    pub fn find(&self, fields: &[(&str, &str)]) -> Option<Value> {
+        self.fields().into_iter().find(|found| fields.iter().all(|(name, value)| found[*name] == *value))
+    }
+}
+
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
