@@ -33,16 +33,37 @@ pub struct Summary {
     pub sum: f64,
 }
 
+/// Series (a plugin and a metric name) kept of each kind, and the longest
+/// name: a plugin that names metrics per request (a user id in the name)
+/// must not grow the host's memory without end. Past either, the value is
+/// dropped.
+pub const MAX_SERIES: usize = 1024;
+pub const MAX_METRIC_NAME_BYTES: usize = 128;
+
 impl PluginMetrics {
-    pub fn counter_add(&self, plugin: &Arc<str>, name: &str, value: u64) {
-        *self.counters.lock().unwrap().entry((plugin.clone(), name.to_owned())).or_default() += value;
+    /// Adds to a counter; false when the value was dropped (see
+    /// [`MAX_SERIES`]).
+    pub fn counter_add(&self, plugin: &Arc<str>, name: &str, value: u64) -> bool {
+        let mut map = self.counters.lock().unwrap();
+        match series(&mut map, plugin, name) {
+            Some(count) => {
+                *count = count.saturating_add(value);
+                true
+            }
+            None => false,
+        }
     }
 
-    pub fn histogram_observe(&self, plugin: &Arc<str>, name: &str, value: f64) {
+    pub fn histogram_observe(&self, plugin: &Arc<str>, name: &str, value: f64) -> bool {
         let mut map = self.histograms.lock().unwrap();
-        let s = map.entry((plugin.clone(), name.to_owned())).or_default();
-        s.count += 1;
-        s.sum += value;
+        match series(&mut map, plugin, name) {
+            Some(s) => {
+                s.count = s.count.saturating_add(1);
+                s.sum += value;
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn counter(&self, plugin: &str, name: &str) -> Option<u64> {
@@ -51,5 +72,40 @@ impl PluginMetrics {
 
     pub fn histogram(&self, plugin: &str, name: &str) -> Option<Summary> {
         self.histograms.lock().unwrap().iter().find(|((p, n), _)| &**p == plugin && n == name).map(|(_, v)| *v)
+    }
+}
+
+/// The series of `plugin` and `name`, made if there is room for it.
+fn series<'m, T: Default>(
+    map: &'m mut HashMap<(Arc<str>, String), T>,
+    plugin: &Arc<str>,
+    name: &str,
+) -> Option<&'m mut T> {
+    if name.len() > MAX_METRIC_NAME_BYTES {
+        return None;
+    }
+    let key = (plugin.clone(), name.to_owned());
+    if map.len() >= MAX_SERIES && !map.contains_key(&key) {
+        return None;
+    }
+    Some(map.entry(key).or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_bounded_in_number_and_name_length() {
+        let metrics = PluginMetrics::default();
+        let plugin: Arc<str> = "p".into();
+        for i in 0..MAX_SERIES {
+            assert!(metrics.counter_add(&plugin, &format!("c{i}"), 1));
+        }
+        assert!(!metrics.counter_add(&plugin, "one-more", 1), "no room for a new series");
+        assert!(metrics.counter_add(&plugin, "c0", u64::MAX), "an existing one still counts");
+        assert_eq!(metrics.counter("p", "c0"), Some(u64::MAX), "and saturates");
+        assert!(!metrics.histogram_observe(&plugin, &"h".repeat(MAX_METRIC_NAME_BYTES + 1), 1.0));
+        assert!(metrics.histogram_observe(&plugin, &"h".repeat(MAX_METRIC_NAME_BYTES), 1.0));
     }
 }

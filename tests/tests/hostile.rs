@@ -20,6 +20,9 @@ const CASES: &[(&str, &str, &str)] = &[
         "more than 100 header fields",
     ),
     ("/many-reply-headers", r#"{ mode = "many-reply-headers" }"#, "its reply: more than 100 header fields"),
+    ("/many-vars", r#"{ mode = "many-vars", count = 100 }"#, "more than 64 vars on one request"),
+    ("/response-status-1000", r#"{ mode = "response-status", status = 1000 }"#, "invalid status 1000"),
+    ("/response-status-101", r#"{ mode = "response-status", status = 101 }"#, "invalid status 101"),
     ("/reply-status-99", r#"{ mode = "reply-status", status = 99 }"#, "its reply: invalid status 99"),
     ("/reply-status-1000", r#"{ mode = "reply-status", status = 1000 }"#, "its reply: invalid status 1000"),
     ("/reply-status-101", r#"{ mode = "reply-status", status = 101 }"#, "its reply: invalid status 101"),
@@ -38,6 +41,12 @@ const CASES: &[(&str, &str, &str)] = &[
         "/fanout-bodies",
         r#"{ mode = "fanout-bodies", count = 8, body_bytes = 262144 }"#,
         "take 2097152 bytes together, over the server's max_request_body_bytes of 1048576",
+    ),
+    (
+        "/state-sizes",
+        r#"{ mode = "state-sizes" }"#,
+        "state refused: a state key takes at most 1024 bytes; this one has 2048; \
+         a state value takes at most 1048576 bytes; this one has 2097152",
     ),
     ("/panic", r#"{ mode = "panic", message = "hostile fixture gives up" }"#, "src/lib.rs:"),
 ];
@@ -92,7 +101,7 @@ async fn hostile_values_fail_their_own_request_and_nothing_else() {
     let reached: Vec<String> = up.seen().into_iter().map(|s| s.uri).filter(|uri| uri != "/healthy").collect();
     assert_eq!(
         reached,
-        ["/many-on-response-headers", "/on-response-headers-150"],
+        ["/many-on-response-headers", "/on-response-headers-150", "/response-status-1000", "/response-status-101"],
         "only the requests whose responses were refused went upstream"
     );
 
@@ -123,7 +132,7 @@ async fn case(addr: std::net::SocketAddr, path: &str, logged: &str, logs: &logs:
     let reply = conn.get(path).await?;
     let detail = std::panic::catch_unwind(|| reply.plugin_problem(500, "hostile"))
         .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_default())?;
-    let expected = if path.starts_with("/fanout") || path == "/panic" {
+    let expected = if path.starts_with("/fanout") || path == "/state-sizes" || path == "/panic" {
         "plugin hostile failed"
     } else {
         "plugin hostile returned an invalid value"

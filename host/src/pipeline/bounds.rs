@@ -31,6 +31,10 @@ pub const MAX_FETCHES: usize = 256;
 pub const MAX_METHOD_BYTES: usize = 32;
 /// Longest log message a plugin may write; the rest is cut.
 pub const MAX_LOG_BYTES: usize = 8 << 10;
+/// Longest key a plugin may use in the shared state store.
+pub const MAX_STATE_KEY_BYTES: usize = 1 << 10;
+/// Largest value a plugin may keep in the shared state store.
+pub const MAX_STATE_VALUE_BYTES: usize = 1 << 20;
 /// How much of a plugin's value an error message repeats.
 const SHOWN_BYTES: usize = 64;
 

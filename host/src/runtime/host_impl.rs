@@ -10,7 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{clock, http_client, log, metrics, state, types};
 use super::limits::MemoryLimiter;
-use crate::pipeline::bounds::{self, Bounds, FieldWriter, MAX_LOG_BYTES};
+use crate::pipeline::bounds::{self, Bounds, FieldWriter, MAX_LOG_BYTES, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES};
 use crate::pipeline::{EditKind, ExchangeError, Headers, NameCache, RequestInfo, RequestState, ResponseState};
 use crate::services::HostServices;
 
@@ -113,11 +113,15 @@ impl InstanceState {
         }
     }
 
-    fn key(&self, key: &str) -> String {
+    /// The plugin's key in the shared store, when within the bound.
+    fn key(&self, key: &str) -> Result<String, String> {
+        if key.len() > MAX_STATE_KEY_BYTES {
+            return Err(format!("a state key takes at most {MAX_STATE_KEY_BYTES} bytes; this one has {}", key.len()));
+        }
         let mut k = String::with_capacity(self.key_prefix.len() + key.len());
         k.push_str(&self.key_prefix);
         k.push_str(key);
-        k
+        Ok(k)
     }
 
     /// Lends the request to the call about to start.
@@ -549,7 +553,10 @@ impl state::Host for InstanceState {
         burst: u64,
         cost: u64,
     ) -> wasmtime::Result<Result<state::Decision, String>> {
-        let key = self.key(&key);
+        let key = match self.key(&key) {
+            Ok(key) => key,
+            Err(e) => return Ok(Err(e)),
+        };
         let result = self.services.state.take(&key, limit, window_ms, burst, cost).await;
         Ok(result
             .map(|d| state::Decision {
@@ -563,22 +570,38 @@ impl state::Host for InstanceState {
     }
 
     async fn increment(&mut self, key: String, delta: i64, ttl_ms: u64) -> wasmtime::Result<Result<i64, String>> {
-        let key = self.key(&key);
+        let key = match self.key(&key) {
+            Ok(key) => key,
+            Err(e) => return Ok(Err(e)),
+        };
         Ok(self.services.state.increment(&key, delta, ttl_ms).await.map_err(|e| e.to_string()))
     }
 
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
-        let key = self.key(&key);
+        let key = match self.key(&key) {
+            Ok(key) => key,
+            Err(e) => return Ok(Err(e)),
+        };
         Ok(self.services.state.get(&key).await.map_err(|e| e.to_string()))
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> wasmtime::Result<Result<(), String>> {
-        let key = self.key(&key);
+        let key = match self.key(&key) {
+            Ok(key) => key,
+            Err(e) => return Ok(Err(e)),
+        };
+        if value.len() > MAX_STATE_VALUE_BYTES {
+            let e = format!("a state value takes at most {MAX_STATE_VALUE_BYTES} bytes; this one has {}", value.len());
+            return Ok(Err(e));
+        }
         Ok(self.services.state.set(&key, value, ttl_ms).await.map_err(|e| e.to_string()))
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), String>> {
-        let key = self.key(&key);
+        let key = match self.key(&key) {
+            Ok(key) => key,
+            Err(e) => return Ok(Err(e)),
+        };
         Ok(self.services.state.delete(&key).await.map_err(|e| e.to_string()))
     }
 }
@@ -595,12 +618,26 @@ impl http_client::Host for InstanceState {
 
 impl metrics::Host for InstanceState {
     fn counter_add(&mut self, name: String, value: u64) -> wasmtime::Result<()> {
-        self.services.metrics.counter_add(&self.identity.plugin, &name, value);
+        if !self.services.metrics.counter_add(&self.identity.plugin, &name, value) {
+            self.metric_dropped(&name);
+        }
         Ok(())
     }
 
     fn histogram_observe(&mut self, name: String, value: f64) -> wasmtime::Result<()> {
-        self.services.metrics.histogram_observe(&self.identity.plugin, &name, value);
+        if !self.services.metrics.histogram_observe(&self.identity.plugin, &name, value) {
+            self.metric_dropped(&name);
+        }
         Ok(())
+    }
+}
+
+impl InstanceState {
+    fn metric_dropped(&self, name: &str) {
+        tracing::debug!(
+            plugin = %self.identity.plugin,
+            metric = %bounds::shown(name),
+            "metric dropped: its name is too long or there are too many series"
+        );
     }
 }

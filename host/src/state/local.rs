@@ -108,7 +108,8 @@ impl LocalStore {
         let now = Instant::now();
         let mut shard = self.shard(key);
         if let Some(Entry::Counter { value, .. }) = shard.live(key, now) {
-            *value += delta;
+            // Saturating: an overflow would panic under the shard's lock.
+            *value = value.saturating_add(delta);
             return *value;
         }
         let expires = after_ms(now, ttl_ms);
@@ -149,6 +150,17 @@ mod tests {
         assert_eq!(s.get("k").as_deref(), Some(&b"v"[..]));
         s.delete("k");
         assert_eq!(s.get("k"), None);
+    }
+
+    #[test]
+    fn counters_saturate_and_long_ttls_are_kept() {
+        let s = LocalStore::default();
+        assert_eq!(s.increment("c", i64::MAX, u64::MAX), i64::MAX);
+        assert_eq!(s.increment("c", 1, u64::MAX), i64::MAX);
+        assert_eq!(s.increment("d", i64::MIN, 60_000), i64::MIN);
+        assert_eq!(s.increment("d", -1, 60_000), i64::MIN);
+        s.set("k", b"v".to_vec(), Some(u64::MAX));
+        assert_eq!(s.get("k").as_deref(), Some(&b"v"[..]));
     }
 
     #[test]
