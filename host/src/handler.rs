@@ -266,7 +266,9 @@ fn plugin_failed(route: &Route, request_id: &HeaderValue, error: &PluginError, w
         route = %route.name,
         request_id = %id,
         kind = error.kind(),
-        reason = %error.reason(),
+        // A string value, quoted and escaped in text logs: it holds what
+        // the plugin logged and refused values.
+        reason = &*error.reason(),
         backtrace = error.backtrace(),
         "plugin {what}"
     );

@@ -240,7 +240,14 @@ pub fn configure<P: Plugin>(slot: &'static LocalKey<Slot<P>>, config: String) ->
 fn report_panics() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| wit_log::log(wit_log::Level::Error, &info.to_string())));
+        std::panic::set_hook(Box::new(|info| {
+            let payload = info.payload_as_str().unwrap_or("a panic without a message");
+            let message = match info.location() {
+                Some(at) => format!("panicked at {}:{}:{}: {payload}", at.file(), at.line(), at.column()),
+                None => format!("panicked: {payload}"),
+            };
+            wit_log::log(wit_log::Level::Error, &message);
+        }));
     });
 }
 

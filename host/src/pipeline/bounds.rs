@@ -238,6 +238,24 @@ pub fn cut(mut text: String, max: usize) -> String {
     with_rest(text, rest)
 }
 
+/// `text` with its control characters (line breaks, escape codes) spelled
+/// out: a plugin's text stays on one log line, and cannot recolour a
+/// terminal or forge lines of its own.
+pub fn printable(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn with_rest(mut text: String, rest: usize) -> String {
     if rest > 0 {
         let _ = write!(text, "… ({rest} more bytes)");
@@ -357,5 +375,11 @@ mod tests {
         assert_eq!(cut("short".into(), 8), "short");
         assert_eq!(cut("ééééé".into(), 5), "éé… (6 more bytes)");
         assert_eq!(shown(&"é".repeat(100)), format!("{}… (136 more bytes)", "é".repeat(32)));
+    }
+
+    #[test]
+    fn control_characters_are_spelled_out() {
+        assert_eq!(printable("plain text, é".into()), "plain text, é");
+        assert_eq!(printable("a\nb \u{1b}[31mred\r".into()), "a\\nb \\u{1b}[31mred\\r");
     }
 }

@@ -507,7 +507,7 @@ impl types::HostResponse for InstanceState {
 
 impl log::Host for InstanceState {
     fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        let message = bounds::cut(message, MAX_LOG_BYTES);
+        let message = bounds::printable(bounds::cut(message, MAX_LOG_BYTES));
         if level == log::Level::Error {
             self.logged_error = Some(message.clone());
         }
