@@ -10,12 +10,19 @@ use tracing::subscriber::DefaultGuard;
 
 /// Captures until dropped.
 pub struct Logs {
-    lines: Arc<Mutex<Vec<u8>>>,
+    captured: Captured,
     _guard: DefaultGuard,
 }
 
 /// Starts capturing every event (all levels) on this thread.
 pub fn capture() -> Logs {
+    let (subscriber, captured) = subscriber();
+    Logs { captured, _guard: tracing::subscriber::set_default(subscriber) }
+}
+
+/// A subscriber writing every event as a JSON line, and what it wrote:
+/// for a test that installs it itself (process-wide, say).
+pub fn subscriber() -> (impl tracing::Subscriber + Send + Sync, Captured) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -23,10 +30,15 @@ pub fn capture() -> Logs {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || Sink(sink.clone()))
         .finish();
-    Logs { lines, _guard: tracing::subscriber::set_default(subscriber) }
+    (subscriber, Captured { lines })
 }
 
-impl Logs {
+/// The lines a [`subscriber`] wrote.
+pub struct Captured {
+    lines: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Captured {
     /// Every event so far; `fields` holds the message and the fields.
     pub fn events(&self) -> Vec<Value> {
         let bytes = self.lines.lock().unwrap().clone();
@@ -34,6 +46,12 @@ impl Logs {
             .lines()
             .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {line}")))
             .collect()
+    }
+}
+
+impl Logs {
+    pub fn events(&self) -> Vec<Value> {
+        self.captured.events()
     }
 
     /// The fields of every event, in order.
