@@ -55,6 +55,12 @@ pub struct ConfigFile {
 /// idle_timeout_ms = 60000          # connection with nothing in flight and no traffic: closed
 /// drain_timeout_ms = 30000         # on SIGTERM/SIGINT, time left to in-flight requests
 ///
+///
+/// The four size limits also bound what plugins build: a request body a
+/// plugin sets and the bodies of one `fetch-all` together, request targets
+/// of `set-path` and fan-out calls, and the headers a plugin writes to a
+/// request, a response, a reply or a fan-out call.
+///
 /// [server.tls]
 /// cert = "cert.pem"                # PEM chain, leaf first; relative to this file
 /// key = "key.pem"                  # PEM private key (PKCS#8, PKCS#1 or SEC1)
