@@ -70,15 +70,14 @@ impl ResponseEdits {
     }
 
     pub fn apply(self, headers: &mut HeaderMap) {
+        // The edits are within the header limits; `try_` only so that a
+        // configured `max_headers` near `HeaderMap`'s own hard limit cannot
+        // panic (the edit past it is dropped).
         for (name, value, kind) in self.edits {
-            match kind {
-                EditKind::Set => {
-                    headers.insert(name, value);
-                }
-                EditKind::Append => {
-                    headers.append(name, value);
-                }
-            }
+            let _ = match kind {
+                EditKind::Set => headers.try_insert(name, value).map(drop),
+                EditKind::Append => headers.try_append(name, value).map(drop),
+            };
         }
     }
 }
@@ -255,11 +254,12 @@ impl Headers {
         map.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())).collect()
     }
 
-    /// Adds a field a plugin built (a reply's, an outbound call's).
+    /// Adds a field a plugin built (a reply's, an outbound call's), from a
+    /// list already held to the header limits.
     pub fn append(map: &mut HeaderMap, name: &str, value: Vec<u8>) -> Result<(), ExchangeError> {
         let name = header_name(name.as_bytes())?;
         let value = header_value(&name, value)?;
-        map.append(name, value);
+        map.try_append(name, value).map_err(|_| ExchangeError::TooManyHeaders(map.len()))?;
         Ok(())
     }
 }
