@@ -16,7 +16,7 @@ use crate::pipeline::{Headers, RequestInfo, RequestOutcome, RequestState, Respon
 use crate::problem::problem;
 use crate::proxy_headers;
 use crate::router::RouteLookup;
-use crate::runtime::Reply;
+use crate::runtime::{PluginError, Reply};
 use crate::server::ClientTls;
 use crate::server::upgrade::WebSocket;
 use crate::snapshot::{Route, Snapshot};
@@ -158,11 +158,7 @@ async fn route(
         },
         RequestOutcome::Failed { error } => {
             tracing::warn!(route = %route.name, error = %error, kind = error.kind(), "plugin failed the request");
-            let mut resp = problem(error.status(), &error.to_string());
-            if error.status() == StatusCode::SERVICE_UNAVAILABLE {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            return resp;
+            return plugin_failure(&error);
         }
     };
 
@@ -250,9 +246,19 @@ async fn response_phase(
         }
         Err(error) => {
             tracing::warn!(route = %route.name, error = %error, kind = error.kind(), "plugin failed the response");
-            problem(error.status(), &error.to_string())
+            plugin_failure(&error)
         }
     }
+}
+
+/// A fail-closed plugin's failure as the client sees it; a 503 (no free
+/// instance, quarantined) says when to come back.
+fn plugin_failure(error: &PluginError) -> Response<Body> {
+    let mut resp = problem(error.status(), &error.to_string());
+    if let Some(seconds) = error.retry_after_secs() {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    resp
 }
 
 /// Reads the request body for plugins that asked for it; 413 past the

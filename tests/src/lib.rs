@@ -7,6 +7,7 @@ pub mod demo;
 pub mod files;
 pub mod gateway;
 pub mod upstream;
+pub mod wait;
 
 /// Paths of the plugin components this crate's build script produced.
 pub mod plugins {
@@ -16,3 +17,4 @@ pub mod plugins {
 pub use client::{Client, Reply};
 pub use gateway::TestGateway;
 pub use upstream::{Answer, Seen, TestUpstream};
+pub use wait::eventually;

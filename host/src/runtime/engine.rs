@@ -1,5 +1,7 @@
 //! The one wasmtime engine of the process, its epoch ticker and its linker.
 
+use std::time::Duration;
+
 use wasmtime::component::Linker;
 use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -16,11 +18,14 @@ pub struct EngineLimits {
     pub max_instances: u32,
     /// The largest memory limit any plugin may be given.
     pub max_memory_bytes: usize,
+    /// Warm instances that no call needed for this long are dropped (each
+    /// plugin use keeps one).
+    pub instance_idle: Duration,
 }
 
 impl Default for EngineLimits {
     fn default() -> Self {
-        Self { max_instances: 256, max_memory_bytes: 256 << 20 }
+        Self { max_instances: 256, max_memory_bytes: 256 << 20, instance_idle: Duration::from_secs(10) }
     }
 }
 
