@@ -6,6 +6,7 @@ pub mod client;
 pub mod demo;
 pub mod files;
 pub mod gateway;
+pub mod memory;
 pub mod upstream;
 pub mod wait;
 

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use wasmgate_testbed::memory::rss_bytes;
 use wasmgate_testbed::plugins::FIXTURE_SLEEPER;
 use wasmgate_testbed::{TestGateway, TestUpstream, eventually};
 
@@ -14,16 +15,6 @@ const REPLY_BYTES: usize = 4 << 20;
 /// How far above its idle level RSS may stay once the burst is over. The
 /// burst itself takes it several hundred MiB up.
 const BOUND: u64 = 48 << 20;
-
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kb * 1024
-}
 
 fn mib(bytes: u64) -> u64 {
     bytes >> 20

@@ -346,20 +346,6 @@ async fn instantiate(
     limits: &PluginLimits,
     engine_slots: &Arc<EngineSlots>,
 ) -> Result<(Warm, types::Needs), PluginError> {
-    let work = configure(prepared, identity, services, config, limits, engine_slots);
-    deadline::within(limits.configure_timeout, work).await.unwrap_or_else(|| {
-        Err(PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout })
-    })
-}
-
-async fn configure(
-    prepared: &Prepared,
-    identity: &Arc<PluginIdentity>,
-    services: &Arc<HostServices>,
-    config: &str,
-    limits: &PluginLimits,
-    engine_slots: &Arc<EngineSlots>,
-) -> Result<(Warm, types::Needs), PluginError> {
     let slot = engine_slots.take().ok_or_else(|| PluginError::Overloaded { plugin: identity.plugin.clone() })?;
     let engine = prepared.pre.engine();
     let state = InstanceState::new(identity.clone(), services.clone(), limits.memory_bytes);
@@ -376,11 +362,17 @@ async fn configure(
     store.set_epoch_deadline(1);
 
     let fail = |e| PluginError::from_call(&identity.plugin, limits, e);
-    let plugin = prepared.pre.instantiate_async(&mut store).await.map_err(fail)?;
-    let needs = plugin
-        .call_configure(&mut store, config)
-        .await
-        .map_err(fail)?
-        .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
+    let configure = async {
+        let plugin = prepared.pre.instantiate_async(&mut store).await.map_err(fail)?;
+        let needs = plugin
+            .call_configure(&mut store, config)
+            .await
+            .map_err(fail)?
+            .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
+        Ok((plugin, needs))
+    };
+    let (plugin, needs) = deadline::within(limits.configure_timeout, configure).await.unwrap_or_else(|| {
+        Err(PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout })
+    })?;
     Ok((Warm { store, plugin, input: Vec::new(), _slot: slot }, needs))
 }
