@@ -145,6 +145,6 @@ fn warn_restart_only(old: &Config, new: &Config) {
         tracing::warn!("server.max_connections changed: takes effect after a restart");
     }
     if old.engine != new.engine || old.cache_dir != new.cache_dir {
-        tracing::warn!("runtime.max_instances / cache_dir changed: take effect after a restart");
+        tracing::warn!("runtime.max_instances / instance_idle_ms / cache_dir changed: take effect after a restart");
     }
 }

@@ -86,19 +86,27 @@ pub fn spawn_trimmer(
             let (Some(pools), Some(slots)) = (pools.upgrade(), slots.upgrade()) else {
                 return;
             };
-            let trimmed = pools.trim();
-            // Instances dropped since the last round (trimmed, failed, or
-            // grown too large to keep) freed their stores and the bodies
-            // they handled: worth handing back.
-            let released = slots.released.load(Ordering::Relaxed);
-            if released != released_before {
-                released_before = released;
-                if trimmed > 0 {
-                    tracing::debug!(instances = trimmed, "dropped idle plugin instances");
+            // Dropping instances decommits their slots and `malloc_trim`
+            // walks every arena under its lock: system calls, off the
+            // workers.
+            let round = tokio::task::spawn_blocking(move || {
+                let trimmed = pools.trim();
+                // Instances dropped since the last round (trimmed, failed,
+                // or grown too large to keep) freed their stores and the
+                // bodies they handled: worth handing back.
+                let released = slots.released.load(Ordering::Relaxed);
+                if released != released_before {
+                    release_heap();
                 }
-                // It walks every arena under its lock: not on a worker.
-                let _ = tokio::task::spawn_blocking(release_heap).await;
+                (trimmed, released)
+            });
+            let Ok((trimmed, released)) = round.await else {
+                return;
+            };
+            if trimmed > 0 {
+                tracing::debug!(instances = trimmed, "dropped idle plugin instances");
             }
+            released_before = released;
         }
     }))
 }
