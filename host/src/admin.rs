@@ -4,10 +4,13 @@
 //! - `GET /healthz`: the process answers.
 //! - `GET /readyz`: a snapshot is loaded and serving.
 //! - `GET /status`: generation, last reload (time, cause, error), routes,
-//!   plugins with content hashes, upstream targets with their state (up,
-//!   unhealthy, ejected, circuit-open) and requests in flight.
+//!   plugins with content hashes, each plugin use (plugin on a route) with
+//!   its warm instances and its breaker (state, times opened, calls
+//!   short-circuited), upstream targets with their state (up, unhealthy,
+//!   ejected, circuit-open) and requests in flight.
 //! - `POST /reload`: reload now; 200 with the diff, or 422 problem+json
-//!   with the errors (the previous config keeps serving).
+//!   with the errors, or 504 when it ran past `runtime.reload_timeout_ms`
+//!   and was abandoned (either way the previous config keeps serving).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use serde_json::json;
 use crate::body::{self, Body};
 use crate::gateway::Gateway;
 use crate::problem::problem;
+use crate::reload::ReloadError;
 
 pub async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) -> Response<Body> {
     match (req.method(), req.uri().path()) {
@@ -30,7 +34,8 @@ pub async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAd
                 StatusCode::OK,
                 json!({"reloaded": true, "changes": diff.to_string(), "generation": gateway.reload_status().generation}),
             ),
-            Err(errors) => problem(StatusCode::UNPROCESSABLE_ENTITY, &errors.to_string()),
+            Err(error @ ReloadError::Invalid(_)) => problem(StatusCode::UNPROCESSABLE_ENTITY, &error.to_string()),
+            Err(error @ ReloadError::Abandoned { .. }) => problem(StatusCode::GATEWAY_TIMEOUT, &error.to_string()),
         },
         (_, "/healthz" | "/readyz" | "/status" | "/reload") => {
             problem(StatusCode::METHOD_NOT_ALLOWED, "see the admin API's methods")
@@ -47,11 +52,28 @@ fn status(gateway: &Gateway) -> serde_json::Value {
         .map(|(name, (hash, spec))| json!({"name": name, "hash": hash, "path": spec.path}))
         .collect();
     let routes: Vec<_> = snapshot.config.routes.iter().map(|r| &r.name).collect();
+    // Each plugin on each route: its own pool and breaker.
+    let plugin_uses: Vec<_> = snapshot
+        .routes
+        .iter()
+        .flat_map(|route| {
+            route.pipeline.stages().iter().enumerate().map(|(position, stage)| {
+                json!({
+                    "route": &*route.name,
+                    "position": position,
+                    "plugin": &**stage.pool.plugin(),
+                    "idle_instances": stage.pool.idle_instances(),
+                    "breaker": stage.pool.breaker(),
+                })
+            })
+        })
+        .collect();
     json!({
         "config": snapshot.config.source,
         "reload": gateway.reload_status(),
         "routes": routes,
         "plugins": plugins,
+        "plugin_uses": plugin_uses,
         "upstreams": snapshot.upstreams.status(),
     })
 }

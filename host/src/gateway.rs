@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use crate::body::Body;
 use crate::config::{self, Config, ConfigErrors};
 use crate::proxy_headers::{self, REQUEST_ID};
-use crate::reload::{self, Diff, ReloadStatus};
+use crate::reload::{self, Diff, ReloadError, ReloadStatus};
 use crate::runtime::Runtime;
 use crate::services::PluginMetrics;
 use crate::snapshot::{Shared, Snapshot};
@@ -31,9 +31,9 @@ pub enum StartError {
 pub struct Gateway {
     current: ArcSwap<Snapshot>,
     shared: Shared,
-    /// Held for a whole reload: reloads never overlap, and the status
-    /// describes the latest one.
-    reload: Mutex<ReloadStatus>,
+    /// Held for a whole reload: reloads never overlap.
+    reload: Mutex<()>,
+    /// The latest finished reload's outcome.
     status: std::sync::Mutex<ReloadStatus>,
 }
 
@@ -58,7 +58,7 @@ impl Gateway {
         Ok(Self {
             current: ArcSwap::from_pointee(snapshot),
             shared,
-            reload: Mutex::new(status.clone()),
+            reload: Mutex::new(()),
             status: std::sync::Mutex::new(status),
         })
     }
@@ -67,34 +67,48 @@ impl Gateway {
     /// snapshot in if all of it loads. Requests in flight finish on the
     /// snapshot they started with. On failure nothing changes but the
     /// status, which keeps the reason.
-    pub async fn reload(&self, cause: &str) -> Result<Diff, ConfigErrors> {
-        let mut status = self.reload.lock().await;
-        status.last_attempt_ms = Some(reload::now_ms());
-        status.last_cause = Some(cause.to_owned());
-        let current = self.current.load_full();
-        let result = match config::load(&current.config.source) {
-            Ok(config) => Snapshot::build(config, &self.shared).await.map_err(ConfigErrors::Invalid),
-            Err(e) => Err(e),
-        };
-        let outcome = match result {
-            Ok(snapshot) => {
+    ///
+    /// Bounded by the running config's `reload_timeout_ms`, waiting for a
+    /// reload in progress included: one that runs past it is abandoned, so
+    /// nothing can wedge the reloads that follow.
+    pub async fn reload(&self, cause: &str) -> Result<Diff, ReloadError> {
+        let limit = self.current.load().config.reload_timeout;
+        let attempt_ms = reload::now_ms();
+        let attempt = async {
+            let _turn = self.reload.lock().await;
+            let current = self.current.load_full();
+            let result = match config::load(&current.config.source) {
+                Ok(config) => Snapshot::build(config, &self.shared).await.map_err(ConfigErrors::Invalid),
+                Err(e) => Err(e),
+            };
+            result.map(|snapshot| {
                 let diff = Diff::between(&current, &snapshot);
                 warn_restart_only(&current.config, &snapshot.config);
                 self.current.store(Arc::new(snapshot));
+                diff
+            })
+        };
+        let outcome = match tokio::time::timeout(limit, attempt).await {
+            Ok(result) => result.map_err(ReloadError::from),
+            Err(_) => Err(ReloadError::Abandoned { limit }),
+        };
+
+        let mut status = self.status.lock().unwrap();
+        status.last_attempt_ms = Some(attempt_ms);
+        status.last_cause = Some(cause.to_owned());
+        match &outcome {
+            Ok(diff) => {
                 status.generation += 1;
-                status.last_success_ms = status.last_attempt_ms;
+                status.last_success_ms = Some(attempt_ms);
                 status.last_error = None;
                 tracing::info!(cause, generation = status.generation, changes = %diff, "config reloaded");
-                Ok(diff)
             }
-            Err(errors) => {
+            Err(error) => {
                 status.failures += 1;
-                status.last_error = Some(errors.to_string());
-                tracing::error!(cause, errors = %errors, "reload failed; still serving the previous config");
-                Err(errors)
+                status.last_error = Some(error.to_string());
+                tracing::error!(cause, errors = %error, "reload failed; still serving the previous config");
             }
-        };
-        *self.status.lock().unwrap() = status.clone();
+        }
         outcome
     }
 
@@ -131,6 +145,6 @@ fn warn_restart_only(old: &Config, new: &Config) {
         tracing::warn!("server.max_connections changed: takes effect after a restart");
     }
     if old.engine != new.engine || old.cache_dir != new.cache_dir {
-        tracing::warn!("runtime.max_instances / cache_dir changed: take effect after a restart");
+        tracing::warn!("runtime.max_instances / instance_idle_ms / cache_dir changed: take effect after a restart");
     }
 }

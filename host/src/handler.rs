@@ -273,8 +273,8 @@ fn plugin_failed(route: &Route, request_id: &HeaderValue, error: &PluginError, w
         "plugin {what}"
     );
     let mut resp = plugin_problem(error.status(), &error.detail(), plugin, request_id);
-    if error.status() == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    if let Some(seconds) = error.retry_after_secs() {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     resp
 }

@@ -70,35 +70,49 @@ impl Snapshot {
             bounds: Bounds::new(&config.server),
         });
 
+        // Every plugin use is configured at once, so a slow configure step
+        // costs a load its own deadline, not the sum of all of them.
+        let uses = config.routes.iter().flat_map(|spec| spec.pipeline.iter().map(move |use_| (spec, use_)));
+        let pools =
+            futures_util::future::join_all(uses.map(|(spec, use_)| {
+                let plugin = &config.plugins[use_.plugin];
+                let prepared = prepared[use_.plugin].clone();
+                let identity =
+                    Arc::new(PluginIdentity { plugin: plugin.name.as_str().into(), route: spec.name.as_str().into() });
+                let services = services.clone();
+                async move {
+                    let pool = PluginPool::new(
+                        runtime,
+                        prepared?,
+                        identity,
+                        services,
+                        use_.config_json.clone(),
+                        plugin.limits,
+                        plugin.breaker,
+                    )
+                    .await;
+                    Some(pool.map_err(|e| ConfigError {
+                        at: use_.at.clone(),
+                        message: format!("route {:?}: {e}", spec.name),
+                    }))
+                }
+            }))
+            .await;
+
+        let mut pools = pools.into_iter();
         let mut routes = Vec::new();
         for spec in &config.routes {
-            let route_name: Arc<str> = spec.name.as_str().into();
             let mut stages = Vec::new();
-            for use_ in &spec.pipeline {
-                let plugin = &config.plugins[use_.plugin];
-                let Some(prepared) = &prepared[use_.plugin] else {
-                    continue;
-                };
-                let identity =
-                    Arc::new(PluginIdentity { plugin: plugin.name.as_str().into(), route: route_name.clone() });
-                match PluginPool::new(
-                    runtime,
-                    prepared.clone(),
-                    identity,
-                    services.clone(),
-                    use_.config_json.clone(),
-                    plugin.limits,
-                )
-                .await
-                {
-                    Ok(pool) => stages.push(Stage { pool, on_error: use_.on_error }),
-                    Err(e) => {
-                        errors.push(ConfigError { at: use_.at.clone(), message: format!("route {:?}: {e}", spec.name) })
-                    }
+            for (use_, pool) in spec.pipeline.iter().zip(pools.by_ref()) {
+                match pool {
+                    Some(Ok(pool)) => stages.push(Stage { pool, on_error: use_.on_error }),
+                    Some(Err(error)) => errors.push(error),
+                    // The plugin did not compile: already reported.
+                    None => {}
                 }
             }
             routes.push(Route {
-                name: route_name,
+                name: spec.name.as_str().into(),
                 pipeline: Pipeline::new(stages),
                 upstream: spec.upstream.as_ref().and_then(|u| upstreams.get(u).cloned()),
                 timeout: spec.timeout,

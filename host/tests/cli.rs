@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use wasmgate_testbed::plugins::{ADD_HEADER, FIXTURE_BAD_CONFIG};
+use wasmgate_testbed::plugins::{ADD_HEADER, FIXTURE_BAD_CONFIG, FIXTURE_SLEEPER};
 
 fn check(toml: &str) -> (bool, String, String, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -40,6 +40,21 @@ fn check_fails_with_the_plugins_own_message() {
         "{stderr}"
     );
     assert!(stderr.contains("bad-config fixture rejects every config"), "{stderr}");
+}
+
+#[test]
+fn check_fails_when_a_plugin_never_finishes_configuring() {
+    // It sleeps for an hour; `check` gives up at the plugin's deadline.
+    let (ok, _, stderr, file) = check(&format!(
+        "[plugins.sleeper]\npath = \"{FIXTURE_SLEEPER}\"\nconfigure_timeout_ms = 200\n[[routes]]\nname = \"slow\"\npath = \"/\"\npipeline = [{{ plugin = \"sleeper\", config = {{ configure_sleep_ms = 3600000 }} }}]\n"
+    ));
+    assert!(!ok);
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "{file}:7:13: routes[0].pipeline[0]: route \"slow\": plugin sleeper did not finish configuring within 200 ms"
+        )
+    );
 }
 
 #[test]

@@ -7,7 +7,9 @@ pub mod demo;
 pub mod files;
 pub mod gateway;
 pub mod logs;
+pub mod memory;
 pub mod upstream;
+pub mod wait;
 
 /// Paths of the plugin components this crate's build script produced.
 pub mod plugins {
@@ -17,3 +19,4 @@ pub mod plugins {
 pub use client::{Client, KeepAlive, Reply};
 pub use gateway::TestGateway;
 pub use upstream::{Answer, Seen, TestUpstream};
+pub use wait::eventually;

@@ -138,3 +138,48 @@ async fn a_plugin_built_for_another_contract_version_says_so() {
     assert!(errors[0].starts_with(&format!("{file}:2:8: plugins.old.path: ")), "{errors:?}");
     assert!(errors[0].contains("built for wasmgate:plugin@0.1.0, this gateway runs @0.2.0 plugins"), "{errors:?}");
 }
+
+#[tokio::test]
+async fn time_limits_and_breakers_are_checked() {
+    let toml = format!(
+        r#"[runtime]
+wall_timeout_ms = 40
+timeout_ms = 50
+reload_timeout_ms = 0
+
+[runtime.breaker]
+failure_threshold = 0
+
+[plugins.slow]
+path = "{ADD_HEADER}"
+timeout_ms = 20
+wall_timeout_ms = 10
+breaker = {{ open_ms = 0 }}
+
+[plugins.cpu]
+path = "{ADD_HEADER}"
+wall_timeout_ms = 100
+timeout_ms = 200
+configure_timeout_ms = 0
+"#
+    );
+    let (errors, file) = start_errors(&toml).await;
+    assert_eq!(
+        errors,
+        vec![
+            format!(
+                "{file}:2:19: runtime.wall_timeout_ms: wall_timeout_ms (40) must be at least timeout_ms (50): wall-clock time includes the CPU time"
+            ),
+            format!("{file}:7:21: runtime.breaker.failure_threshold: must be greater than 0, got 0"),
+            format!("{file}:4:21: runtime.reload_timeout_ms: must be greater than 0, got 0"),
+            format!("{file}:19:24: plugins.cpu.configure_timeout_ms: must be greater than 0, got 0"),
+            format!(
+                "{file}:17:19: plugins.cpu.wall_timeout_ms: wall_timeout_ms (100) must be at least timeout_ms (200): wall-clock time includes the CPU time"
+            ),
+            format!(
+                "{file}:12:19: plugins.slow.wall_timeout_ms: wall_timeout_ms (10) must be at least timeout_ms (20): wall-clock time includes the CPU time"
+            ),
+            format!("{file}:13:23: plugins.slow.breaker.open_ms: must be greater than 0, got 0"),
+        ]
+    );
+}

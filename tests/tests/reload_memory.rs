@@ -3,16 +3,7 @@
 //! request uses them. (Its own test binary: RSS is per process.)
 
 use wasmgate_testbed::files::{STAMP_CONFIG, StampSite, stamp_component};
-
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kb * 1024
-}
+use wasmgate_testbed::memory::rss_bytes;
 
 #[tokio::test]
 async fn memory_levels_off_across_many_reloads() {

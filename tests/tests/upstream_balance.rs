@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use http::Method;
-use upstream_common::{eventually, named, restart, served_by};
+use upstream_common::{named, restart, served_by};
+use wasmgate_testbed::eventually;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
 #[tokio::test]

@@ -7,7 +7,7 @@ mod upstream_common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use upstream_common::eventually;
+use wasmgate_testbed::eventually;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

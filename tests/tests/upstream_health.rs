@@ -3,7 +3,8 @@
 
 mod upstream_common;
 
-use upstream_common::{eventually, named, restart, served_by, traffic};
+use upstream_common::{named, restart, served_by, traffic};
+use wasmgate_testbed::eventually;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,12 +9,20 @@
 //!                                           N requests to each path, alternating A and B on one
 //!                                           keep-alive connection each; prints the p50 and p99 of
 //!                                           each in µs ("A_P50 A_P99 B_P50 B_P99")
+//! bench-client noisy ADDR N PATH NOISE_PATH CONNS
+//!                                           N requests to PATH on one keep-alive connection while
+//!                                           CONNS connections send NOISE_PATH back to back; prints
+//!                                           PATH's p50, p99 and max in µs, then the noise requests
+//!                                           sent and how many of them were not 2xx
+//!                                           ("P50 P99 MAX NOISE NOISE_ERRORS"); CONNS = 0: no noise
 //! ```
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmgate_testbed::files::stamp_component;
@@ -223,11 +231,72 @@ fn latency(addr: SocketAddr, n: usize, a: &str, b: &str, authorization: Option<&
         .iter_mut()
         .flat_map(|(_, _, times)| {
             times.sort();
-            let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_micros().to_string();
+            let at = |q: f64| quantile_us(times, q).to_string();
             [at(0.5), at(0.99)]
         })
         .collect();
     println!("{}", line.join(" "));
+}
+
+/// The p-quantile of sorted times, in µs.
+fn quantile_us(sorted: &[Duration], q: f64) -> u128 {
+    sorted[((sorted.len() - 1) as f64 * q) as usize].as_micros()
+}
+
+/// One route's latency while other connections keep a noisy route busy:
+/// what a misbehaving plugin costs the routes that do not use it.
+fn noisy(addr: SocketAddr, n: usize, path: &str, noise_path: &str, conns: usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let noise: Vec<_> = (0..conns)
+        .map(|_| {
+            let (stop, sent, failed, noise_path) = (stop.clone(), sent.clone(), failed.clone(), noise_path.to_owned());
+            std::thread::spawn(move || {
+                let mut stream = None;
+                while !stop.load(Ordering::Relaxed) {
+                    let conn = match &mut stream {
+                        Some(conn) => conn,
+                        None => stream.insert(TcpStream::connect(addr).expect("connecting")),
+                    };
+                    let result = get(conn, &noise_path);
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    if !result.as_ref().is_ok_and(|status| (200..300).contains(status)) {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if result.is_err() {
+                        stream = None;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let mut stream = TcpStream::connect(addr).expect("connecting");
+    stream.set_nodelay(true).expect("nodelay");
+    // Few: under some noise each takes a second.
+    for _ in 0..10 {
+        assert_eq!(get(&mut stream, path).expect("warm-up request"), 200, "{path}");
+    }
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let status = get(&mut stream, path).expect("request");
+        times.push(start.elapsed());
+        assert_eq!(status, 200, "{path}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for thread in noise {
+        let _ = thread.join();
+    }
+    times.sort();
+    println!(
+        "{} {} {} {} {}",
+        quantile_us(&times, 0.5),
+        quantile_us(&times, 0.99),
+        quantile_us(&times, 1.0),
+        sent.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed)
+    );
 }
 
 fn main() {
@@ -248,9 +317,16 @@ fn main() {
             &arg(5, "PATH_B"),
             args.get(6).map(String::as_str),
         ),
+        Some("noisy") => noisy(
+            arg(2, "ADDR").parse().expect("ADDR"),
+            arg(3, "N").parse().expect("N"),
+            &arg(4, "PATH"),
+            &arg(5, "NOISE_PATH"),
+            arg(6, "CONNS").parse().expect("CONNS"),
+        ),
         _ => {
             eprintln!(
-                "usage: bench-client hold ADDR N SECONDS [PATH] | startup WASMGATE RUNS | latency ADDR N PATH_A PATH_B [AUTHORIZATION]"
+                "usage: bench-client hold ADDR N SECONDS [PATH] | startup WASMGATE RUNS | latency ADDR N PATH_A PATH_B [AUTHORIZATION] | noisy ADDR N PATH NOISE_PATH CONNS"
             );
             std::process::exit(2);
         }

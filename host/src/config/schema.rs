@@ -104,24 +104,55 @@ pub struct AdminFile {
     pub listen: Option<Spanned<String>>,
 }
 
-/// Defaults for every plugin, and the engine's size.
+/// Defaults for every plugin, the engine's size, and how long a reload may
+/// take. The values shown are the defaults (`cache_dir` has none).
+/// `max_instances`, `instance_idle_ms` and `cache_dir` take effect at
+/// start; the rest on reload too.
 ///
 /// ```toml
 /// [runtime]
-/// timeout_ms = 50          # wasm execution time per plugin call
+/// timeout_ms = 50          # wasm execution (CPU) time per plugin call
+/// wall_timeout_ms = 10000  # wall-clock time per plugin call: wasm, host calls, sleeps,
+///                          # fan-out waits; at least timeout_ms. Above aggregate's
+///                          # default deadline_ms (5000): a longer deadline needs more
+/// configure_timeout_ms = 5000  # wall-clock time to create and configure one instance
 /// memory_mb = 32           # linear memory per plugin instance
 /// max_instances_per_plugin = 64
 /// max_instances = 256      # all instances alive at once
+/// instance_idle_ms = 10000 # warm instances no call needed for this long are dropped
+/// reload_timeout_ms = 30000  # a reload still running after this is abandoned
 /// cache_dir = ".wasmgate-cache"   # compiled artifacts; relative to this file
+///
+/// [runtime.breaker]        # per plugin use (a plugin on a route)
+/// enabled = true
+/// failure_threshold = 5    # traps and time or memory limits within window_ms open it:
+/// window_ms = 10000        # its calls are answered by on_error without running
+/// open_ms = 5000           # then one probe call decides: closed again, or open again
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeFile {
     pub timeout_ms: Option<Spanned<u64>>,
+    pub wall_timeout_ms: Option<Spanned<u64>>,
+    pub configure_timeout_ms: Option<Spanned<u64>>,
     pub memory_mb: Option<Spanned<u64>>,
     pub max_instances_per_plugin: Option<Spanned<u32>>,
     pub max_instances: Option<Spanned<u32>>,
+    pub instance_idle_ms: Option<Spanned<u64>>,
+    pub reload_timeout_ms: Option<Spanned<u64>>,
     pub cache_dir: Option<Spanned<String>>,
+    pub breaker: Option<PluginBreakerFile>,
+}
+
+/// `[runtime.breaker]` and `[plugins.<name>.breaker]`: a plugin's keys
+/// override `[runtime.breaker]`'s one by one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginBreakerFile {
+    pub enabled: Option<bool>,
+    pub failure_threshold: Option<Spanned<u32>>,
+    pub window_ms: Option<Spanned<u64>>,
+    pub open_ms: Option<Spanned<u64>>,
 }
 
 /// An upstream service: its targets, how one is chosen, and how failures
@@ -270,13 +301,19 @@ pub struct BreakerFile {
     pub half_open_probes: Option<Spanned<u32>>,
 }
 
+/// A plugin component. Only `path` is required; the limits default to
+/// `[runtime]`'s.
+///
 /// ```toml
 /// [plugins.add-header]
 /// path = "../target/plugins/add_header.wasm"   # relative to this file
 /// config = { request = { x-hello = "world" } } # defaults for every use
 /// timeout_ms = 20
+/// wall_timeout_ms = 200
+/// configure_timeout_ms = 1000
 /// memory_mb = 16
 /// max_instances = 32
+/// breaker = { failure_threshold = 3, open_ms = 30000 }   # over [runtime.breaker]
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -284,8 +321,11 @@ pub struct PluginFile {
     pub path: Spanned<String>,
     pub config: Option<toml::Table>,
     pub timeout_ms: Option<Spanned<u64>>,
+    pub wall_timeout_ms: Option<Spanned<u64>>,
+    pub configure_timeout_ms: Option<Spanned<u64>>,
     pub memory_mb: Option<Spanned<u64>>,
     pub max_instances: Option<Spanned<u32>>,
+    pub breaker: Option<PluginBreakerFile>,
 }
 
 /// ```toml

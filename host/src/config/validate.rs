@@ -13,15 +13,20 @@ use http::uri::Authority;
 use toml::Spanned;
 
 use super::error::{ConfigError, Location, SourceMap};
-use super::schema::{ConfigFile, FailPolicy, RouteFile, ServerFile};
+use super::schema::{ConfigFile, FailPolicy, PluginBreakerFile, RouteFile, ServerFile};
 use crate::router::{HostPattern, PathPattern, RouteMatcher, Router};
-use crate::runtime::{EngineLimits, PluginLimits};
+use crate::runtime::{BreakerSpec, EngineLimits, PluginLimits};
 use crate::server::{ServerSettings, TlsSettings};
 use crate::upstream::UpstreamSpec;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_BODY: u64 = 1 << 20;
 const DEFAULT_PLUGIN_TIMEOUT_MS: u64 = 50;
+/// Twice aggregate's default `deadline_ms`: a fan-out plugin left at its
+/// defaults keeps working.
+const DEFAULT_PLUGIN_WALL_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_CONFIGURE_TIMEOUT_MS: u64 = 5_000;
+const DEFAULT_RELOAD_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_PLUGIN_MEMORY_MB: u64 = 32;
 const DEFAULT_INSTANCES_PER_PLUGIN: u32 = 64;
 
@@ -34,6 +39,8 @@ pub struct Config {
     pub server: Arc<ServerSettings>,
     pub admin_listen: Option<SocketAddr>,
     pub engine: EngineLimits,
+    /// How long a reload may take before it is abandoned.
+    pub reload_timeout: Duration,
     pub cache_dir: Option<PathBuf>,
     pub upstreams: Vec<UpstreamSpec>,
     pub plugins: Vec<PluginSpec>,
@@ -49,6 +56,8 @@ pub struct PluginSpec {
     pub path: PathBuf,
     pub config: toml::Table,
     pub limits: PluginLimits,
+    /// `None`: never quarantined.
+    pub breaker: Option<BreakerSpec>,
     pub at: Location,
 }
 
@@ -66,7 +75,8 @@ pub struct RouteSpec {
 impl PluginSpec {
     /// Equal but for where it was written.
     pub fn same_settings(&self, other: &Self) -> bool {
-        (&self.name, &self.path, &self.config, &self.limits) == (&other.name, &other.path, &other.config, &other.limits)
+        (&self.name, &self.path, &self.config, &self.limits, &self.breaker)
+            == (&other.name, &other.path, &other.config, &other.limits, &other.breaker)
     }
 }
 
@@ -163,6 +173,63 @@ impl Checker<'_> {
             None => default,
         }
     }
+
+    /// A positive number of milliseconds.
+    fn ms(&mut self, value: &Option<Spanned<u64>>, key: &str, default: Duration) -> Duration {
+        Duration::from_millis(self.positive(value, key, default.as_millis() as u64))
+    }
+
+    /// `[*.breaker]`'s keys over `inherited`: whether it is on, and its
+    /// settings (kept even when off, for a plugin that turns it on).
+    fn breaker(
+        &mut self,
+        file: &Option<PluginBreakerFile>,
+        key: &str,
+        inherited: (bool, BreakerSpec),
+    ) -> (bool, BreakerSpec) {
+        let Some(f) = file else {
+            return inherited;
+        };
+        let (enabled, spec) = inherited;
+        let spec = BreakerSpec {
+            failure_threshold: self.positive(
+                &f.failure_threshold,
+                &format!("{key}.failure_threshold"),
+                spec.failure_threshold,
+            ),
+            window: self.ms(&f.window_ms, &format!("{key}.window_ms"), spec.window),
+            open: self.ms(&f.open_ms, &format!("{key}.open_ms"), spec.open),
+        };
+        (f.enabled.unwrap_or(enabled), spec)
+    }
+
+    /// The wall clock includes the CPU time: a wall limit below the CPU
+    /// budget would make the budget a lie. Blames the key that was set.
+    fn wall_covers_cpu(
+        &mut self,
+        limits: &PluginLimits,
+        wall: &Option<Spanned<u64>>,
+        cpu: &Option<Spanned<u64>>,
+        prefix: &str,
+    ) {
+        if limits.wall_timeout >= limits.timeout {
+            return;
+        }
+        let (blame, field) = match (wall, cpu) {
+            (Some(wall), _) => (wall, "wall_timeout_ms"),
+            (None, Some(cpu)) => (cpu, "timeout_ms"),
+            (None, None) => return,
+        };
+        self.error::<()>(
+            blame.span(),
+            format!("{prefix}.{field}"),
+            format!(
+                "wall_timeout_ms ({}) must be at least timeout_ms ({}): wall-clock time includes the CPU time",
+                limits.wall_timeout.as_millis(),
+                limits.timeout.as_millis()
+            ),
+        );
+    }
 }
 
 pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigError>> {
@@ -197,6 +264,16 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
     let rt = &file.runtime;
     let default_limits = PluginLimits {
         timeout: Duration::from_millis(c.positive(&rt.timeout_ms, "runtime.timeout_ms", DEFAULT_PLUGIN_TIMEOUT_MS)),
+        wall_timeout: c.ms(
+            &rt.wall_timeout_ms,
+            "runtime.wall_timeout_ms",
+            Duration::from_millis(DEFAULT_PLUGIN_WALL_TIMEOUT_MS),
+        ),
+        configure_timeout: c.ms(
+            &rt.configure_timeout_ms,
+            "runtime.configure_timeout_ms",
+            Duration::from_millis(DEFAULT_CONFIGURE_TIMEOUT_MS),
+        ),
         memory_bytes: (c.positive(&rt.memory_mb, "runtime.memory_mb", DEFAULT_PLUGIN_MEMORY_MB) << 20) as usize,
         max_instances: c.positive(
             &rt.max_instances_per_plugin,
@@ -204,8 +281,13 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
             DEFAULT_INSTANCES_PER_PLUGIN,
         ),
     };
+    c.wall_covers_cpu(&default_limits, &rt.wall_timeout_ms, &rt.timeout_ms, "runtime");
+    let default_breaker = c.breaker(&rt.breaker, "runtime.breaker", (true, BreakerSpec::default()));
     let mut engine = EngineLimits::default();
     engine.max_instances = c.positive(&rt.max_instances, "runtime.max_instances", engine.max_instances);
+    engine.instance_idle = c.ms(&rt.instance_idle_ms, "runtime.instance_idle_ms", engine.instance_idle);
+    let reload_timeout =
+        c.ms(&rt.reload_timeout_ms, "runtime.reload_timeout_ms", Duration::from_millis(DEFAULT_RELOAD_TIMEOUT_MS));
     let cache_dir = rt.cache_dir.as_ref().map(|d| base.join(d.get_ref()));
 
     let upstreams: Vec<UpstreamSpec> =
@@ -216,11 +298,13 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
         let key = format!("plugins.{name}");
         let pf = p.get_ref();
         let limits = PluginLimits {
-            timeout: pf
-                .timeout_ms
-                .as_ref()
-                .map(|_| Duration::from_millis(c.positive(&pf.timeout_ms, &format!("{key}.timeout_ms"), 1)))
-                .unwrap_or(default_limits.timeout),
+            timeout: c.ms(&pf.timeout_ms, &format!("{key}.timeout_ms"), default_limits.timeout),
+            wall_timeout: c.ms(&pf.wall_timeout_ms, &format!("{key}.wall_timeout_ms"), default_limits.wall_timeout),
+            configure_timeout: c.ms(
+                &pf.configure_timeout_ms,
+                &format!("{key}.configure_timeout_ms"),
+                default_limits.configure_timeout,
+            ),
             memory_bytes: pf
                 .memory_mb
                 .as_ref()
@@ -236,11 +320,14 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
             let span = pf.memory_mb.as_ref().map(|m| m.span()).unwrap_or(p.span());
             c.error::<()>(span, format!("{key}.memory_mb"), format!("at most {} MiB", engine.max_memory_bytes >> 20));
         }
+        c.wall_covers_cpu(&limits, &pf.wall_timeout_ms, &pf.timeout_ms, &key);
+        let (breaker_on, breaker) = c.breaker(&pf.breaker, &format!("{key}.breaker"), default_breaker);
         plugins.push(PluginSpec {
             name: name.clone(),
             path: base.join(pf.path.get_ref()),
             config: pf.config.clone().unwrap_or_default(),
             limits,
+            breaker: breaker_on.then_some(breaker),
             at: map.locate(pf.path.span(), format!("{key}.path")),
         });
     }
@@ -278,6 +365,7 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
             server: Arc::new(server),
             admin_listen,
             engine,
+            reload_timeout,
             cache_dir,
             upstreams,
             plugins,

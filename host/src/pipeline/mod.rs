@@ -64,7 +64,7 @@ impl Pipeline {
                 Err(error) => match stage.on_error {
                     FailPolicy::FailClosed => return RequestOutcome::Failed { error },
                     FailPolicy::FailOpen => {
-                        tracing::warn!(route = %req.info.route, error = %error, "plugin failed; passing the request on (fail-open)");
+                        fail_open(&req.info.route, &error, "plugin failed; passing the request on (fail-open)")
                     }
                 },
             }
@@ -89,11 +89,22 @@ impl Pipeline {
                 match stage.on_error {
                     FailPolicy::FailClosed => return Err(error),
                     FailPolicy::FailOpen => {
-                        tracing::warn!(route = %req.info.route, error = %error, "plugin failed on the response; passing it on (fail-open)");
+                        fail_open(&req.info.route, &error, "plugin failed on the response; passing it on (fail-open)")
                     }
                 }
             }
         }
         Ok(resp)
+    }
+}
+
+/// Logs a failure a fail-open stage passed over. A quarantined plugin is
+/// skipped on every call until its probe, and said so when its breaker
+/// opened: one line per skipped call would bury the logs.
+fn fail_open(route: &str, error: &PluginError, message: &'static str) {
+    if matches!(error, PluginError::Quarantined { .. }) {
+        tracing::debug!(route, error = %error, "{message}");
+    } else {
+        tracing::warn!(route, error = %error, "{message}");
     }
 }

@@ -5,9 +5,11 @@
 mod diff;
 mod watch;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+
+use crate::config::ConfigErrors;
 
 pub use diff::Diff;
 pub use watch::{DEBOUNCE, Watcher, watch};
@@ -25,6 +27,20 @@ pub struct ReloadStatus {
     pub last_error: Option<String>,
     /// Reloads that failed since start.
     pub failures: u64,
+}
+
+/// Why a reload left the previous config serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Invalid(#[from] ConfigErrors),
+    /// It ran past `runtime.reload_timeout_ms` and was given up: whatever
+    /// held it (a plugin's configure step, a compile) cannot hold the next.
+    #[error(
+        "reload abandoned: not finished within {} ms (runtime.reload_timeout_ms); the previous config keeps serving",
+        limit.as_millis()
+    )]
+    Abandoned { limit: Duration },
 }
 
 pub(crate) fn now_ms() -> u64 {

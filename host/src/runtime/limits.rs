@@ -1,9 +1,14 @@
-//! Per-call CPU and memory budgets.
+//! Per-call CPU, wall-clock and memory budgets.
 //!
-//! Time is counted in epoch ticks of wasm execution, not wall time: a plugin
-//! waiting on a fan-out call is not burning CPU, so the ticks it spends in
-//! the host count once. Between ticks the plugin yields to the executor, so
-//! a looping plugin shares the worker thread instead of holding it.
+//! CPU time is counted in epoch ticks of wasm execution: a plugin waiting on
+//! a fan-out call is not burning CPU, so the ticks it spends in the host
+//! count once. Between ticks the plugin yields to the executor, so a looping
+//! plugin shares the worker thread instead of holding it.
+//!
+//! Waiting spends no ticks, so ticks alone cannot end a plugin that sleeps
+//! (a WASI sleep, `std::thread::sleep`) or keeps calling the host: every
+//! call and every configure step also has a wall-clock deadline
+//! ([`super::deadline`]).
 
 use std::time::Duration;
 
@@ -17,6 +22,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct PluginLimits {
     /// Wasm execution time allowed per call.
     pub timeout: Duration,
+    /// Wall-clock time allowed per call, from its start to its result: wasm,
+    /// host calls and sleeps alike.
+    pub wall_timeout: Duration,
+    /// Wall-clock time allowed to create one instance and configure it.
+    pub configure_timeout: Duration,
     /// Linear memory one instance may grow to.
     pub memory_bytes: usize,
     /// Warm instances kept for this plugin use: the concurrency it can serve.
@@ -85,7 +95,13 @@ mod tests {
 
     #[test]
     fn ticks_round_up_and_never_reach_zero() {
-        let limits = |ms| PluginLimits { timeout: Duration::from_millis(ms), memory_bytes: 0, max_instances: 1 };
+        let limits = |ms| PluginLimits {
+            timeout: Duration::from_millis(ms),
+            wall_timeout: Duration::from_secs(1),
+            configure_timeout: Duration::from_secs(1),
+            memory_bytes: 0,
+            max_instances: 1,
+        };
         assert_eq!(limits(0).ticks(), 1);
         assert_eq!(limits(10).ticks(), 1);
         assert_eq!(limits(11).ticks(), 2);

@@ -3,11 +3,14 @@
 //! memory budgets.
 
 mod bindings;
+mod breaker;
 mod compile;
+mod deadline;
 mod engine;
 mod error;
 mod fanout;
 mod host_impl;
+mod idle;
 mod limits;
 mod pool;
 mod prefetch;
@@ -15,11 +18,11 @@ mod prefetch;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
 use wasmtime::component::Linker;
 use wasmtime::error::Context as _;
 
 pub use bindings::types::{Action, Reply};
+pub use breaker::{BreakerSpec, BreakerStatus};
 pub use compile::{CompileError, Compiled, ContentHash};
 pub use engine::EngineLimits;
 pub use error::PluginError;
@@ -47,20 +50,36 @@ fn foreign_contract(import: &str) -> Option<&str> {
 pub struct Runtime {
     linker: Linker<InstanceState>,
     compiler: Arc<compile::Compiler>,
-    /// Engine-wide instance slots; the pooling allocator fails outright when
-    /// it runs out, so every instance first takes a permit here.
-    slots: Arc<Semaphore>,
+    /// Engine-wide instance slots.
+    slots: Arc<idle::EngineSlots>,
+    /// Every live pool, trimmed when idle.
+    pools: Arc<idle::Pools>,
+    trimmer: Option<tokio::task::JoinHandle<()>>,
     limits: EngineLimits,
 }
 
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(trimmer) = &self.trimmer {
+            trimmer.abort();
+        }
+    }
+}
+
 impl Runtime {
+    /// Inside a tokio runtime, also starts the task that trims idle pools.
     pub fn new(limits: EngineLimits, cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
         let engine = engine::build_engine(limits)?;
         let linker = engine::build_linker(&engine)?;
+        let slots = idle::EngineSlots::new(limits.max_instances);
+        let pools = Arc::new(idle::Pools::default());
+        let trimmer = idle::spawn_trimmer(Arc::downgrade(&pools), Arc::downgrade(&slots), limits.instance_idle);
         Ok(Arc::new(Self {
             compiler: Arc::new(compile::Compiler::new(engine.clone(), cache_dir)),
             linker,
-            slots: Arc::new(Semaphore::new(limits.max_instances as usize)),
+            slots,
+            pools,
+            trimmer,
             limits,
         }))
     }

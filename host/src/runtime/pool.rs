@@ -3,20 +3,28 @@
 //! A fresh instance per call costs 20–30 µs; a reused one a few. So each
 //! use keeps a pool: config is parsed once per instance (at creation), an
 //! instance serves one call at a time, and one that failed in any way is
-//! dropped, never reused.
+//! dropped, never reused. A burst grows the pool; the instances it no
+//! longer needs are dropped once they have sat idle for a while
+//! ([`super::idle`]).
+//!
+//! Every call passes the use's breaker first, and runs under a wall-clock
+//! deadline as well as its CPU budget.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use wasmtime::component::Resource;
 use wasmtime::{Store, UpdateDeadline};
 
 use super::Runtime;
 use super::bindings::{Plugin, PluginPre, types};
+use super::breaker::{BreakerSpec, BreakerStatus, Outcome, PluginBreaker, Transition};
 use super::compile::Compiled;
+use super::deadline::{self, WallDeadlinePassed};
 use super::error::PluginError;
 use super::host_impl::{InstanceState, PluginIdentity};
+use super::idle::{EngineSlots, Slot};
 use super::limits::{PluginLimits, RETAIN_MEMORY_BYTES};
 use super::prefetch::{self, Needs, Prefetch};
 use crate::pipeline::{ExchangeError, RequestState, ResponseState};
@@ -50,7 +58,15 @@ struct Warm {
     /// The input of this instance's calls, its buffer kept between them.
     input: Vec<u8>,
     /// The engine-wide slot this instance occupies, freed with it.
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
+}
+
+/// The instances waiting for a call.
+struct Idle {
+    warm: Vec<Warm>,
+    /// The fewest instances idle at once since the last trim: that many
+    /// were not needed by the traffic in between.
+    low_water: usize,
 }
 
 pub struct PluginPool {
@@ -61,10 +77,11 @@ pub struct PluginPool {
     limits: PluginLimits,
     needs: Needs,
     prefetch: Prefetch,
-    idle: Mutex<Vec<Warm>>,
+    idle: Mutex<Idle>,
     /// Calls in flight for this use, at most `limits.max_instances`.
     busy: Semaphore,
-    engine_slots: Arc<Semaphore>,
+    engine_slots: Arc<EngineSlots>,
+    breaker: PluginBreaker,
 }
 
 impl PluginPool {
@@ -77,12 +94,13 @@ impl PluginPool {
         services: Arc<HostServices>,
         config: String,
         limits: PluginLimits,
+        breaker: Option<BreakerSpec>,
     ) -> Result<Arc<Self>, PluginError> {
         let engine_slots = runtime.slots.clone();
         let (first, needs) = instantiate(&prepared, &identity, &services, &config, &limits, &engine_slots).await?;
         let (needs, prefetch) = prefetch::read_needs(needs)
             .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
-        Ok(Arc::new(Self {
+        let pool = Arc::new(Self {
             prepared,
             identity,
             services,
@@ -90,10 +108,13 @@ impl PluginPool {
             limits,
             needs,
             prefetch,
-            idle: Mutex::new(vec![first]),
+            idle: Mutex::new(Idle { warm: vec![first], low_water: 1 }),
             busy: Semaphore::new(limits.max_instances.max(1) as usize),
             engine_slots,
-        }))
+            breaker: PluginBreaker::new(breaker),
+        });
+        runtime.pools.register(&pool);
+        Ok(pool)
     }
 
     pub fn needs(&self) -> Needs {
@@ -102,11 +123,29 @@ impl PluginPool {
 
     /// Configured instances waiting for a call.
     pub fn idle_instances(&self) -> usize {
-        self.idle.lock().unwrap().len()
+        self.idle.lock().unwrap().warm.len()
     }
 
     pub fn plugin(&self) -> &Arc<str> {
         &self.identity.plugin
+    }
+
+    pub fn breaker(&self) -> BreakerStatus {
+        self.breaker.status()
+    }
+
+    /// Drops the idle instances no call needed since the last trim, keeping
+    /// one warm; returns how many were dropped.
+    pub(super) fn trim(&self) -> usize {
+        let surplus = {
+            let mut idle = self.idle.lock().unwrap();
+            let surplus = idle.low_water.min(idle.warm.len().saturating_sub(1));
+            // The least recently used are at the bottom of the stack.
+            let surplus: Vec<Warm> = idle.warm.drain(..surplus).collect();
+            idle.low_water = idle.warm.len();
+            surplus
+        };
+        surplus.len()
     }
 
     pub fn compiled(&self) -> &Compiled {
@@ -114,6 +153,16 @@ impl PluginPool {
     }
 
     pub async fn on_request(&self, req: Box<RequestState>) -> (Box<RequestState>, Result<types::Action, PluginError>) {
+        let admission = match self.breaker.admit() {
+            Ok(admission) => admission,
+            Err(retry_after) => return (req, Err(self.quarantined(retry_after))),
+        };
+        let (req, result) = self.call_on_request(req).await;
+        self.settle(admission, &result);
+        (req, result)
+    }
+
+    async fn call_on_request(&self, req: Box<RequestState>) -> (Box<RequestState>, Result<types::Action, PluginError>) {
         let mut lease = match self.lease().await {
             Ok(lease) => lease,
             Err(e) => return (req, Err(e)),
@@ -122,7 +171,8 @@ impl PluginPool {
         begin_call(&mut warm.store, &self.limits, &req);
         let input = self.prefetch.write(&mut warm.input, &req);
         let handle = warm.store.data_mut().lend_request(req);
-        let result = warm.plugin.call_on_request(&mut warm.store, Resource::new_borrow(handle.rep()), input).await;
+        let call = warm.plugin.call_on_request(&mut warm.store, Resource::new_borrow(handle.rep()), input);
+        let result = self.within_deadline(call).await;
         let data = warm.store.data_mut();
         let mut req = data.take_request(handle);
         // The writes the call returned land before its action is taken.
@@ -131,6 +181,20 @@ impl PluginPool {
     }
 
     pub async fn on_response(
+        &self,
+        req: Box<RequestState>,
+        resp: Box<ResponseState>,
+    ) -> (Box<RequestState>, Box<ResponseState>, Result<(), PluginError>) {
+        let admission = match self.breaker.admit() {
+            Ok(admission) => admission,
+            Err(retry_after) => return (req, resp, Err(self.quarantined(retry_after))),
+        };
+        let (req, resp, result) = self.call_on_response(req, resp).await;
+        self.settle(admission, &result);
+        (req, resp, result)
+    }
+
+    async fn call_on_response(
         &self,
         req: Box<RequestState>,
         resp: Box<ResponseState>,
@@ -144,19 +208,50 @@ impl PluginPool {
         let input = self.prefetch.write(&mut warm.input, &req);
         let data = warm.store.data_mut();
         let (req_handle, resp_handle) = (data.lend_request(req), data.lend_response(resp));
-        let result = warm
-            .plugin
-            .call_on_response(
-                &mut warm.store,
-                Resource::new_borrow(req_handle.rep()),
-                Resource::new_borrow(resp_handle.rep()),
-                input,
-            )
-            .await;
+        let call = warm.plugin.call_on_response(
+            &mut warm.store,
+            Resource::new_borrow(req_handle.rep()),
+            Resource::new_borrow(resp_handle.rep()),
+            input,
+        );
+        let result = self.within_deadline(call).await;
         let data = warm.store.data_mut();
         let (mut resp, req) = (data.take_response(resp_handle), data.take_request(req_handle));
         let result = result.map(|edits| data.apply_to_response(&mut resp, edits));
         (req, resp, lease.finish(result, self))
+    }
+
+    /// A call into the guest, cut at the use's wall-clock limit. The
+    /// unwound instance is then dropped like any that failed.
+    async fn within_deadline<T>(&self, call: impl Future<Output = wasmtime::Result<T>>) -> wasmtime::Result<T> {
+        deadline::within(self.limits.wall_timeout, call).await.unwrap_or_else(|| Err(WallDeadlinePassed.into()))
+    }
+
+    /// Tells the breaker how the call went, and the logs when that opened
+    /// or closed it.
+    fn settle<T>(&self, admission: super::breaker::Admission<'_>, result: &Result<T, PluginError>) {
+        let outcome = match result {
+            Ok(_) => Outcome::Success,
+            Err(e) if e.is_sandbox_failure() => Outcome::Failure,
+            Err(_) => Outcome::Unknown,
+        };
+        let (plugin, route) = (&*self.identity.plugin, &*self.identity.route);
+        match admission.settle(outcome) {
+            Some(Transition::Opened) => tracing::warn!(
+                plugin,
+                route,
+                error = %result.as_ref().err().map(ToString::to_string).unwrap_or_default(),
+                "plugin quarantined after repeated failures: its calls are answered by the route's failure policy"
+            ),
+            Some(Transition::Closed) => {
+                tracing::info!(plugin, route, "plugin out of quarantine: its probe call succeeded")
+            }
+            None => {}
+        }
+    }
+
+    fn quarantined(&self, retry_after: Duration) -> PluginError {
+        PluginError::Quarantined { plugin: self.identity.plugin.clone(), retry_after }
     }
 
     /// Waits for a free call slot, then takes a warm instance or makes one.
@@ -169,7 +264,12 @@ impl PluginPool {
                 .map_err(|_| self.overloaded())?
                 .expect("the pool's semaphore is never closed"),
         };
-        let idle = self.idle.lock().unwrap().pop();
+        let idle = {
+            let mut idle = self.idle.lock().unwrap();
+            let warm = idle.warm.pop();
+            idle.low_water = idle.low_water.min(idle.warm.len());
+            warm
+        };
         let warm = match idle {
             Some(warm) => warm,
             None => {
@@ -219,12 +319,12 @@ impl Lease<'_> {
         match result {
             Ok(outcome) => {
                 if warm.store.data().limiter.peak() <= RETAIN_MEMORY_BYTES {
-                    pool.idle.lock().unwrap().push(warm);
+                    pool.idle.lock().unwrap().warm.push(warm);
                 }
                 outcome.map_err(|e| PluginError::Write { plugin: pool.identity.plugin.clone(), reason: e.to_string() })
             }
             // A trapped instance cannot be entered again; drop it.
-            Err(e) => Err(PluginError::from_call(&pool.identity.plugin, pool.limits.timeout, e)
+            Err(e) => Err(PluginError::from_call(&pool.identity.plugin, &pool.limits, e)
                 .after_logging(warm.store.data_mut().take_logged_error())),
         }
     }
@@ -237,18 +337,17 @@ fn begin_call(store: &mut Store<InstanceState>, limits: &PluginLimits, req: &Req
     store.set_epoch_deadline(1);
 }
 
+/// Creates and configures an instance, within the plugin's configure
+/// deadline: on the request path (a pool growing) as at load time.
 async fn instantiate(
     prepared: &Prepared,
     identity: &Arc<PluginIdentity>,
     services: &Arc<HostServices>,
     config: &str,
     limits: &PluginLimits,
-    engine_slots: &Arc<Semaphore>,
+    engine_slots: &Arc<EngineSlots>,
 ) -> Result<(Warm, types::Needs), PluginError> {
-    let slot = engine_slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| PluginError::Overloaded { plugin: identity.plugin.clone() })?;
+    let slot = engine_slots.take().ok_or_else(|| PluginError::Overloaded { plugin: identity.plugin.clone() })?;
     let engine = prepared.pre.engine();
     let state = InstanceState::new(identity.clone(), services.clone(), limits.memory_bytes);
     let mut store = Store::new(engine, state);
@@ -263,12 +362,18 @@ async fn instantiate(
     store.data_mut().ticks_left = limits.ticks();
     store.set_epoch_deadline(1);
 
-    let fail = |e| PluginError::from_call(&identity.plugin, limits.timeout, e);
-    let plugin = prepared.pre.instantiate_async(&mut store).await.map_err(fail)?;
-    let needs = plugin
-        .call_configure(&mut store, config)
-        .await
-        .map_err(fail)?
-        .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
+    let fail = |e| PluginError::from_call(&identity.plugin, limits, e);
+    let configure = async {
+        let plugin = prepared.pre.instantiate_async(&mut store).await.map_err(fail)?;
+        let needs = plugin
+            .call_configure(&mut store, config)
+            .await
+            .map_err(fail)?
+            .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
+        Ok((plugin, needs))
+    };
+    let (plugin, needs) = deadline::within(limits.configure_timeout, configure).await.unwrap_or_else(|| {
+        Err(PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout })
+    })?;
     Ok((Warm { store, plugin, input: Vec::new(), _slot: slot }, needs))
 }

@@ -1,7 +1,6 @@
 //! Helpers shared by the `upstream_*` tests.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,17 +10,6 @@ use wasmgate_testbed::{Answer, Reply, Seen, TestUpstream};
 pub fn served_by(reply: &Reply) -> String {
     assert_eq!(reply.status, 200, "{}", reply.text());
     reply.text().split(' ').next().unwrap_or_default().to_owned()
-}
-
-/// Polls `check` (every 20 ms, for at most 10 s) until it holds.
-pub async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    for _ in 0..500 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("gave up waiting until {what}");
 }
 
 /// Starts an upstream on `addr` again once the old one's port is free.

@@ -1,0 +1,54 @@
+//! Wall-clock deadlines for plugin calls and configure steps.
+//!
+//! The epoch budget counts wasm execution only. A plugin that sleeps (a
+//! WASI clock wait, `std::thread::sleep`) or waits on the host spends none
+//! of it, and would hold its instance, and its request, until the client or
+//! the request timeout gave up; in `configure` it would hold a reload or
+//! `wasmgate check` forever. Dropping the call's future at the deadline
+//! unwinds the guest, whose instance is then discarded like any that failed.
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Raised in place of the call's own error when its deadline passed, so
+/// the pool classifies it as [`super::PluginError::WallTimeout`].
+#[derive(Debug, thiserror::Error)]
+#[error("wall-clock deadline passed")]
+pub struct WallDeadlinePassed;
+
+/// Runs `work` for at most `limit` from now; `None` when the limit passed
+/// first (and `work` was dropped).
+///
+/// Most plugin calls finish in their first poll, never waiting on anything:
+/// the timer is armed only for work that had to wait, so the common call
+/// pays for a clock read, not for a timer registration.
+pub async fn within<F: Future>(limit: Duration, work: F) -> Option<F::Output> {
+    let started = Instant::now();
+    let mut work = pin!(work);
+    if let Poll::Ready(out) = poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await {
+        return Some(out);
+    }
+    tokio::time::timeout_at(started + limit, work).await.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ready_work_needs_no_timer() {
+        assert_eq!(within(Duration::ZERO, async { 7 }).await, Some(7));
+    }
+
+    #[tokio::test]
+    async fn waiting_work_is_cut_at_the_deadline() {
+        let forever = std::future::pending::<()>();
+        assert_eq!(within(Duration::from_millis(20), forever).await, None);
+        let short = tokio::time::sleep(Duration::from_millis(1));
+        assert_eq!(within(Duration::from_secs(60), short).await, Some(()));
+    }
+}
