@@ -48,37 +48,28 @@ const ADMIN_SPELLINGS: [&str; 9] = [
     "/admin;jsessionid=1",
 ];
 
-/// Sends every spelling; returns the statuses the gateway answered.
-async fn try_admin(gw: &TestGateway) -> Vec<(&'static str, u16)> {
-    let mut statuses = Vec::new();
+/// A gateway in `mode` that meets every spelling of `/admin/…` with the
+/// guard, the upstream untouched.
+async fn guarded(mode: &str) -> (TestUpstream, TestGateway) {
+    let up = TestUpstream::named("app").await;
+    let gw = gateway(mode, &up).await;
     for path in ADMIN_SPELLINGS {
-        statuses.push((path, gw.client.get(path).await.status));
+        assert_eq!(gw.client.get(path).await.status, 403, "{path} must meet the guard ({mode})");
     }
-    statuses
+    assert_eq!(up.count(), 0, "nothing reached the upstream past the guard: {:?}", up.seen());
+    (up, gw)
 }
 
 #[tokio::test]
 async fn strip_routes_and_forwards_the_path_without_parameters() {
-    let up = TestUpstream::named("app").await;
-    let gw = gateway("strip", &up).await;
-    for (path, status) in try_admin(&gw).await {
-        assert_eq!(status, 403, "{path} must meet the guard");
-    }
-    assert_eq!(up.count(), 0, "nothing reached the upstream past the guard: {:?}", up.seen());
-
+    let (_up, gw) = guarded("strip").await;
     let reply = gw.client.get("/cart;jsessionid=abc/items;v=2?q=1").await;
     assert_eq!(reply.text(), "app GET /cart/items?q=1", "plugins and upstream see the stripped path");
 }
 
 #[tokio::test]
 async fn keep_forwards_parameters_but_routes_without_them() {
-    let up = TestUpstream::named("app").await;
-    let gw = gateway("keep", &up).await;
-    for (path, status) in try_admin(&gw).await {
-        assert_eq!(status, 403, "{path} must meet the guard");
-    }
-    assert_eq!(up.count(), 0, "nothing reached the upstream past the guard: {:?}", up.seen());
-
+    let (_up, gw) = guarded("keep").await;
     let reply = gw.client.get("/cart;jsessionid=abc/items;v=2?q=1").await;
     assert_eq!(reply.text(), "app GET /cart;jsessionid=abc/items;v=2?q=1", "the upstream gets them as sent");
     let reply = gw.client.get("/cart/x/..;v=1/items").await;

@@ -41,15 +41,23 @@ fn cut(data: &[u8], len: usize) -> usize {
     data.iter().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(*b))) % len.max(1)
 }
 
-fn request(data: &[u8]) {
+/// The head at the start of `data`, after checking that a prefix of it
+/// is not one yet (interim response heads in it are skipped).
+fn whole_head<H: std::fmt::Debug, E: std::fmt::Debug>(
+    data: &[u8],
+    parse: impl Fn(&mut BytesMut) -> Result<Option<H>, E>,
+) -> Option<H> {
     let mut buf = BytesMut::from(data);
-    let Ok(Some(head)) = parse_request(&mut buf, MAX_HEADERS) else { return };
+    let head = parse(&mut buf).ok()??;
     let used = data.len() - buf.len();
     let prefix = &data[..cut(data, used)];
-    assert!(
-        matches!(parse_request(&mut BytesMut::from(prefix), MAX_HEADERS), Ok(None)),
-        "the prefix {prefix:?} of a head of {used} bytes is already a head, or refused"
-    );
+    let early = parse(&mut BytesMut::from(prefix));
+    assert!(matches!(early, Ok(None)), "the prefix {prefix:?} of a head of {used} bytes reads as {early:?}");
+    Some(head)
+}
+
+fn request(data: &[u8]) {
+    let Some(head) = whole_head(data, |buf| parse_request(buf, MAX_HEADERS)) else { return };
     let parts = &head.parts;
     values_are_valid(&parts.headers);
 
@@ -71,15 +79,7 @@ fn request(data: &[u8]) {
 }
 
 fn response(data: &[u8], method: &Method) {
-    let mut buf = BytesMut::from(data);
-    let Ok(Some(head)) = parse_response(&mut buf, method) else { return };
-    let used = data.len() - buf.len();
-    let prefix = &data[..cut(data, used)];
-    // Interim heads in the prefix are skipped; a final one must not be.
-    assert!(
-        matches!(parse_response(&mut BytesMut::from(prefix), method), Ok(None)),
-        "the prefix {prefix:?} of a response of {used} bytes is already one, or refused"
-    );
+    let Some(head) = whole_head(data, |buf| parse_response(buf, method)) else { return };
     let parts = &head.parts;
     values_are_valid(&parts.headers);
 
