@@ -29,9 +29,13 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 export RUSTC_BOOTSTRAP=1
 
+# `cargo fuzz SUBCOMMAND` with the options every call shares, before the
+# rest of the arguments (those after `--` go to libFuzzer).
 fuzz() {
-    cargo fuzz "$@" --fuzz-dir "$fuzz_dir" --target-dir "$work/build" --sanitizer "$sanitizer" \
-        --codegen-units 16
+    subcommand="$1"
+    shift
+    cargo fuzz "$subcommand" --fuzz-dir "$fuzz_dir" --target-dir "$work/build" --sanitizer "$sanitizer" \
+        --codegen-units 16 "$@"
 }
 
 fuzz build
