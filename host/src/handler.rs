@@ -34,7 +34,7 @@ pub async fn handle(
     let (mut head, body) = req.into_parts();
     // Before routing: the one spelling of the path that routes match, plugins
     // see and the upstream gets (see `normalize` for the rule).
-    match normalize::normalize(head.uri.path()) {
+    match normalize::normalize(head.uri.path(), snapshot.config.server.path_params) {
         Ok(Cow::Borrowed(_)) => {}
         Ok(Cow::Owned(path)) => match with_path(&head.uri, &path) {
             Some(uri) => head.uri = uri,
@@ -78,7 +78,8 @@ async fn route(
         .or_else(|| head.uri.authority().map(|a| a.as_str()))
         .map(|h| h.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(h, |(host, _)| host));
 
-    let (index, params) = match snapshot.router.lookup(&head.method, host, head.uri.path()) {
+    let routed = normalize::routing_path(head.uri.path(), snapshot.config.server.path_params);
+    let (index, params) = match snapshot.router.lookup(&head.method, host, &routed) {
         RouteLookup::Found { route, params } => (route, params),
         RouteLookup::MethodNotAllowed { allowed } => {
             let mut resp = problem(

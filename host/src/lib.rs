@@ -16,6 +16,8 @@
 pub mod admin;
 pub mod body;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 mod handler;
 mod http1;

@@ -117,6 +117,39 @@ async fn a_new_plugin_file_takes_over_atomically_under_traffic() {
     assert!(st["last_error"].is_null());
 }
 
+/// A log written beside the config (`wasmgate run gateway.toml > gateway.log`)
+/// changes the folder all the time; a reload must not wait for it to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_the_config_does_not_use_do_not_hold_reloads_off() {
+    let s = setup().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let log = s.dir.path().join("gateway.log");
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut writes = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                std::fs::write(&log, format!("line {writes}\n")).unwrap();
+                writes += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            writes
+        })
+    };
+    let v2 = "stamp-v0000002";
+    replace_atomically(&s.plugin, &stamp_component(v2));
+    // With every write to the log restarting the quiet period, this waits
+    // until the writer stops, which it does only after the check.
+    eventually("the new plugin serves while the log is being written", || async {
+        served(&s.gw.client).await == both(v2)
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
+    let st = status(&s.gw.admin).await;
+    assert_eq!(st["generation"], 2, "one reload, for the plugin only: {st}");
+}
+
 /// Breaks the config or plugin, checks the old version keeps serving and
 /// the status names the problem, then fixes it and checks the fix loads.
 async fn break_and_fix(

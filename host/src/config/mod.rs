@@ -51,6 +51,17 @@ mod tests {
     }
 
     #[test]
+    fn path_params_takes_one_of_three_modes() {
+        use crate::normalize::PathParams;
+        let mode = |text: &str| parse(Path::new("gw.toml"), text).unwrap().server.path_params;
+        assert_eq!(mode(""), PathParams::Strip, "the default");
+        assert_eq!(mode("[server]\npath_params = \"keep\"\n"), PathParams::Keep);
+        assert_eq!(mode("[server]\npath_params = \"reject\"\n"), PathParams::Reject);
+        let e = errors("[server]\npath_params = \"drop\"\n");
+        assert_eq!(e, ["gw.toml:2:15: server.path_params: \"drop\" is not one of \"strip\", \"keep\", \"reject\""]);
+    }
+
+    #[test]
     fn bad_toml_names_the_line() {
         let e = errors("[server]\nlisten = [\n");
         assert!(e[0].starts_with("gw.toml:"), "{e:?}");

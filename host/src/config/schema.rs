@@ -54,6 +54,11 @@ pub struct ConfigFile {
 ///                                  # first byte (the first: from connecting); then closed
 /// idle_timeout_ms = 60000          # connection with nothing in flight and no traffic: closed
 /// drain_timeout_ms = 30000         # on SIGTERM/SIGINT, time left to in-flight requests
+/// path_params = "strip"            # `;` parameters of path segments (`/a;v=1/b`): "strip" cuts
+///                                  # them off before routing, so routes, plugins and the upstream
+///                                  # see `/a/b`, the path a servlet container would serve; "keep"
+///                                  # forwards them (routes still match without them); "reject": 400.
+///                                  # `..;` and `.;` are dot segments in every mode; `%3B` stays literal
 ///
 ///
 /// The four size limits also bound what plugins build: a request body a
@@ -82,6 +87,7 @@ pub struct ServerFile {
     pub header_read_timeout_ms: Option<Spanned<u64>>,
     pub idle_timeout_ms: Option<Spanned<u64>>,
     pub drain_timeout_ms: Option<u64>,
+    pub path_params: Option<Spanned<String>>,
 }
 
 /// `[server.tls]`: the certificate TLS listeners present.

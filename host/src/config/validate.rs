@@ -14,6 +14,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Location, SourceMap};
 use super::schema::{ConfigFile, FailPolicy, PluginBreakerFile, RouteFile, ServerFile};
+use crate::normalize::PathParams;
 use crate::router::{HostPattern, PathPattern, RouteMatcher, Router};
 use crate::runtime::{BreakerSpec, EngineLimits, PluginLimits};
 use crate::server::{ServerSettings, TlsSettings};
@@ -524,6 +525,15 @@ fn check_server(c: &mut Checker<'_>, f: &ServerFile, base: &Path) -> ServerSetti
         )),
         idle_timeout: ms(c.positive(&f.idle_timeout_ms, "server.idle_timeout_ms", d.idle_timeout.as_millis() as u64)),
         drain_timeout: f.drain_timeout_ms.map_or(d.drain_timeout, ms),
+        path_params: match &f.path_params {
+            None => d.path_params,
+            Some(p) => PathParams::from_name(p.get_ref())
+                .or_else(|| {
+                    let names = PathParams::NAMES.map(|(n, _)| format!("{n:?}")).join(", ");
+                    c.error(p.span(), "server.path_params", format!("{:?} is not one of {names}", p.get_ref()))
+                })
+                .unwrap_or(d.path_params),
+        },
     }
 }
 

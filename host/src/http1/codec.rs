@@ -48,7 +48,7 @@ pub(crate) enum Decoded {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum DecodeError {
+pub enum DecodeError {
     #[error("invalid chunk size")]
     ChunkSize,
     #[error("a chunk is not followed by CRLF")]
@@ -282,6 +282,58 @@ impl Encoder {
     }
 }
 
+/// A whole body read off a peer, as [`decode_in_steps`] returns it.
+#[derive(Debug, PartialEq)]
+pub struct DecodedBody {
+    pub data: Vec<u8>,
+    pub trailers: Option<HeaderMap>,
+    /// Bytes of the wire the body took; the rest belongs to what follows.
+    pub used: usize,
+}
+
+/// Decodes one body from `wire` arriving `step` bytes at a time, the end
+/// of `wire` standing for the peer closing the connection: the decoder
+/// as a connection drives it, without one (tests, fuzzing).
+pub fn decode_in_steps(framing: Framing, wire: &[u8], step: usize) -> Result<DecodedBody, DecodeError> {
+    let mut decoder = Decoder::new(framing);
+    let mut buf = BytesMut::new();
+    let mut body = DecodedBody { data: Vec::new(), trailers: None, used: 0 };
+    let mut fed = 0;
+    let mut pieces = wire.chunks(step.max(1));
+    loop {
+        match decoder.decode(&mut buf)? {
+            Decoded::Data(d) => body.data.extend_from_slice(&d),
+            Decoded::Trailers(t) => body.trailers = Some(t),
+            Decoded::Done => break,
+            Decoded::More => match pieces.next() {
+                Some(piece) => {
+                    buf.extend_from_slice(piece);
+                    fed += piece.len();
+                }
+                None => {
+                    decoder.eof()?;
+                    break;
+                }
+            },
+        }
+    }
+    body.used = fed - buf.len();
+    Ok(body)
+}
+
+/// `pieces` as a chunked body ending in `trailers`, as sent to a peer
+/// (tests, fuzzing).
+pub fn encode_chunked(pieces: impl IntoIterator<Item = Bytes>, trailers: &HeaderMap) -> Vec<u8> {
+    let mut out = WriteBuf::default();
+    let mut encoder = Encoder::new(Framing::Chunked);
+    for piece in pieces {
+        // Chunked framing takes any data: only lengths can be exceeded.
+        let _ = encoder.data(piece, &mut out);
+    }
+    let _ = encoder.trailers(trailers, &mut out);
+    out.to_vec()
+}
+
 fn hex(mut n: usize, out: &mut [u8; 16]) -> &[u8] {
     let mut at = out.len();
     loop {
@@ -298,57 +350,35 @@ fn hex(mut n: usize, out: &mut [u8; 16]) -> &[u8] {
 mod tests {
     use super::*;
 
-    /// Feeds `wire` in pieces of `step` bytes; the data and trailers decoded.
-    fn decode_in_steps(
-        framing: Framing,
-        wire: &[u8],
-        step: usize,
-    ) -> Result<(Vec<u8>, Option<HeaderMap>), DecodeError> {
-        let mut decoder = Decoder::new(framing);
-        let mut buf = BytesMut::new();
-        let mut data = Vec::new();
-        let mut trailers = None;
-        let mut chunks = wire.chunks(step.max(1));
-        loop {
-            match decoder.decode(&mut buf)? {
-                Decoded::Data(d) => data.extend_from_slice(&d),
-                Decoded::Trailers(t) => trailers = Some(t),
-                Decoded::Done => return Ok((data, trailers)),
-                Decoded::More => match chunks.next() {
-                    Some(c) => buf.extend_from_slice(c),
-                    None => {
-                        decoder.eof()?;
-                        return Ok((data, trailers));
-                    }
-                },
-            }
-        }
+    /// The data and trailers of `wire` fed `step` bytes at a time.
+    fn decode_steps(framing: Framing, wire: &[u8], step: usize) -> Result<(Vec<u8>, Option<HeaderMap>), DecodeError> {
+        decode_in_steps(framing, wire, step).map(|body| (body.data, body.trailers))
     }
 
     #[test]
     fn chunked_bodies_decode_whole_or_byte_by_byte() {
         let wire = b"5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Sum: 9\r\n\r\n";
         for step in [wire.len(), 1, 3] {
-            let (data, trailers) = decode_in_steps(Framing::Chunked, wire, step).unwrap();
+            let (data, trailers) = decode_steps(Framing::Chunked, wire, step).unwrap();
             assert_eq!(data, b"hello, world", "step {step}");
             assert_eq!(trailers.unwrap()["x-sum"], "9");
         }
-        let (data, trailers) = decode_in_steps(Framing::Chunked, b"3\r\nabc\r\n0\r\n\r\n", 2).unwrap();
+        let (data, trailers) = decode_steps(Framing::Chunked, b"3\r\nabc\r\n0\r\n\r\n", 2).unwrap();
         assert_eq!((data, trailers), (b"abc".to_vec(), None));
     }
 
     #[test]
     fn malformed_chunks_and_short_bodies_are_errors() {
-        assert_eq!(decode_in_steps(Framing::Chunked, b"zz\r\nhello\r\n", 64), Err(DecodeError::ChunkSize));
+        assert_eq!(decode_steps(Framing::Chunked, b"zz\r\nhello\r\n", 64), Err(DecodeError::ChunkSize));
         assert_eq!(
-            decode_in_steps(Framing::Chunked, b"ffffffffffffffffff\r\nx\r\n0\r\n\r\n", 64),
+            decode_steps(Framing::Chunked, b"ffffffffffffffffff\r\nx\r\n0\r\n\r\n", 64),
             Err(DecodeError::ChunkSize),
             "size overflow"
         );
-        assert_eq!(decode_in_steps(Framing::Chunked, b"3\r\nabcX\r\n", 64), Err(DecodeError::ChunkEnd));
-        assert_eq!(decode_in_steps(Framing::Length(10), b"short", 64), Err(DecodeError::Incomplete));
-        assert_eq!(decode_in_steps(Framing::Chunked, b"3\r\nabc", 64), Err(DecodeError::Incomplete));
-        assert_eq!(decode_in_steps(Framing::Close, b"until the end", 4).unwrap().0, b"until the end");
+        assert_eq!(decode_steps(Framing::Chunked, b"3\r\nabcX\r\n", 64), Err(DecodeError::ChunkEnd));
+        assert_eq!(decode_steps(Framing::Length(10), b"short", 64), Err(DecodeError::Incomplete));
+        assert_eq!(decode_steps(Framing::Chunked, b"3\r\nabc", 64), Err(DecodeError::Incomplete));
+        assert_eq!(decode_steps(Framing::Close, b"until the end", 4).unwrap().0, b"until the end");
     }
 
     #[test]
@@ -377,5 +407,15 @@ mod tests {
         assert_eq!(length.data(Bytes::from_static(b"toolong"), &mut out), Err(EncodeError::TooLong));
         length.data(Bytes::from_static(b"ab"), &mut out).unwrap();
         assert_eq!(length.finish(&mut out), Err(EncodeError::TooShort));
+    }
+
+    #[test]
+    fn a_decoded_body_says_what_it_used_and_encodes_back() {
+        let wire = b"5\r\nhello\r\n0\r\nx-sum: 5\r\n\r\nGET /next HTTP/1.1\r\n";
+        let body = decode_in_steps(Framing::Chunked, wire, 4).unwrap();
+        assert_eq!(body.used, wire.len() - b"GET /next HTTP/1.1\r\n".len());
+        let trailers = body.trailers.clone().unwrap();
+        let again = encode_chunked([Bytes::from(body.data.clone())], &trailers);
+        assert_eq!(again, &wire[..body.used]);
     }
 }

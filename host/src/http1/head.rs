@@ -29,7 +29,7 @@ type Span = [usize; 4];
 
 /// A request head as the server acts on it.
 #[derive(Debug)]
-pub(crate) struct RequestHead {
+pub struct RequestHead {
     pub parts: http::request::Parts,
     pub framing: Framing,
     /// The client lets the connection carry another request afterwards.
@@ -42,7 +42,7 @@ pub(crate) struct RequestHead {
 
 /// A response head as the upstream client acts on it.
 #[derive(Debug)]
-pub(crate) struct ResponseHead {
+pub struct ResponseHead {
     pub parts: http::response::Parts,
     pub framing: Framing,
     /// The connection can carry another request once the body is read.
@@ -53,7 +53,7 @@ pub(crate) struct ResponseHead {
 /// connection on: after a malformed head, nothing later on the stream can
 /// be trusted to be where it seems.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Refusal {
+pub struct Refusal {
     pub status: StatusCode,
     pub detail: String,
 }

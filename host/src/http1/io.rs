@@ -77,8 +77,7 @@ impl WriteBuf {
         self.inline.is_empty() && self.pieces.is_empty()
     }
 
-    /// Everything, in order (tests).
-    #[cfg(test)]
+    /// Everything, in order (tests, fuzzing).
     pub(crate) fn to_vec(&self) -> Vec<u8> {
         self.segments().flat_map(|s| s.iter().copied()).collect()
     }

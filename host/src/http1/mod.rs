@@ -27,7 +27,7 @@ pub(crate) mod write;
 
 /// How a message body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
+pub enum Framing {
     /// No body at all.
     Empty,
     /// Exactly this many bytes.

@@ -1,13 +1,15 @@
 //! Watches the config file and every plugin, embedded and certificate file
-//! it names, and reloads
-//! once writes have settled.
+//! it names, and reloads once writes to them have settled.
 //!
 //! Folders are watched, not files: editors and `cp`-then-`mv` replace a
 //! file by renaming over it, which a watch on the old file never sees.
-//! Events are debounced until the files have been quiet for a while, so a
-//! file written in several steps is read once, complete; if a reload still
-//! catches a half-written file it fails, the old snapshot keeps serving,
-//! and the next write event reloads again.
+//! A folder holds other files too (the gateway's own log, an editor's swap
+//! files), so every event is first checked against [`Interest`]: only
+//! changes to the files the config uses start or prolong the quiet period
+//! a reload waits for. Events are debounced until those files have been
+//! quiet for a while, so a file written in several steps is read once,
+//! complete; if a reload still catches a half-written file it fails, the
+//! old snapshot keeps serving, and the next write event reloads again.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -17,9 +19,10 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
+use crate::config::Config;
 use crate::gateway::Gateway;
 
-/// Quiet time after the last event before reloading.
+/// Quiet time after the last change before reloading.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Keeps the watch running; dropping it stops watching.
@@ -39,29 +42,53 @@ pub fn watch(gateway: Arc<Gateway>) -> notify::Result<Watcher> {
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let _ = tx.send(event);
     })?;
-    let mut state = WatchState { watcher, dirs: BTreeSet::new(), files: BTreeSet::new() };
+    let mut state = WatchState { watcher, dirs: BTreeSet::new(), interest: Interest::default() };
     state.update(&gateway);
     let task = tokio::spawn(run(gateway, state, rx));
     Ok(Watcher { task })
 }
 
+/// The files a config depends on: what decides whether a changed path
+/// calls for a reload, and which folders to watch for it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Interest {
+    files: BTreeSet<PathBuf>,
+}
+
+impl Interest {
+    /// The config file, its plugins, the files embedded into plugin
+    /// configs and the TLS certificate and key, as absolute paths (event
+    /// paths are the watched folder joined with a file name).
+    fn of(config: &Config) -> Self {
+        let files = std::iter::once(config.source.as_path())
+            .chain(config.plugins.iter().map(|p| p.path.as_path()))
+            .chain(config.embedded_files.iter().map(PathBuf::as_path))
+            .chain(config.server.tls.iter().flat_map(|t| [t.cert.as_path(), t.key.as_path()]))
+            .map(absolute)
+            .collect();
+        Self { files }
+    }
+
+    fn matters(&self, path: &Path) -> bool {
+        self.files.contains(path)
+    }
+
+    fn folders(&self) -> BTreeSet<PathBuf> {
+        self.files.iter().filter_map(|f| f.parent().map(Path::to_owned)).collect()
+    }
+}
+
 struct WatchState {
     watcher: notify::RecommendedWatcher,
     dirs: BTreeSet<PathBuf>,
-    files: BTreeSet<PathBuf>,
+    interest: Interest,
 }
 
 impl WatchState {
     /// Watches the folders of the files the current snapshot depends on.
     fn update(&mut self, gateway: &Gateway) {
-        let snapshot = gateway.snapshot();
-        let files: BTreeSet<PathBuf> = std::iter::once(snapshot.config.source.as_path())
-            .chain(snapshot.config.plugins.iter().map(|p| p.path.as_path()))
-            .chain(snapshot.config.embedded_files.iter().map(PathBuf::as_path))
-            .chain(snapshot.config.server.tls.iter().flat_map(|t| [t.cert.as_path(), t.key.as_path()]))
-            .map(absolute)
-            .collect();
-        let dirs: BTreeSet<PathBuf> = files.iter().filter_map(|f| f.parent().map(Path::to_owned)).collect();
+        self.interest = Interest::of(&gateway.snapshot().config);
+        let dirs = self.interest.folders();
         for gone in self.dirs.difference(&dirs) {
             let _ = self.watcher.unwatch(gone);
         }
@@ -71,11 +98,12 @@ impl WatchState {
             }
         }
         self.dirs = dirs;
-        self.files = files;
     }
 
+    /// Whether `event` may have changed a file the config uses. When the
+    /// system dropped events (a full inotify queue), any of them may have.
     fn concerns(&self, event: &notify::Event) -> bool {
-        !event.kind.is_access() && event.paths.iter().any(|p| self.files.contains(p))
+        event.need_rescan() || (!event.kind.is_access() && event.paths.iter().any(|p| self.interest.matters(p)))
     }
 }
 
@@ -83,29 +111,65 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
 }
 
+/// Waits for the next event that concerns the config's files, passing
+/// over the others; `false` once the watcher is gone.
+async fn next_change(rx: &mut mpsc::UnboundedReceiver<notify::Result<notify::Event>>, state: &WatchState) -> bool {
+    while let Some(event) = rx.recv().await {
+        match event {
+            Ok(event) if state.concerns(&event) => return true,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "file watch error"),
+        }
+    }
+    false
+}
+
 async fn run(
     gateway: Arc<Gateway>,
     mut state: WatchState,
     mut rx: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
 ) {
-    while let Some(event) = rx.recv().await {
-        match event {
-            Ok(event) if state.concerns(&event) => {}
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "file watch error");
-                continue;
-            }
-        }
-        // Wait for the writes to settle.
+    while next_change(&mut rx, &state).await {
+        // Wait for the writes to settle: only another change to a file the
+        // config uses restarts the wait.
         loop {
-            match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                Ok(Some(_)) => continue,
-                Ok(None) => return,
+            match tokio::time::timeout(DEBOUNCE, next_change(&mut rx, &state)).await {
+                Ok(true) => continue,
+                Ok(false) => return,
                 Err(_) => break,
             }
         }
         let _ = gateway.reload("file change").await;
         state.update(&gateway);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_files_a_config_uses_matter() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("jwks.json"), "{}").unwrap();
+        let text = r#"
+[plugins.p]
+path = "plugins/p.wasm"
+config = { keys = { "$file" = "jwks.json" } }
+[[routes]]
+name = "r"
+path = "/"
+pipeline = [{ plugin = "p" }]
+"#;
+        let config = crate::config::parse(&dir.path().join("gateway.toml"), text).unwrap();
+        let interest = Interest::of(&config);
+        let base = absolute(dir.path());
+        for used in ["gateway.toml", "plugins/p.wasm", "jwks.json"] {
+            assert!(interest.matters(&base.join(used)), "{used}");
+        }
+        for unrelated in ["gateway.log", "gateway.toml.swp", "plugins/other.wasm", "plugins", "jwks.json.tmp"] {
+            assert!(!interest.matters(&base.join(unrelated)), "{unrelated}");
+        }
+        assert_eq!(interest.folders(), BTreeSet::from([base.clone(), base.join("plugins")]));
     }
 }

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::normalize::PathParams;
+
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 32 << 20;
 pub const DEFAULT_MAX_URI_BYTES: usize = 8 << 10;
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 << 10;
@@ -49,6 +51,8 @@ pub struct ServerSettings {
     pub idle_timeout: Duration,
     /// After SIGTERM/SIGINT, time left to in-flight requests.
     pub drain_timeout: Duration,
+    /// What path normalisation does with `;` segment parameters.
+    pub path_params: PathParams,
 }
 
 impl Default for ServerSettings {
@@ -66,6 +70,7 @@ impl Default for ServerSettings {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            path_params: PathParams::default(),
         }
     }
 }
