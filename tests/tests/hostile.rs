@@ -3,7 +3,7 @@
 //! panic, no closed connection, no plugin internals in the body.
 
 use wasmgate_testbed::plugins::FIXTURE_HOSTILE;
-use wasmgate_testbed::{KeepAlive, TestGateway, TestUpstream, logs};
+use wasmgate_testbed::{Answer, KeepAlive, TestGateway, TestUpstream, logs};
 
 /// Each case: its route's path, the fixture's config for it, and what
 /// the log line of its failure says.
@@ -156,4 +156,45 @@ async fn case(addr: std::net::SocketAddr, path: &str, logged: &str, logs: &logs:
         return Err(format!("the next request got {}", next.status));
     }
     Ok(())
+}
+
+/// A batch of fan-out calls whose responses together outgrow what the
+/// host buffers for one request: the calls past the budget come back
+/// `unavailable`, the ones before it whole, and the host never holds
+/// more than the budget.
+#[tokio::test]
+async fn a_fan_out_cannot_make_the_host_buffer_unbounded_responses() {
+    const LARGE: usize = 6 << 20;
+    let up = TestUpstream::start(|seen| {
+        let size = if seen.uri == "/large" { LARGE } else { 2 };
+        Answer::new(200, vec![b'x'; size])
+    })
+    .await;
+    let gw = TestGateway::start(&format!(
+        r#"
+{}
+[plugins.hostile]
+path = "{FIXTURE_HOSTILE}"
+timeout_ms = 10000
+memory_mb = 128
+
+[[routes]]
+name = "large"
+path = "/large-responses"
+upstream = "up"
+pipeline = [{{ plugin = "hostile", config = {{ mode = "fanout-large-responses", count = 8 }} }}]
+"#,
+        up.section("up")
+    ))
+    .await;
+    let reply = gw.client.get("/large-responses").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let text = reply.text();
+    let (whole, rest) = text.split_once(" whole, ").expect(&text);
+    let (refused, reason) = rest.split_once(" refused: ").expect(&text);
+    let (whole, refused): (usize, usize) = (whole.parse().unwrap(), refused.parse().unwrap());
+    assert_eq!(whole + refused, 8, "{text}");
+    assert!(whole * LARGE <= 32 << 20, "more than the batch budget came back whole: {text}");
+    assert!(refused >= 3, "{text}");
+    assert!(reason.ends_with("this fetch-all's responses are larger than 33554432 bytes together"), "{text}");
 }
