@@ -3,9 +3,8 @@
 //! a route guarded by a plugin cannot be reached by writing its path
 //! another way.
 
-mod server_common;
 
-use server_common::raw;
+use crate::server_common::raw;
 use wasmgate_testbed::plugins::FIXTURE_RESPOND;
 use wasmgate_testbed::{TestGateway, TestUpstream};
 

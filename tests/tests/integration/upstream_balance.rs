@@ -1,13 +1,12 @@
 //! Load balancing across real targets: weights, consistent hashing (and
 //! what moves when a target goes away), least request.
 
-mod upstream_common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use http::Method;
-use upstream_common::{named, restart, served_by};
+use crate::upstream_common::{named, restart, served_by};
 use wasmgate_testbed::eventually;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
