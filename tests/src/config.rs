@@ -36,6 +36,13 @@ impl GatewayConfig {
         Self::default()
     }
 
+    /// A top-level table such as `[server]` or `[runtime]`, from a JSON
+    /// object.
+    pub fn section(mut self, name: &str, settings: Value) -> Self {
+        self.top.insert(name.into(), table(settings).into());
+        self
+    }
+
     /// `[plugins.<name>]` loading the component at `path`.
     pub fn plugin(self, name: &str, path: &str) -> Self {
         self.plugin_with(name, path, Value::Null)
@@ -115,12 +122,16 @@ impl Route {
 
     /// Appends plugin `plugin` to the pipeline with `config` (a JSON
     /// object, or `Value::Null` for none).
-    pub fn stage(mut self, plugin: &str, config: Value) -> Self {
-        let mut stage = Table::new();
+    pub fn stage(self, plugin: &str, config: Value) -> Self {
+        let settings = if config.is_null() { Value::Null } else { serde_json::json!({ "config": config }) };
+        self.stage_with(plugin, settings)
+    }
+
+    /// Appends plugin `plugin` with stage settings beside its `config`
+    /// (`on_error`…), as one JSON object.
+    pub fn stage_with(mut self, plugin: &str, settings: Value) -> Self {
+        let mut stage = table(settings);
         stage.insert("plugin".into(), plugin.into());
-        if !config.is_null() {
-            stage.insert("config".into(), table(config).into());
-        }
         match self.0.entry("pipeline").or_insert_with(|| toml::Value::Array(Vec::new())) {
             toml::Value::Array(stages) => stages.push(stage.into()),
             other => panic!("`pipeline` was set to {other}"),

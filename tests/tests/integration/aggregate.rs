@@ -63,16 +63,18 @@ async fn independent_parts_are_called_concurrently_and_merged() {
 async fn a_dependent_part_uses_values_from_an_earlier_response() {
     let users = TestUpstream::start(|_| Answer::json(&json!({"id": 7, "cafe_ids": ["c1", "c2"]}))).await;
     let cafes = TestUpstream::start(|_| Answer::json(&json!([{"id": "c1"}, {"id": "c2"}]))).await;
-    let gw = TestGateway::start(&gateway(&[("users", &users), ("cafes", &cafes)])
-        .route(aggregate(
-            "my-cafes",
-            "/users/{id}/cafes",
-            json!({"parts": [
-                {"name": "cafes", "upstream": "cafes", "path": "/cafes?ids={part.user.cafe_ids}"},
-                {"name": "user", "upstream": "users", "path": "/users/{param.id}"},
-            ]}),
-        ))
-        .to_string())
+    let gw = TestGateway::start(
+        &gateway(&[("users", &users), ("cafes", &cafes)])
+            .route(aggregate(
+                "my-cafes",
+                "/users/{id}/cafes",
+                json!({"parts": [
+                    {"name": "cafes", "upstream": "cafes", "path": "/cafes?ids={part.user.cafe_ids}"},
+                    {"name": "user", "upstream": "users", "path": "/users/{param.id}"},
+                ]}),
+            ))
+            .to_string(),
+    )
     .await;
 
     let reply = gw.client.get("/users/7/cafes").await;
@@ -121,8 +123,10 @@ async fn a_failed_required_part_is_a_502_naming_it() {
         ]}),
     );
     let down = aggregate("down", "/down", json!({"parts": [{"name": "stock", "upstream": "down", "path": "/s"}]}));
-    let gw = TestGateway::start(&gateway(&[("product", &product), ("reviews", &reviews)]).route(details).route(down).to_string())
-        .await;
+    let gw = TestGateway::start(
+        &gateway(&[("product", &product), ("reviews", &reviews)]).route(details).route(down).to_string(),
+    )
+    .await;
 
     let detail = gw.client.get("/details").await.problem(502);
     assert_eq!(detail, "required part `product` failed: upstream product answered 503");
@@ -133,13 +137,15 @@ async fn a_failed_required_part_is_a_502_naming_it() {
 #[tokio::test]
 async fn a_required_part_timing_out_is_a_504() {
     let slow = TestUpstream::start(|_| Answer::json(&json!({})).delay(Duration::from_secs(5))).await;
-    let gw = TestGateway::start(&gateway(&[("slow", &slow)])
-        .route(aggregate(
-            "slow",
-            "/slow",
-            json!({"parts": [{"name": "profile", "upstream": "slow", "path": "/p", "timeout_ms": 200}]}),
-        ))
-        .to_string())
+    let gw = TestGateway::start(
+        &gateway(&[("slow", &slow)])
+            .route(aggregate(
+                "slow",
+                "/slow",
+                json!({"parts": [{"name": "profile", "upstream": "slow", "path": "/p", "timeout_ms": 200}]}),
+            ))
+            .to_string(),
+    )
     .await;
 
     let detail = gw.client.get("/slow").await.problem(504);
@@ -150,16 +156,18 @@ async fn a_required_part_timing_out_is_a_504() {
 async fn request_headers_are_forwarded_to_every_call() {
     let users = TestUpstream::start(|_| Answer::json(&json!({"id": 1}))).await;
     let orders = TestUpstream::start(|_| Answer::json(&json!({"orders": []}))).await;
-    let gw = TestGateway::start(&gateway(&[("users", &users), ("orders", &orders)])
-        .route(aggregate(
-            "dash",
-            "/dash",
-            json!({"parts": [
-                {"name": "user", "upstream": "users", "path": "/u"},
-                {"name": "orders", "upstream": "orders", "path": "/o?user={part.user.id}"},
-            ]}),
-        ))
-        .to_string())
+    let gw = TestGateway::start(
+        &gateway(&[("users", &users), ("orders", &orders)])
+            .route(aggregate(
+                "dash",
+                "/dash",
+                json!({"parts": [
+                    {"name": "user", "upstream": "users", "path": "/u"},
+                    {"name": "orders", "upstream": "orders", "path": "/o?user={part.user.id}"},
+                ]}),
+            ))
+            .to_string(),
+    )
     .await;
 
     let reply = gw
@@ -215,9 +223,11 @@ async fn a_dashboard_fans_out_over_a_list_from_an_earlier_part() {
             {"name": "products", "upstream": "products", "path": "/products/{item}", "for_each": "orders.orders.product_id", "required": false, "fallback": []},
         ]}),
     );
-    let gw = TestGateway::start(&gateway(&[("users", &users), ("orders", &orders), ("products", &products)])
-        .route(dashboard.set("methods", vec!["GET"]))
-        .to_string())
+    let gw = TestGateway::start(
+        &gateway(&[("users", &users), ("orders", &orders), ("products", &products)])
+            .route(dashboard.set("methods", vec!["GET"]))
+            .to_string(),
+    )
     .await;
 
     let reply = gw.client.get("/users/7/dashboard").await;
@@ -252,7 +262,8 @@ async fn a_transform_before_the_aggregate_shapes_its_answer() {
             }}}),
         )
         .stage("aggregate", json!({"parts": [{"name": "user", "upstream": "users", "path": "/u"}]}));
-    let gw = TestGateway::start(&gateway(&[("users", &users)]).plugin("transform", TRANSFORM).route(route).to_string()).await;
+    let gw = TestGateway::start(&gateway(&[("users", &users)]).plugin("transform", TRANSFORM).route(route).to_string())
+        .await;
 
     let mobile = gw.client.send(Method::GET, "/me", &[("x-client", "mobile")], "").await;
     assert_eq!(mobile.json(), json!({"user": {"name": "u7"}}));

@@ -2,15 +2,14 @@
 //! once, in-flight requests finish, and the drain timeout bounds the wait.
 //! (The signal path through the real binary is `host/tests/command/server_signal.rs`.)
 
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::server_common::BOUND;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use crate::server_common::BOUND;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use wasmgate::Gateway;

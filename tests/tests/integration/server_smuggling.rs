@@ -3,7 +3,6 @@
 //! a route guarded by a plugin cannot be reached by writing its path
 //! another way.
 
-
 use crate::server_common::raw;
 use wasmgate_testbed::plugins::FIXTURE_RESPOND;
 use wasmgate_testbed::{TestGateway, TestUpstream};

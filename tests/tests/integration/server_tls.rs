@@ -2,7 +2,6 @@
 //! test, ALPN, h2c with prior knowledge, curl, certificates re-read on
 //! reload.
 
-
 use std::time::Duration;
 
 use crate::server_common::{BOUND, Pki, TlsGateway, closed_while_trickling, raw, tls_get};

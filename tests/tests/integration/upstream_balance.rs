@@ -1,12 +1,11 @@
 //! Load balancing across real targets: weights, consistent hashing (and
 //! what moves when a target goes away), least request.
 
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use http::Method;
 use crate::upstream_common::{named, restart, served_by};
+use http::Method;
 use wasmgate_testbed::eventually;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 

@@ -2,7 +2,6 @@
 //! then fail fast without reaching the target, and half-open probes decide
 //! when it closes again.
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 

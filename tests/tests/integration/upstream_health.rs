@@ -1,7 +1,6 @@
 //! Targets that stop, fail and come back: active health checks, passive
 //! outlier ejection, and the 503 when no target is left.
 
-
 use crate::upstream_common::{named, restart, served_by, traffic};
 use wasmgate_testbed::eventually;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};

@@ -1,13 +1,12 @@
 //! Retries: which failures and methods are tried again, on which target,
 //! within which budget, and the timeouts that end it all.
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use http::Method;
 use crate::upstream_common::{Blackhole, served_by};
+use http::Method;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
 fn route(upstream: &str) -> String {
