@@ -63,10 +63,14 @@ impl GatewayConfig {
     }
 
     /// `[upstreams.<name>]` targeting `host:port`.
-    pub fn upstream_at(mut self, name: &str, target: &str) -> Self {
-        let mut upstream = Table::new();
-        upstream.insert("targets".into(), vec![toml::Value::from(target)].into());
-        section(&mut self.top, "upstreams").insert(name.into(), upstream.into());
+    pub fn upstream_at(self, name: &str, target: &str) -> Self {
+        self.upstream_with(name, serde_json::json!({ "targets": [target] }))
+    }
+
+    /// `[upstreams.<name>]` with every setting given (`targets`, `retries`,
+    /// `outlier`…), as a JSON object.
+    pub fn upstream_with(mut self, name: &str, settings: Value) -> Self {
+        section(&mut self.top, "upstreams").insert(name.into(), table(settings).into());
         self
     }
 

@@ -2,6 +2,8 @@
 //! outlier ejection, and the 503 when no target is left.
 
 use crate::upstream_common::{named, restart, served_by, traffic};
+use serde_json::json;
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::eventually;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
@@ -107,22 +109,7 @@ upstream = "sick"
 async fn consecutive_failures_eject_a_target() {
     let bad = TestUpstream::start(|_| Answer::new(500, "bad")).await;
     let good = TestUpstream::named("good").await;
-    let gw = TestGateway::start(&format!(
-        r#"
-[upstreams.mixed]
-targets = ["{}", "{}"]
-retries = {{ attempts = 1 }}
-outlier = {{ consecutive_failures = 3, base_ejection_ms = 60000 }}
-
-[[routes]]
-name = "all"
-prefix = "/"
-upstream = "mixed"
-"#,
-        bad.target(),
-        good.target()
-    ))
-    .await;
+    let gw = ejecting(&[&bad, &good], 3).await;
 
     let mut statuses = Vec::new();
     for _ in 0..20 {
@@ -138,26 +125,24 @@ async fn ejection_never_takes_more_than_its_share() {
     // Both targets fail, but at most 50% of them (one) may be ejected.
     let a = TestUpstream::start(|_| Answer::new(500, "a")).await;
     let b = TestUpstream::start(|_| Answer::new(500, "b")).await;
-    let gw = TestGateway::start(&format!(
-        r#"
-[upstreams.both]
-targets = ["{}", "{}"]
-retries = {{ attempts = 1 }}
-outlier = {{ consecutive_failures = 2, base_ejection_ms = 60000 }}
-
-[[routes]]
-name = "all"
-prefix = "/"
-upstream = "both"
-"#,
-        a.target(),
-        b.target()
-    ))
-    .await;
+    let gw = ejecting(&[&a, &b], 2).await;
 
     for _ in 0..20 {
         assert_eq!(gw.client.get("/x").await.status, 500, "the upstream's answer, not a 503");
     }
     assert_eq!(a.count().min(b.count()), 2, "one was ejected after two failures");
     assert_eq!(a.count() + b.count(), 20);
+}
+
+/// Every path to an upstream of `targets`, without retries, that ejects a
+/// target after `failures` failures in a row for a minute.
+async fn ejecting(targets: &[&TestUpstream], failures: u32) -> TestGateway {
+    let targets: Vec<String> = targets.iter().map(|t| t.target()).collect();
+    let upstream = json!({
+        "targets": targets,
+        "retries": {"attempts": 1},
+        "outlier": {"consecutive_failures": failures, "base_ejection_ms": 60000},
+    });
+    let config = GatewayConfig::new().upstream_with("up", upstream).route(Route::prefix("all", "/").upstream("up"));
+    TestGateway::start(&config.to_string()).await
 }
