@@ -91,6 +91,12 @@ impl fmt::Display for GatewayConfig {
     }
 }
 
+/// Every path proxied to upstream `name`, given whole (`targets`,
+/// `balance`, `health`…) as a JSON object.
+pub fn proxy_all(name: &str, upstream: Value) -> GatewayConfig {
+    GatewayConfig::new().upstream_with(name, upstream).route(Route::prefix("all", "/").upstream(name))
+}
+
 /// One `[[routes]]` entry.
 #[derive(Clone, Debug)]
 pub struct Route(Table);

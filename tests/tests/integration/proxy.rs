@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::Method;
 use serde_json::{Value, json};
-use wasmgate_testbed::config::{GatewayConfig, Route};
+use wasmgate_testbed::config::{GatewayConfig, Route, proxy_all};
 use wasmgate_testbed::plugins::*;
 use wasmgate_testbed::{Answer, Client, TestGateway, TestUpstream};
 
@@ -90,7 +90,7 @@ async fn gateway_errors_are_problem_json() {
 #[tokio::test]
 async fn proxy_headers_reach_the_upstream() {
     let up = TestUpstream::named("up").await;
-    let gw = TestGateway::start(&proxy_all(&up)).await;
+    let gw = TestGateway::start(&to_up(&up)).await;
 
     let reply = gw
         .client
@@ -177,7 +177,7 @@ async fn plugins_see_route_params_context_and_shared_vars() {
 #[tokio::test]
 async fn http2_clients_are_served() {
     let up = TestUpstream::named("up").await;
-    let gw = TestGateway::start(&proxy_all(&up)).await;
+    let gw = TestGateway::start(&to_up(&up)).await;
     let reply = Client::http2(gw.addr).get("/h2").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), "up GET /h2");
@@ -188,8 +188,8 @@ async fn http2_clients_are_served() {
 }
 
 /// Every path proxied to `up`.
-fn proxy_all(up: &TestUpstream) -> String {
-    GatewayConfig::new().upstream("up", up).route(Route::prefix("all", "/").upstream("up")).to_string()
+fn to_up(up: &TestUpstream) -> String {
+    proxy_all("up", json!({ "targets": [up.target()] })).to_string()
 }
 
 /// Every path through one plugin, configured with `config`, to `up` as

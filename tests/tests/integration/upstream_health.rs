@@ -3,7 +3,7 @@
 
 use crate::upstream_common::{named, restart, served_by, traffic};
 use serde_json::json;
-use wasmgate_testbed::config::{GatewayConfig, Route};
+use wasmgate_testbed::config::proxy_all;
 use wasmgate_testbed::eventually;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
@@ -75,20 +75,11 @@ async fn no_healthy_target_is_a_fast_503_with_retry_after() {
             },
         )
         .await;
-    let gw = TestGateway::start(&format!(
-        r#"
-[upstreams.sick]
-targets = ["{}"]
-health = {{ interval_ms = 50, unhealthy_threshold = 1, healthy_threshold = 1 }}
-
-[[routes]]
-name = "all"
-prefix = "/"
-upstream = "sick"
-"#,
-        sick.target()
-    ))
-    .await;
+    let sick_upstream = json!({
+        "targets": [sick.target()],
+        "health": {"interval_ms": 50, "unhealthy_threshold": 1, "healthy_threshold": 1},
+    });
+    let gw = TestGateway::start(&proxy_all("sick", sick_upstream).to_string()).await;
 
     eventually("the only target is unhealthy", || async { gw.client.get("/x").await.status == 503 }).await;
     let served = traffic(&sick);
@@ -143,6 +134,5 @@ async fn ejecting(targets: &[&TestUpstream], failures: u32) -> TestGateway {
         "retries": {"attempts": 1},
         "outlier": {"consecutive_failures": failures, "base_ejection_ms": 60000},
     });
-    let config = GatewayConfig::new().upstream_with("up", upstream).route(Route::prefix("all", "/").upstream("up"));
-    TestGateway::start(&config.to_string()).await
+    TestGateway::start(&proxy_all("up", upstream).to_string()).await
 }
