@@ -2,10 +2,11 @@
 //! as one pure function.
 //!
 //! It lives here, not in the gateway, so that the mock host of
-//! [`crate::testing`] and every gateway backend (local memory, Redis) answer
-//! exactly alike: a plugin's unit tests then predict production behaviour.
-//! The gateway may depend on this crate natively and call [`decide`], or port
-//! it (e.g. to a Redis script) keeping the same arithmetic.
+//! [`crate::testing`] and the gateway's state backend (local memory today)
+//! answer exactly alike: a plugin's unit tests then predict production
+//! behaviour. The gateway may depend on this crate natively and call
+//! [`decide`], or port it (a planned Redis backend would, to a script)
+//! keeping the same arithmetic.
 //!
 //! # The generic cell rate algorithm (GCRA)
 //!
@@ -47,7 +48,7 @@
 //! the returned `tat` with a time-to-live of `reset_ms`: once that passes, a
 //! missing key means the same thing.
 
-use crate::host::state::Decision;
+use crate::records::Decision;
 
 const US_PER_MS: u64 = 1_000;
 

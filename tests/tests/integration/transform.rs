@@ -2,57 +2,40 @@
 //! JSON bodies, both ways.
 
 use http::Method;
-use serde_json::json;
+use serde_json::{Value, json};
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::gateway::refused;
 use wasmgate_testbed::plugins::*;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
-/// An upstream section plus the plugins the tests use.
-fn preamble(up: &TestUpstream) -> String {
-    format!(
-        r#"
-[upstreams.up]
-targets = ["{}"]
+/// Upstream `up`, and the plugins the tests use.
+fn gateway(up: &TestUpstream) -> GatewayConfig {
+    GatewayConfig::new().upstream("up", up).plugin("transform", TRANSFORM).plugin("set-var", FIXTURE_SET_VAR)
+}
 
-[plugins.transform]
-path = "{TRANSFORM}"
-
-[plugins.set-var]
-path = "{FIXTURE_SET_VAR}"
-"#,
-        up.target()
-    )
+/// A route to `up` through the transform, configured with `config`.
+fn transformed(route: Route, config: Value) -> Route {
+    route.upstream("up").stage("transform", config)
 }
 
 #[tokio::test]
 async fn header_ops_leave_bodies_streaming() {
     let big = "x".repeat(64 * 1024);
     let up = TestUpstream::start(|seen| Answer::new(200, seen.body.clone()).header("server", "up/1.0")).await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "upload"
-path = "/upload"
-upstream = "up"
-# Far below the body size: buffering either body would fail the request.
-max_body_bytes = 16
-
-[[routes.pipeline]]
-plugin = "transform"
-
-[routes.pipeline.config.request.headers]
-set = {{ x-tenant = "acme" }}
-add = {{ via = "wasmgate" }}
-remove = ["x-debug"]
-rename = {{ x-old = "x-new" }}
-
-[routes.pipeline.config.response.headers]
-set = {{ x-served-by = "{{route}}" }}
-remove = ["server"]
-"#,
-        preamble(&up)
-    ))
-    .await;
+    let route = transformed(
+        // Far below the body size: buffering either body would fail the request.
+        Route::path("upload", "/upload").set("max_body_bytes", 16),
+        json!({
+            "request": {"headers": {
+                "set": {"x-tenant": "acme"},
+                "add": {"via": "wasmgate"},
+                "remove": ["x-debug"],
+                "rename": {"x-old": "x-new"},
+            }},
+            "response": {"headers": {"set": {"x-served-by": "{route}"}, "remove": ["server"]}},
+        }),
+    );
+    let gw = TestGateway::start(&gateway(&up).route(route).to_string()).await;
 
     let reply = gw
         .client
@@ -81,36 +64,20 @@ remove = ["server"]
 #[tokio::test]
 async fn path_query_and_method_are_rewritten() {
     let up = TestUpstream::named("up").await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "profile"
-path = "/users/{{id}}"
-upstream = "up"
-
-[[routes.pipeline]]
-plugin = "transform"
-
-[routes.pipeline.config.request]
-method = "POST"
-path = {{ template = "/internal/users/{{id}}/profile" }}
-query = {{ add = {{ source = "gateway", rid = "{{request_id}}" }}, remove = ["debug"] }}
-
-[[routes]]
-name = "api"
-prefix = "/api"
-upstream = "up"
-pipeline = [{{ plugin = "transform", config = {{ request = {{ path = {{ strip_prefix = "/api" }} }} }} }}]
-
-[[routes]]
-name = "legacy"
-prefix = "/v1"
-upstream = "up"
-pipeline = [{{ plugin = "transform", config = {{ request = {{ path = {{ replace_prefix = {{ from = "/v1", to = "/v2/compat" }} }} }} }} }}]
-"#,
-        preamble(&up)
-    ))
-    .await;
+    let profile = transformed(
+        Route::path("profile", "/users/{id}"),
+        json!({"request": {
+            "method": "POST",
+            "path": {"template": "/internal/users/{id}/profile"},
+            "query": {"add": {"source": "gateway", "rid": "{request_id}"}, "remove": ["debug"]},
+        }}),
+    );
+    let api = transformed(Route::prefix("api", "/api"), json!({"request": {"path": {"strip_prefix": "/api"}}}));
+    let legacy = transformed(
+        Route::prefix("legacy", "/v1"),
+        json!({"request": {"path": {"replace_prefix": {"from": "/v1", "to": "/v2/compat"}}}}),
+    );
+    let gw = TestGateway::start(&gateway(&up).route(profile).route(api).route(legacy).to_string()).await;
 
     let reply = gw.client.send(Method::GET, "/users/42?debug=1&keep=yes", &[("x-request-id", "rid-7")], "").await;
     assert_eq!(reply.text(), "up POST /internal/users/42/profile?keep=yes&rid=rid-7&source=gateway");
@@ -123,34 +90,21 @@ pipeline = [{{ plugin = "transform", config = {{ request = {{ path = {{ replace_
 #[tokio::test]
 async fn request_json_is_rewritten_with_templates() {
     let up = TestUpstream::start(|seen| Answer::new(200, seen.body.clone())).await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "orders"
-path = "/users/{{id}}/orders"
-upstream = "up"
-
-[[routes.pipeline]]
-plugin = "set-var"
-config = {{ name = "user", value = "alice" }}
-
-[[routes.pipeline]]
-plugin = "transform"
-
-[routes.pipeline.config.request.body]
-rename = {{ user_name = "userName" }}
-move = {{ "meta.created" = "created" }}
-remove = ["password"]
-
-[routes.pipeline.config.request.body.add]
-request_id = "{{request_id}}"
-"audit.by" = "{{var.user}}"
-"audit.tenant" = "{{header.x-tenant}}"
-"audit.owner" = "{{param.id}}"
-"#,
-        preamble(&up)
-    ))
-    .await;
+    let route = transformed(
+        Route::path("orders", "/users/{id}/orders").stage("set-var", json!({"name": "user", "value": "alice"})),
+        json!({"request": {"body": {
+            "rename": {"user_name": "userName"},
+            "move": {"meta.created": "created"},
+            "remove": ["password"],
+            "add": {
+                "request_id": "{request_id}",
+                "audit.by": "{var.user}",
+                "audit.tenant": "{header.x-tenant}",
+                "audit.owner": "{param.id}",
+            },
+        }}}),
+    );
+    let gw = TestGateway::start(&gateway(&up).route(route).to_string()).await;
 
     let reply = gw
         .client
@@ -184,17 +138,8 @@ request_id = "{{request_id}}"
 #[tokio::test]
 async fn malformed_or_non_json_request_bodies_are_refused_with_400() {
     let up = TestUpstream::named("up").await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "strict"
-path = "/items"
-upstream = "up"
-pipeline = [{{ plugin = "transform", config = {{ request = {{ body = {{ remove = ["id"] }} }} }} }}]
-"#,
-        preamble(&up)
-    ))
-    .await;
+    let route = transformed(Route::path("strict", "/items"), json!({"request": {"body": {"remove": ["id"]}}}));
+    let gw = TestGateway::start(&gateway(&up).route(route).to_string()).await;
 
     let detail = gw
         .client
@@ -223,28 +168,19 @@ fn user_service() -> impl Fn(&wasmgate_testbed::Seen) -> Answer + Send + Sync + 
 #[tokio::test]
 async fn mobile_clients_get_a_lighter_response_than_web_clients() {
     let up = TestUpstream::start(user_service()).await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "user"
-path = "/users/{{id}}"
-upstream = "up"
-
-[[routes.pipeline]]
-plugin = "transform"
-
-[routes.pipeline.config.response.body]
-rename = {{ user_name = "userName" }}
-move = {{ "meta.created" = "createdAt" }}
-
-[routes.pipeline.config.response.body.allow]
-header = "x-client"
-default = "web"
-clients = {{ mobile = ["id", "userName"], web = ["id", "userName", "email", "role", "createdAt"] }}
-"#,
-        preamble(&up)
-    ))
-    .await;
+    let route = transformed(
+        Route::path("user", "/users/{id}"),
+        json!({"response": {"body": {
+            "rename": {"user_name": "userName"},
+            "move": {"meta.created": "createdAt"},
+            "allow": {
+                "header": "x-client",
+                "default": "web",
+                "clients": {"mobile": ["id", "userName"], "web": ["id", "userName", "email", "role", "createdAt"]},
+            },
+        }}}),
+    );
+    let gw = TestGateway::start(&gateway(&up).route(route).to_string()).await;
 
     let mobile = gw.client.send(Method::GET, "/users/7", &[("x-client", "mobile")], "").await;
     assert_eq!(mobile.status, 200, "{}", mobile.text());
@@ -272,17 +208,11 @@ async fn list_responses_are_transformed_element_by_element() {
         ]))
     })
     .await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "orders"
-path = "/orders"
-upstream = "up"
-pipeline = [{{ plugin = "transform", config = {{ response = {{ body = {{ rename = {{ order_id = "id" }}, remove = ["internal_cost", "lines.cost"] }} }} }} }}]
-"#,
-        preamble(&up)
-    ))
-    .await;
+    let route = transformed(
+        Route::path("orders", "/orders"),
+        json!({"response": {"body": {"rename": {"order_id": "id"}, "remove": ["internal_cost", "lines.cost"]}}}),
+    );
+    let gw = TestGateway::start(&gateway(&up).route(route).to_string()).await;
 
     assert_eq!(
         gw.client.get("/orders").await.json(),
@@ -295,23 +225,14 @@ async fn malformed_response_json_passes_or_becomes_502_as_configured() {
     let up =
         TestUpstream::start(|_| Answer::new(200, "<html>not json</html>").header("content-type", "application/json"))
             .await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "lenient"
-path = "/lenient"
-upstream = "up"
-pipeline = [{{ plugin = "transform", config = {{ response = {{ on_invalid_json = "pass", body = {{ remove = ["x"] }} }} }} }}]
-
-[[routes]]
-name = "strict"
-path = "/strict"
-upstream = "up"
-pipeline = [{{ plugin = "transform", config = {{ response = {{ on_invalid_json = "error", body = {{ remove = ["x"] }} }} }} }}]
-"#,
-        preamble(&up)
-    ))
-    .await;
+    let on_invalid_json = |name: &str, policy: &str| {
+        transformed(
+            Route::path(name, &format!("/{name}")),
+            json!({"response": {"on_invalid_json": policy, "body": {"remove": ["x"]}}}),
+        )
+    };
+    let config = gateway(&up).route(on_invalid_json("lenient", "pass")).route(on_invalid_json("strict", "error"));
+    let gw = TestGateway::start(&config.to_string()).await;
 
     let reply = gw.client.get("/lenient").await;
     assert_eq!(reply.status, 200);
@@ -323,17 +244,9 @@ pipeline = [{{ plugin = "transform", config = {{ response = {{ on_invalid_json =
 #[tokio::test]
 async fn a_bad_transform_config_stops_the_gateway_with_the_reason() {
     let up = TestUpstream::named("up").await;
-    let toml = format!(
-        r#"{}
-[[routes]]
-name = "bad"
-path = "/users/{{id}}"
-upstream = "up"
-pipeline = [{{ plugin = "transform", config = {{ request = {{ path = {{ template = "/u/{{header.x-id}}" }} }} }} }}]
-"#,
-        preamble(&up)
-    );
-    let (errors, _) = refused(&toml).await;
+    let route =
+        transformed(Route::path("bad", "/users/{id}"), json!({"request": {"path": {"template": "/u/{header.x-id}"}}}));
+    let (errors, _) = refused(&gateway(&up).route(route).to_string()).await;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("route \"bad\": plugin transform rejected its config"), "{errors:?}");
     assert!(errors[0].contains("request.path.template"), "{errors:?}");

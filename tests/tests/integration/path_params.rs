@@ -4,35 +4,20 @@
 //! both mean `/admin/secret` to it) must not be reachable by either
 //! spelling, whatever `[server] path_params` says.
 
+use serde_json::{Value, json};
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::FIXTURE_RESPOND;
 use wasmgate_testbed::{TestGateway, TestUpstream};
 
 /// `/admin` is refused by a plugin; everything else goes to the app.
 async fn gateway(mode: &str, up: &TestUpstream) -> TestGateway {
-    TestGateway::start(&format!(
-        r#"
-[server]
-path_params = "{mode}"
-
-{}
-[plugins.deny]
-path = "{FIXTURE_RESPOND}"
-config = {{ status = 403, body = "admin only" }}
-
-[[routes]]
-name = "admin"
-prefix = "/admin"
-upstream = "app"
-pipeline = [{{ plugin = "deny" }}]
-
-[[routes]]
-name = "app"
-prefix = "/"
-upstream = "app"
-"#,
-        up.section("app")
-    ))
-    .await
+    let config = GatewayConfig::new()
+        .section("server", json!({ "path_params": mode }))
+        .upstream("app", up)
+        .plugin_with("deny", FIXTURE_RESPOND, json!({"config": {"status": 403, "body": "admin only"}}))
+        .route(Route::prefix("admin", "/admin").upstream("app").stage("deny", Value::Null))
+        .route(Route::prefix("app", "/").upstream("app"));
+    TestGateway::start(&config.to_string()).await
 }
 
 /// Spellings of `/admin/…` for a servlet container.

@@ -2,11 +2,9 @@
 //! test, ALPN, h2c with prior knowledge, curl, certificates re-read on
 //! reload.
 
-mod server_common;
-
 use std::time::Duration;
 
-use server_common::{BOUND, Pki, TlsGateway, closed_while_trickling, raw, tls_get};
+use crate::server_common::{BOUND, Pki, TlsGateway, closed_while_trickling, raw, tls_get};
 use tokio::net::TcpStream;
 use wasmgate_testbed::{Client, TestGateway, TestUpstream};
 

@@ -2,29 +2,33 @@
 //! rate-limit and a header-only transform run one call per request and still
 //! put their headers on every answer the request gets.
 
+use serde_json::{Value, json};
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::{FIXTURE_RESPOND, RATE_LIMIT, TRANSFORM};
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
-const PLUGINS: &str = r#"
-[plugins.rate-limit]
-path = "RATE_LIMIT"
-config = { key = ["ip"], limits = [{ limit = 100, window = "1h" }] }
+/// The three plugins, configured once for every use.
+fn plugins() -> GatewayConfig {
+    let transform = json!({"response": {"headers": {
+        "set": {"x-gateway": "wasmgate", "x-rid": "{request_id}"},
+        "add": {"vary": "x-client"},
+    }}});
+    GatewayConfig::new()
+        .plugin_with(
+            "rate-limit",
+            RATE_LIMIT,
+            json!({"config": {"key": ["ip"], "limits": [{"limit": 100, "window": "1h"}]}}),
+        )
+        .plugin_with("transform", TRANSFORM, json!({ "config": transform }))
+        .plugin_with("respond", FIXTURE_RESPOND, json!({"config": {"status": 418, "body": "teapot"}}))
+}
 
-[plugins.transform]
-path = "TRANSFORM"
-config = { response = { headers = { set = { x-gateway = "wasmgate", x-rid = "{request_id}" }, add = { vary = "x-client" } } } }
-
-[plugins.respond]
-path = "FIXTURE_RESPOND"
-config = { status = 418, body = "teapot" }
-"#;
-
-fn config(upstreams: &str, routes: &str) -> String {
-    let plugins = PLUGINS
-        .replace("RATE_LIMIT", RATE_LIMIT)
-        .replace("TRANSFORM", TRANSFORM)
-        .replace("FIXTURE_RESPOND", FIXTURE_RESPOND);
-    format!("{upstreams}\n{plugins}\n{routes}")
+/// A route for every path under `/<name>` through rate-limit, transform
+/// and `more` plugins.
+fn limited(name: &str, more: &[&str]) -> Route {
+    let route =
+        Route::prefix(name, &format!("/{name}")).stage("rate-limit", Value::Null).stage("transform", Value::Null);
+    more.iter().fold(route, |route, plugin| route.stage(plugin, Value::Null))
 }
 
 #[tokio::test]
@@ -33,17 +37,8 @@ async fn request_phase_headers_replace_the_upstreams_and_add_to_lists() {
         Answer::new(200, "ok").header("x-gateway", "upstream").header("x-ratelimit-limit", "7").header("vary", "accept")
     })
     .await;
-    let gw = TestGateway::start(&config(
-        &up.section("api"),
-        r#"
-[[routes]]
-name = "api"
-prefix = "/api"
-upstream = "api"
-pipeline = [{ plugin = "rate-limit" }, { plugin = "transform" }]
-"#,
-    ))
-    .await;
+    let config = plugins().upstream("api", &up).route(limited("api", &[]).upstream("api"));
+    let gw = TestGateway::start(&config.to_string()).await;
 
     let first = gw.client.send(http::Method::GET, "/api/x", &[("x-request-id", "rid-1")], "").await;
     assert_eq!(first.status, 200);
@@ -62,22 +57,11 @@ pipeline = [{ plugin = "rate-limit" }, { plugin = "transform" }]
 
 #[tokio::test]
 async fn they_reach_a_later_plugins_reply_and_the_gateways_own_errors() {
-    let gw = TestGateway::start(&config(
-        "[upstreams.down]\ntargets = [\"127.0.0.1:1\"]\n",
-        r#"
-[[routes]]
-name = "reply"
-prefix = "/reply"
-pipeline = [{ plugin = "rate-limit" }, { plugin = "transform" }, { plugin = "respond" }]
-
-[[routes]]
-name = "down"
-prefix = "/down"
-upstream = "down"
-pipeline = [{ plugin = "rate-limit" }, { plugin = "transform" }]
-"#,
-    ))
-    .await;
+    let config = plugins()
+        .upstream_at("down", "127.0.0.1:1")
+        .route(limited("reply", &["respond"]))
+        .route(limited("down", &[]).upstream("down"));
+    let gw = TestGateway::start(&config.to_string()).await;
 
     let reply = gw.client.get("/reply").await;
     assert_eq!((reply.status, reply.text().as_str()), (418, "teapot"));

@@ -3,36 +3,22 @@
 //! a route guarded by a plugin cannot be reached by writing its path
 //! another way.
 
-mod server_common;
-
-use server_common::raw;
+use crate::server_common::raw;
+use serde_json::json;
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::FIXTURE_RESPOND;
 use wasmgate_testbed::{TestGateway, TestUpstream};
 
 async fn gateway() -> (TestUpstream, TestGateway) {
     let up = TestUpstream::named("up").await;
-    let gw = TestGateway::start(&format!(
-        r#"
-[upstreams.up]
-targets = ["{}"]
-
-[plugins.respond]
-path = "{FIXTURE_RESPOND}"
-
-[[routes]]
-name = "admin"
-prefix = "/admin"
-upstream = "up"
-pipeline = [{{ plugin = "respond", config = {{ status = 403, body = "guarded" }} }}]
-
-[[routes]]
-name = "open"
-prefix = "/"
-upstream = "up"
-"#,
-        up.target()
-    ))
-    .await;
+    let config = GatewayConfig::new()
+        .upstream("up", &up)
+        .plugin("respond", FIXTURE_RESPOND)
+        .route(
+            Route::prefix("admin", "/admin").upstream("up").stage("respond", json!({"status": 403, "body": "guarded"})),
+        )
+        .route(Route::prefix("open", "/").upstream("up"));
+    let gw = TestGateway::start(&config.to_string()).await;
     (up, gw)
 }
 

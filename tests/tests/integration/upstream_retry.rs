@@ -1,14 +1,12 @@
 //! Retries: which failures and methods are tried again, on which target,
 //! within which budget, and the timeouts that end it all.
 
-mod upstream_common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::upstream_common::{Blackhole, served_by};
 use http::Method;
-use upstream_common::{Blackhole, served_by};
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
 fn route(upstream: &str) -> String {

@@ -1,13 +1,13 @@
 //! Load balancing across real targets: weights, consistent hashing (and
 //! what moves when a target goes away), least request.
 
-mod upstream_common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::upstream_common::{named, restart, served_by};
 use http::Method;
-use upstream_common::{named, restart, served_by};
+use serde_json::json;
+use wasmgate_testbed::config::proxy_all;
 use wasmgate_testbed::eventually;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
@@ -54,24 +54,13 @@ async fn consistent_hashing_is_sticky_and_moves_only_the_lost_targets_keys() {
     let b = TestUpstream::named("b").await;
     let c = TestUpstream::named("c").await;
     let b_addr = b.addr;
-    let gw = TestGateway::start(&format!(
-        r#"
-[upstreams.ring]
-targets = ["{}", "{}", "{}"]
-balance = "hash"
-hash_on = "header:x-user-id"
-health = {{ interval_ms = 50, healthy_threshold = 1, unhealthy_threshold = 1 }}
-
-[[routes]]
-name = "all"
-prefix = "/"
-upstream = "ring"
-"#,
-        a.target(),
-        b.target(),
-        c.target()
-    ))
-    .await;
+    let ring = json!({
+        "targets": [a.target(), b.target(), c.target()],
+        "balance": "hash",
+        "hash_on": "header:x-user-id",
+        "health": {"interval_ms": 50, "healthy_threshold": 1, "unhealthy_threshold": 1},
+    });
+    let gw = TestGateway::start(&proxy_all("ring", ring).to_string()).await;
 
     let keys: Vec<String> = (0..90).map(|i| format!("user-{i}")).collect();
     let first = who_serves(&gw, &keys).await;

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
+use serde_json::{Value, json};
 use wasmgate_testbed::TestGateway;
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::{ADD_HEADER, FIXTURE_RESPOND};
 
 fn artifacts(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -20,26 +22,13 @@ fn artifacts(dir: &Path) -> Vec<std::path::PathBuf> {
 async fn artifacts_are_cached_reused_and_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[runtime]
-cache_dir = "cache"
-[plugins.respond]
-path = "{FIXTURE_RESPOND}"
-config = {{ status = 200, body = "cached" }}
-[plugins.add-header]
-path = "{ADD_HEADER}"
-config = {{ response = {{ x-a = "1" }} }}
-[[routes]]
-name = "r"
-path = "/"
-pipeline = [{{ plugin = "add-header" }}, {{ plugin = "respond" }}]
-"#
-        ),
-    )
-    .unwrap();
+    let route = Route::path("r", "/").stage("add-header", Value::Null).stage("respond", Value::Null);
+    let toml = GatewayConfig::new()
+        .section("runtime", json!({"cache_dir": "cache"}))
+        .plugin_with("respond", FIXTURE_RESPOND, json!({"config": {"status": 200, "body": "cached"}}))
+        .plugin_with("add-header", ADD_HEADER, json!({"config": {"response": {"x-a": "1"}}}))
+        .route(route);
+    std::fs::write(&config, toml.to_string()).unwrap();
     let cache = dir.path().join("cache");
 
     let first = TestGateway::start_at(&config).await;

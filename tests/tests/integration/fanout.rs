@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::Method;
+use serde_json::{Value, json};
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::*;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
@@ -18,52 +20,38 @@ async fn calls_run_concurrently_and_fail_independently() {
     let c = TestUpstream::start_gated(gate, |_| Answer::new(404, "c")).await;
     let slow = TestUpstream::start(|_| Answer::new(200, "late").delay(Duration::from_secs(5))).await;
 
-    let gw = TestGateway::start(&format!(
-        r#"
-[upstreams.a]
-targets = ["{}"]
-[upstreams.b]
-targets = ["{}"]
-[upstreams.c]
-targets = ["{}"]
-[upstreams.slow]
-targets = ["{}"]
-[upstreams.down]
-targets = ["127.0.0.1:1"]
-
-[plugins.fanout]
-path = "{FIXTURE_FANOUT}"
-
-[[routes]]
-name = "together"
-path = "/together"
-pipeline = [{{ plugin = "fanout", config = {{ calls = [
-  {{ upstream = "a", path = "/one?q=1", timeout_ms = 3000 }},
-  {{ upstream = "b", path = "/two", timeout_ms = 3000 }},
-  {{ upstream = "c", path = "/three", timeout_ms = 3000 }},
-] }} }}]
-
-[[routes]]
-name = "failures"
-path = "/failures"
-pipeline = [{{ plugin = "fanout", config = {{ calls = [
-  {{ upstream = "slow", path = "/", timeout_ms = 100 }},
-  {{ upstream = "down", path = "/" }},
-  {{ upstream = "nowhere", path = "/" }},
-] }} }}]
-"#,
-        a.target(),
-        b.target(),
-        c.target(),
-        slow.target()
-    ))
-    .await;
+    let fanout =
+        |name: &str, calls: Value| Route::path(name, &format!("/{name}")).stage("fanout", json!({ "calls": calls }));
+    let config = GatewayConfig::new()
+        .upstream("a", &a)
+        .upstream("b", &b)
+        .upstream("c", &c)
+        .upstream("slow", &slow)
+        .upstream_at("down", "127.0.0.1:1")
+        .plugin("fanout", FIXTURE_FANOUT)
+        .route(fanout(
+            "together",
+            json!([
+                {"upstream": "a", "path": "/one?q=1", "timeout_ms": 3000},
+                {"upstream": "b", "path": "/two", "timeout_ms": 3000},
+                {"upstream": "c", "path": "/three", "timeout_ms": 3000},
+            ]),
+        ))
+        .route(fanout(
+            "failures",
+            json!([
+                {"upstream": "slow", "path": "/", "timeout_ms": 100},
+                {"upstream": "down", "path": "/"},
+                {"upstream": "nowhere", "path": "/"},
+            ]),
+        ));
+    let gw = TestGateway::start(&config.to_string()).await;
 
     let reply = gw.client.send(Method::GET, "/together", &[("x-request-id", "fan-1")], "").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(
         reply.json(),
-        serde_json::json!([
+        json!([
             {"status": 200, "body": "a:/one?q=1"},
             {"status": 201, "body": "b"},
             {"status": 404, "body": "c"},

@@ -9,22 +9,25 @@ use std::sync::Arc;
 
 use http::Method;
 use jwt_simple::prelude::*;
+use serde_json::{Value, json};
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::{JWT_AUTH, RATE_LIMIT};
 use wasmgate_testbed::{Answer, Reply, TestGateway, TestUpstream};
 
-/// A gateway with one route per `(name, rate-limit config)`, each at
-/// `/<name>`, and any extra TOML (other plugins).
-async fn gateway(up: &TestUpstream, routes: &[(&str, &str)], extra: &str) -> TestGateway {
-    let mut toml = format!(
-        "[upstreams.api]\ntargets = [\"{}\"]\n\n[plugins.rate-limit]\npath = \"{RATE_LIMIT}\"\n{extra}\n",
-        up.target()
-    );
-    for (name, pipeline) in routes {
-        toml.push_str(&format!(
-            "[[routes]]\nname = \"{name}\"\nprefix = \"/{name}\"\nupstream = \"api\"\npipeline = {pipeline}\n\n"
-        ));
-    }
-    TestGateway::start(&toml).await
+/// Upstream `api` and the plugin.
+fn gateway(up: &TestUpstream) -> GatewayConfig {
+    GatewayConfig::new().upstream("api", up).plugin("rate-limit", RATE_LIMIT)
+}
+
+/// A route for every path under `/<name>`, limited by rate-limit with
+/// `config`.
+fn limited(route: &str, config: Value) -> Route {
+    Route::prefix(route, &format!("/{route}")).upstream("api").stage("rate-limit", config)
+}
+
+/// A gateway serving one limited route.
+async fn start(up: &TestUpstream, route: &str, config: Value) -> TestGateway {
+    TestGateway::start(&gateway(up).route(limited(route, config)).to_string()).await
 }
 
 fn number(reply: &Reply, name: &str) -> u64 {
@@ -40,15 +43,8 @@ async fn exactly_the_limit_passes_when_requests_race() {
     // second party that never comes and end as a 504, failing the counts.
     let gate = Arc::new(tokio::sync::Barrier::new(LIMIT));
     let up = TestUpstream::start_gated(gate, |_| Answer::new(200, "ok")).await;
-    let gw = gateway(
-        &up,
-        &[(
-            "race",
-            r#"[{ plugin = "rate-limit", config = { key = ["header:x-api-key"], limits = [{ limit = 5, window = "1h", burst = 5 }] } }]"#,
-        )],
-        "",
-    )
-    .await;
+    let config = json!({"key": ["header:x-api-key"], "limits": [{"limit": 5, "window": "1h", "burst": 5}]});
+    let gw = start(&up, "race", config).await;
 
     let start = Arc::new(tokio::sync::Barrier::new(LIMIT + EXTRA));
     let tasks: Vec<_> = (0..LIMIT + EXTRA)
@@ -85,15 +81,7 @@ async fn exactly_the_limit_passes_when_requests_race() {
 #[tokio::test]
 async fn each_key_has_its_own_budget_and_a_missing_key_is_refused() {
     let up = TestUpstream::named("api").await;
-    let gw = gateway(
-        &up,
-        &[(
-            "keyed",
-            r#"[{ plugin = "rate-limit", config = { key = ["header:x-api-key"], limits = [{ limit = 2, window = "1h" }] } }]"#,
-        )],
-        "",
-    )
-    .await;
+    let gw = start(&up, "keyed", json!({"key": ["header:x-api-key"], "limits": [{"limit": 2, "window": "1h"}]})).await;
     let call = |key: &'static str| {
         let client = gw.client.clone();
         async move { client.send(Method::GET, "/keyed", &[("x-api-key", key)], "").await.status }
@@ -108,15 +96,9 @@ async fn each_key_has_its_own_budget_and_a_missing_key_is_refused() {
 #[tokio::test]
 async fn responses_carry_consistent_rate_limit_headers() {
     let up = TestUpstream::named("api").await;
-    let gw = gateway(
-        &up,
-        &[(
-            "h",
-            r#"[{ plugin = "rate-limit", config = { key = ["ip"], ietf_headers = true, limits = [{ limit = 3, window = "1h", name = "hourly" }] } }]"#,
-        )],
-        "",
-    )
-    .await;
+    let config =
+        json!({"key": ["ip"], "ietf_headers": true, "limits": [{"limit": 3, "window": "1h", "name": "hourly"}]});
+    let gw = start(&up, "h", config).await;
     // One event per 1200 s: the bucket refills in 1200 s per event taken.
     for (remaining, taken) in [(2, 1), (1, 2), (0, 3)] {
         let reply = gw.client.get("/h").await;
@@ -139,21 +121,14 @@ async fn responses_carry_consistent_rate_limit_headers() {
 #[tokio::test]
 async fn with_two_limits_both_must_allow_and_the_refusing_one_is_reported() {
     let up = TestUpstream::named("api").await;
-    let gw = gateway(
-        &up,
-        &[
-            (
-                "short",
-                r#"[{ plugin = "rate-limit", config = { key = ["ip"], limits = [{ limit = 2, window = "1m", name = "per-minute" }, { limit = 100, window = "1h", name = "per-hour" }] } }]"#,
-            ),
-            (
-                "long",
-                r#"[{ plugin = "rate-limit", config = { key = ["ip"], limits = [{ limit = 10, window = "1m", name = "per-minute" }, { limit = 3, window = "1h", name = "per-hour" }] } }]"#,
-            ),
-        ],
-        "",
-    )
-    .await;
+    let two_limits = |per_minute: u64, per_hour: u64| {
+        json!({"key": ["ip"], "limits": [
+            {"limit": per_minute, "window": "1m", "name": "per-minute"},
+            {"limit": per_hour, "window": "1h", "name": "per-hour"},
+        ]})
+    };
+    let config = gateway(&up).route(limited("short", two_limits(2, 100))).route(limited("long", two_limits(10, 3)));
+    let gw = TestGateway::start(&config.to_string()).await;
 
     let statuses = |path: &'static str| {
         let client = gw.client.clone();
@@ -181,18 +156,12 @@ async fn with_two_limits_both_must_allow_and_the_refusing_one_is_reported() {
 async fn users_authenticated_by_jwt_auth_have_their_own_budgets() {
     const SECRET: &str = "integration-secret-of-32-bytes!!";
     let up = TestUpstream::named("api").await;
-    let jwt = format!(
-        "[plugins.jwt-auth]\npath = \"{JWT_AUTH}\"\nconfig = {{ allow_anonymous = true, keys = [{{ secret = \"{SECRET}\", algorithms = [\"HS256\"] }}] }}\n"
+    let jwt = json!({"config": {"allow_anonymous": true, "keys": [{"secret": SECRET, "algorithms": ["HS256"]}]}});
+    let route = Route::prefix("users", "/users").upstream("api").stage("jwt-auth", Value::Null).stage(
+        "rate-limit",
+        json!({"key": ["user"], "on_missing": "fallback", "fallback": ["ip"], "limits": [{"limit": 2, "window": "1h"}]}),
     );
-    let gw = gateway(
-        &up,
-        &[(
-            "users",
-            r#"[{ plugin = "jwt-auth" }, { plugin = "rate-limit", config = { key = ["user"], on_missing = "fallback", fallback = ["ip"], limits = [{ limit = 2, window = "1h" }] } }]"#,
-        )],
-        &jwt,
-    )
-    .await;
+    let gw = TestGateway::start(&gateway(&up).plugin_with("jwt-auth", JWT_AUTH, jwt).route(route).to_string()).await;
     let token = |sub: &str| {
         let claims = Claims::create(Duration::from_mins(5)).with_subject(sub);
         HS256Key::from_bytes(SECRET.as_bytes()).authenticate(claims).unwrap()

@@ -1,9 +1,9 @@
 //! Targets that stop, fail and come back: active health checks, passive
 //! outlier ejection, and the 503 when no target is left.
 
-mod upstream_common;
-
-use upstream_common::{named, restart, served_by, traffic};
+use crate::upstream_common::{named, restart, served_by, traffic};
+use serde_json::json;
+use wasmgate_testbed::config::proxy_all;
 use wasmgate_testbed::eventually;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
@@ -75,20 +75,11 @@ async fn no_healthy_target_is_a_fast_503_with_retry_after() {
             },
         )
         .await;
-    let gw = TestGateway::start(&format!(
-        r#"
-[upstreams.sick]
-targets = ["{}"]
-health = {{ interval_ms = 50, unhealthy_threshold = 1, healthy_threshold = 1 }}
-
-[[routes]]
-name = "all"
-prefix = "/"
-upstream = "sick"
-"#,
-        sick.target()
-    ))
-    .await;
+    let sick_upstream = json!({
+        "targets": [sick.target()],
+        "health": {"interval_ms": 50, "unhealthy_threshold": 1, "healthy_threshold": 1},
+    });
+    let gw = TestGateway::start(&proxy_all("sick", sick_upstream).to_string()).await;
 
     eventually("the only target is unhealthy", || async { gw.client.get("/x").await.status == 503 }).await;
     let served = traffic(&sick);
@@ -109,22 +100,7 @@ upstream = "sick"
 async fn consecutive_failures_eject_a_target() {
     let bad = TestUpstream::start(|_| Answer::new(500, "bad")).await;
     let good = TestUpstream::named("good").await;
-    let gw = TestGateway::start(&format!(
-        r#"
-[upstreams.mixed]
-targets = ["{}", "{}"]
-retries = {{ attempts = 1 }}
-outlier = {{ consecutive_failures = 3, base_ejection_ms = 60000 }}
-
-[[routes]]
-name = "all"
-prefix = "/"
-upstream = "mixed"
-"#,
-        bad.target(),
-        good.target()
-    ))
-    .await;
+    let gw = ejecting(&[&bad, &good], 3).await;
 
     let mut statuses = Vec::new();
     for _ in 0..20 {
@@ -140,26 +116,23 @@ async fn ejection_never_takes_more_than_its_share() {
     // Both targets fail, but at most 50% of them (one) may be ejected.
     let a = TestUpstream::start(|_| Answer::new(500, "a")).await;
     let b = TestUpstream::start(|_| Answer::new(500, "b")).await;
-    let gw = TestGateway::start(&format!(
-        r#"
-[upstreams.both]
-targets = ["{}", "{}"]
-retries = {{ attempts = 1 }}
-outlier = {{ consecutive_failures = 2, base_ejection_ms = 60000 }}
-
-[[routes]]
-name = "all"
-prefix = "/"
-upstream = "both"
-"#,
-        a.target(),
-        b.target()
-    ))
-    .await;
+    let gw = ejecting(&[&a, &b], 2).await;
 
     for _ in 0..20 {
         assert_eq!(gw.client.get("/x").await.status, 500, "the upstream's answer, not a 503");
     }
     assert_eq!(a.count().min(b.count()), 2, "one was ejected after two failures");
     assert_eq!(a.count() + b.count(), 20);
+}
+
+/// Every path to an upstream of `targets`, without retries, that ejects a
+/// target after `failures` failures in a row for a minute.
+async fn ejecting(targets: &[&TestUpstream], failures: u32) -> TestGateway {
+    let targets: Vec<String> = targets.iter().map(|t| t.target()).collect();
+    let upstream = json!({
+        "targets": targets,
+        "retries": {"attempts": 1},
+        "outlier": {"consecutive_failures": failures, "base_ejection_ms": 60000},
+    });
+    TestGateway::start(&proxy_all("up", upstream).to_string()).await
 }

@@ -5,36 +5,24 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::Method;
+use serde_json::{Value, json};
 use wasmgate_testbed::TestGateway;
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::{FIXTURE_ECHO_CONTEXT, FIXTURE_SET_VAR};
 
 #[tokio::test]
 async fn prefetched_values_match_fetched_ones_and_yield_to_writes() {
-    let gw = TestGateway::start(&format!(
-        r#"
-[plugins.set-var]
-path = "{FIXTURE_SET_VAR}"
-[plugins.echo]
-path = "{FIXTURE_ECHO_CONTEXT}"
-
-[[routes]]
-name = "fetched"
-path = "/fetched/{{id}}"
-pipeline = [
-  {{ plugin = "set-var", config = {{ name = "seen", value = "by-first-plugin" }} }},
-  {{ plugin = "echo" }},
-]
-
-[[routes]]
-name = "prefetched"
-path = "/prefetched/{{id}}"
-pipeline = [
-  {{ plugin = "set-var", config = {{ name = "seen", value = "by-first-plugin" }} }},
-  {{ plugin = "echo", config = {{ prefetch = true }} }},
-]
-"#
-    ))
-    .await;
+    let route = |name: &str, echo: Value| {
+        Route::path(name, &(format!("/{name}") + "/{id}"))
+            .stage("set-var", json!({"name": "seen", "value": "by-first-plugin"}))
+            .stage("echo", echo)
+    };
+    let config = GatewayConfig::new()
+        .plugin("set-var", FIXTURE_SET_VAR)
+        .plugin("echo", FIXTURE_ECHO_CONTEXT)
+        .route(route("fetched", Value::Null))
+        .route(route("prefetched", json!({"prefetch": true})));
+    let gw = TestGateway::start(&config.to_string()).await;
 
     let headers = [("x-request-id", "rid-1"), ("x-in", "a"), ("X-In", "b")];
     let mut answers = Vec::new();
@@ -50,7 +38,7 @@ pipeline = [
         assert_eq!(ctx["route"], route);
         assert_eq!(ctx["path"], format!("/{route}/7"));
         for varying in ["now_ms", "client_addr", "route", "path"] {
-            ctx[varying] = serde_json::Value::Null;
+            ctx[varying] = Value::Null;
         }
         answers.push(ctx);
     }
@@ -58,10 +46,10 @@ pipeline = [
     assert_eq!(fetched, prefetched, "the two ways of reading disagree");
     assert_eq!(prefetched["request_id"], "rid-1");
     assert_eq!(prefetched["var_seen"], "by-first-plugin", "an earlier plugin's write is in the input");
-    assert_eq!(prefetched["var_unset"], serde_json::Value::Null);
-    assert_eq!(prefetched["x_in"], serde_json::json!(["a", "b"]), "every value, in order");
+    assert_eq!(prefetched["var_unset"], Value::Null);
+    assert_eq!(prefetched["x_in"], json!(["a", "b"]), "every value, in order");
     assert_eq!(prefetched["x_in_first"], "a", "names match in any case");
-    assert_eq!(prefetched["x_absent"], serde_json::Value::Null);
-    assert_eq!(prefetched["x_in_after_write"], serde_json::json!(["written"]), "a read sees the plugin's own write");
+    assert_eq!(prefetched["x_absent"], Value::Null);
+    assert_eq!(prefetched["x_in_after_write"], json!(["written"]), "a read sees the plugin's own write");
     assert_eq!(prefetched["var_seen_after_write"], "rewritten");
 }

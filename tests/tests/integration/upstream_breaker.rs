@@ -2,8 +2,6 @@
 //! then fail fast without reaching the target, and half-open probes decide
 //! when it closes again.
 
-mod upstream_common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 

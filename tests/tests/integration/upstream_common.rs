@@ -1,5 +1,4 @@
 //! Helpers shared by the `upstream_*` tests.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::time::Duration;

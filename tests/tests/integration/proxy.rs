@@ -4,28 +4,22 @@
 use std::time::Duration;
 
 use http::Method;
+use serde_json::{Value, json};
+use wasmgate_testbed::config::{GatewayConfig, Route, proxy_all};
 use wasmgate_testbed::plugins::*;
 use wasmgate_testbed::{Answer, Client, TestGateway, TestUpstream};
 
 #[tokio::test]
 async fn example_plugin_adds_headers_both_ways() {
     let up = TestUpstream::named("users").await;
-    let gw = TestGateway::start(&format!(
-        r#"
-{}
-[plugins.add-header]
-path = "{ADD_HEADER}"
-config = {{ request = {{ x-added = "default" }} }}
-
-[[routes]]
-name = "users"
-path = "/users/{{id}}"
-upstream = "users"
-pipeline = [{{ plugin = "add-header", config = {{ request = {{ x-route = "users" }}, response = {{ x-served-by = "wasmgate" }} }} }}]
-"#,
-        up.section("users")
-    ))
-    .await;
+    let route = Route::path("users", "/users/{id}")
+        .upstream("users")
+        .stage("add-header", json!({"request": {"x-route": "users"}, "response": {"x-served-by": "wasmgate"}}));
+    let config = GatewayConfig::new()
+        .upstream("users", &up)
+        .plugin_with("add-header", ADD_HEADER, json!({"config": {"request": {"x-added": "default"}}}))
+        .route(route);
+    let gw = TestGateway::start(&config.to_string()).await;
 
     let reply = gw.client.get("/users/7?x=1").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -39,20 +33,12 @@ pipeline = [{{ plugin = "add-header", config = {{ request = {{ x-route = "users"
 #[tokio::test]
 async fn a_plugin_reply_short_circuits_the_upstream() {
     let up = TestUpstream::named("users").await;
-    let gw = TestGateway::start(&format!(
-        r#"
-{}
-[plugins.respond]
-path = "{FIXTURE_RESPOND}"
-
-[[routes]]
-name = "blocked"
-prefix = "/"
-upstream = "users"
-pipeline = [{{ plugin = "respond", config = {{ status = 403, body = "denied", header = "yes" }} }}]
-"#,
-        up.section("users")
-    ))
+    let gw = one_plugin(
+        &up,
+        "users",
+        ("respond", FIXTURE_RESPOND),
+        json!({"status": 403, "body": "denied", "header": "yes"}),
+    )
     .await;
 
     let reply = gw.client.get("/anything").await;
@@ -66,21 +52,7 @@ pipeline = [{{ plugin = "respond", config = {{ status = 403, body = "denied", he
 #[tokio::test]
 async fn on_response_changes_status_headers_and_body() {
     let up = TestUpstream::start(|_| Answer::new(200, "original").header("x-up", "1")).await;
-    let gw = TestGateway::start(&format!(
-        r#"
-{}
-[plugins.rewrite]
-path = "{FIXTURE_REWRITE_RESPONSE}"
-
-[[routes]]
-name = "r"
-prefix = "/"
-upstream = "up"
-pipeline = [{{ plugin = "rewrite", config = {{ status = 203 }} }}]
-"#,
-        up.section("up")
-    ))
-    .await;
+    let gw = one_plugin(&up, "up", ("rewrite", FIXTURE_REWRITE_RESPONSE), json!({"status": 203})).await;
 
     let reply = gw.client.send(Method::GET, "/x", &[("x-up", "from-client")], "").await;
     assert_eq!(reply.status, 203);
@@ -95,32 +67,13 @@ pipeline = [{{ plugin = "rewrite", config = {{ status = 203 }} }}]
 #[tokio::test]
 async fn gateway_errors_are_problem_json() {
     let slow = TestUpstream::start(|_| Answer::new(200, "late").delay(Duration::from_secs(3))).await;
-    let gw = TestGateway::start(&format!(
-        r#"
-{}
-[upstreams.refused]
-targets = ["127.0.0.1:1"]
-
-[[routes]]
-name = "slow"
-path = "/slow"
-upstream = "slow"
-timeout_ms = 200
-
-[[routes]]
-name = "down"
-path = "/down"
-upstream = "refused"
-
-[[routes]]
-name = "get-only"
-path = "/only-get"
-methods = ["GET"]
-upstream = "slow"
-"#,
-        slow.section("slow")
-    ))
-    .await;
+    let config = GatewayConfig::new()
+        .upstream("slow", &slow)
+        .upstream_at("refused", "127.0.0.1:1")
+        .route(Route::path("slow", "/slow").upstream("slow").set("timeout_ms", 200))
+        .route(Route::path("down", "/down").upstream("refused"))
+        .route(Route::path("get-only", "/only-get").set("methods", vec!["GET"]).upstream("slow"));
+    let gw = TestGateway::start(&config.to_string()).await;
 
     let detail = gw.client.get("/nope").await.problem(404);
     assert!(detail.contains("/nope"), "{detail}");
@@ -137,11 +90,7 @@ upstream = "slow"
 #[tokio::test]
 async fn proxy_headers_reach_the_upstream() {
     let up = TestUpstream::named("up").await;
-    let gw = TestGateway::start(&format!(
-        "{}\n[[routes]]\nname = \"all\"\nprefix = \"/\"\nupstream = \"up\"\n",
-        up.section("up")
-    ))
-    .await;
+    let gw = TestGateway::start(&to_up(&up)).await;
 
     let reply = gw
         .client
@@ -181,28 +130,13 @@ async fn proxy_headers_reach_the_upstream() {
 #[tokio::test]
 async fn buffered_bodies_are_limited_and_rewritten() {
     let up = TestUpstream::start(|seen| Answer::new(200, seen.body.clone())).await;
-    let gw = TestGateway::start(&format!(
-        r#"
-{}
-[plugins.upper]
-path = "{FIXTURE_BODY_UPPER}"
-
-[[routes]]
-name = "upper"
-path = "/upper"
-upstream = "up"
-max_body_bytes = 16
-pipeline = [{{ plugin = "upper" }}]
-
-[[routes]]
-name = "stream"
-path = "/stream"
-upstream = "up"
-max_body_bytes = 16
-"#,
-        up.section("up")
-    ))
-    .await;
+    let limited = |name: &str| Route::path(name, &format!("/{name}")).upstream("up").set("max_body_bytes", 16);
+    let config = GatewayConfig::new()
+        .upstream("up", &up)
+        .plugin("upper", FIXTURE_BODY_UPPER)
+        .route(limited("upper").stage("upper", Value::Null))
+        .route(limited("stream"));
+    let gw = TestGateway::start(&config.to_string()).await;
 
     let reply = gw.client.send(Method::POST, "/upper", &[], "hello").await;
     assert_eq!(reply.text(), "HELLO");
@@ -220,29 +154,18 @@ max_body_bytes = 16
 
 #[tokio::test]
 async fn plugins_see_route_params_context_and_shared_vars() {
-    let gw = TestGateway::start(&format!(
-        r#"
-[plugins.set-var]
-path = "{FIXTURE_SET_VAR}"
-[plugins.echo]
-path = "{FIXTURE_ECHO_CONTEXT}"
-
-[[routes]]
-name = "items"
-path = "/shops/{{shop}}/items/{{item}}"
-pipeline = [
-  {{ plugin = "set-var", config = {{ name = "seen", value = "by-first-plugin" }} }},
-  {{ plugin = "echo" }},
-]
-"#
-    ))
-    .await;
+    let route = Route::path("items", "/shops/{shop}/items/{item}")
+        .stage("set-var", json!({"name": "seen", "value": "by-first-plugin"}))
+        .stage("echo", Value::Null);
+    let config =
+        GatewayConfig::new().plugin("set-var", FIXTURE_SET_VAR).plugin("echo", FIXTURE_ECHO_CONTEXT).route(route);
+    let gw = TestGateway::start(&config.to_string()).await;
 
     let reply = gw.client.send(Method::GET, "/shops/s1/items/42?color=red", &[("x-request-id", "rid-9")], "").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let ctx = reply.json();
     assert_eq!(ctx["route"], "items");
-    assert_eq!(ctx["params"], serde_json::json!({"shop": "s1", "item": "42"}));
+    assert_eq!(ctx["params"], json!({"shop": "s1", "item": "42"}));
     assert_eq!(ctx["path"], "/shops/s1/items/42");
     assert_eq!(ctx["query"], "color=red");
     assert_eq!(ctx["method"], "GET");
@@ -254,11 +177,7 @@ pipeline = [
 #[tokio::test]
 async fn http2_clients_are_served() {
     let up = TestUpstream::named("up").await;
-    let gw = TestGateway::start(&format!(
-        "{}\n[[routes]]\nname = \"all\"\nprefix = \"/\"\nupstream = \"up\"\n",
-        up.section("up")
-    ))
-    .await;
+    let gw = TestGateway::start(&to_up(&up)).await;
     let reply = Client::http2(gw.addr).get("/h2").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), "up GET /h2");
@@ -266,4 +185,16 @@ async fn http2_clients_are_served() {
     let authority = gw.addr.to_string();
     assert_eq!(seen.header("host"), Some(authority.as_str()), "the :authority becomes Host upstream");
     assert_eq!(seen.header("x-forwarded-host"), Some(authority.as_str()));
+}
+
+/// Every path proxied to `up`.
+fn to_up(up: &TestUpstream) -> String {
+    proxy_all("up", json!({ "targets": [up.target()] })).to_string()
+}
+
+/// Every path through one plugin, configured with `config`, to `up` as
+/// upstream `name`.
+async fn one_plugin(up: &TestUpstream, name: &str, (plugin, path): (&str, &str), config: Value) -> TestGateway {
+    let route = Route::prefix("r", "/").upstream(name).stage(plugin, config);
+    TestGateway::start(&GatewayConfig::new().upstream(name, up).plugin(plugin, path).route(route).to_string()).await
 }

@@ -5,19 +5,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use serde_json::json;
-use wasmgate_testbed::gateway;
+use serde_json::{Value, json};
+use wasmgate_testbed::config::{GatewayConfig, Route};
+use wasmgate_testbed::gateway::refused;
 use wasmgate_testbed::plugins::*;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
 
-/// `[upstreams.<name>]` sections for the given upstreams, and the plugin.
-fn preamble(upstreams: &[(&str, &TestUpstream)]) -> String {
-    let mut toml = format!("[plugins.aggregate]\npath = \"{AGGREGATE}\"\n\n");
-    for (name, up) in upstreams {
-        toml.push_str(&up.section(name));
-    }
-    toml.push_str("[upstreams.down]\ntargets = [\"127.0.0.1:1\"]\n\n");
-    toml
+/// The plugin, the given upstreams, and upstream `down` where nothing
+/// listens.
+fn gateway(upstreams: &[(&str, &TestUpstream)]) -> GatewayConfig {
+    let base = GatewayConfig::new().plugin("aggregate", AGGREGATE).upstream_at("down", "127.0.0.1:1");
+    upstreams.iter().fold(base, |config, (name, up)| config.upstream(name, up))
+}
+
+/// A route the aggregate answers, configured with `config`.
+fn aggregate(name: &str, path: &str, config: Value) -> Route {
+    Route::path(name, path).stage("aggregate", config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,25 +35,17 @@ async fn independent_parts_are_called_concurrently_and_merged() {
     let reviews = TestUpstream::start_gated(gate.clone(), |_| Answer::json(&json!([{"stars": 5}]))).await;
     let inventory = TestUpstream::start_gated(gate, |_| Answer::json(&json!({"count": 3}))).await;
 
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "product-details"
-path = "/products/{{id}}/details"
-
-[[routes.pipeline]]
-plugin = "aggregate"
-
-[routes.pipeline.config]
-deadline_ms = 10000
-parts = [
-  {{ name = "product", upstream = "product", path = "/products/{{param.id}}", timeout_ms = 5000, merge = "root" }},
-  {{ name = "reviews", upstream = "reviews", path = "/reviews?product={{param.id}}", timeout_ms = 5000 }},
-  {{ name = "inventory", upstream = "inventory", path = "/stock/{{param.id}}", timeout_ms = 5000, merge_as = "availability.stock" }},
-]
-"#,
-        preamble(&[("product", &product), ("reviews", &reviews), ("inventory", &inventory)])
-    ))
+    let gw = TestGateway::start(&gateway(&[("product", &product), ("reviews", &reviews), ("inventory", &inventory)])
+        .route(aggregate(
+            "product-details",
+            "/products/{id}/details",
+            json!({"deadline_ms": 10000, "parts": [
+                {"name": "product", "upstream": "product", "path": "/products/{param.id}", "timeout_ms": 5000, "merge": "root"},
+                {"name": "reviews", "upstream": "reviews", "path": "/reviews?product={param.id}", "timeout_ms": 5000},
+                {"name": "inventory", "upstream": "inventory", "path": "/stock/{param.id}", "timeout_ms": 5000, "merge_as": "availability.stock"},
+            ]}),
+        ))
+        .to_string())
     .await;
 
     let reply = gw.client.get("/products/p1/details").await;
@@ -68,18 +63,18 @@ parts = [
 async fn a_dependent_part_uses_values_from_an_earlier_response() {
     let users = TestUpstream::start(|_| Answer::json(&json!({"id": 7, "cafe_ids": ["c1", "c2"]}))).await;
     let cafes = TestUpstream::start(|_| Answer::json(&json!([{"id": "c1"}, {"id": "c2"}]))).await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "my-cafes"
-path = "/users/{{id}}/cafes"
-pipeline = [{{ plugin = "aggregate", config = {{ parts = [
-  {{ name = "cafes", upstream = "cafes", path = "/cafes?ids={{part.user.cafe_ids}}" }},
-  {{ name = "user", upstream = "users", path = "/users/{{param.id}}" }},
-] }} }}]
-"#,
-        preamble(&[("users", &users), ("cafes", &cafes)])
-    ))
+    let gw = TestGateway::start(
+        &gateway(&[("users", &users), ("cafes", &cafes)])
+            .route(aggregate(
+                "my-cafes",
+                "/users/{id}/cafes",
+                json!({"parts": [
+                    {"name": "cafes", "upstream": "cafes", "path": "/cafes?ids={part.user.cafe_ids}"},
+                    {"name": "user", "upstream": "users", "path": "/users/{param.id}"},
+                ]}),
+            ))
+            .to_string(),
+    )
     .await;
 
     let reply = gw.client.get("/users/7/cafes").await;
@@ -96,19 +91,17 @@ pipeline = [{{ plugin = "aggregate", config = {{ parts = [
 async fn failed_optional_parts_fall_back_and_the_response_says_it_is_partial() {
     let product = TestUpstream::start(|_| Answer::json(&json!({"id": "p1"}))).await;
     let reviews = TestUpstream::start(|_| Answer::new(500, "boom")).await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "details"
-path = "/details"
-pipeline = [{{ plugin = "aggregate", config = {{ parts = [
-  {{ name = "product", upstream = "product", path = "/p", merge = "root" }},
-  {{ name = "reviews", upstream = "reviews", path = "/r", required = false, fallback = [] }},
-  {{ name = "inventory", upstream = "down", path = "/i", required = false, fallback = {{ count = 0, known = false }} }},
-] }} }}]
-"#,
-        preamble(&[("product", &product), ("reviews", &reviews)])
-    ))
+    let gw = TestGateway::start(&gateway(&[("product", &product), ("reviews", &reviews)])
+        .route(aggregate(
+            "details",
+            "/details",
+            json!({"parts": [
+                {"name": "product", "upstream": "product", "path": "/p", "merge": "root"},
+                {"name": "reviews", "upstream": "reviews", "path": "/r", "required": false, "fallback": []},
+                {"name": "inventory", "upstream": "down", "path": "/i", "required": false, "fallback": {"count": 0, "known": false}},
+            ]}),
+        ))
+        .to_string())
     .await;
 
     let reply = gw.client.get("/details").await;
@@ -121,23 +114,18 @@ pipeline = [{{ plugin = "aggregate", config = {{ parts = [
 async fn a_failed_required_part_is_a_502_naming_it() {
     let product = TestUpstream::start(|_| Answer::new(503, "maintenance")).await;
     let reviews = TestUpstream::start(|_| Answer::json(&json!([]))).await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "details"
-path = "/details"
-pipeline = [{{ plugin = "aggregate", config = {{ parts = [
-  {{ name = "product", upstream = "product", path = "/p" }},
-  {{ name = "reviews", upstream = "reviews", path = "/r", required = false }},
-] }} }}]
-
-[[routes]]
-name = "down"
-path = "/down"
-pipeline = [{{ plugin = "aggregate", config = {{ parts = [{{ name = "stock", upstream = "down", path = "/s" }}] }} }}]
-"#,
-        preamble(&[("product", &product), ("reviews", &reviews)])
-    ))
+    let details = aggregate(
+        "details",
+        "/details",
+        json!({"parts": [
+            {"name": "product", "upstream": "product", "path": "/p"},
+            {"name": "reviews", "upstream": "reviews", "path": "/r", "required": false},
+        ]}),
+    );
+    let down = aggregate("down", "/down", json!({"parts": [{"name": "stock", "upstream": "down", "path": "/s"}]}));
+    let gw = TestGateway::start(
+        &gateway(&[("product", &product), ("reviews", &reviews)]).route(details).route(down).to_string(),
+    )
     .await;
 
     let detail = gw.client.get("/details").await.problem(502);
@@ -149,17 +137,15 @@ pipeline = [{{ plugin = "aggregate", config = {{ parts = [{{ name = "stock", ups
 #[tokio::test]
 async fn a_required_part_timing_out_is_a_504() {
     let slow = TestUpstream::start(|_| Answer::json(&json!({})).delay(Duration::from_secs(5))).await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "slow"
-path = "/slow"
-pipeline = [{{ plugin = "aggregate", config = {{ parts = [
-  {{ name = "profile", upstream = "slow", path = "/p", timeout_ms = 200 }},
-] }} }}]
-"#,
-        preamble(&[("slow", &slow)])
-    ))
+    let gw = TestGateway::start(
+        &gateway(&[("slow", &slow)])
+            .route(aggregate(
+                "slow",
+                "/slow",
+                json!({"parts": [{"name": "profile", "upstream": "slow", "path": "/p", "timeout_ms": 200}]}),
+            ))
+            .to_string(),
+    )
     .await;
 
     let detail = gw.client.get("/slow").await.problem(504);
@@ -170,18 +156,18 @@ pipeline = [{{ plugin = "aggregate", config = {{ parts = [
 async fn request_headers_are_forwarded_to_every_call() {
     let users = TestUpstream::start(|_| Answer::json(&json!({"id": 1}))).await;
     let orders = TestUpstream::start(|_| Answer::json(&json!({"orders": []}))).await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "dash"
-path = "/dash"
-pipeline = [{{ plugin = "aggregate", config = {{ parts = [
-  {{ name = "user", upstream = "users", path = "/u" }},
-  {{ name = "orders", upstream = "orders", path = "/o?user={{part.user.id}}" }},
-] }} }}]
-"#,
-        preamble(&[("users", &users), ("orders", &orders)])
-    ))
+    let gw = TestGateway::start(
+        &gateway(&[("users", &users), ("orders", &orders)])
+            .route(aggregate(
+                "dash",
+                "/dash",
+                json!({"parts": [
+                    {"name": "user", "upstream": "users", "path": "/u"},
+                    {"name": "orders", "upstream": "orders", "path": "/o?user={part.user.id}"},
+                ]}),
+            ))
+            .to_string(),
+    )
     .await;
 
     let reply = gw
@@ -228,26 +214,20 @@ async fn a_dashboard_fans_out_over_a_list_from_an_earlier_part() {
         Answer::json(&json!({"product_id": id, "title": format!("Product {id}"), "price_cents": 1999}))
     })
     .await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[[routes]]
-name = "dashboard"
-path = "/users/{{id}}/dashboard"
-methods = ["GET"]
-
-[[routes.pipeline]]
-plugin = "aggregate"
-
-[routes.pipeline.config]
-deadline_ms = 2000
-parts = [
-  {{ name = "user", upstream = "users", path = "/users/{{param.id}}" }},
-  {{ name = "orders", upstream = "orders", path = "/orders?user={{param.id}}", required = false, fallback = {{ orders = [] }} }},
-  {{ name = "products", upstream = "products", path = "/products/{{item}}", for_each = "orders.orders.product_id", required = false, fallback = [] }},
-]
-"#,
-        preamble(&[("users", &users), ("orders", &orders), ("products", &products)])
-    ))
+    let dashboard = aggregate(
+        "dashboard",
+        "/users/{id}/dashboard",
+        json!({"deadline_ms": 2000, "parts": [
+            {"name": "user", "upstream": "users", "path": "/users/{param.id}"},
+            {"name": "orders", "upstream": "orders", "path": "/orders?user={param.id}", "required": false, "fallback": {"orders": []}},
+            {"name": "products", "upstream": "products", "path": "/products/{item}", "for_each": "orders.orders.product_id", "required": false, "fallback": []},
+        ]}),
+    );
+    let gw = TestGateway::start(
+        &gateway(&[("users", &users), ("orders", &orders), ("products", &products)])
+            .route(dashboard.set("methods", vec!["GET"]))
+            .to_string(),
+    )
     .await;
 
     let reply = gw.client.get("/users/7/dashboard").await;
@@ -273,26 +253,17 @@ parts = [
 #[tokio::test]
 async fn a_transform_before_the_aggregate_shapes_its_answer() {
     let users = TestUpstream::start(|_| Answer::json(&json!({"id": 7, "user_name": "u7", "email": "e"}))).await;
-    let gw = TestGateway::start(&format!(
-        r#"{}
-[plugins.transform]
-path = "{TRANSFORM}"
-
-[[routes]]
-name = "me"
-path = "/me"
-
-[[routes.pipeline]]
-plugin = "transform"
-config = {{ response = {{ body = {{ rename = {{ "user.user_name" = "name" }}, allow = {{ header = "x-client", clients = {{ mobile = ["user.name"] }} }} }} }} }}
-
-[[routes.pipeline]]
-plugin = "aggregate"
-config = {{ parts = [{{ name = "user", upstream = "users", path = "/u" }}] }}
-"#,
-        preamble(&[("users", &users)])
-    ))
-    .await;
+    let route = Route::path("me", "/me")
+        .stage(
+            "transform",
+            json!({"response": {"body": {
+                "rename": {"user.user_name": "name"},
+                "allow": {"header": "x-client", "clients": {"mobile": ["user.name"]}},
+            }}}),
+        )
+        .stage("aggregate", json!({"parts": [{"name": "user", "upstream": "users", "path": "/u"}]}));
+    let gw = TestGateway::start(&gateway(&[("users", &users)]).plugin("transform", TRANSFORM).route(route).to_string())
+        .await;
 
     let mobile = gw.client.send(Method::GET, "/me", &[("x-client", "mobile")], "").await;
     assert_eq!(mobile.json(), json!({"user": {"name": "u7"}}));
@@ -301,41 +272,30 @@ config = {{ parts = [{{ name = "user", upstream = "users", path = "/u" }}] }}
     assert_eq!(other.json(), json!({"user": {"id": 7, "name": "u7", "email": "e"}}));
 }
 
-async fn refused(toml: &str) -> Vec<String> {
-    gateway::refused(toml).await.0
-}
-
 #[tokio::test]
 async fn cycles_and_unknown_parts_stop_the_gateway_with_the_reason() {
     let up = TestUpstream::named("up").await;
-    let errors = refused(&format!(
-        r#"{}
-[[routes]]
-name = "loop"
-path = "/loop"
-pipeline = [{{ plugin = "aggregate", config = {{ parts = [
-  {{ name = "a", upstream = "up", path = "/a/{{part.b.id}}" }},
-  {{ name = "b", upstream = "up", path = "/b/{{part.a.id}}" }},
-] }} }}]
-"#,
-        preamble(&[("up", &up)])
+    let errors_of = async |route: Route| refused(&gateway(&[("up", &up)]).route(route).to_string()).await.0;
+    let errors = errors_of(aggregate(
+        "loop",
+        "/loop",
+        json!({"parts": [
+            {"name": "a", "upstream": "up", "path": "/a/{part.b.id}"},
+            {"name": "b", "upstream": "up", "path": "/b/{part.a.id}"},
+        ]}),
     ))
     .await;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("route \"loop\": plugin aggregate rejected its config"), "{errors:?}");
     assert!(errors[0].contains("dependency cycle: a → b → a"), "{errors:?}");
 
-    let errors = refused(&format!(
-        r#"{}
-[[routes]]
-name = "typo"
-path = "/typo"
-pipeline = [{{ plugin = "aggregate", config = {{ parts = [
-  {{ name = "user", upstream = "up", path = "/u" }},
-  {{ name = "cafes", upstream = "up", path = "/c?ids={{part.usr.cafe_ids}}" }},
-] }} }}]
-"#,
-        preamble(&[("up", &up)])
+    let errors = errors_of(aggregate(
+        "typo",
+        "/typo",
+        json!({"parts": [
+            {"name": "user", "upstream": "up", "path": "/u"},
+            {"name": "cafes", "upstream": "up", "path": "/c?ids={part.usr.cafe_ids}"},
+        ]}),
     ))
     .await;
     assert_eq!(errors.len(), 1, "{errors:?}");

@@ -1,6 +1,5 @@
 //! Helpers shared by the `server_*` tests: raw HTTP/1 over TCP, a test PKI
 //! made with rcgen, TLS clients, and a gateway serving plaintext and TLS.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -2,14 +2,12 @@
 //! buffered or streamed (413), total time (408/504), slow request heads,
 //! idle connections and connections per listener.
 
-mod server_common;
-
 use std::time::Duration;
 
+use crate::server_common::{BOUND, closed_while_trickling, raw};
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
-use server_common::{BOUND, closed_while_trickling, raw};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};

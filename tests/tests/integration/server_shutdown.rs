@@ -1,17 +1,15 @@
 //! Graceful shutdown, in process through `Running`: listeners close at
 //! once, in-flight requests finish, and the drain timeout bounds the wait.
-//! (The signal path through the real binary is `host/tests/server_signal.rs`.)
-
-mod server_common;
+//! (The signal path through the real binary is `host/tests/command/server_signal.rs`.)
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::server_common::BOUND;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use server_common::BOUND;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use wasmgate::Gateway;

@@ -3,14 +3,12 @@
 //! HTTP/1.0 clients, upstreams that close pooled connections, answer before
 //! reading the body, or stream chunked answers with trailers.
 
-mod server_common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::server_common::{BOUND, raw};
 use http::Method;
-use server_common::{BOUND, raw};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use wasmgate_testbed::{TestGateway, TestUpstream};

@@ -4,63 +4,26 @@
 use std::sync::Arc;
 
 use http::Method;
+use serde_json::{Value, json};
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::*;
 use wasmgate_testbed::{TestGateway, TestUpstream};
 
 async fn gateway(up: &TestUpstream) -> TestGateway {
-    TestGateway::start(&format!(
-        r#"
-[runtime]
-timeout_ms = 100
-memory_mb = 16
-
-[upstreams.up]
-targets = ["{}"]
-
-[plugins.trap]
-path = "{FIXTURE_TRAP}"
-[plugins.spin]
-path = "{FIXTURE_SPIN}"
-[plugins.hog]
-path = "{FIXTURE_HOG}"
-memory_mb = 8
-[plugins.add-header]
-path = "{ADD_HEADER}"
-config = {{ request = {{ x-ok = "1" }} }}
-
-[[routes]]
-name = "trap"
-path = "/trap"
-upstream = "up"
-pipeline = [{{ plugin = "trap" }}]
-
-[[routes]]
-name = "spin"
-path = "/spin"
-upstream = "up"
-pipeline = [{{ plugin = "spin" }}]
-
-[[routes]]
-name = "hog"
-path = "/hog"
-upstream = "up"
-pipeline = [{{ plugin = "hog" }}]
-
-[[routes]]
-name = "trap-open"
-path = "/trap-open"
-upstream = "up"
-pipeline = [{{ plugin = "trap", on_error = "fail-open" }}, {{ plugin = "add-header" }}]
-
-[[routes]]
-name = "healthy"
-path = "/healthy"
-upstream = "up"
-pipeline = [{{ plugin = "add-header" }}]
-"#,
-        up.target()
-    ))
-    .await
+    let to_up = |name: &str| Route::path(name, &format!("/{name}")).upstream("up");
+    let config = GatewayConfig::new()
+        .section("runtime", json!({"timeout_ms": 100, "memory_mb": 16}))
+        .upstream("up", up)
+        .plugin("trap", FIXTURE_TRAP)
+        .plugin("spin", FIXTURE_SPIN)
+        .plugin_with("hog", FIXTURE_HOG, json!({"memory_mb": 8}))
+        .plugin_with("add-header", ADD_HEADER, json!({"config": {"request": {"x-ok": "1"}}}))
+        .route(to_up("trap").stage("trap", Value::Null))
+        .route(to_up("spin").stage("spin", Value::Null))
+        .route(to_up("hog").stage("hog", Value::Null))
+        .route(to_up("trap-open").stage_with("trap", json!({"on_error": "fail-open"})).stage("add-header", Value::Null))
+        .route(to_up("healthy").stage("add-header", Value::Null));
+    TestGateway::start(&config.to_string()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,45 +75,27 @@ async fn fail_open_passes_the_request_on() {
 async fn plugins_get_no_filesystem_environment_or_network() {
     // A live service the probe will try to reach directly.
     let target = TestUpstream::named("secret").await;
-    let gw = TestGateway::start(&format!(
-        r#"
-[plugins.probe]
-path = "{FIXTURE_SANDBOX_PROBE}"
-[[routes]]
-name = "probe"
-path = "/probe"
-pipeline = [{{ plugin = "probe" }}]
-"#
-    ))
-    .await;
+    let route = Route::path("probe", "/probe").stage("probe", Value::Null);
+    let gw =
+        TestGateway::start(&GatewayConfig::new().plugin("probe", FIXTURE_SANDBOX_PROBE).route(route).to_string()).await;
     let reply = gw.client.get(&format!("/probe?{}", target.target())).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(reply.json(), serde_json::json!({"read_dir": false, "read_file": false, "env": [], "connect": false}));
+    assert_eq!(reply.json(), json!({"read_dir": false, "read_file": false, "env": [], "connect": false}));
     assert_eq!(target.count(), 0);
 }
 
 #[tokio::test]
 async fn instances_grown_by_a_big_request_are_not_kept_warm() {
     let up = TestUpstream::start(|seen| wasmgate_testbed::Answer::new(200, format!("{}", seen.body.len()))).await;
-    let gw = TestGateway::start(&format!(
-        r#"
-[upstreams.up]
-targets = ["{}"]
-[plugins.upper]
-path = "{FIXTURE_BODY_UPPER}"
-# What is checked is the pool, not speed: on a loaded 2-core machine
-# upper-casing 6 MB can take longer than the 50 ms default.
-timeout_ms = 10000
-[[routes]]
-name = "upper"
-path = "/upper"
-upstream = "up"
-max_body_bytes = 16777216
-pipeline = [{{ plugin = "upper" }}]
-"#,
-        up.target()
-    ))
-    .await;
+    // What is checked is the pool, not speed: on a loaded 2-core machine
+    // upper-casing 6 MB can take longer than the 50 ms default.
+    let route =
+        Route::path("upper", "/upper").upstream("up").set("max_body_bytes", 16777216).stage("upper", Value::Null);
+    let config = GatewayConfig::new()
+        .upstream("up", &up)
+        .plugin_with("upper", FIXTURE_BODY_UPPER, json!({"timeout_ms": 10000}))
+        .route(route);
+    let gw = TestGateway::start(&config.to_string()).await;
     let pool = || gw.gateway.snapshot().routes[0].pipeline.stages()[0].pool.idle_instances();
 
     assert_eq!(gw.client.send(Method::POST, "/upper", &[], "small").await.text(), "5");

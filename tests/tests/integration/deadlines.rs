@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use serde_json::json;
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::files::replace_atomically;
 use wasmgate_testbed::gateway::refused;
 use wasmgate_testbed::plugins::{FIXTURE_RESPOND, FIXTURE_SLEEPER};
@@ -16,30 +18,18 @@ const HOUR_MS: u64 = 3_600_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sleeping_call_is_answered_at_its_wall_deadline() {
     let up = TestUpstream::named("up").await;
-    let gw = TestGateway::start(&format!(
-        r#"
-[server]
-# Without a wall deadline the request would end here, as a 504.
-request_timeout_ms = 20000
-[upstreams.up]
-targets = ["{}"]
-[plugins.sleeper]
-path = "{FIXTURE_SLEEPER}"
-wall_timeout_ms = 300
-[[routes]]
-name = "closed"
-path = "/closed"
-upstream = "up"
-pipeline = [{{ plugin = "sleeper", config = {{ sleep_ms = {HOUR_MS} }} }}]
-[[routes]]
-name = "open"
-path = "/open"
-upstream = "up"
-pipeline = [{{ plugin = "sleeper", config = {{ sleep_ms = {HOUR_MS} }}, on_error = "fail-open" }}]
-"#,
-        up.target()
-    ))
-    .await;
+    let sleeper = |name: &str, on_error: &str| {
+        let stage = json!({"config": {"sleep_ms": HOUR_MS}, "on_error": on_error});
+        Route::path(name, &format!("/{name}")).upstream("up").stage_with("sleeper", stage)
+    };
+    let config = GatewayConfig::new()
+        // Without a wall deadline the request would end here, as a 504.
+        .section("server", json!({"request_timeout_ms": 20000}))
+        .upstream("up", &up)
+        .plugin_with("sleeper", FIXTURE_SLEEPER, json!({"wall_timeout_ms": 300}))
+        .route(sleeper("closed", "fail-closed"))
+        .route(sleeper("open", "fail-open"));
+    let gw = TestGateway::start(&config.to_string()).await;
 
     // Twice: the instance cut off at the deadline is dropped, and a fresh
     // one meets the same end.
