@@ -42,23 +42,29 @@ impl Tally {
 }
 
 /// Reads the key from `headers` (lower-case names) and the `query` parameter,
-/// and removes every one of them from the request.
+/// and removes every one of them from the request. Everything is read
+/// before anything is written: a write makes the values prefetched with
+/// the call stale, and later reads would each cost a call into the host.
 pub fn take(req: &Request, headers: &[String], query: Option<&str>) -> Presented {
     let mut tally = Tally::default();
-    for name in headers {
+    // Which key headers the request carries: bit `i` for `headers[i]`.
+    let mut present = 0u64;
+    for (i, name) in headers.iter().enumerate() {
         let values = req.header_all(name);
-        if values.is_empty() {
-            continue;
+        if !values.is_empty() {
+            present |= 1u64.checked_shl(i as u32).unwrap_or(0);
         }
         for value in values.iter().filter(|v| !v.is_empty()) {
             tally.add(consumers::hash(value.as_bytes()));
         }
-        req.remove_header(name);
     }
-    if let Some(param) = query
-        && let Some(text) = req.query()
-        && let Some(rest) = take_param(&text, param, &mut tally)
-    {
+    let rest = query.and_then(|param| take_param(&req.query()?, param, &mut tally));
+    for (i, name) in headers.iter().enumerate() {
+        if present & 1u64.checked_shl(i as u32).unwrap_or(0) != 0 {
+            req.remove_header(name);
+        }
+    }
+    if let Some(rest) = rest {
         req.set_query((!rest.is_empty()).then_some(rest.as_str()));
     }
     tally.presented()

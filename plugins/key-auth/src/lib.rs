@@ -78,6 +78,9 @@ impl Plugin for KeyAuth {
 
     fn configure(config: Config) -> Result<Self, String> {
         let consumers = Consumers::parse(config.consumers)?;
+        if config.key_headers.len() > 64 {
+            return Err("key_headers: more than 64 headers".into());
+        }
         let key_headers = config
             .key_headers
             .iter()

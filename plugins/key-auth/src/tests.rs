@@ -223,6 +223,8 @@ fn bad_configs_are_refused_without_repeating_a_key() {
     assert!(config_error(json!({"anonymous": "nobody"})).contains("anonymous: no consumer is named `nobody`"));
     assert!(config_error(json!({"key_headers": ["bad header"]})).contains("key_headers[0]"));
     assert!(config_error(json!({"key_headers": []})).contains("nowhere to read a key"));
+    let many: Vec<String> = (0..65).map(|i| format!("x-key-{i}")).collect();
+    assert!(config_error(json!({ "key_headers": many })).contains("more than 64"));
     assert!(config_error(json!({"key_query": ""})).contains("key_query"));
     assert!(config_error(json!({"consumer_header": "APIKEY"})).contains("also a key header"));
     assert!(config_error(json!({"groups_header": "x-consumer-id"})).contains("must differ"));
