@@ -11,13 +11,16 @@
 mod aggregate;
 mod artifact_cache;
 mod config_errors;
+mod cors;
 mod deadlines;
 mod demo;
 mod fanout;
 mod hostile;
 mod http1_wire;
+mod ip_filter;
 mod isolation;
 mod jwt_auth;
+mod key_auth;
 mod path_params;
 mod plugin_breaker;
 mod plugin_edits;
