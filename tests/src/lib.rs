@@ -8,6 +8,7 @@ pub mod files;
 pub mod gateway;
 pub mod logs;
 pub mod memory;
+pub mod redis;
 pub mod upstream;
 pub mod wait;
 
