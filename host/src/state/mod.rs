@@ -26,6 +26,32 @@ pub enum StateError {
     /// The backend answered the call with an error.
     #[error("state backend error: {0}")]
     Backend(String),
+    /// The host refused the call (a key or value out of bounds).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<String> for StateError {
+    fn from(reason: String) -> Self {
+        Self::Refused(reason)
+    }
+}
+
+/// What a plugin call fails with when the backend is unavailable and the
+/// policy is fail-closed: the request is answered 503.
+#[derive(Debug, thiserror::Error)]
+#[error("shared state is unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+/// How a `state` import answers a store's result: the plugin is told of
+/// most errors; under fail-closed an outage fails the call instead, whatever
+/// the plugin would do with an error.
+pub fn answer<T>(result: Result<T, StateError>) -> wasmtime::Result<Result<T, String>> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(StateError::Unavailable(reason)) => Err(Unavailable(reason).into()),
+        Err(e) => Ok(Err(e.to_string())),
+    }
 }
 
 /// `[state]`, checked: which backend the `state` import uses.

@@ -11,12 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub enum OnUnavailable {
     /// Every take is allowed (as by a fresh bucket), increments count from
     /// zero, reads find nothing and writes are dropped.
-    #[default]
     FailOpen,
     /// The plugin call fails and the request is answered 503.
     FailClosed,
     /// This replica's own memory answers: per-replica limits until the
     /// backend is back (then the shared ones resume where they were).
+    /// The default: limits still hold, if per replica.
+    #[default]
     Local,
 }
 
