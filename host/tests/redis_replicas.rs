@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::Method;
 use wasmgate_testbed::plugins::{FIXTURE_KV, RATE_LIMIT};
 use wasmgate_testbed::redis::TestRedis;
-use wasmgate_testbed::{Answer, Client, Reply, TestUpstream};
+use wasmgate_testbed::{Answer, Client, Reply, TestUpstream, eventually};
 
 const BOUND: Duration = Duration::from_secs(20);
 const LIMIT: u64 = 20;
@@ -163,4 +163,55 @@ async fn replicas_share_one_limit_and_one_key_value_store() {
     assert_eq!(replicas[1].send(Method::DELETE, "/kv/greeting", &[]).await.status, 204);
     assert_eq!(replicas[0].send(Method::GET, "/kv/greeting", &[]).await.status, 404);
     assert_eq!(redis.command("KEYS replicas:*"), "*2", "the two cells live in Redis, under the prefix");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_answered_by_each_policy_and_shared_limits_resume() {
+    let mut redis = TestRedis::start();
+    let up = TestUpstream::start(|_| Answer::new(200, "ok")).await;
+    let open = Replica::start(&redis, &up, "fail-open");
+    let closed = Replica::start(&redis, &up, "fail-closed");
+    let local = Replica::start(&redis, &up, "local");
+    let all = [&open, &closed, &local];
+    for (i, replica) in all.iter().enumerate() {
+        assert_eq!(remaining(&replica.take("before").await), LIMIT - 1 - i as u64, "shared while Redis is up");
+    }
+
+    redis.stop();
+    let mut local_passed = 0;
+    for _ in 0..LIMIT + 5 {
+        let reply = open.take("during").await;
+        assert_eq!((reply.status, remaining(&reply)), (200, LIMIT - 1), "fail-open: as a fresh bucket");
+        let detail = closed.take("during").await.problem(503);
+        assert!(detail.contains("shared state, which is unavailable"), "{detail}");
+        local_passed += usize::from(local.take("during").await.status == 200);
+    }
+    assert_eq!(local_passed, LIMIT as usize, "local: this replica's own limit");
+    assert_eq!(open.send(Method::GET, "/kv/before", &[]).await.status, 404, "fail-open reads nothing");
+    closed.send(Method::GET, "/kv/before", &[]).await.problem(503);
+    assert_eq!(local.send(Method::PUT, "/kv/mine", &[("x-value", "kept here")]).await.status, 204);
+    assert_eq!(local.send(Method::GET, "/kv/mine", &[]).await.text(), "kept here");
+    for replica in all {
+        assert_eq!(replica.logged("state backend unavailable"), 1, "once per outage, not per request");
+    }
+    assert_eq!(closed.logged("plugin failed the request"), 0, "the outage's line says it all");
+
+    redis.restart();
+    for replica in all {
+        eventually("each replica reaches the restarted Redis", || async {
+            replica.send(Method::GET, "/kv/probe", &[]).await;
+            replica.logged("state backend available again") == 1
+        })
+        .await;
+    }
+    let mut passed = 0;
+    for i in 0..LIMIT as usize + 3 {
+        let reply = all[i % 3].take("after").await;
+        assert!(matches!(reply.status, 200 | 429), "{}", reply.text());
+        passed += usize::from(reply.status == 200);
+    }
+    assert_eq!(passed, LIMIT as usize, "one limit across the replicas again");
+    for replica in all {
+        assert_eq!(replica.logged("state backend unavailable"), 1);
+    }
 }

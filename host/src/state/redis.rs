@@ -317,6 +317,7 @@ fn unavailable(e: &RedisError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::StateStore;
     use wasmgate_testbed::redis::TestRedis;
 
     fn settings(redis: &TestRedis, prefix: &str) -> RedisSettings {
@@ -326,6 +327,95 @@ mod tests {
             pool_size: 2,
             timeout: Duration::from_secs(5),
             on_unavailable: OnUnavailable::FailClosed,
+        }
+    }
+
+    /// Redis too slow (frozen), then gone, then back empty: each policy
+    /// answers within the timeout, an outage is counted once however many
+    /// calls it fails, and the stores share again once Redis is back.
+    #[tokio::test]
+    async fn each_policy_answers_while_redis_is_away() {
+        let mut server = TestRedis::start();
+        let store = |server: &TestRedis, on_unavailable| {
+            let timeout = Duration::from_millis(300);
+            RedisStore::new(&RedisSettings { on_unavailable, timeout, ..settings(server, "o:") }).unwrap()
+        };
+        let open = store(&server, OnUnavailable::FailOpen);
+        let closed = store(&server, OnUnavailable::FailClosed);
+        let local = store(&server, OnUnavailable::Local);
+        for s in [&open, &closed, &local] {
+            assert!(s.take("k", 3, 60_000, 3, 1).await.unwrap().allowed);
+        }
+        assert!(!open.take("k", 3, 60_000, 3, 1).await.unwrap().allowed, "shared while up");
+        open.set("v", b"up".to_vec(), None).await.unwrap();
+
+        server.pause();
+        let slow = closed.get("v").await.unwrap_err();
+        assert!(matches!(slow, StateError::Unavailable(_)), "{slow}");
+        assert!(open.take("p", 3, 60_000, 3, 1).await.unwrap().allowed);
+        server.resume();
+        recovered(&closed).await;
+        recovered(&open).await;
+        assert_eq!((closed.outage().outages(), open.outage().outages()), (1, 1));
+
+        let before = (open.outage().answered_by_policy(), closed.outage().answered_by_policy());
+        server.stop();
+        for _ in 0..5 {
+            let d = open.take("k", 3, 60_000, 3, 1).await.unwrap();
+            assert_eq!((d.allowed, d.remaining), (true, 2), "fail-open: a fresh bucket");
+        }
+        assert_eq!(open.get("v").await.unwrap(), None);
+        assert_eq!(open.increment("n", 2, 60_000).await.unwrap(), 2);
+        open.set("v", b"lost".to_vec(), None).await.unwrap();
+        let invalid = open.take("k", 0, 60_000, 3, 1).await.unwrap_err();
+        assert!(matches!(invalid, StateError::InvalidLimit(_)), "checked before Redis: {invalid}");
+
+        for error in [closed.take("k", 3, 60_000, 3, 1).await.unwrap_err(), closed.delete("v").await.unwrap_err()] {
+            assert!(matches!(error, StateError::Unavailable(_)), "{error}");
+        }
+
+        let mut passed = 0;
+        for _ in 0..5 {
+            passed += usize::from(local.take("k", 3, 60_000, 3, 1).await.unwrap().allowed);
+        }
+        assert_eq!(passed, 3, "local: this replica's own limit");
+        local.set("v", b"local".to_vec(), None).await.unwrap();
+        assert_eq!(local.get("v").await.unwrap().as_deref(), Some(&b"local"[..]));
+        assert_eq!(local.increment("n", 2, 60_000).await.unwrap(), 2);
+        assert_eq!(local.increment("n", 2, 60_000).await.unwrap(), 4);
+
+        assert_eq!((open.outage().outages(), open.outage().answered_by_policy() - before.0), (2, 8));
+        assert_eq!((closed.outage().outages(), closed.outage().answered_by_policy() - before.1), (2, 2));
+        assert_eq!(StateStore::Redis(local).unavailability(), (9, 1));
+
+        server.restart();
+        let local = store(&server, OnUnavailable::Local);
+        for s in [&open, &closed, &local] {
+            recovered(s).await;
+        }
+        let passed = [&open, &closed, &local, &open]
+            .into_iter()
+            .map(|s| s.take("k", 3, 60_000, 3, 1))
+            .collect::<futures_util::future::JoinAll<_>>()
+            .await;
+        let passed = passed.into_iter().filter(|d| d.as_ref().unwrap().allowed).count();
+        assert_eq!(passed, 3, "one limit again, across the stores");
+        assert_eq!(closed.outage().outages(), 2, "the restart ended the second outage");
+    }
+
+    /// Calls until one reaches Redis (the first after a restart may find
+    /// the old connection broken).
+    async fn recovered(store: &RedisStore) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let answered = || store.outage().answered_by_policy();
+        loop {
+            let before = answered();
+            let _ = store.get("probe").await;
+            if answered() == before {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "Redis is reachable again within 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
