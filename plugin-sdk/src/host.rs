@@ -61,9 +61,11 @@ pub mod clock {
 /// gateway): instances are pooled and short-lived, so anything kept in a
 /// plugin's own memory is per instance and lost at random.
 ///
-/// Keys are namespaced per plugin by the host. Errors are the backend's
-/// (e.g. Redis unreachable): deciding whether to fail open or closed is the
-/// plugin's call.
+/// Keys are namespaced per plugin by the host. An unreachable Redis is
+/// answered by the gateway's `[state] on_unavailable` policy (answers from
+/// the replica's memory, fail-open answers, or a failed call: 503), so the
+/// errors a plugin sees are calls the host or the backend refused (a key
+/// too long, an impossible limit); what to do then is the plugin's call.
 pub mod state {
     use super::imp;
 
