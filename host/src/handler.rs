@@ -262,17 +262,19 @@ async fn response_phase(
 fn plugin_failed(route: &Route, request_id: &HeaderValue, error: &PluginError, what: &str) -> Response<Body> {
     let plugin = error.plugin();
     let id = String::from_utf8_lossy(request_id.as_bytes());
-    tracing::warn!(
-        %plugin,
-        route = %route.name,
-        request_id = %id,
-        kind = error.kind(),
-        // A string value, quoted and escaped in text logs: it holds what
-        // the plugin logged and refused values.
-        reason = &*error.reason(),
-        backtrace = error.backtrace(),
-        "plugin {what}"
-    );
+    if error.logged_per_call() {
+        tracing::warn!(
+            %plugin,
+            route = %route.name,
+            request_id = %id,
+            kind = error.kind(),
+            // A string value, quoted and escaped in text logs: it holds what
+            // the plugin logged and refused values.
+            reason = &*error.reason(),
+            backtrace = error.backtrace(),
+            "plugin {what}"
+        );
+    }
     let mut resp = plugin_problem(error.status(), &error.detail(), plugin, request_id);
     if let Some(seconds) = error.retry_after_secs() {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -57,14 +57,16 @@ pub mod clock {
     }
 }
 
-/// State shared by every instance of the plugin in the gateway (kept in its
-/// local memory; a Redis backend shared by several gateways is planned):
+/// State shared by every instance of the plugin in the gateway (and, with
+/// `[state] backend = "redis"`, by every gateway on the same Redis):
 /// instances are pooled and short-lived, so anything kept in a plugin's own
 /// memory is per instance and lost at random.
 ///
-/// Keys are namespaced per plugin by the host. Errors are the backend's
-/// (a key or value over its size limit, a backend that failed): deciding
-/// whether to fail open or closed is the plugin's call.
+/// Keys are namespaced per plugin by the host. An unreachable Redis is
+/// answered by the gateway's `[state] on_unavailable` policy (answers from
+/// the replica's memory, fail-open answers, or a failed call: 503), so the
+/// errors a plugin sees are calls the host or the backend refused (a key
+/// too long, an impossible limit); what to do then is the plugin's call.
 pub mod state {
     use super::imp;
 

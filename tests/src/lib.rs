@@ -9,6 +9,7 @@ pub mod files;
 pub mod gateway;
 pub mod logs;
 pub mod memory;
+pub mod redis;
 pub mod upstream;
 pub mod wait;
 

@@ -4,4 +4,5 @@
 
 mod cli;
 mod logs;
+mod redis_replicas;
 mod server_signal;
