@@ -139,7 +139,14 @@ fn spawn(binary: &Path, dir: &Path, port: u16) -> Result<Child, String> {
             return Err(format!("redis-server exited with {status} (port {port} taken?)"));
         }
         if ping(port) {
-            return Ok(child);
+            // Another test's server may answer on a port both were given:
+            // only ours will do.
+            if server_pid(port) == Some(child.id()) {
+                return Ok(child);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("port {port} is another redis-server's"));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -155,6 +162,22 @@ fn ping(port: u16) -> bool {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
     let mut answer = [0; 7];
     stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut answer).is_ok() && &answer == b"+PONG\r\n"
+}
+
+/// The `process_id` that the server answering on `port` reports.
+fn server_pid(port: u16) -> Option<u32> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    while reader.read_line(&mut line).ok()? > 0 {
+        if let Some(pid) = line.trim_end().strip_prefix("process_id:") {
+            return pid.parse().ok();
+        }
+        line.clear();
+    }
+    None
 }
 
 /// The server binary, installed first if it is missing and we may.
