@@ -2,12 +2,14 @@
 //! components, upstream services on loopback ports, gateways started from
 //! TOML text, and a small HTTP client.
 
+pub mod cargo_env;
 pub mod client;
 pub mod demo;
 pub mod files;
 pub mod gateway;
 pub mod logs;
 pub mod memory;
+pub mod process;
 pub mod upstream;
 pub mod wait;
 
