@@ -33,7 +33,7 @@ enum Command {
     Run { config: PathBuf },
     /// Check a config, loading and configuring every plugin, then exit.
     Check { config: PathBuf },
-    /// Write plugins.
+    /// Start a plugin: `plugin new NAME [DIR]`.
     Plugin {
         #[command(subcommand)]
         command: scaffold::PluginCommand,
