@@ -9,6 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "src/cargo_env.rs"]
+mod cargo_env;
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.parent().expect("tests/ is inside the workspace").to_owned();
@@ -32,7 +35,7 @@ fn main() {
     for (name, _) in &crates {
         cmd.args(["-p", name]);
     }
-    scrub_env(&mut cmd);
+    cargo_env::scrub(&mut cmd);
     let out = cmd.output().expect("running cargo to build the plugins");
     if !out.status.success() {
         panic!("building the plugins to wasm failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -99,25 +102,6 @@ fn ensure_wasm_target() {
         .status()
         .expect("running rustup (needed to install the wasm32-wasip2 target)");
     assert!(status.success(), "rustup target add wasm32-wasip2 failed");
-}
-
-/// The outer cargo's settings (target, flags, wrappers such as clippy's)
-/// must not leak into the plugin build.
-fn scrub_env(cmd: &mut Command) {
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        let keep = ["CARGO_HOME", "CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_"]
-            .iter()
-            .any(|k| key.starts_with(k));
-        let drop = (key.starts_with("CARGO_") && !keep)
-            || matches!(
-                &*key,
-                "RUSTFLAGS" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "MAKEFLAGS" | "MFLAGS" | "RUSTDOCFLAGS"
-            );
-        if drop {
-            cmd.env_remove(&*key);
-        }
-    }
 }
 
 /// Writes through a temporary file and a rename, and only when the content

@@ -1,4 +1,5 @@
-//! The `wasmgate` command: run a gateway, or check a config like `nginx -t`.
+//! The `wasmgate` command: run a gateway, check a config like `nginx -t`, or
+//! start a plugin crate.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +8,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use wasmgate::{Gateway, StartError, admin, config, logging, reload, server};
+
+mod scaffold;
 
 #[derive(Parser)]
 #[command(name = "wasmgate", version, about = "API gateway with WebAssembly plugin pipelines")]
@@ -30,6 +33,11 @@ enum Command {
     Run { config: PathBuf },
     /// Check a config, loading and configuring every plugin, then exit.
     Check { config: PathBuf },
+    /// Start a plugin: `plugin new NAME [DIR]`.
+    Plugin {
+        #[command(subcommand)]
+        command: scaffold::PluginCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +55,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { config } => run(config).await,
             Command::Check { config } => check(config).await,
+            Command::Plugin { command } => scaffold::run(command),
         }
     });
     match result {

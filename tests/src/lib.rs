@@ -2,6 +2,7 @@
 //! components, upstream services on loopback ports, gateways started from
 //! TOML text (written by hand or with [`config`]), and a small HTTP client.
 
+pub mod cargo_env;
 pub mod client;
 pub mod config;
 pub mod demo;
@@ -9,6 +10,7 @@ pub mod files;
 pub mod gateway;
 pub mod logs;
 pub mod memory;
+pub mod process;
 pub mod redis;
 pub mod upstream;
 pub mod wait;

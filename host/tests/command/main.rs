@@ -5,4 +5,5 @@
 mod cli;
 mod logs;
 mod redis_replicas;
+mod scaffold;
 mod server_signal;
