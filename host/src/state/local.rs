@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use wasmgate_sdk::gcra;
 
 use super::{Decision, StateError};
+use crate::clock;
 
 const SHARDS: usize = 16;
 /// Expired entries are swept from a shard every this many writes to it, so
@@ -65,10 +66,6 @@ impl Default for LocalStore {
     }
 }
 
-fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 fn after_ms(now: Instant, ms: u64) -> Instant {
     now + std::time::Duration::from_millis(ms)
 }
@@ -82,7 +79,7 @@ impl LocalStore {
     /// allocated, for a key that was seen before (the usual case).
     pub fn take(&self, key: &str, limit: u64, window_ms: u64, burst: u64, cost: u64) -> Result<Decision, StateError> {
         let now = Instant::now();
-        let now_ms = wall_ms();
+        let now_ms = clock::now_ms();
         let mut shard = self.shard(key);
         if let Some(entry) = shard.entries.get_mut(key)
             && let Entry::Cell { tat_us, expires } = entry
