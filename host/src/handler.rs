@@ -46,6 +46,9 @@ pub async fn handle(
     }
 }
 
+/// A path's parameters, by name, as the route matched them.
+type Params = Vec<(String, String)>;
+
 /// A request as the server handed it over, its path normalised.
 struct Incoming {
     head: Parts,
@@ -119,7 +122,7 @@ fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
 }
 
 /// The route for the method, host and path, with the path's parameters.
-fn find_route<'s>(snapshot: &'s Snapshot, head: &Parts) -> Result<(&'s Route, Vec<(String, String)>), Answer> {
+fn find_route<'s>(snapshot: &'s Snapshot, head: &Parts) -> Result<(&'s Route, Params), Answer> {
     let host = head
         .headers
         .get(header::HOST)

@@ -28,9 +28,16 @@ pub(super) fn check_upstream(c: &mut Checker<'_>, name: &str, up: &Spanned<Upstr
     if let Some(r) = &u.retries {
         retries(c, &format!("{key}.retries"), r, &mut spec.retry);
     }
-    spec.health = u.health.as_ref().map(|h| health(c, &format!("{key}.health"), h));
-    spec.outlier = u.outlier.as_ref().and_then(|o| outlier(c, &format!("{key}.outlier"), o));
-    spec.breaker = u.breaker.as_ref().map(|b| breaker(c, &format!("{key}.breaker"), b));
+    // Each section absent keeps its default (passive ejection is on).
+    if let Some(h) = &u.health {
+        spec.health = Some(health(c, &format!("{key}.health"), h));
+    }
+    if let Some(o) = &u.outlier {
+        spec.outlier = outlier(c, &format!("{key}.outlier"), o);
+    }
+    if let Some(b) = &u.breaker {
+        spec.breaker = Some(breaker(c, &format!("{key}.breaker"), b));
+    }
     Some(spec)
 }
 

@@ -21,18 +21,18 @@ pub enum Edits<'a> {
     Batch(Vec<u8>),
 }
 
+/// What the edits of one call share: the instance's name cache, its
+/// bounds, and the writer that measures the headers once, at the end.
+pub struct Editor<'a> {
+    names: &'a mut NameCache,
+    bounds: &'a Bounds,
+    writer: FieldWriter<'a>,
+}
+
 /// A message plugins edit: the request or the response.
 pub trait Edit {
-    /// One edit; the headers are measured by `writer`, once, at the end.
-    fn edit_with(
-        &mut self,
-        names: &mut NameCache,
-        bounds: &Bounds,
-        writer: &mut FieldWriter<'_>,
-        op: Op,
-        name: &[u8],
-        value: Bytes,
-    ) -> Result<(), MessageError>;
+    /// One edit, its headers measured by the editor's writer.
+    fn edit_with(&mut self, ed: &mut Editor<'_>, op: Op, name: &[u8], value: Bytes) -> Result<(), MessageError>;
 
     /// The headers the edits change.
     fn headers(&self) -> &HeaderMap;
@@ -40,28 +40,21 @@ pub trait Edit {
     /// Applies one edit or a batch, in order, then checks the headers
     /// against the limits.
     fn apply(&mut self, names: &mut NameCache, bounds: &Bounds, edits: Edits<'_>) -> Result<(), MessageError> {
-        let mut writer = bounds.writer();
+        let mut ed = Editor { names, bounds, writer: bounds.writer() };
         match edits {
-            Edits::One(op, name, value) => self.edit_with(names, bounds, &mut writer, op, name, value)?,
-            Edits::Batch(buffer) => each_edit(buffer, bounds, |op, name, value| {
-                self.edit_with(names, bounds, &mut writer, op, name, value)
-            })?,
+            Edits::One(op, name, value) => self.edit_with(&mut ed, op, name, value)?,
+            Edits::Batch(buffer) => {
+                each_edit(buffer, bounds, |op, name, value| self.edit_with(&mut ed, op, name, value))?
+            }
         }
-        writer.finish(self.headers())
+        ed.writer.finish(self.headers())
     }
 }
 
 impl Edit for RequestState {
     /// The value is shared bytes, so a header value is never copied again.
-    fn edit_with(
-        &mut self,
-        names: &mut NameCache,
-        bounds: &Bounds,
-        writer: &mut FieldWriter<'_>,
-        op: Op,
-        name: &[u8],
-        value: Bytes,
-    ) -> Result<(), MessageError> {
+    fn edit_with(&mut self, ed: &mut Editor<'_>, op: Op, name: &[u8], value: Bytes) -> Result<(), MessageError> {
+        let Editor { names, bounds, writer } = ed;
         match op {
             // Vars stay writable in the response phase: they are scratch space.
             Op::SetVar => {
@@ -100,15 +93,8 @@ impl Edit for RequestState {
 
 impl Edit for ResponseState {
     /// Header edits only: vars and response headers belong to the request.
-    fn edit_with(
-        &mut self,
-        names: &mut NameCache,
-        _bounds: &Bounds,
-        writer: &mut FieldWriter<'_>,
-        op: Op,
-        name: &[u8],
-        value: Bytes,
-    ) -> Result<(), MessageError> {
+    fn edit_with(&mut self, ed: &mut Editor<'_>, op: Op, name: &[u8], value: Bytes) -> Result<(), MessageError> {
+        let Editor { names, writer, .. } = ed;
         let headers = &mut self.head.headers;
         match op {
             Op::RemoveHeader => {
