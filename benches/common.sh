@@ -6,6 +6,7 @@ BIN="$ROOT/target/release"
 UPSTREAM_ADDR=127.0.0.1:9200
 GATEWAY_ADDR=127.0.0.1:9300
 NGINX_ADDR=127.0.0.1:9400
+REDIS_ADDR=127.0.0.1:9500
 WORKERS="${WORKERS:-1}"            # gateway tokio workers = nginx workers
 UPSTREAM_THREADS="${UPSTREAM_THREADS:-1}"
 WORK="$(mktemp -d /tmp/wasmgate-bench.XXXXXX)"
@@ -26,6 +27,7 @@ ensure_tools() {
     local missing=()
     command -v wrk >/dev/null || missing+=(wrk)
     command -v nginx >/dev/null || missing+=(nginx-light)
+    command -v redis-server >/dev/null || missing+=(redis-server)
     if ((${#missing[@]})); then
         log "installing ${missing[*]} (apt-get)"
         apt-get update -qq

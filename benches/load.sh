@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark: the bench upstream directly, nginx as a plain proxy_pass,
-# and wasmgate (empty pipeline, three no-op plugins, full 4-stage pipeline,
-# aggregation), each under the same wrk load, in one run. Writes
+# and wasmgate (empty pipeline, three no-op plugins, full 4-stage pipeline
+# with its rate-limit state in memory and in Redis, aggregation), each under
+# the same wrk load, in one run. Writes
 # benches/results/load.md.
 #
 #   bash benches/load.sh    # DURATION=10 CONNS=64 LAT_DURATION=5 WORKERS=1 ROUNDS=3 by default
@@ -9,7 +10,7 @@
 # Shared machines are noisy: every scenario runs ROUNDS times, the rounds
 # interleaved (all scenarios once, then again), and the table shows the
 # median of each column (peak RSS: the largest), with every round's req/s.
-# Installs wrk and nginx from Debian packages when missing (apt-get, needs
+# Installs wrk, nginx and redis-server from Debian packages when missing (apt-get, needs
 # root), builds the release binaries and plugins, then takes ~2 minutes a
 # round.
 set -euo pipefail
@@ -27,13 +28,14 @@ prepare
 # Per round, keyed "name round"; the table reads the medians.
 declare -A R_RPS R_P50 R_P99 R_P50_1 R_P99_1 R_RSS R_CPU R_ERR
 declare -A RPS P50 P99 P50_1 P99_1 RSS CPU ERR RUNS
-SCENARIOS=(direct nginx empty noop full aggregate)
+SCENARIOS=(direct nginx empty noop full full-redis aggregate)
 declare -A LABEL=(
     [direct]="upstream directly (no proxy)"
     [nginx]="nginx proxy_pass, $WORKERS worker"
     [empty]="wasmgate, empty pipeline"
     [noop]="wasmgate, three no-op plugins"
     [full]="wasmgate, jwt-auth → rate-limit → transform → upstream"
+    [full-redis]="wasmgate, the same with rate-limit state in Redis"
     [aggregate]="wasmgate, aggregate over 3 upstream calls"
 )
 
@@ -76,6 +78,11 @@ column() {
 
 start_upstream
 curl -fsS "http://$UPSTREAM_ADDR/users/42" >/dev/null
+# The Redis that full-redis.toml keeps its rate-limit cells in.
+require_free "$REDIS_ADDR"
+redis-server --port "${REDIS_ADDR##*:}" --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
+PIDS+=("$!")
+wait_port "$REDIS_ADDR"
 
 for round in $(seq 1 "$ROUNDS"); do
     SERVER_PIDS=("$UPSTREAM_PID")
@@ -85,7 +92,7 @@ for round in $(seq 1 "$ROUNDS"); do
     measure nginx "http://$NGINX_ADDR/users/42" "$round"
     stop_servers
 
-    for name in empty noop full aggregate; do
+    for name in empty noop full full-redis aggregate; do
         start_gateway "$ROOT/benches/configs/$name.toml"
         path=/users/42
         [[ $name == aggregate ]] && path=/users/42/dashboard
@@ -169,6 +176,10 @@ check() { awk "BEGIN { print (($1) ? \"**met**\" : \"**missed**\") }"; }
     echo "The no-op row makes the full pipeline's three plugin calls with nothing in them: what the calls"
     echo "alone cost, so its ratio to the empty pipeline ($(ratio "${RPS[noop]}" "${RPS[empty]}") here) bounds what any three-plugin"
     echo "pipeline can reach."
+    echo "The Redis row is the full pipeline with \`[state] backend = \"redis\"\` (a local redis-server, one"
+    echo "multiplexed connection): each request's rate-limit take is one script call to Redis. Against the"
+    echo "local-memory row: $(ratio "${RPS[full-redis]}" "${RPS[full]}") of its throughput, p50 at one connection"
+    echo "$(us "${P50_1[full-redis]}") vs $(us "${P50_1[full]}"), $(awk -v a="${CPU[full-redis]}" -v b="${CPU[full]}" 'BEGIN { printf "%+.1f", a - b }') µs of gateway CPU per request."
     echo
     echo "Idle RSS with \`configs/demo.toml\` (4 plugins, 5 plugin uses, warm artifact cache), 2 s after start: **$IDLE_DEMO MB**."
     echo

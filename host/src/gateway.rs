@@ -29,6 +29,8 @@ pub enum StartError {
     Config(#[from] ConfigErrors),
     #[error("cannot start the plugin runtime: {0:#}")]
     Runtime(anyhow::Error),
+    #[error("cannot set up the state backend: {0}")]
+    State(String),
 }
 
 pub struct Gateway {
@@ -50,7 +52,7 @@ impl Gateway {
         let runtime = Runtime::new(config.engine, config.cache_dir.clone()).map_err(StartError::Runtime)?;
         let shared = Shared {
             runtime,
-            state: Arc::new(StateStore::local()),
+            state: Arc::new(StateStore::new(&config.state).map_err(StartError::State)?),
             metrics: Arc::new(PluginMetrics::default()),
             started: Instant::now(),
         };
@@ -166,6 +168,9 @@ fn warn_restart_only(old: &Config, new: &Config) {
     }
     if old.server.max_connections != new.server.max_connections {
         tracing::warn!("server.max_connections changed: takes effect after a restart");
+    }
+    if old.state != new.state {
+        tracing::warn!("[state] changed: takes effect after a restart");
     }
     if old.engine != new.engine || old.cache_dir != new.cache_dir {
         tracing::warn!("runtime.max_instances / instance_idle_ms / cache_dir changed: take effect after a restart");

@@ -278,17 +278,19 @@ async fn response_phase(
 /// with only what the client needs to report it.
 fn plugin_failed(route: &Route, request_id: HeaderValue, error: PluginError, what: &str) -> Response<Body> {
     let id = String::from_utf8_lossy(request_id.as_bytes());
-    tracing::warn!(
-        plugin = %error.plugin(),
-        route = %route.name,
-        request_id = %id,
-        kind = error.kind(),
-        // A string value, quoted and escaped in text logs: it holds what
-        // the plugin logged and refused values.
-        reason = &*error.reason(),
-        backtrace = error.backtrace(),
-        "plugin {what}"
-    );
+    if error.logged_per_call() {
+        tracing::warn!(
+            plugin = %error.plugin(),
+            route = %route.name,
+            request_id = %id,
+            kind = error.kind(),
+            // A string value, quoted and escaped in text logs: it holds what
+            // the plugin logged and refused values.
+            reason = &*error.reason(),
+            backtrace = error.backtrace(),
+            "plugin {what}"
+        );
+    }
     Answer::Plugin { error, request_id }.into_response()
 }
 

@@ -14,9 +14,9 @@ wit_bindgen::generate!({
         "wasmgate:plugin/types@0.2.0/reply": crate::Reply,
         "wasmgate:plugin/types@0.2.0/action": crate::Action,
         "wasmgate:plugin/types@0.2.0/needs": crate::Needs,
-        "wasmgate:plugin/state@0.2.0/decision": crate::host::state::Decision,
-        "wasmgate:plugin/http-client@0.2.0/outbound-request": crate::host::http::OutboundRequest,
-        "wasmgate:plugin/http-client@0.2.0/outbound-response": crate::host::http::OutboundResponse,
-        "wasmgate:plugin/http-client@0.2.0/fetch-error": crate::host::http::FetchError,
+        "wasmgate:plugin/state@0.2.0/decision": crate::records::Decision,
+        "wasmgate:plugin/http-client@0.2.0/outbound-request": crate::records::OutboundRequest,
+        "wasmgate:plugin/http-client@0.2.0/outbound-response": crate::records::OutboundResponse,
+        "wasmgate:plugin/http-client@0.2.0/fetch-error": crate::records::FetchError,
     },
 });

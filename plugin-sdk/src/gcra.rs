@@ -2,10 +2,11 @@
 //! as one pure function.
 //!
 //! It lives here, not in the gateway, so that the mock host of
-//! [`crate::testing`] and every gateway backend (local memory, Redis) answer
-//! exactly alike: a plugin's unit tests then predict production behaviour.
-//! The gateway may depend on this crate natively and call [`decide`], or port
-//! it (e.g. to a Redis script) keeping the same arithmetic.
+//! [`crate::testing`] and the gateway's state backends (local memory and
+//! Redis) answer exactly alike: a plugin's unit tests then predict production
+//! behaviour. The gateway may depend on this crate natively and call
+//! [`decide`] (the Redis backend books in a script and decides with
+//! [`decide`] on what the script read), keeping the same arithmetic.
 //!
 //! # The generic cell rate algorithm (GCRA)
 //!
@@ -46,25 +47,21 @@
 //! A cost of 0 takes nothing and reports the current state. A backend stores
 //! the returned `tat` with a time-to-live of `reset_ms`: once that passes, a
 //! missing key means the same thing.
+//!
+//! The tolerance is bounded by [`MAX_TOLERANCE_US`] (about 142 years): then
+//! every time involved stays below 2^53 µs, which a Redis script computes
+//! exactly in its double-precision numbers, so its decisions are the same.
 
-use crate::host::state::Decision;
+use crate::records::Decision;
 
 const US_PER_MS: u64 = 1_000;
 
-/// Decides one take. `tat_us` is the stored theoretical arrival time (0 for
-/// a missing key); returns the decision and the `tat_us` to store.
-///
-/// Fails only for parameters that make no sense (zero limit, window or burst)
-/// or that could never be allowed (`cost > burst`): those are configuration
-/// errors, better reported than answered with an eternal 429.
-pub fn decide(
-    now_ms: u64,
-    tat_us: u64,
-    limit: u64,
-    window_ms: u64,
-    burst: u64,
-    cost: u64,
-) -> Result<(Decision, u64), String> {
+/// The largest tolerance (`T × burst`) a limit may have, in microseconds.
+pub const MAX_TOLERANCE_US: u64 = 1 << 52;
+
+/// A limit's emission interval `T` and tolerance `tau`, in microseconds, and
+/// the `cost × T` a take adds; checked as [`decide`] checks them.
+pub fn params(limit: u64, window_ms: u64, burst: u64, cost: u64) -> Result<(u64, u64, u64), String> {
     if limit == 0 || window_ms == 0 || burst == 0 {
         return Err(format!(
             "rate limit needs a limit, window and burst of at least 1 \
@@ -74,13 +71,40 @@ pub fn decide(
     if cost > burst {
         return Err(format!("a cost of {cost} exceeds the burst of {burst} and could never be allowed"));
     }
-    let now = now_ms.saturating_mul(US_PER_MS);
     let interval = window_ms.saturating_mul(US_PER_MS).div_ceil(limit);
     let tolerance = interval.saturating_mul(burst);
+    if tolerance > MAX_TOLERANCE_US {
+        return Err(format!(
+            "a window of {window_ms} ms with a burst of {burst} of {limit} books more than \
+             {} years ahead",
+            MAX_TOLERANCE_US / US_PER_MS / 1_000 / 86_400 / 365
+        ));
+    }
+    // cost <= burst: no overflow.
+    Ok((interval, tolerance, cost * interval))
+}
+
+/// Decides one take. `tat_us` is the stored theoretical arrival time (0 for
+/// a missing key); returns the decision and the `tat_us` to store.
+///
+/// Fails only for parameters that make no sense (zero limit, window or burst,
+/// a tolerance past [`MAX_TOLERANCE_US`]) or that could never be allowed
+/// (`cost > burst`): those are configuration errors, better reported than
+/// answered with an eternal 429.
+pub fn decide(
+    now_ms: u64,
+    tat_us: u64,
+    limit: u64,
+    window_ms: u64,
+    burst: u64,
+    cost: u64,
+) -> Result<(Decision, u64), String> {
+    let (interval, tolerance, cost_us) = params(limit, window_ms, burst, cost)?;
+    let now = now_ms.saturating_mul(US_PER_MS);
     let horizon = now.saturating_add(tolerance);
 
     let start = tat_us.max(now);
-    let new_tat = start.saturating_add(cost.saturating_mul(interval));
+    let new_tat = start.saturating_add(cost_us);
     let allowed = new_tat <= horizon;
     let booked = if allowed { new_tat } else { start };
 
@@ -178,5 +202,8 @@ mod tests {
         assert!(decide(0, 0, 1, 1_000, 0, 1).is_err());
         let err = decide(0, 0, 10, 1_000, 10, 11).unwrap_err();
         assert!(err.contains("exceeds the burst"), "{err}");
+        let err = decide(0, 0, 1, 1 << 40, 5, 1).unwrap_err();
+        assert!(err.contains("books more than 142 years ahead"), "{err}");
+        assert!(decide(0, 0, 1, 1 << 40, 4, 1).is_ok(), "4 × 2^40 ms is just below 2^52 µs");
     }
 }

@@ -296,8 +296,7 @@ pub fn on_response<P: Plugin>(
 /// mock host's.
 pub(crate) mod imports {
     use super::*;
-    use crate::host::http::{FetchError, OutboundRequest, OutboundResponse};
-    use crate::host::state::Decision;
+    use crate::records::{Decision, FetchError, OutboundRequest, OutboundResponse};
 
     pub fn log(level: LogLevel, message: &str) {
         let level = match level {

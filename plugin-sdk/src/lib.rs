@@ -69,6 +69,7 @@ pub mod host;
 #[doc(hidden)]
 pub mod input;
 mod plugin;
+mod records;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 pub mod text;

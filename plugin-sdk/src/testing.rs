@@ -42,8 +42,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 
-use crate::host::http::{FetchError, OutboundRequest, OutboundResponse};
-use crate::host::state::Decision;
+use crate::records::{Decision, FetchError, OutboundRequest, OutboundResponse};
 use crate::types::{Headers, MessageBackend, RequestBackend, ResponseBackend};
 use crate::{Action, LogLevel, Plugin, Request, Response, gcra};
 
@@ -465,7 +464,7 @@ pub fn advance_ms(ms: u64) {
 }
 
 /// Makes every [`state`](crate::host::state) call fail with `error` (as a
-/// lost Redis would) until called with `None`, to test fail-open or
+/// failing state backend would) until called with `None`, to test fail-open or
 /// fail-closed behaviour.
 pub fn fail_state(error: Option<&str>) {
     with_host(|host| host.state_failure = error.map(str::to_owned));

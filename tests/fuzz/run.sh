@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Runs every fuzz target for SECONDS each (default 60), one after another.
 #
 #   tests/fuzz/run.sh [SECONDS]            all targets
@@ -16,7 +16,7 @@
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir tests/fuzz \
 #     --target-dir target/fuzz/build <target> target/fuzz/artifacts/<target>/crash-…
 # and keep it as a unit test next to the code it broke.
-set -eu
+set -euo pipefail
 
 seconds="${1:-60}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -42,6 +42,9 @@ fuzz build
 for target in ${FUZZ_TARGETS:-$(cargo fuzz list --fuzz-dir "$fuzz_dir")}; do
     mkdir -p "$work/corpus/$target" "$work/artifacts/$target"
     echo "== $target: ${seconds}s"
-    fuzz run "$target" "$work/corpus/$target" -- \
+    # Inputs that once failed are kept in seeds/<target>/ and run first.
+    seeds=()
+    [ -d "$fuzz_dir/seeds/$target" ] && seeds=("$fuzz_dir/seeds/$target")
+    fuzz run "$target" "$work/corpus/$target" "${seeds[@]}" -- \
         -max_total_time="$seconds" -artifact_prefix="$work/artifacts/$target/" -print_final_stats=1
 done

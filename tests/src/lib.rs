@@ -1,13 +1,15 @@
 //! Real parts for tests, benches and the demo: plugins built as wasm
 //! components, upstream services on loopback ports, gateways started from
-//! TOML text, and a small HTTP client.
+//! TOML text (written by hand or with [`config`]), and a small HTTP client.
 
 pub mod client;
+pub mod config;
 pub mod demo;
 pub mod files;
 pub mod gateway;
 pub mod logs;
 pub mod memory;
+pub mod redis;
 pub mod upstream;
 pub mod wait;
 

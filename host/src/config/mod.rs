@@ -63,6 +63,47 @@ mod tests {
     }
 
     #[test]
+    fn state_is_local_unless_redis_is_given_with_a_url() {
+        use crate::state::{OnUnavailable, StateSettings};
+        use std::time::Duration;
+        let state = |text: &str| parse(Path::new("gw.toml"), text).unwrap().state;
+        assert_eq!(state(""), StateSettings::Local);
+        let StateSettings::Redis(redis) = state(
+            "[state]\nbackend = \"redis\"\nurl = \"rediss://:pw@r:6380/1\"\ntimeout_ms = 20\n\
+             on_unavailable = \"fail-closed\"\npool_size = 4\n",
+        ) else {
+            panic!("redis expected");
+        };
+        assert_eq!((redis.key_prefix.as_str(), redis.pool_size), ("wasmgate:", 4));
+        assert_eq!((redis.timeout, redis.on_unavailable), (Duration::from_millis(20), OnUnavailable::FailClosed));
+        assert!(!format!("{redis:?}").contains("pw"), "the password is not logged: {redis:?}");
+
+        let e = errors("[state]\nbackend = \"memcached\"\n");
+        assert_eq!(e, ["gw.toml:2:11: state.backend: \"memcached\" is not one of \"local\", \"redis\""]);
+        let e = errors("[state]\nbackend = \"redis\"\n");
+        assert_eq!(e, ["gw.toml:2:11: state.backend: backend = \"redis\" needs a url"]);
+        let e = errors("[state]\nurl = \"redis://r\"\n");
+        assert_eq!(e, ["gw.toml:2:7: state.url: only backend = \"redis\" takes a url"]);
+        let e = errors("[state]\nbackend = \"redis\"\nurl = \"http://r\"\npool_size = 65\non_unavailable = \"open\"\n");
+        assert_eq!(
+            e,
+            [
+                "gw.toml:5:18: state.on_unavailable: \"open\" is not one of \"fail-open\", \"fail-closed\", \"local\"",
+                "gw.toml:3:7: state.url: must start with redis:// or rediss:// (TLS)",
+                "gw.toml:4:13: state.pool_size: at most 64",
+            ]
+        );
+        let e = errors("[state]\nbackend = \"redis\"\nurl = \"redis://r\"\npool_size = 65\ntimeout_ms = 0\n");
+        assert_eq!(
+            e,
+            [
+                "gw.toml:5:14: state.timeout_ms: must be greater than 0, got 0",
+                "gw.toml:4:13: state.pool_size: at most 64"
+            ]
+        );
+    }
+
+    #[test]
     fn bad_toml_names_the_line() {
         let e = errors("[server]\nlisten = [\n");
         assert!(e[0].starts_with("gw.toml:"), "{e:?}");

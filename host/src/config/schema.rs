@@ -12,6 +12,7 @@ use crate::pipeline::FailPolicy;
 /// ```toml
 /// [server]
 /// [runtime]
+/// [state]
 /// [upstreams.<name>]
 /// [plugins.<name>]
 /// [[routes]]
@@ -25,6 +26,8 @@ pub struct ConfigFile {
     pub admin: AdminFile,
     #[serde(default)]
     pub runtime: RuntimeFile,
+    #[serde(default)]
+    pub state: StateFile,
     #[serde(default)]
     pub upstreams: BTreeMap<String, Spanned<UpstreamFile>>,
     #[serde(default)]
@@ -150,6 +153,35 @@ pub struct RuntimeFile {
     pub reload_timeout_ms: Option<Spanned<u64>>,
     pub cache_dir: Option<Spanned<String>>,
     pub breaker: Option<PluginBreakerFile>,
+}
+
+/// Where the plugins' `state` import (rate-limit cells, counters, key/value
+/// with TTL) is kept. The values shown are the defaults, except `backend`
+/// (default "local": this process's memory) and `url` (none). Takes effect
+/// at start.
+///
+/// ```toml
+/// [state]
+/// backend = "redis"          # shared by every gateway with the same url and key_prefix
+/// url = "redis://:secret@10.0.0.5:6379/0"  # redis:// or rediss:// (TLS); password in the URL
+/// key_prefix = "wasmgate:"   # before every key, so gateways can share a Redis with others
+/// pool_size = 1              # multiplexed connections (1..=64): each pipelines every
+///                            # request's commands; more only spread socket work
+/// timeout_ms = 100           # per command, connecting included; past it: on_unavailable
+/// on_unavailable = "local"   # Redis unreachable or too slow: "local" answers from this
+///                            # replica's memory (per-replica limits), "fail-open" allows
+///                            # every take and reads nothing, "fail-closed" answers 503.
+///                            # Logged once per outage and once on recovery
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateFile {
+    pub backend: Option<Spanned<String>>,
+    pub url: Option<Spanned<String>>,
+    pub key_prefix: Option<String>,
+    pub pool_size: Option<Spanned<u64>>,
+    pub timeout_ms: Option<Spanned<u64>>,
+    pub on_unavailable: Option<Spanned<String>>,
 }
 
 /// `[runtime.breaker]` and `[plugins.<name>.breaker]`: a plugin's keys

@@ -13,13 +13,14 @@ use toml::Spanned;
 
 use super::checker::{Checker, EmbeddedFiles};
 use super::error::{ConfigError, Location, SourceMap};
-use super::schema::{ConfigFile, PluginBreakerFile, RouteFile, ServerFile};
+use super::schema::{ConfigFile, PluginBreakerFile, RouteFile, ServerFile, StateFile};
 use super::upstream::check_upstream;
 use crate::normalize::PathParams;
 use crate::pipeline::FailPolicy;
 use crate::router::{HostPattern, PathPattern, RouteMatcher, Router};
 use crate::runtime::{BreakerSpec, EngineLimits, PluginLimits};
 use crate::server::{ServerSettings, TlsSettings};
+use crate::state::{OnUnavailable, RedisSettings, StateSettings};
 use crate::upstream::UpstreamSpec;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -32,6 +33,7 @@ const DEFAULT_CONFIGURE_TIMEOUT_MS: u64 = 5_000;
 const DEFAULT_RELOAD_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_PLUGIN_MEMORY_MB: u64 = 32;
 const DEFAULT_INSTANCES_PER_PLUGIN: u32 = 64;
+const MAX_STATE_POOL: u64 = 64;
 
 /// A config that passed every check that needs no plugin code.
 #[derive(Debug, Clone)]
@@ -45,6 +47,7 @@ pub struct Config {
     /// How long a reload may take before it is abandoned.
     pub reload_timeout: Duration,
     pub cache_dir: Option<PathBuf>,
+    pub state: StateSettings,
     pub upstreams: Vec<UpstreamSpec>,
     pub plugins: Vec<PluginSpec>,
     pub routes: Vec<RouteSpec>,
@@ -221,6 +224,7 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
     let reload_timeout =
         c.ms(&rt.reload_timeout_ms, "runtime.reload_timeout_ms", Duration::from_millis(DEFAULT_RELOAD_TIMEOUT_MS));
     let cache_dir = rt.cache_dir.as_ref().map(|d| base.join(d.get_ref()));
+    let state = check_state(&mut c, &file.state).unwrap_or_default();
 
     let upstreams: Vec<UpstreamSpec> =
         file.upstreams.iter().filter_map(|(name, up)| check_upstream(&mut c, name, up)).collect();
@@ -299,6 +303,7 @@ pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigErro
             engine,
             reload_timeout,
             cache_dir,
+            state,
             upstreams,
             plugins,
             routes,
@@ -466,6 +471,52 @@ fn check_server(c: &mut Checker<'_>, f: &ServerFile, base: &Path) -> ServerSetti
                 .unwrap_or(d.path_params),
         },
     }
+}
+
+/// `[state]`: a Redis backend needs a usable URL, and only it takes one.
+/// `None` for an unknown backend.
+fn check_state(c: &mut Checker<'_>, f: &StateFile) -> Option<StateSettings> {
+    let redis = match &f.backend {
+        None => false,
+        Some(b) if b.get_ref() == "local" => false,
+        Some(b) if b.get_ref() == "redis" => true,
+        Some(b) => {
+            c.error(b.span(), "state.backend", format!("{:?} is not one of \"local\", \"redis\"", b.get_ref()))?
+        }
+    };
+    let on_unavailable = f.on_unavailable.as_ref().map_or(OnUnavailable::default(), |p| {
+        OnUnavailable::from_name(p.get_ref()).unwrap_or_else(|| {
+            let names = OnUnavailable::NAMES.map(|(n, _)| format!("{n:?}")).join(", ");
+            c.error::<()>(p.span(), "state.on_unavailable", format!("{:?} is not one of {names}", p.get_ref()));
+            OnUnavailable::default()
+        })
+    });
+    let settings = RedisSettings {
+        url: f.url.as_ref().map(|u| u.get_ref().clone()).unwrap_or_default(),
+        key_prefix: f.key_prefix.clone().unwrap_or_else(|| "wasmgate:".into()),
+        pool_size: c.positive(&f.pool_size, "state.pool_size", 1) as usize,
+        timeout: c.ms(&f.timeout_ms, "state.timeout_ms", Duration::from_millis(100)),
+        on_unavailable,
+    };
+    match (&f.url, redis) {
+        (Some(u), true) => {
+            if let Err(e) = RedisSettings::check_url(u.get_ref()) {
+                c.error::<()>(u.span(), "state.url", e);
+            }
+        }
+        (None, true) => {
+            let span = f.backend.as_ref().map(|b| b.span()).unwrap_or_default();
+            c.error::<()>(span, "state.backend", "backend = \"redis\" needs a url");
+        }
+        (Some(u), false) => {
+            c.error::<()>(u.span(), "state.url", "only backend = \"redis\" takes a url");
+        }
+        (None, false) => {}
+    }
+    if let Some(p) = f.pool_size.as_ref().filter(|p| *p.get_ref() > MAX_STATE_POOL) {
+        c.error::<()>(p.span(), "state.pool_size", format!("at most {MAX_STATE_POOL}"));
+    }
+    Some(if redis { StateSettings::Redis(settings) } else { StateSettings::Local })
 }
 
 /// `[upstreams.<name>]`; `None` only without any target (every other

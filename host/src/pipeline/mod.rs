@@ -108,7 +108,7 @@ impl Pipeline {
 /// skipped on every call until its probe, and said so when its breaker
 /// opened: one line per skipped call would bury the logs.
 fn fail_open(route: &str, error: &PluginError, message: &'static str) {
-    if matches!(error, PluginError::Quarantined { .. }) {
+    if !error.logged_per_call() {
         tracing::debug!(route, error = %error, "{message}");
     } else {
         tracing::warn!(route, error = %error, "{message}");

@@ -36,6 +36,10 @@ pub enum PluginError {
     Write { plugin: Arc<str>, reason: String },
     #[error("plugin {plugin} has no free instance")]
     Overloaded { plugin: Arc<str> },
+    /// The state backend is down and `[state] on_unavailable` is
+    /// fail-closed (logged once per outage by the store, not per call).
+    #[error("plugin {plugin} needs shared state, which is unavailable: {reason}")]
+    StateUnavailable { plugin: Arc<str>, reason: String },
     #[error("plugin {plugin} rejected its config: {reason}")]
     Config { plugin: Arc<str>, reason: String },
 }
@@ -51,6 +55,9 @@ impl PluginError {
         }
         if let Some(e) = error.downcast_ref::<MemoryLimitExceeded>() {
             return Self::MemoryLimit { plugin: plugin.clone(), limit: e.limit };
+        }
+        if let Some(e) = error.downcast_ref::<crate::state::Unavailable>() {
+            return Self::StateUnavailable { plugin: plugin.clone(), reason: e.0.clone() };
         }
         // A value an import refused (`set-status(99)`) fails the call.
         if let Some(e) = error.downcast_ref::<MessageError>() {
@@ -80,6 +87,7 @@ impl PluginError {
             | Self::Trap { plugin, .. }
             | Self::Write { plugin, .. }
             | Self::Overloaded { plugin }
+            | Self::StateUnavailable { plugin, .. }
             | Self::Config { plugin, .. } => plugin,
         }
     }
@@ -91,6 +99,9 @@ impl PluginError {
             Self::Trap { plugin, .. } => format!("plugin {plugin} failed"),
             Self::Write { plugin, .. } => format!("plugin {plugin} returned an invalid value"),
             Self::Config { plugin, .. } => format!("plugin {plugin} rejected its config"),
+            Self::StateUnavailable { plugin, .. } => {
+                format!("plugin {plugin} needs shared state, which is unavailable")
+            }
             Self::Timeout { .. }
             | Self::WallTimeout { .. }
             | Self::ConfigureTimeout { .. }
@@ -104,7 +115,10 @@ impl PluginError {
     /// the plugin's name and the backtrace.
     pub fn reason(&self) -> Cow<'_, str> {
         match self {
-            Self::Trap { reason, .. } | Self::Write { reason, .. } | Self::Config { reason, .. } => reason.into(),
+            Self::Trap { reason, .. }
+            | Self::Write { reason, .. }
+            | Self::Config { reason, .. }
+            | Self::StateUnavailable { reason, .. } => reason.into(),
             Self::Timeout { .. }
             | Self::WallTimeout { .. }
             | Self::ConfigureTimeout { .. }
@@ -125,7 +139,9 @@ impl PluginError {
     /// The HTTP status a fail-closed route answers with.
     pub fn status(&self) -> http::StatusCode {
         match self {
-            Self::Overloaded { .. } | Self::Quarantined { .. } => http::StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded { .. } | Self::Quarantined { .. } | Self::StateUnavailable { .. } => {
+                http::StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => http::StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,7 +149,7 @@ impl PluginError {
     /// For a 503: when to try again, in whole seconds (at least one).
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::Overloaded { .. } => Some(1),
+            Self::Overloaded { .. } | Self::StateUnavailable { .. } => Some(1),
             Self::Quarantined { retry_after, .. } => Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
             _ => None,
         }
@@ -148,7 +164,11 @@ impl PluginError {
             | Self::ConfigureTimeout { .. }
             | Self::MemoryLimit { .. }
             | Self::Trap { .. } => true,
-            Self::Write { .. } | Self::Overloaded { .. } | Self::Config { .. } | Self::Quarantined { .. } => false,
+            Self::Write { .. }
+            | Self::Overloaded { .. }
+            | Self::Config { .. }
+            | Self::Quarantined { .. }
+            | Self::StateUnavailable { .. } => false,
         }
     }
 
@@ -164,7 +184,14 @@ impl PluginError {
             Self::Write { .. } => "write",
             Self::Overloaded { .. } => "overloaded",
             Self::Config { .. } => "config",
+            Self::StateUnavailable { .. } => "state_unavailable",
         }
+    }
+
+    /// Whether each failure is worth a log line: a quarantine and a state
+    /// outage are said once when they begin, not on every call.
+    pub fn logged_per_call(&self) -> bool {
+        !matches!(self, Self::Quarantined { .. } | Self::StateUnavailable { .. })
     }
 }
 

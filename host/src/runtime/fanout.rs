@@ -6,12 +6,15 @@
 //! client, and a batch has a bounded number of calls and body bytes. A
 //! call refused there comes back to the plugin as `invalid`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use bytes::BytesMut;
+use http_body_util::BodyExt;
 
 use http::{HeaderMap, HeaderValue};
 
 use super::bindings::http_client::{FetchError, OutboundRequest, OutboundResponse};
-use crate::body;
 use crate::message::bounds::{self, Bounds, MAX_FETCHES};
 use crate::message::{Headers, MessageError};
 use crate::proxy_headers::strip_hop_by_hop;
@@ -20,6 +23,11 @@ use crate::upstream::{Payload, SendOptions, Upstream, UpstreamError, Upstreams};
 /// Bodies a plugin fetches are copied into its memory: cap them well below
 /// any sane memory limit.
 const MAX_FETCHED_BODY: usize = 8 << 20;
+
+/// What one batch's responses may hold together while the host buffers
+/// them: without it 256 calls of 8 MiB each would make one request hold
+/// 2 GiB of host memory, outside the plugin's memory limit.
+const MAX_FETCHED_BATCH: usize = 32 << 20;
 
 pub async fn fetch_all(
     upstreams: &Upstreams,
@@ -30,7 +38,8 @@ pub async fn fetch_all(
     if let Err(reason) = check_batch(&requests, bounds) {
         return requests.iter().map(|_| Err(FetchError::Invalid(reason.clone()))).collect();
     }
-    let calls = requests.into_iter().map(|r| fetch_one(upstreams, r, request_id.clone(), bounds));
+    let budget = AtomicUsize::new(MAX_FETCHED_BATCH);
+    let calls = requests.into_iter().map(|r| fetch_one(upstreams, r, request_id.clone(), bounds, &budget));
     futures_util::future::join_all(calls).await
 }
 
@@ -56,6 +65,7 @@ async fn fetch_one(
     request: OutboundRequest,
     request_id: Option<HeaderValue>,
     bounds: &Bounds,
+    budget: &AtomicUsize,
 ) -> Result<OutboundResponse, FetchError> {
     let upstream = upstreams
         .get(&request.upstream)
@@ -64,7 +74,7 @@ async fn fetch_one(
     let name = request.upstream.clone();
     let req = outbound(request, request_id, bounds).map_err(|e| FetchError::Invalid(e.to_string()))?;
     // The head and the body share the one timeout.
-    tokio::time::timeout(timeout, send(upstream, req, timeout, &name)).await.unwrap_or(Err(FetchError::Timeout))
+    tokio::time::timeout(timeout, send(upstream, req, timeout, &name, budget)).await.unwrap_or(Err(FetchError::Timeout))
 }
 
 /// The call as an HTTP request, every part of it checked.
@@ -97,17 +107,36 @@ async fn send(
     req: http::Request<Payload>,
     timeout: Duration,
     name: &str,
+    budget: &AtomicUsize,
 ) -> Result<OutboundResponse, FetchError> {
     let opts = SendOptions { timeout: Some(timeout), client_ip: None };
     let resp = upstream.send_with(req, opts).await.map_err(|e| match e {
         UpstreamError::Timeout { .. } => FetchError::Timeout,
         e => FetchError::Unavailable(e.to_string()),
     })?;
-    let (head, body) = resp.into_parts();
-    let bytes = body::collect(body, MAX_FETCHED_BODY)
-        .await
-        .map_err(|e| FetchError::Unavailable(format!("upstream {name}: {e}")))?;
+    let (head, mut body) = resp.into_parts();
+    let mut bytes = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| FetchError::Unavailable(format!("upstream {name}: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        if bytes.len() + data.len() > MAX_FETCHED_BODY {
+            return Err(FetchError::Unavailable(format!(
+                "upstream {name}: the response body is larger than {MAX_FETCHED_BODY} bytes"
+            )));
+        }
+        take(budget, data.len()).map_err(|()| {
+            FetchError::Unavailable(format!(
+                "upstream {name}: this fetch-all's responses are larger than {MAX_FETCHED_BATCH} bytes together"
+            ))
+        })?;
+        bytes.extend_from_slice(&data);
+    }
     Ok(OutboundResponse { status: head.status.as_u16(), headers: Headers::list(&head.headers), body: bytes.to_vec() })
+}
+
+/// Takes `n` bytes from the batch's budget, or none if fewer are left.
+fn take(budget: &AtomicUsize, n: usize) -> Result<(), ()> {
+    budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(n)).map(drop).map_err(drop)
 }
 
 #[cfg(test)]

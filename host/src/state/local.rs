@@ -78,8 +78,20 @@ impl LocalStore {
     /// The cell is updated where it lies: one lookup, and no new key
     /// allocated, for a key that was seen before (the usual case).
     pub fn take(&self, key: &str, limit: u64, window_ms: u64, burst: u64, cost: u64) -> Result<Decision, StateError> {
+        self.take_at(clock::now_ms(), key, limit, window_ms, burst, cost)
+    }
+
+    /// `take` at a given wall-clock time: tests compare backends with it.
+    pub(super) fn take_at(
+        &self,
+        now_ms: u64,
+        key: &str,
+        limit: u64,
+        window_ms: u64,
+        burst: u64,
+        cost: u64,
+    ) -> Result<Decision, StateError> {
         let now = Instant::now();
-        let now_ms = clock::now_ms();
         let mut shard = self.shard(key);
         if let Some(entry) = shard.entries.get_mut(key)
             && let Entry::Cell { tat_us, expires } = entry

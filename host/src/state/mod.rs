@@ -1,28 +1,95 @@
 //! Shared state behind the plugins' `state` import: rate-limit cells,
-//! counters and a key/value store with TTL.
+//! counters and a key/value store with TTL, in this process's memory or in
+//! Redis (shared by every replica).
 
 mod local;
+pub mod outage;
+mod redis;
 
 pub use local::LocalStore;
+pub use outage::OnUnavailable;
+pub use redis::{RedisSettings, RedisStore};
 /// The rate-limit algorithm is the SDK's, so a plugin's unit tests against
 /// the SDK's mock host predict exactly what the gateway does.
 pub use wasmgate_sdk::host::state::Decision;
 
-/// Why a state operation failed (a remote backend being unreachable, say).
+/// Why a state operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("invalid rate limit: {0}")]
     InvalidLimit(String),
+    /// The backend is unreachable or too slow, and the policy is
+    /// fail-closed: the request is refused with 503, whatever the plugin
+    /// would do with an error.
+    #[error("shared state is unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered the call with an error.
+    #[error("state backend error: {0}")]
+    Backend(String),
+    /// The host refused the call (a key or value out of bounds).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<String> for StateError {
+    fn from(reason: String) -> Self {
+        Self::Refused(reason)
+    }
+}
+
+/// What a plugin call fails with when the backend is unavailable and the
+/// policy is fail-closed: the request is answered 503.
+#[derive(Debug, thiserror::Error)]
+#[error("shared state is unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+/// How a `state` import answers a store's result: the plugin is told of
+/// most errors; under fail-closed an outage fails the call instead, whatever
+/// the plugin would do with an error.
+pub fn answer<T>(result: Result<T, StateError>) -> wasmtime::Result<Result<T, String>> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(StateError::Unavailable(reason)) => Err(Unavailable(reason).into()),
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+/// `[state]`, checked: which backend the `state` import uses.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum StateSettings {
+    #[default]
+    Local,
+    Redis(RedisSettings),
 }
 
 /// The backends, as an enum: the set is closed and the calls are hot.
 pub enum StateStore {
     Local(LocalStore),
+    Redis(RedisStore),
 }
 
 impl StateStore {
     pub fn local() -> Self {
         Self::Local(LocalStore::default())
+    }
+
+    /// The store `[state]` asks for; needs a Tokio runtime for Redis, which
+    /// is connected on first use.
+    pub fn new(settings: &StateSettings) -> Result<Self, String> {
+        Ok(match settings {
+            StateSettings::Local => Self::local(),
+            StateSettings::Redis(redis) => Self::Redis(RedisStore::new(redis)?),
+        })
+    }
+
+    /// Calls answered by the `on_unavailable` policy, and outages begun,
+    /// since start: for metrics (zeros with the local backend, which is
+    /// always available).
+    pub fn unavailability(&self) -> (u64, u64) {
+        match self {
+            Self::Local(_) => (0, 0),
+            Self::Redis(s) => (s.outage().answered_by_policy(), s.outage().outages()),
+        }
     }
 
     pub async fn take(
@@ -35,18 +102,21 @@ impl StateStore {
     ) -> Result<Decision, StateError> {
         match self {
             Self::Local(s) => s.take(key, limit, window_ms, burst, cost),
+            Self::Redis(s) => s.take(key, limit, window_ms, burst, cost).await,
         }
     }
 
     pub async fn increment(&self, key: &str, delta: i64, ttl_ms: u64) -> Result<i64, StateError> {
         match self {
             Self::Local(s) => Ok(s.increment(key, delta, ttl_ms)),
+            Self::Redis(s) => s.increment(key, delta, ttl_ms).await,
         }
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         match self {
             Self::Local(s) => Ok(s.get(key)),
+            Self::Redis(s) => s.get(key).await,
         }
     }
 
@@ -56,6 +126,7 @@ impl StateStore {
                 s.set(key, value, ttl_ms);
                 Ok(())
             }
+            Self::Redis(s) => s.set(key, value, ttl_ms).await,
         }
     }
 
@@ -65,6 +136,7 @@ impl StateStore {
                 s.delete(key);
                 Ok(())
             }
+            Self::Redis(s) => s.delete(key).await,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Rate limits requests per client, API key, user or route, with the
-//! host's atomic GCRA primitive (`state::take`): every instance and, with a
-//! Redis backend, every gateway shares the same budgets, and the plugin
+//! host's atomic GCRA primitive (`state::take`): every instance in the
+//! gateway shares the same budgets (in the gateway's memory, or in Redis
+//! shared by several gateways with `[state] backend = "redis"`), and the plugin
 //! keeps no state of its own.
 //!
 //! The full config reference and the algorithm are in this crate's README.

@@ -82,6 +82,9 @@ pub fn parse(configs: Vec<LimitConfig>, cost: u64) -> Result<Vec<Limit>, String>
                     "{at}.burst: a cost of {cost} exceeds the burst of {burst}: no request could pass"
                 ));
             }
+            // What the host will check on every take (a window booking more
+            // than ~142 years ahead), said at load instead.
+            wasmgate_sdk::gcra::params(config.limit, window_ms, burst, cost).map_err(|e| format!("{at}: {e}"))?;
             let name = config.name.unwrap_or_else(|| format!("{}-per-{}", config.limit, config.window));
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
                 return Err(format!("{at}.name: `{name}` may only use letters, digits, `-`, `_` and `.`"));
@@ -201,6 +204,14 @@ impl<'a> Report<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_booking_centuries_ahead_is_refused_at_load() {
+        let config = |window: &str| LimitConfig { limit: 1, window: window.into(), burst: Some(2), name: None };
+        assert!(parse(vec![config("10000d")], 1).is_ok());
+        let err = parse(vec![config("30000d")], 1).unwrap_err();
+        assert!(err.starts_with("limits[0]: ") && err.contains("142 years"), "{err}");
+    }
 
     #[test]
     fn a_report_survives_the_pipeline_var() {

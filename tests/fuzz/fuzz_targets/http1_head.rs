@@ -64,7 +64,9 @@ fn request(data: &[u8]) {
     let framing = [header::CONTENT_LENGTH, header::TRANSFER_ENCODING];
     let target = parts.uri.to_string();
     let wire = request_head(&parts.method, &target, &parts.headers, "fuzz.invalid", head.framing);
-    let again = match parse_request(&mut BytesMut::from(&wire[..]), MAX_HEADERS) {
+    // The writer adds `Host` to a head without one (HTTP/1.0), one field
+    // more than the parser took.
+    let again = match parse_request(&mut BytesMut::from(&wire[..]), MAX_HEADERS + 1) {
         Ok(Some(again)) => again,
         other => panic!("{:?} written back as {:?} does not parse: {other:?}", parts, String::from_utf8_lossy(&wire)),
     };

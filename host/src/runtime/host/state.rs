@@ -6,7 +6,8 @@ use crate::runtime::bindings::state;
 use crate::runtime::instance::InstanceState;
 
 // Each answers the plugin with an error when its key or value is out of
-// bounds, as when the store fails.
+// bounds, as when the store fails; `state::answer` fails the call instead
+// when the backend is down under `on_unavailable = "fail-closed"`.
 impl state::Host for InstanceState {
     async fn take(
         &mut self,
@@ -17,45 +18,51 @@ impl state::Host for InstanceState {
         cost: u64,
     ) -> wasmtime::Result<Result<state::Decision, String>> {
         let (key, store) = (self.key(&key), &self.services.state);
-        Ok(async move {
-            let d = store.take(&key?, limit, window_ms, burst, cost).await.map_err(|e| e.to_string())?;
-            Ok(state::Decision {
-                allowed: d.allowed,
-                limit: d.limit,
-                remaining: d.remaining,
-                reset_ms: d.reset_ms,
-                retry_after_ms: d.retry_after_ms,
-            })
-        }
-        .await)
+        crate::state::answer(
+            async move {
+                let d = store.take(&key?, limit, window_ms, burst, cost).await?;
+                Ok(state::Decision {
+                    allowed: d.allowed,
+                    limit: d.limit,
+                    remaining: d.remaining,
+                    reset_ms: d.reset_ms,
+                    retry_after_ms: d.retry_after_ms,
+                })
+            }
+            .await,
+        )
     }
 
     async fn increment(&mut self, key: String, delta: i64, ttl_ms: u64) -> wasmtime::Result<Result<i64, String>> {
         let (key, store) = (self.key(&key), &self.services.state);
-        Ok(async move { store.increment(&key?, delta, ttl_ms).await.map_err(|e| e.to_string()) }.await)
+        crate::state::answer(async move { store.increment(&key?, delta, ttl_ms).await }.await)
     }
 
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
         let (key, store) = (self.key(&key), &self.services.state);
-        Ok(async move { store.get(&key?).await.map_err(|e| e.to_string()) }.await)
+        crate::state::answer(async move { store.get(&key?).await }.await)
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> wasmtime::Result<Result<(), String>> {
         let (key, store) = (self.key(&key), &self.services.state);
-        Ok(async move {
-            let key = key?;
-            if value.len() > MAX_STATE_VALUE_BYTES {
-                let len = value.len();
-                return Err(format!("a state value takes at most {MAX_STATE_VALUE_BYTES} bytes; this one has {len}"));
+        crate::state::answer(
+            async move {
+                let key = key?;
+                if value.len() > MAX_STATE_VALUE_BYTES {
+                    let len = value.len();
+                    return Err(format!(
+                        "a state value takes at most {MAX_STATE_VALUE_BYTES} bytes; this one has {len}"
+                    ))?;
+                }
+                store.set(&key, value, ttl_ms).await
             }
-            store.set(&key, value, ttl_ms).await.map_err(|e| e.to_string())
-        }
-        .await)
+            .await,
+        )
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), String>> {
         let (key, store) = (self.key(&key), &self.services.state);
-        Ok(async move { store.delete(&key?).await.map_err(|e| e.to_string()) }.await)
+        crate::state::answer(async move { store.delete(&key?).await }.await)
     }
 }
 
