@@ -19,9 +19,9 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
+use crate::answer::Answer;
 use crate::body::{self, Body};
 use crate::gateway::Gateway;
-use crate::problem::problem;
 use crate::reload::ReloadError;
 
 pub async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) -> Response<Body> {
@@ -34,13 +34,13 @@ pub async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAd
                 StatusCode::OK,
                 json!({"reloaded": true, "changes": diff.to_string(), "generation": gateway.reload_status().generation}),
             ),
-            Err(error @ ReloadError::Invalid(_)) => problem(StatusCode::UNPROCESSABLE_ENTITY, &error.to_string()),
-            Err(error @ ReloadError::Abandoned { .. }) => problem(StatusCode::GATEWAY_TIMEOUT, &error.to_string()),
+            Err(error) => {
+                let abandoned = matches!(error, ReloadError::Abandoned { .. });
+                Answer::Reload { detail: error.to_string(), abandoned }.into_response()
+            }
         },
-        (_, "/healthz" | "/readyz" | "/status" | "/reload") => {
-            problem(StatusCode::METHOD_NOT_ALLOWED, "see the admin API's methods")
-        }
-        (_, path) => problem(StatusCode::NOT_FOUND, &format!("no admin endpoint {path}")),
+        (_, "/healthz" | "/readyz" | "/status" | "/reload") => Answer::AdminMethod.into_response(),
+        (_, path) => Answer::NoAdminEndpoint(path.to_owned()).into_response(),
     }
 }
 

@@ -4,8 +4,7 @@
 //! crate (`http1`) and stay so: this module lends the fuzzers what they
 //! call, and nothing else. Path normalisation is public already
 //! ([`crate::normalize`]); plugin edit buffers are decoded by
-//! `wasmgate_sdk::edits` and their header fields checked by
-//! [`crate::pipeline::NameCache`].
+//! `wasmgate_sdk::edits` and their header fields checked by [`NameCache`].
 
 use bytes::BytesMut;
 use http::{HeaderMap, Method, StatusCode};
@@ -14,6 +13,7 @@ pub use crate::http1::Framing;
 pub use crate::http1::codec::{DecodeError, DecodedBody, decode_in_steps, encode_chunked};
 pub use crate::http1::head::{Refusal, RequestHead, ResponseHead};
 use crate::http1::{head, write};
+pub use crate::message::NameCache;
 
 /// See `http1::head::parse_request`.
 pub fn parse_request(buf: &mut BytesMut, max_headers: usize) -> Result<Option<RequestHead>, Refusal> {

@@ -1,8 +1,9 @@
 //! The gateway: the current snapshot behind one atomic pointer, and the
 //! entry point every request goes through, with or without a socket.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,10 +12,12 @@ use http::{Request, Response};
 use tokio::sync::Mutex;
 
 use crate::body::Body;
+use crate::clock;
 use crate::config::{self, Config, ConfigErrors};
 use crate::proxy_headers::{self, REQUEST_ID};
 use crate::reload::{self, Diff, ReloadError, ReloadStatus};
 use crate::runtime::Runtime;
+use crate::server::{self, ServerSettings};
 use crate::services::PluginMetrics;
 use crate::snapshot::{Shared, Snapshot};
 use crate::state::StateStore;
@@ -56,7 +59,7 @@ impl Gateway {
         let snapshot = Snapshot::build(config, &shared)
             .await
             .map_err(|errors| StartError::Config(ConfigErrors::Invalid(errors)))?;
-        let status = ReloadStatus { generation: 1, last_success_ms: Some(reload::now_ms()), ..ReloadStatus::default() };
+        let status = ReloadStatus { generation: 1, last_success_ms: Some(clock::now_ms()), ..ReloadStatus::default() };
         Ok(Self {
             current: ArcSwap::from_pointee(snapshot),
             shared,
@@ -75,7 +78,7 @@ impl Gateway {
     /// nothing can wedge the reloads that follow.
     pub async fn reload(&self, cause: &str) -> Result<Diff, ReloadError> {
         let limit = self.current.load().config.reload_timeout;
-        let attempt_ms = reload::now_ms();
+        let attempt_ms = clock::now_ms();
         let attempt = async {
             let _turn = self.reload.lock().await;
             let current = self.current.load_full();
@@ -123,10 +126,6 @@ impl Gateway {
         self.current.load_full()
     }
 
-    pub fn metrics(&self) -> &PluginMetrics {
-        &self.shared.metrics
-    }
-
     /// Handles one request end to end. Never fails: every error becomes a
     /// problem+json response. The response carries the request id.
     pub async fn handle(&self, req: Request<Body>, client: SocketAddr) -> Response<Body> {
@@ -135,6 +134,30 @@ impl Gateway {
         let mut resp = crate::handler::handle(&snapshot, req, client, request_id.clone()).await;
         resp.headers_mut().insert(REQUEST_ID, request_id);
         resp
+    }
+}
+
+impl server::Site for Gateway {
+    fn answer(&self, req: Request<Body>, client: SocketAddr) -> impl Future<Output = Response<Body>> + Send + '_ {
+        self.handle(req, client)
+    }
+
+    fn settings(&self) -> Arc<ServerSettings> {
+        self.current.load().config.server.clone()
+    }
+
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.current.load().config.server.tls.as_ref().map(|t| t.config.clone())
+    }
+}
+
+impl reload::Reloadable for Gateway {
+    fn watched_files(&self) -> Vec<PathBuf> {
+        reload::files_of(&self.current.load().config)
+    }
+
+    async fn reload_files(&self) {
+        let _ = self.reload("file change").await;
     }
 }
 

@@ -1,29 +1,30 @@
-//! One request's path through a snapshot: route → request phase →
-//! upstream (or a plugin's reply) → response phase.
+//! One request's path through a snapshot, in phases over the request:
+//! normalise → route → request phase → forward (or a plugin's reply) →
+//! response phase. Every early end is an [`Answer`]; how an answer reads
+//! is decided in `answer.rs`, not here.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::HeaderName;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Uri};
+use http::request::Parts;
+use http::{Request, Response, Uri};
 
+use crate::answer::Answer;
 use crate::body::{self, Body, CollectError};
-use crate::normalize;
-use crate::pipeline::bounds::{self, Bounds};
-use crate::pipeline::{ExchangeError, Headers, RequestInfo, RequestOutcome, RequestState, ResponseState};
-use crate::problem::{plugin_problem, problem};
-use crate::proxy_headers;
+use crate::fields::content_length;
+use crate::message::bounds::{self, Bounds};
+use crate::message::{Headers, MessageError, RequestInfo, RequestState, ResponseState};
+use crate::normalize::{self, PathParams};
+use crate::pipeline::RequestOutcome;
+use crate::proxy_headers::{self, ClientTls};
 use crate::router::RouteLookup;
 use crate::runtime::{PluginError, Reply};
-use crate::server::upgrade::WebSocket;
-use crate::server::{ClientTls, ServerSettings};
 use crate::snapshot::{Route, Snapshot};
 use crate::upstream::{Payload, SendOptions, UpstreamError};
-
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+use crate::websocket::WebSocket;
 
 pub async fn handle(
     snapshot: &Snapshot,
@@ -32,22 +33,80 @@ pub async fn handle(
     request_id: HeaderValue,
 ) -> Response<Body> {
     let (mut head, body) = req.into_parts();
-    // Before routing: the one spelling of the path that routes match, plugins
-    // see and the upstream gets (see `normalize` for the rule).
-    match normalize::normalize(head.uri.path(), snapshot.config.server.path_params) {
-        Ok(Cow::Borrowed(_)) => {}
-        Ok(Cow::Owned(path)) => match with_path(&head.uri, &path) {
-            Some(uri) => head.uri = uri,
-            None => return problem(StatusCode::BAD_REQUEST, "the request path cannot be normalised"),
-        },
-        Err(e) => return problem(StatusCode::BAD_REQUEST, &e.to_string()),
+    if let Err(answer) = normalize_path(&mut head.uri, snapshot.config.server.path_params) {
+        return answer.into_response();
     }
     let websocket = WebSocket::take(&mut head);
     let tls = head.extensions.get::<ClientTls>().is_some();
-    let resp = route(snapshot, head, body, client, request_id, websocket.as_ref(), tls).await;
+    let incoming = Incoming { head, body, client, request_id, tls };
+    let resp = proxy(snapshot, incoming, websocket.as_ref()).await;
     match websocket {
         Some(websocket) => websocket.finish(resp),
         None => resp,
+    }
+}
+
+/// A path's parameters, by name, as the route matched them.
+type Params = Vec<(String, String)>;
+
+/// A request as the server handed it over, its path normalised.
+struct Incoming {
+    head: Parts,
+    body: Body,
+    client: SocketAddr,
+    request_id: HeaderValue,
+    tls: bool,
+}
+
+/// Where the request phase left a request.
+enum Reached {
+    /// A response for the response phase of the first `ran` plugins, which
+    /// see the request as `view`.
+    Response { resp: Response<Body>, view: Option<Box<RequestState>>, ran: usize },
+    /// The final answer: no plugin sees it.
+    Final(Response<Body>),
+}
+
+async fn proxy(snapshot: &Snapshot, mut req: Incoming, websocket: Option<&WebSocket>) -> Response<Body> {
+    let (route, params) = match find_route(snapshot, &req.head) {
+        Ok(found) => found,
+        Err(answer) => return answer.into_response(),
+    };
+    add_proxy_headers(&mut req, websocket);
+    let (buffered, stream) = if route.pipeline.needs().request_body {
+        match Box::pin(buffer(&req.head.headers, req.body, route.max_body_bytes)).await {
+            Ok(bytes) => (Some(bytes), None),
+            Err(answer) => return answer.into_response(),
+        }
+    } else {
+        (None, Some(req.body))
+    };
+    let info = Arc::new(RequestInfo {
+        route: route.name.clone(),
+        params,
+        client_addr: req.client,
+        request_id: req.request_id,
+    });
+    let state = Box::new(RequestState::new(req.head, buffered, info));
+    match request_phase(snapshot, route, state, stream).await {
+        Reached::Response { resp, view: Some(view), ran } if ran > 0 => {
+            Box::pin(response_phase(route, view, resp, ran)).await
+        }
+        Reached::Response { resp, .. } | Reached::Final(resp) => resp,
+    }
+}
+
+/// Before routing: the one spelling of the path that routes match, plugins
+/// see and the upstream gets (see `normalize` for the rule).
+fn normalize_path(uri: &mut Uri, params: PathParams) -> Result<(), Answer> {
+    match normalize::normalize(uri.path(), params) {
+        Ok(Cow::Borrowed(_)) => Ok(()),
+        Ok(Cow::Owned(path)) => {
+            *uri =
+                with_path(uri, &path).ok_or_else(|| Answer::BadPath("the request path cannot be normalised".into()))?;
+            Ok(())
+        }
+        Err(e) => Err(Answer::BadPath(e.to_string())),
     }
 }
 
@@ -62,42 +121,27 @@ fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
-async fn route(
-    snapshot: &Snapshot,
-    mut head: http::request::Parts,
-    body: Body,
-    client: SocketAddr,
-    request_id: HeaderValue,
-    websocket: Option<&WebSocket>,
-    tls: bool,
-) -> Response<Body> {
+/// The route for the method, host and path, with the path's parameters.
+fn find_route<'s>(snapshot: &'s Snapshot, head: &Parts) -> Result<(&'s Route, Params), Answer> {
     let host = head
         .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| head.uri.authority().map(|a| a.as_str()))
         .map(|h| h.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(h, |(host, _)| host));
-
     let routed = normalize::routing_path(head.uri.path(), snapshot.config.server.path_params);
-    let (index, params) = match snapshot.router.lookup(&head.method, host, &routed) {
-        RouteLookup::Found { route, params } => (route, params),
+    match snapshot.router.lookup(&head.method, host, &routed) {
+        RouteLookup::Found { route, params } => Ok((&snapshot.routes[route], params)),
         RouteLookup::MethodNotAllowed { allowed } => {
-            let mut resp = problem(
-                StatusCode::METHOD_NOT_ALLOWED,
-                &format!("{} is not allowed on {}", head.method, head.uri.path()),
-            );
-            let allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
-            resp.headers_mut()
-                .insert(header::ALLOW, HeaderValue::try_from(allow).expect("methods are valid header text"));
-            return resp;
+            Err(Answer::MethodNotAllowed { method: head.method.clone(), path: head.uri.path().to_owned(), allowed })
         }
-        RouteLookup::NotFound => {
-            return problem(StatusCode::NOT_FOUND, &format!("no route for {} {}", head.method, head.uri.path()));
-        }
-    };
-    let route = &snapshot.routes[index];
-    let needs = route.pipeline.needs();
+        RouteLookup::NotFound => Err(Answer::NoRoute { method: head.method.clone(), path: head.uri.path().to_owned() }),
+    }
+}
 
+/// What a proxy tells the upstream: who asked, over what, under which id.
+fn add_proxy_headers(req: &mut Incoming, websocket: Option<&WebSocket>) {
+    let head = &mut req.head;
     // HTTP/2 clients name the host in the URI, not a Host header; the
     // upstream speaks HTTP/1.1 and must still learn it.
     if !head.headers.contains_key(header::HOST)
@@ -106,26 +150,16 @@ async fn route(
         head.headers.insert(header::HOST, authority);
     }
     let original_host = head.headers.get(header::HOST).cloned();
-    proxy_headers::forward(&mut head.headers, client, original_host.as_ref(), &request_id);
+    proxy_headers::forward(&mut head.headers, req.client, original_host.as_ref(), &req.request_id, req.tls);
     if let Some(websocket) = websocket {
         websocket.restore_request_headers(&mut head.headers);
     }
-    if tls {
-        head.headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-    }
+}
 
-    let (buffered, mut stream) = if needs.request_body {
-        match Box::pin(buffer(&head.headers, body, route.max_body_bytes)).await {
-            Ok(bytes) => (Some(bytes), None),
-            Err(resp) => return *resp,
-        }
-    } else {
-        (None, Some(body))
-    };
-
-    let info = Arc::new(RequestInfo { route: route.name.clone(), params, client_addr: client, request_id });
-    let state = Box::new(RequestState::new(head, buffered, info));
-
+/// Runs the plugins' request phase, then forwards the request or turns a
+/// plugin's reply into the response.
+async fn request_phase(snapshot: &Snapshot, route: &Route, state: Box<RequestState>, stream: Option<Body>) -> Reached {
+    let needs = route.pipeline.needs();
     // Plugin calls are large futures: boxed, they stay out of the
     // connection's own state, and a route without plugins skips them.
     let (outcome, info) = if route.pipeline.stages().is_empty() {
@@ -134,61 +168,48 @@ async fn route(
         let info = state.info.clone();
         (Box::pin(route.pipeline.request_phase(state)).await, Some(info))
     };
-    let (view, ran, response) = match outcome {
+    match outcome {
         RequestOutcome::Forward { mut req } => {
             let view = needs.response.then(|| req.response_phase_view());
-            let ran = route.pipeline.stages().len();
             let edits = std::mem::take(&mut req.response_edits);
             // The gateway's own error answer gets the edits too, but no
             // response phase.
-            let (mut resp, answered) = match forward(route, *req, stream.take()).await {
+            let forwarded = forward(route, *req, stream).await;
+            let (mut resp, answered) = match forwarded {
                 Ok(resp) => (resp, true),
-                Err(resp) => (*resp, false),
+                Err(answer) => (answer.into_response(), false),
             };
             edits.apply(resp.headers_mut());
-            if !answered {
-                return resp;
+            match answered {
+                true => Reached::Response { resp, view, ran: route.pipeline.stages().len() },
+                false => Reached::Final(resp),
             }
-            (view, ran, resp)
         }
-        RequestOutcome::Respond { req, reply, by } => match reply_response(reply, &snapshot.config.server) {
+        RequestOutcome::Respond { req, reply, by } => match reply_response(reply, &snapshot.bounds) {
             Ok(mut resp) => {
                 let view = needs.response.then(|| req.response_phase_view());
                 req.response_edits.apply(resp.headers_mut());
-                (view, by, resp)
+                Reached::Response { resp, view, ran: by }
             }
             Err(e) => {
                 let plugin = route.pipeline.stages().get(by).map_or_else(|| "?".into(), |s| s.pool.plugin().clone());
                 let error = PluginError::Write { plugin, reason: format!("its reply: {e}") };
-                return plugin_failed(route, &req.info.request_id, &error, "replied");
+                Reached::Final(plugin_failed(route, req.info.request_id.clone(), error, "replied"))
             }
         },
         RequestOutcome::Failed { error } => {
             let request_id = info.map(|info| info.request_id.clone()).unwrap_or_else(|| HeaderValue::from_static(""));
-            return plugin_failed(route, &request_id, &error, "failed the request");
+            Reached::Final(plugin_failed(route, request_id, error, "failed the request"))
         }
-    };
-
-    match view {
-        Some(view) if ran > 0 => Box::pin(response_phase(route, view, response, ran)).await,
-        _ => response,
     }
 }
 
 /// Sends the request to the route's upstream.
-/// The error is the gateway's own answer (no upstream, or the upstream
-/// failed), boxed like the other early answers: only that rare path pays
-/// for the allocation, and the `Result` is no larger than the response.
-async fn forward(
-    route: &Route,
-    req: RequestState,
-    stream: Option<Body>,
-) -> Result<Response<Body>, Box<Response<Body>>> {
+/// The error is boxed like the other early answers: only that rare path
+/// pays for the allocation, and the `Result` is no larger than the response.
+async fn forward(route: &Route, req: RequestState, stream: Option<Body>) -> Result<Response<Body>, Box<Answer>> {
     let Some(upstream) = &route.upstream else {
-        return Err(Box::new(problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("route {} has no upstream and no plugin answered", route.name),
-        )));
+        return Err(Box::new(Answer::NoUpstream { route: route.name.clone() }));
     };
     let mut head = req.head;
     // A buffered body can be sent again by a retry; a streamed one only
@@ -214,11 +235,7 @@ async fn forward(
                 }
                 _ => tracing::debug!(route = %route.name, error = %e, "upstream failed"),
             }
-            let mut resp = problem(e.status(), &e.to_string());
-            if let Some(seconds) = e.retry_after() {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            Err(Box::new(resp))
+            Err(Box::new(Answer::Upstream(e)))
         }
     }
 }
@@ -233,7 +250,7 @@ async fn response_phase(
     let (buffered, stream) = if route.pipeline.needs().response_body {
         match body::collect(body, route.max_body_bytes).await {
             Ok(bytes) => (Some(bytes), None),
-            Err(e) => return problem(StatusCode::BAD_GATEWAY, &format!("upstream response: {e}")),
+            Err(e) => return Answer::UpstreamBody(e.to_string()).into_response(),
         }
     } else {
         (None, Some(body))
@@ -252,19 +269,18 @@ async fn response_phase(
             };
             Response::from_parts(head, body)
         }
-        Err(error) => plugin_failed(route, &request_id, &error, "failed the response"),
+        Err(error) => plugin_failed(route, request_id, error, "failed the response"),
     }
 }
 
 /// A plugin failure: logged with everything an operator needs to find the
 /// cause (the plugin's panic message, the trap, the backtrace), answered
 /// with only what the client needs to report it.
-fn plugin_failed(route: &Route, request_id: &HeaderValue, error: &PluginError, what: &str) -> Response<Body> {
-    let plugin = error.plugin();
+fn plugin_failed(route: &Route, request_id: HeaderValue, error: PluginError, what: &str) -> Response<Body> {
     let id = String::from_utf8_lossy(request_id.as_bytes());
     if error.logged_per_call() {
         tracing::warn!(
-            %plugin,
+            plugin = %error.plugin(),
             route = %route.name,
             request_id = %id,
             kind = error.kind(),
@@ -275,33 +291,19 @@ fn plugin_failed(route: &Route, request_id: &HeaderValue, error: &PluginError, w
             "plugin {what}"
         );
     }
-    let mut resp = plugin_problem(error.status(), &error.detail(), plugin, request_id);
-    if let Some(seconds) = error.retry_after_secs() {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    resp
+    Answer::Plugin { error, request_id }.into_response()
 }
 
 /// Reads the request body for plugins that asked for it; 413 past the
 /// route's limit (refused from `Content-Length` before reading, when sent).
-async fn buffer(headers: &http::HeaderMap, body: Body, limit: usize) -> Result<Bytes, Box<Response<Body>>> {
-    let too_large = || {
-        Box::new(problem(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("request body is larger than this route's limit of {limit} bytes"),
-        ))
-    };
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
+async fn buffer(headers: &http::HeaderMap, body: Body, limit: usize) -> Result<Bytes, Answer> {
+    if content_length(headers).is_some_and(|len| len > limit as u64) {
+        return Err(Answer::BodyTooLarge { limit });
     }
     match body::collect(body, limit).await {
         Ok(bytes) => Ok(bytes),
-        Err(CollectError::TooLarge { .. }) => Err(too_large()),
-        Err(CollectError::Read(e)) => {
-            Err(Box::new(problem(StatusCode::BAD_REQUEST, &format!("request body could not be read: {e}"))))
-        }
+        Err(CollectError::TooLarge { .. }) => Err(Answer::BodyTooLarge { limit }),
+        Err(CollectError::Read(e)) => Err(Answer::BodyUnreadable(e.to_string())),
     }
 }
 
@@ -312,9 +314,8 @@ fn set_length(headers: &mut http::HeaderMap, len: usize) {
 
 /// A plugin's direct answer as an HTTP response, held to what the server
 /// would send: a final status, valid fields within the header limits.
-fn reply_response(reply: Reply, server: &ServerSettings) -> Result<Response<Body>, ExchangeError> {
+fn reply_response(reply: Reply, bounds: &Bounds) -> Result<Response<Body>, MessageError> {
     let status = bounds::final_status(reply.status)?;
-    let bounds = Bounds::new(server);
     bounds.check_fields(reply.headers.iter().map(|(name, value)| (name.as_str(), value.as_slice())))?;
     let mut resp = Response::new(body::empty());
     *resp.status_mut() = status;

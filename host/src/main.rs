@@ -103,7 +103,8 @@ async fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
         Err(e) => return report(e),
     };
     let config = gateway.snapshot().config.clone();
-    let listeners = server::Listeners::bind(&config).await.context("binding listeners")?;
+    let listeners =
+        server::Listeners::bind(&config.listen, &config.server.tls_listen).await.context("binding listeners")?;
     let running = server::serve_listeners(gateway.clone(), listeners)?;
     for addr in &running.addrs {
         tracing::info!(%addr, "wasmgate listening");

@@ -12,6 +12,11 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// Marks a request that arrived over TLS (in its extensions): put there by
+/// the server, told upstream as `X-Forwarded-Proto: https`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientTls;
+
 /// Headers that describe one connection, never the message. A static, not
 /// a const: a const array of header names is built and dropped at every use.
 static HOP_BY_HOP: [HeaderName; 9] = [
@@ -103,7 +108,13 @@ fn client_ip(client: SocketAddr) -> HeaderValue {
 
 /// Prepares a request's headers for the upstream: hop-by-hop removed,
 /// `X-Forwarded-*` and the request id set.
-pub fn forward(headers: &mut HeaderMap, client: SocketAddr, host: Option<&HeaderValue>, request_id: &HeaderValue) {
+pub fn forward(
+    headers: &mut HeaderMap,
+    client: SocketAddr,
+    host: Option<&HeaderValue>,
+    request_id: &HeaderValue,
+    tls: bool,
+) {
     strip_hop_by_hop(headers);
     let ip = client_ip(client);
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
@@ -114,7 +125,7 @@ pub fn forward(headers: &mut HeaderMap, client: SocketAddr, host: Option<&Header
         _ => ip,
     };
     headers.insert(X_FORWARDED_FOR, xff);
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(if tls { "https" } else { "http" }));
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host.clone());
     }
@@ -152,12 +163,12 @@ mod tests {
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
         let id = request_id(&h);
         assert_eq!(id.len(), 32);
-        forward(&mut h, "10.0.0.1:5555".parse().unwrap(), Some(&HeaderValue::from_static("api.test")), &id);
+        forward(&mut h, "10.0.0.1:5555".parse().unwrap(), Some(&HeaderValue::from_static("api.test")), &id, false);
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.1");
         let mut fresh = HeaderMap::new();
-        forward(&mut fresh, "[2001:db8::1]:80".parse().unwrap(), None, &id);
+        forward(&mut fresh, "[2001:db8::1]:80".parse().unwrap(), None, &id, false);
         assert_eq!(fresh["x-forwarded-for"], "2001:db8::1");
-        forward(&mut fresh, "192.168.100.254:80".parse().unwrap(), None, &id);
+        forward(&mut fresh, "192.168.100.254:80".parse().unwrap(), None, &id, false);
         assert_eq!(fresh["x-forwarded-for"], "2001:db8::1, 192.168.100.254");
         assert!(id.to_str().unwrap().bytes().all(|b| b.is_ascii_hexdigit()), "{id:?}");
         assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::PluginSpec;
 use crate::config::{Config, ConfigError};
-use crate::pipeline::bounds::Bounds;
+use crate::message::bounds::Bounds;
 use crate::pipeline::{Pipeline, Stage};
 use crate::router::Router;
 use crate::runtime::{ContentHash, PluginIdentity, PluginPool, Prepared, Runtime};
@@ -30,6 +30,8 @@ pub struct Snapshot {
     /// Content hash of each plugin of `config.plugins`, in order.
     pub plugin_hashes: Vec<ContentHash>,
     pub upstreams: Arc<Upstreams>,
+    /// What plugins' writes are held to: the server's limits for clients.
+    pub bounds: Bounds,
 }
 
 /// Parts of the host that outlive snapshots.
@@ -62,12 +64,13 @@ impl Snapshot {
             .collect();
 
         let upstreams = Arc::new(Upstreams::new(&config.upstreams));
+        let bounds = Bounds::from(&*config.server);
         let services = Arc::new(HostServices {
             state: shared.state.clone(),
             upstreams: upstreams.clone(),
             metrics: shared.metrics.clone(),
             started: shared.started,
-            bounds: Bounds::new(&config.server),
+            bounds,
         });
 
         // Every plugin use is configured at once, so a slow configure step
@@ -128,7 +131,7 @@ impl Snapshot {
             .iter()
             .map(|p| p.as_ref().expect("every plugin prepared when there are no errors").compiled().hash)
             .collect();
-        Ok(Self { router, routes, config, plugin_hashes, upstreams })
+        Ok(Self { router, routes, config, plugin_hashes, upstreams, bounds })
     }
 
     /// Each plugin's short content hash and settings, by name.

@@ -2,14 +2,15 @@
 //! Building the live snapshot (compiling and configuring plugins) is
 //! `snapshot`'s job; `wasmgate check` runs both.
 
+mod checker;
 mod error;
 mod schema;
+mod upstream;
 mod validate;
 
 use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors, Location, SourceMap};
-pub use schema::FailPolicy;
 pub use validate::{Config, PluginSpec, PluginUseSpec, RouteSpec};
 
 /// Reads and checks a config file.

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::pipeline::FailPolicy;
+
 /// ```toml
 /// [server]
 /// [runtime]
@@ -404,15 +406,4 @@ pub struct PluginUseFile {
     pub config: Option<toml::Table>,
     #[serde(default)]
     pub on_error: FailPolicy,
-}
-
-/// What a route does when one of its plugins fails (trap, timeout, memory).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FailPolicy {
-    /// Answer 5xx problem+json: the safe default for auth and the like.
-    #[default]
-    FailClosed,
-    /// Skip the failed plugin and go on, for plugins that only enrich.
-    FailOpen,
 }

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use http::uri::Authority;
 use toml::Spanned;
 
+use super::checker::{Checker, EmbeddedFiles};
 use super::error::{ConfigError, Location, SourceMap};
-use super::schema::{ConfigFile, FailPolicy, PluginBreakerFile, RouteFile, ServerFile, StateFile};
+use super::schema::{ConfigFile, PluginBreakerFile, RouteFile, ServerFile, StateFile};
+use super::upstream::check_upstream;
 use crate::normalize::PathParams;
+use crate::pipeline::FailPolicy;
 use crate::router::{HostPattern, PathPattern, RouteMatcher, Router};
 use crate::runtime::{BreakerSpec, EngineLimits, PluginLimits};
 use crate::server::{ServerSettings, TlsSettings};
@@ -111,78 +113,7 @@ pub struct PluginUseSpec {
     pub at: Location,
 }
 
-struct Checker<'a> {
-    map: &'a SourceMap,
-    errors: Vec<ConfigError>,
-    files: EmbeddedFiles,
-}
-
-/// Files whose contents plugin configs embed: a table `{ "$file" = "path" }`
-/// in a plugin config becomes the file's text. Plugins have no filesystem,
-/// so this is how they get key material (JWKS, PEM) and the like; the
-/// files are watched for reloads with the config.
-struct EmbeddedFiles {
-    base: PathBuf,
-    read: Vec<PathBuf>,
-}
-
-impl EmbeddedFiles {
-    const KEY: &'static str = "$file";
-
-    fn embed(&mut self, value: &mut toml::Value) -> Result<(), String> {
-        match value {
-            toml::Value::Table(t) if t.len() == 1 && t.contains_key(Self::KEY) => {
-                let Some(toml::Value::String(rel)) = t.get(Self::KEY) else {
-                    return Err(format!("{:?} must name a file", Self::KEY));
-                };
-                let path = self.base.join(rel);
-                let text =
-                    std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                if !self.read.contains(&path) {
-                    self.read.push(path);
-                }
-                *value = toml::Value::String(text);
-                Ok(())
-            }
-            toml::Value::Table(t) => t.iter_mut().try_for_each(|(_, v)| self.embed(v)),
-            toml::Value::Array(a) => a.iter_mut().try_for_each(|v| self.embed(v)),
-            _ => Ok(()),
-        }
-    }
-}
-
 impl Checker<'_> {
-    fn error<T>(
-        &mut self,
-        span: std::ops::Range<usize>,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Option<T> {
-        self.errors.push(ConfigError { at: self.map.locate(span, key), message: message.into() });
-        None
-    }
-
-    fn positive<T: Copy + PartialOrd + Default + std::fmt::Display>(
-        &mut self,
-        value: &Option<Spanned<T>>,
-        key: &str,
-        default: T,
-    ) -> T {
-        match value {
-            Some(v) if *v.get_ref() <= T::default() => {
-                self.error::<()>(v.span(), key, format!("must be greater than 0, got {}", v.get_ref()));
-                default
-            }
-            Some(v) => *v.get_ref(),
-            None => default,
-        }
-    }
-
-    /// A positive number of milliseconds.
-    fn ms(&mut self, value: &Option<Spanned<u64>>, key: &str, default: Duration) -> Duration {
-        Duration::from_millis(self.positive(value, key, default.as_millis() as u64))
-    }
-
     /// `[*.breaker]`'s keys over `inherited`: whether it is on, and its
     /// settings (kept even when off, for a plugin that turns it on).
     fn breaker(
@@ -590,179 +521,6 @@ fn check_state(c: &mut Checker<'_>, f: &StateFile) -> Option<StateSettings> {
 
 /// `[upstreams.<name>]`; `None` only without any target (every other
 /// mistake is reported and the rest still checked).
-fn check_upstream(c: &mut Checker<'_>, name: &str, up: &Spanned<super::schema::UpstreamFile>) -> Option<UpstreamSpec> {
-    use super::schema::BalanceFile;
-    use crate::upstream::spec::{MAX_ATTEMPTS, MAX_WEIGHT};
-    use crate::upstream::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, TargetSpec};
-
-    let key = format!("upstreams.{name}");
-    let u = up.get_ref();
-    if u.targets.get_ref().is_empty() {
-        return c.error(u.targets.span(), format!("{key}.targets"), "an upstream needs at least one target");
-    }
-    let mut spec = UpstreamSpec::new(name, []);
-    for (i, t) in u.targets.get_ref().iter().enumerate() {
-        let tkey = format!("{key}.targets[{i}]");
-        let file = t.get_ref();
-        let Some(addr) = file.addr.parse::<Authority>().ok().filter(|a| a.port().is_some()) else {
-            c.error::<()>(t.span(), tkey, format!("{:?} is not a host:port target", file.addr));
-            continue;
-        };
-        let weight = file.weight.unwrap_or(1);
-        if !(1..=MAX_WEIGHT).contains(&weight) {
-            c.error::<()>(t.span(), tkey, format!("weight must be 1 to {MAX_WEIGHT}, got {weight}"));
-            continue;
-        }
-        spec.targets.push(TargetSpec { addr, weight });
-    }
-
-    let ms = |c: &mut Checker<'_>, value: &Option<Spanned<u64>>, field: &str, default: Duration| {
-        Duration::from_millis(c.positive(value, &format!("{key}.{field}"), default.as_millis() as u64))
-    };
-    spec.timeout = ms(c, &u.timeout_ms, "timeout_ms", spec.timeout);
-    spec.connect_timeout = ms(c, &u.connect_timeout_ms, "connect_timeout_ms", spec.connect_timeout);
-    spec.idle_timeout = ms(c, &u.idle_timeout_ms, "idle_timeout_ms", spec.idle_timeout);
-    spec.try_timeout = u.try_timeout_ms.as_ref().map(|_| ms(c, &u.try_timeout_ms, "try_timeout_ms", spec.timeout));
-
-    let hash_on = u.hash_on.as_ref().and_then(|h| {
-        let text = h.get_ref();
-        let parsed = match text.split_once(':') {
-            _ if text == "client-ip" => Some(HashOn::ClientIp),
-            Some(("header", name)) => http::HeaderName::from_bytes(name.trim().as_bytes()).ok().map(HashOn::Header),
-            _ => None,
-        };
-        parsed.or_else(|| {
-            c.error(
-                h.span(),
-                format!("{key}.hash_on"),
-                format!("{text:?}: expected \"client-ip\" or \"header:<name>\""),
-            )
-        })
-    });
-    let balance = u.balance.as_ref().map(|b| *b.get_ref());
-    spec.balance = match balance {
-        None | Some(BalanceFile::RoundRobin) => Balance::RoundRobin,
-        Some(BalanceFile::Weighted) => Balance::Weighted,
-        Some(BalanceFile::LeastRequest) => Balance::LeastRequest,
-        Some(BalanceFile::Hash) => Balance::Hash(hash_on.clone().unwrap_or(HashOn::ClientIp)),
-    };
-    if let (Some(h), false) = (&u.hash_on, balance == Some(BalanceFile::Hash)) {
-        c.error::<()>(h.span(), format!("{key}.hash_on"), "hash_on needs balance = \"hash\"");
-    }
-    if spec.balance == Balance::RoundRobin && spec.targets.iter().any(|t| t.weight != 1) {
-        let span = u.balance.as_ref().map_or(u.targets.span(), |b| b.span());
-        c.error::<()>(span, format!("{key}.balance"), "round-robin ignores weights: use balance = \"weighted\"");
-    }
-
-    if let Some(r) = &u.retries {
-        let rkey = format!("{key}.retries");
-        let file = r.get_ref();
-        let retry = &mut spec.retry;
-        retry.attempts = c.positive(&file.attempts, &format!("{rkey}.attempts"), retry.attempts);
-        if retry.attempts > MAX_ATTEMPTS {
-            let span = file.attempts.as_ref().map_or(r.span(), |a| a.span());
-            c.error::<()>(span, format!("{rkey}.attempts"), format!("at most {MAX_ATTEMPTS} tries"));
-        }
-        retry.backoff = ms(c, &file.backoff_ms, "retries.backoff_ms", retry.backoff);
-        retry.max_backoff = ms(c, &file.max_backoff_ms, "retries.max_backoff_ms", retry.max_backoff);
-        if retry.max_backoff < retry.backoff {
-            c.error::<()>(r.span(), format!("{rkey}.max_backoff_ms"), "must not be less than backoff_ms");
-        }
-        if let Some(p) = &file.budget_percent {
-            retry.budget_percent = *p.get_ref();
-        }
-        retry.min_per_second = file.min_per_second.unwrap_or(retry.min_per_second);
-        if let Some(methods) = &file.methods {
-            retry.methods = methods
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| {
-                    Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()).ok().or_else(|| {
-                        c.error(
-                            m.span(),
-                            format!("{rkey}.methods[{i}]"),
-                            format!("{:?} is not an HTTP method", m.get_ref()),
-                        )
-                    })
-                })
-                .collect();
-        }
-        if let Some(statuses) = &file.statuses {
-            retry.statuses = statuses
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| {
-                    let status = *s.get_ref();
-                    (400..=599).contains(&status).then_some(status).or_else(|| {
-                        c.error(
-                            s.span(),
-                            format!("{rkey}.statuses[{i}]"),
-                            format!("{status} is not a 4xx or 5xx status"),
-                        )
-                    })
-                })
-                .collect();
-        }
-    }
-
-    if let Some(h) = &u.health {
-        let hkey = format!("{key}.health");
-        let file = h.get_ref();
-        let mut health = HealthSpec::default();
-        if let Some(path) = &file.path {
-            let text = path.get_ref();
-            if text.starts_with('/') && text.parse::<http::uri::PathAndQuery>().is_ok() {
-                health.path = text.clone();
-            } else {
-                c.error::<()>(path.span(), format!("{hkey}.path"), format!("{text:?} is not a path starting with /"));
-            }
-        }
-        health.interval = ms(c, &file.interval_ms, "health.interval_ms", health.interval);
-        health.timeout = ms(c, &file.timeout_ms, "health.timeout_ms", health.timeout);
-        health.healthy_threshold =
-            c.positive(&file.healthy_threshold, &format!("{hkey}.healthy_threshold"), health.healthy_threshold);
-        health.unhealthy_threshold =
-            c.positive(&file.unhealthy_threshold, &format!("{hkey}.unhealthy_threshold"), health.unhealthy_threshold);
-        spec.health = Some(health);
-    }
-
-    if let Some(o) = &u.outlier {
-        let okey = format!("{key}.outlier");
-        let file = o.get_ref();
-        let mut outlier = OutlierSpec::default();
-        outlier.consecutive_failures = c.positive(
-            &file.consecutive_failures,
-            &format!("{okey}.consecutive_failures"),
-            outlier.consecutive_failures,
-        );
-        outlier.base_ejection = ms(c, &file.base_ejection_ms, "outlier.base_ejection_ms", outlier.base_ejection);
-        outlier.max_ejection = ms(c, &file.max_ejection_ms, "outlier.max_ejection_ms", outlier.max_ejection);
-        if outlier.max_ejection < outlier.base_ejection {
-            c.error::<()>(o.span(), format!("{okey}.max_ejection_ms"), "must not be less than base_ejection_ms");
-        }
-        if let Some(p) = &file.max_ejection_percent {
-            outlier.max_ejection_percent = *p.get_ref();
-            if outlier.max_ejection_percent > 100 {
-                c.error::<()>(p.span(), format!("{okey}.max_ejection_percent"), "must be 0 to 100");
-            }
-        }
-        spec.outlier = file.enabled.unwrap_or(true).then_some(outlier);
-    }
-
-    if let Some(b) = &u.breaker {
-        let bkey = format!("{key}.breaker");
-        let file = b.get_ref();
-        let mut breaker = BreakerSpec::default();
-        breaker.failure_threshold =
-            c.positive(&file.failure_threshold, &format!("{bkey}.failure_threshold"), breaker.failure_threshold);
-        breaker.open = ms(c, &file.open_ms, "breaker.open_ms", breaker.open);
-        breaker.half_open_probes =
-            c.positive(&file.half_open_probes, &format!("{bkey}.half_open_probes"), breaker.half_open_probes);
-        spec.breaker = Some(breaker);
-    }
-    Some(spec)
-}
-
 fn check_path(c: &mut Checker<'_>, p: &Spanned<String>, key: &str) -> Option<String> {
     let s = p.get_ref();
     if !s.starts_with('/') {

@@ -4,7 +4,7 @@
 //!
 //! The gateway speaks HTTP/1.1 itself rather than through hyper so that a
 //! proxied request stays in its client connection's task from the first
-//! byte read to the last byte written: the upstream exchange runs on a
+//! byte read to the last byte written: the upstream round trip runs on a
 //! pooled connection the request owns for the time being (as Pingora does),
 //! not behind a channel to a connection task of its own, and each head is
 //! parsed once, by the same code that enforces the framing rules against

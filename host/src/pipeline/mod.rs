@@ -1,16 +1,22 @@
 //! A route's ordered plugins and the two phases they run in.
 
-pub mod bounds;
-mod exchange;
-
 use std::sync::Arc;
 
-pub use exchange::{
-    EditKind, ExchangeError, Headers, NameCache, RequestInfo, RequestState, ResponseEdits, ResponseState,
-};
+use serde::Deserialize;
 
-use crate::config::FailPolicy;
+use crate::message::{RequestState, ResponseState};
 use crate::runtime::{Action, Needs, PluginError, PluginPool, Reply};
+
+/// What a route does when one of its plugins fails (trap, timeout, memory).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailPolicy {
+    /// Answer 5xx problem+json: the safe default for auth and the like.
+    #[default]
+    FailClosed,
+    /// Skip the failed plugin and go on, for plugins that only enrich.
+    FailOpen,
+}
 
 pub struct Stage {
     pub pool: Arc<PluginPool>,

@@ -5,14 +5,14 @@
 mod diff;
 mod watch;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::ConfigErrors;
 
 pub use diff::Diff;
-pub use watch::{DEBOUNCE, Watcher, watch};
+pub use watch::{DEBOUNCE, Reloadable, Watcher, files_of, watch};
 
 /// The outcome of the latest reloads, for operators.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -41,8 +41,4 @@ pub enum ReloadError {
         limit.as_millis()
     )]
     Abandoned { limit: Duration },
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

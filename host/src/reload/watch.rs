@@ -12,6 +12,7 @@
 //! old snapshot keeps serving, and the next write event reloads again.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,6 @@ use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::gateway::Gateway;
 
 /// Quiet time after the last change before reloading.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -36,14 +36,23 @@ impl Drop for Watcher {
     }
 }
 
-/// Starts watching the files of the gateway's current config.
-pub fn watch(gateway: Arc<Gateway>) -> notify::Result<Watcher> {
+/// What the watcher reloads (the gateway): it is driven from here, without
+/// this module knowing what it is.
+pub trait Reloadable: Send + Sync + 'static {
+    /// The files the running config depends on ([`files_of`] it).
+    fn watched_files(&self) -> Vec<PathBuf>;
+    /// Reloads after a change to one of them; failures are its own to report.
+    fn reload_files(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Starts watching the files of the target's current config.
+pub fn watch<T: Reloadable>(gateway: Arc<T>) -> notify::Result<Watcher> {
     let (tx, rx) = mpsc::unbounded_channel();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let _ = tx.send(event);
     })?;
     let mut state = WatchState { watcher, dirs: BTreeSet::new(), interest: Interest::default() };
-    state.update(&gateway);
+    state.update(&*gateway);
     let task = tokio::spawn(run(gateway, state, rx));
     Ok(Watcher { task })
 }
@@ -56,17 +65,10 @@ struct Interest {
 }
 
 impl Interest {
-    /// The config file, its plugins, the files embedded into plugin
-    /// configs and the TLS certificate and key, as absolute paths (event
-    /// paths are the watched folder joined with a file name).
-    fn of(config: &Config) -> Self {
-        let files = std::iter::once(config.source.as_path())
-            .chain(config.plugins.iter().map(|p| p.path.as_path()))
-            .chain(config.embedded_files.iter().map(PathBuf::as_path))
-            .chain(config.server.tls.iter().flat_map(|t| [t.cert.as_path(), t.key.as_path()]))
-            .map(absolute)
-            .collect();
-        Self { files }
+    /// The files as absolute paths (event paths are the watched folder
+    /// joined with a file name).
+    fn new(files: Vec<PathBuf>) -> Self {
+        Self { files: files.iter().map(|f| absolute(f)).collect() }
     }
 
     fn matters(&self, path: &Path) -> bool {
@@ -78,6 +80,17 @@ impl Interest {
     }
 }
 
+/// The config file, its plugins, the files embedded into plugin configs
+/// and the TLS certificate and key.
+pub fn files_of(config: &Config) -> Vec<PathBuf> {
+    std::iter::once(&config.source)
+        .chain(config.plugins.iter().map(|p| &p.path))
+        .chain(&config.embedded_files)
+        .chain(config.server.tls.iter().flat_map(|t| [&t.cert, &t.key]))
+        .cloned()
+        .collect()
+}
+
 struct WatchState {
     watcher: notify::RecommendedWatcher,
     dirs: BTreeSet<PathBuf>,
@@ -86,8 +99,8 @@ struct WatchState {
 
 impl WatchState {
     /// Watches the folders of the files the current snapshot depends on.
-    fn update(&mut self, gateway: &Gateway) {
-        self.interest = Interest::of(&gateway.snapshot().config);
+    fn update(&mut self, target: &impl Reloadable) {
+        self.interest = Interest::new(target.watched_files());
         let dirs = self.interest.folders();
         for gone in self.dirs.difference(&dirs) {
             let _ = self.watcher.unwatch(gone);
@@ -124,8 +137,8 @@ async fn next_change(rx: &mut mpsc::UnboundedReceiver<notify::Result<notify::Eve
     false
 }
 
-async fn run(
-    gateway: Arc<Gateway>,
+async fn run<T: Reloadable>(
+    gateway: Arc<T>,
     mut state: WatchState,
     mut rx: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
 ) {
@@ -139,8 +152,8 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let _ = gateway.reload("file change").await;
-        state.update(&gateway);
+        gateway.reload_files().await;
+        state.update(&*gateway);
     }
 }
 
@@ -162,7 +175,7 @@ path = "/"
 pipeline = [{ plugin = "p" }]
 "#;
         let config = crate::config::parse(&dir.path().join("gateway.toml"), text).unwrap();
-        let interest = Interest::of(&config);
+        let interest = Interest::new(files_of(&config));
         let base = absolute(dir.path());
         for used in ["gateway.toml", "plugins/p.wasm", "jwks.json"] {
             assert!(interest.matters(&base.join(used)), "{used}");

@@ -12,8 +12,8 @@ wasmtime::component::bindgen!({
     },
     exports: { default: async },
     with: {
-        "wasmgate:plugin/types.request": crate::runtime::host_impl::RequestHandle,
-        "wasmgate:plugin/types.response": crate::runtime::host_impl::ResponseHandle,
+        "wasmgate:plugin/types.request": crate::runtime::instance::RequestHandle,
+        "wasmgate:plugin/types.response": crate::runtime::instance::ResponseHandle,
     },
 });
 

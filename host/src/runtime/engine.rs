@@ -7,7 +7,7 @@ use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::Plugin;
-use super::host_impl::InstanceState;
+use super::instance::InstanceState;
 use super::limits::EPOCH_TICK;
 
 /// Sizing of the engine, shared by every plugin of every snapshot.

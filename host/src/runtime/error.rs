@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::deadline::WallDeadlinePassed;
 use super::limits::{MemoryLimitExceeded, PluginLimits};
-use crate::pipeline::ExchangeError;
+use crate::message::MessageError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -60,7 +60,7 @@ impl PluginError {
             return Self::StateUnavailable { plugin: plugin.clone(), reason: e.0.clone() };
         }
         // A value an import refused (`set-status(99)`) fails the call.
-        if let Some(e) = error.downcast_ref::<ExchangeError>() {
+        if let Some(e) = error.downcast_ref::<MessageError>() {
             return Self::Write { plugin: plugin.clone(), reason: e.to_string() };
         }
         let backtrace = error.downcast_ref::<wasmtime::WasmBacktrace>().map(ToString::to_string);

@@ -15,8 +15,8 @@ use http_body_util::BodyExt;
 use http::{HeaderMap, HeaderValue};
 
 use super::bindings::http_client::{FetchError, OutboundRequest, OutboundResponse};
-use crate::pipeline::bounds::{self, Bounds, MAX_FETCHES};
-use crate::pipeline::{ExchangeError, Headers};
+use crate::message::bounds::{self, Bounds, MAX_FETCHES};
+use crate::message::{Headers, MessageError};
 use crate::proxy_headers::strip_hop_by_hop;
 use crate::upstream::{Payload, SendOptions, Upstream, UpstreamError, Upstreams};
 
@@ -82,7 +82,7 @@ fn outbound(
     request: OutboundRequest,
     request_id: Option<HeaderValue>,
     bounds: &Bounds,
-) -> Result<http::Request<Payload>, ExchangeError> {
+) -> Result<http::Request<Payload>, MessageError> {
     let method = bounds::method(&request.method)?;
     bounds.check_uri(request.path.len())?;
     let uri = http::Uri::from(bounds::path_and_query(&request.path)?);

@@ -9,45 +9,12 @@
 //! decommits their slots (see `engine.rs`), and glibc is asked to return the
 //! heap the burst's bodies and stores left free in its arenas.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
-
 use super::pool::PluginPool;
-
-/// The pooling allocator's instance slots. It fails outright when it runs
-/// out, so every instance first takes a permit here; slots given back are
-/// counted, so the trimmer knows when memory may have come free.
-pub struct EngineSlots {
-    permits: Semaphore,
-    released: AtomicU64,
-}
-
-impl EngineSlots {
-    pub fn new(max_instances: u32) -> Arc<Self> {
-        Arc::new(Self { permits: Semaphore::new(max_instances as usize), released: AtomicU64::new(0) })
-    }
-
-    /// A slot, if one is free.
-    pub fn take(self: &Arc<Self>) -> Option<Slot> {
-        self.permits.try_acquire().ok()?.forget();
-        Some(Slot { slots: self.clone() })
-    }
-}
-
-/// One instance's engine slot, given back when the instance is dropped.
-pub struct Slot {
-    slots: Arc<EngineSlots>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.slots.permits.add_permits(1);
-        self.slots.released.fetch_add(1, Ordering::Relaxed);
-    }
-}
+use super::slots::EngineSlots;
 
 /// Every live pool of every snapshot, for the trimmer.
 #[derive(Default)]

@@ -9,11 +9,13 @@ mod deadline;
 mod engine;
 mod error;
 mod fanout;
-mod host_impl;
+mod host;
 mod idle;
+mod instance;
 mod limits;
 mod pool;
 mod prefetch;
+mod slots;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,13 +28,13 @@ pub use breaker::{BreakerSpec, BreakerStatus};
 pub use compile::{CompileError, Compiled, ContentHash};
 pub use engine::EngineLimits;
 pub use error::PluginError;
-pub use host_impl::PluginIdentity;
+pub use instance::PluginIdentity;
 pub use limits::{EPOCH_TICK, PluginLimits};
 pub use pool::{PluginPool, Prepared};
 pub use prefetch::Needs;
 
 use bindings::PluginPre;
-use host_impl::InstanceState;
+use instance::InstanceState;
 
 /// The version of `wit/plugin.wit` the host is built from.
 pub const CONTRACT_VERSION: &str = "0.2.0";
@@ -51,7 +53,7 @@ pub struct Runtime {
     linker: Linker<InstanceState>,
     compiler: Arc<compile::Compiler>,
     /// Engine-wide instance slots.
-    slots: Arc<idle::EngineSlots>,
+    slots: Arc<slots::EngineSlots>,
     /// Every live pool, trimmed when idle.
     pools: Arc<idle::Pools>,
     trimmer: Option<tokio::task::JoinHandle<()>>,
@@ -71,7 +73,7 @@ impl Runtime {
     pub fn new(limits: EngineLimits, cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
         let engine = engine::build_engine(limits)?;
         let linker = engine::build_linker(&engine)?;
-        let slots = idle::EngineSlots::new(limits.max_instances);
+        let slots = slots::EngineSlots::new(limits.max_instances);
         let pools = Arc::new(idle::Pools::default());
         let trimmer = idle::spawn_trimmer(Arc::downgrade(&pools), Arc::downgrade(&slots), limits.instance_idle);
         Ok(Arc::new(Self {

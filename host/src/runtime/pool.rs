@@ -23,11 +23,11 @@ use super::breaker::{BreakerSpec, BreakerStatus, Outcome, PluginBreaker, Transit
 use super::compile::Compiled;
 use super::deadline::{self, WallDeadlinePassed};
 use super::error::PluginError;
-use super::host_impl::{InstanceState, PluginIdentity};
-use super::idle::{EngineSlots, Slot};
+use super::instance::{InstanceState, PluginIdentity};
 use super::limits::{PluginLimits, RETAIN_MEMORY_BYTES};
 use super::prefetch::{self, Needs, Prefetch};
-use crate::pipeline::{ExchangeError, RequestState, ResponseState};
+use super::slots::{EngineSlots, Slot};
+use crate::message::{MessageError, RequestState, ResponseState};
 use crate::services::HostServices;
 
 /// How long a call waits for a busy plugin's instance before giving up
@@ -311,7 +311,7 @@ impl Lease<'_> {
     /// in the sandbox and goes back to the pool.
     fn finish<T>(
         mut self,
-        result: wasmtime::Result<Result<T, ExchangeError>>,
+        result: wasmtime::Result<Result<T, MessageError>>,
         pool: &PluginPool,
     ) -> Result<T, PluginError> {
         let mut warm = self.warm.take().expect("lease finished once");

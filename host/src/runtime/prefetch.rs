@@ -4,13 +4,13 @@
 //! plugin it costs a call into the host, several times that.
 
 use std::io::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderName;
 use wasmgate_sdk::input::{self, Kind, MAX_PREFETCH};
 
 use super::bindings::types;
-use crate::pipeline::RequestState;
+use crate::clock;
+use crate::message::RequestState;
 
 /// The host's reading of a plugin's `needs`: the flags the pipeline acts
 /// on, and the names its calls' input carries.
@@ -71,7 +71,7 @@ impl Prefetch {
         let mut addr = [0u8; 64];
         let addr = if self.client_addr { client_addr(&mut addr, info.client_addr) } else { &[] };
         let request_id = if self.request_id { info.request_id.as_bytes() } else { &[] };
-        input::begin(out, now_ms(), request_id, addr);
+        input::begin(out, clock::now_ms(), request_id, addr);
         for (index, name) in self.headers.iter().enumerate() {
             for value in req.head.headers.get_all(name) {
                 input::push(out, Kind::Header, index as u16, value.as_bytes());
@@ -95,10 +95,6 @@ fn client_addr(buf: &mut [u8; 64], addr: std::net::SocketAddr) -> &[u8] {
     &buf[..len]
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -107,7 +103,7 @@ mod tests {
     use wasmgate_sdk::input::Input;
 
     use super::*;
-    use crate::pipeline::RequestInfo;
+    use crate::message::RequestInfo;
 
     fn needs(headers: &[&str], vars: &[&str], ids: bool) -> types::Needs {
         types::Needs {

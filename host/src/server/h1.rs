@@ -28,14 +28,16 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, Sleep};
 
 use super::limits::{self, RequestBody};
-use super::{ClientTls, Core, Handler, ServerSettings};
+use super::{Core, Handler, ServerSettings};
 use crate::body::{self, Body};
+use crate::fields::content_length;
 use crate::http1::Framing;
 use crate::http1::codec::{self, Decoder, Encoder};
 use crate::http1::head::{self, H2_PREFACE, RequestHead};
 use crate::http1::io::{Transport, WriteBuf, read_more};
 use crate::http1::upgrade::{OnUpgrade, Upgraded};
 use crate::http1::write::{self, BodyField};
+use crate::proxy_headers::ClientTls;
 
 /// How a connection served as HTTP/1 ended.
 pub(crate) enum Ended<I> {
@@ -105,8 +107,8 @@ pub(crate) async fn serve<H: Handler, I: Transport>(
             }
         };
         first = false;
-        let exchange = exchange(&core, head, &settings, client, tls, &mut reader, &mut write, &mut timer).await;
-        let Some(Finished { resp, method, version, keep_alive, upgrade }) = exchange else {
+        let finished = serve_request(&core, head, &settings, client, tls, &mut reader, &mut write, &mut timer).await;
+        let Some(Finished { resp, method, version, keep_alive, upgrade }) = finished else {
             return Ended::Closed;
         };
         let keep_alive = keep_alive && reader.is_some() && !*stop.borrow() && !asks_to_close(resp.headers());
@@ -210,7 +212,7 @@ struct Finished {
 /// One request from its head to the handler's response; `None` when the
 /// client went away (the request was cancelled).
 #[allow(clippy::too_many_arguments)]
-async fn exchange<H: Handler, R, W>(
+async fn serve_request<H: Handler, R, W>(
     core: &Core<H>,
     head: RequestHead,
     settings: &ServerSettings,
@@ -243,7 +245,7 @@ where
     });
     let deadline = settings.request_timeout.map(|t| Instant::now() + t);
 
-    // The handler's future is the whole pipeline and upstream exchange:
+    // The handler's future is the whole pipeline and upstream round trip:
     // boxed once here rather than copied into every future around it.
     if !has_body {
         let call = Box::pin(core.handler.call(Request::from_parts(parts, body::empty()), client));
@@ -371,7 +373,7 @@ async fn respond<W: AsyncWrite + Unpin>(
     } else {
         let framing = match body.size_hint().exact() {
             Some(n) => Framing::Length(n),
-            None => match declared_length(&parts.headers) {
+            None => match content_length(&parts.headers) {
                 Some(n) => Framing::Length(n),
                 None if chunked_ok => Framing::Chunked,
                 None => Framing::Close,
@@ -392,10 +394,6 @@ async fn respond<W: AsyncWrite + Unpin>(
         return out.flush(write).await;
     }
     send_body(body, Encoder::new(framing), out, write).await
-}
-
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// Writes a body's frames, taking every frame that is ready before each

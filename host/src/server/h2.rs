@@ -19,8 +19,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
 use super::limits::{self, RequestBody};
-use super::{ClientTls, Core, Handler, ServerSettings};
+use super::{Core, Handler, ServerSettings};
 use crate::body::{self, Body, BodyError};
+use crate::proxy_headers::ClientTls;
 
 /// Serves one HTTP/2 connection until it ends, idles out, or shutdown has
 /// let its streams finish. `read`: what was already read off `io` (the

@@ -15,15 +15,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::ServerSettings;
+use crate::answer::Answer;
 use crate::body::{Body, BoxError};
+use crate::fields::{content_length, header_bytes};
 use crate::http1::head::Refusal;
-use crate::problem::problem;
 
 /// Header fields parsed at all, past our own limit (which answers with
 /// which limit was hit): beyond this the head is refused outright.
@@ -59,22 +60,7 @@ pub(crate) fn head_too_large(s: &ServerSettings, buffered: &[u8]) -> Refusal {
 /// A problem response; over HTTP/1 it also ends the connection, for
 /// errors after which the rest of the stream cannot be trusted.
 pub(crate) fn refuse(status: StatusCode, detail: &str, close: bool) -> Response<Body> {
-    let mut resp = problem(status, detail);
-    if close {
-        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    resp
-}
-
-/// A field's share of `max_header_bytes`: its name, value, `: ` and line
-/// end. Plugins' writes are measured the same way (`pipeline::bounds`).
-pub(crate) fn field_bytes(name: &http::HeaderName, value: &HeaderValue) -> usize {
-    name.as_str().len() + value.len() + 4
-}
-
-/// The size of headers as `max_header_bytes` counts it.
-pub(crate) fn header_bytes(headers: &http::HeaderMap) -> usize {
-    headers.iter().map(|(name, value)| field_bytes(name, value)).sum()
+    Answer::Refused { status, detail: detail.to_owned(), close }.into_response()
 }
 
 /// Checks the request target and headers against the limits: the refusal
@@ -107,9 +93,7 @@ pub(crate) fn check_head(s: &ServerSettings, req: &http::request::Parts) -> Opti
             false,
         ));
     }
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = declared.filter(|len| *len > s.max_request_body_bytes) {
+    if let Some(len) = content_length(headers).filter(|len| *len > s.max_request_body_bytes) {
         return Some(refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("the request body is {len} bytes; the limit is {}", s.max_request_body_bytes),
@@ -265,7 +249,7 @@ pub(crate) fn timed_out(s: &ServerSettings, body: Option<&BodyState>, http1: boo
             http1,
         );
     }
-    problem(StatusCode::GATEWAY_TIMEOUT, &format!("no response within {limit} ms"))
+    Answer::Timeout { limit_ms: limit }.into_response()
 }
 
 /// Turns what the body wrapper saw into the right answer: 413 past the

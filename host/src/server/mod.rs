@@ -1,4 +1,5 @@
-//! Accepting connections and handing each request to the gateway.
+//! Accepting connections and handing each request to a [`Site`] (the
+//! gateway) or any request handler (the admin API).
 //!
 //! - `accept`: one task per listener, within its connection limit.
 //! - `conn`: the TLS handshake, then HTTP/1.1 or HTTP/2 (ALPN on TLS
@@ -8,11 +9,11 @@
 //! - `h2`: HTTP/2 through hyper.
 //! - `limits`: head, body and time limits on each request.
 //! - [`tls`]: certificates into rustls, re-read on reload.
-//! - `upgrade`: WebSocket tunnels between client and upstream.
 //! - `shutdown`: the signals; [`Running::shutdown`] drains.
 //!
-//! Settings come from the current snapshot for every connection and
-//! request, so a reload applies to new connections without rebinding.
+//! Settings come from the site for every connection and request (the
+//! gateway's current snapshot), so a reload applies to new connections
+//! without rebinding.
 
 mod accept;
 mod conn;
@@ -22,7 +23,6 @@ mod limits;
 mod settings;
 mod shutdown;
 pub mod tls;
-pub(crate) mod upgrade;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,9 +35,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::body::Body;
-use crate::config::Config;
-use crate::gateway::Gateway;
-pub(crate) use limits::{field_bytes, header_bytes};
 pub use settings::*;
 pub use shutdown::shutdown_signal;
 
@@ -56,10 +53,6 @@ where
     }
 }
 
-/// Marks a request that arrived over TLS (in its extensions).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientTls;
-
 type SettingsSource = Box<dyn Fn() -> Arc<ServerSettings> + Send + Sync>;
 
 /// What every connection of one server shares.
@@ -77,9 +70,9 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds `listen` and `server.tls_listen` of a config.
-    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        Ok(Self { plain: bind(&config.listen).await?, tls: bind(&config.server.tls_listen).await? })
+    /// Binds plaintext and TLS listeners on these addresses.
+    pub async fn bind(plain: &[SocketAddr], tls: &[SocketAddr]) -> anyhow::Result<Self> {
+        Ok(Self { plain: bind(plain).await?, tls: bind(tls).await? })
     }
 }
 
@@ -118,30 +111,39 @@ pub async fn bind(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
-/// Serves the gateway's traffic on already bound plaintext listeners.
-pub fn serve(gateway: Arc<Gateway>, listeners: Vec<TcpListener>) -> Running {
-    serve_listeners(gateway, Listeners { plain: listeners, tls: Vec::new() })
+/// What a server serves with its current settings: the gateway, whose
+/// settings and certificates change on reload. `main.rs` wires the two;
+/// the server knows nothing of gateways or configs.
+pub trait Site: Send + Sync + 'static {
+    /// Answers one request; never fails (errors are answers too).
+    fn answer(&self, req: Request<Body>, client: SocketAddr) -> impl Future<Output = Response<Body>> + Send + '_;
+    /// The settings for the next connection or request.
+    fn settings(&self) -> Arc<ServerSettings>;
+    /// The TLS config for the next handshake, if TLS is configured.
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>>;
+}
+
+/// Serves a site's traffic on already bound plaintext listeners.
+pub fn serve<S: Site>(site: Arc<S>, listeners: Vec<TcpListener>) -> Running {
+    serve_listeners(site, Listeners { plain: listeners, tls: Vec::new() })
         .expect("plaintext listeners need no TLS settings")
 }
 
-/// Serves the gateway's traffic on plaintext and TLS listeners, with the
-/// settings and certificates of its current snapshot.
-pub fn serve_listeners(gateway: Arc<Gateway>, listeners: Listeners) -> anyhow::Result<Running> {
+/// Serves a site's traffic on plaintext and TLS listeners, with the
+/// settings and certificates it has at each connection.
+pub fn serve_listeners<S: Site>(site: Arc<S>, listeners: Listeners) -> anyhow::Result<Running> {
     let tls = if listeners.tls.is_empty() {
         None
     } else {
-        let snapshot = gateway.snapshot();
-        let start = snapshot.config.server.tls.as_ref().context("TLS listeners need [server.tls]")?;
-        let gw = gateway.clone();
-        Some(tls::TlsSource::new(start.config.clone(), move || {
-            gw.snapshot().config.server.tls.as_ref().map(|t| t.config.clone())
-        }))
+        let start = site.tls().context("TLS listeners need [server.tls]")?;
+        let for_tls = site.clone();
+        Some(tls::TlsSource::new(start, move || for_tls.tls()))
     };
-    let gw = gateway.clone();
-    let settings: SettingsSource = Box::new(move || gw.snapshot().config.server.clone());
+    let for_settings = site.clone();
+    let settings: SettingsSource = Box::new(move || for_settings.settings());
     let handler = move |req, client| {
-        let gateway = gateway.clone();
-        async move { gateway.handle(req, client).await }
+        let site = site.clone();
+        async move { site.answer(req, client).await }
     };
     Ok(start(Core { handler, settings, tls }, listeners))
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::message::bounds::Bounds;
 use crate::normalize::PathParams;
 
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 32 << 20;
@@ -86,5 +87,17 @@ pub struct TlsSettings {
 impl std::fmt::Debug for TlsSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsSettings").field("cert", &self.cert).field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl From<&ServerSettings> for Bounds {
+    /// The limits a client's request is held to, for what plugins write.
+    fn from(server: &ServerSettings) -> Self {
+        Self {
+            max_headers: server.max_headers,
+            max_header_bytes: server.max_header_bytes,
+            max_uri_bytes: server.max_uri_bytes,
+            max_body_bytes: server.max_request_body_bytes,
+        }
     }
 }

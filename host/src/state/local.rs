@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use wasmgate_sdk::gcra;
 
 use super::{Decision, StateError};
+use crate::clock;
 
 const SHARDS: usize = 16;
 /// Expired entries are swept from a shard every this many writes to it, so
@@ -65,10 +66,6 @@ impl Default for LocalStore {
     }
 }
 
-pub(super) fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 fn after_ms(now: Instant, ms: u64) -> Instant {
     now + std::time::Duration::from_millis(ms)
 }
@@ -81,7 +78,7 @@ impl LocalStore {
     /// The cell is updated where it lies: one lookup, and no new key
     /// allocated, for a key that was seen before (the usual case).
     pub fn take(&self, key: &str, limit: u64, window_ms: u64, burst: u64, cost: u64) -> Result<Decision, StateError> {
-        self.take_at(wall_ms(), key, limit, window_ms, burst, cost)
+        self.take_at(clock::now_ms(), key, limit, window_ms, burst, cost)
     }
 
     /// `take` at a given wall-clock time: tests compare backends with it.

@@ -25,9 +25,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, RedisResult, Script, ServerErrorKind};
 use wasmgate_sdk::gcra;
 
-use super::local::{LocalStore, wall_ms};
+use super::local::LocalStore;
+
 use super::outage::{OnUnavailable, Outage};
 use super::{Decision, StateError};
+use crate::clock;
 
 const BACKEND: &str = "redis";
 
@@ -235,7 +237,7 @@ impl RedisStore {
                 return self.fallback.take(key, limit, window_ms, burst, cost);
             }
             // Fail-open: what a fresh bucket would answer.
-            None => (now_ms.unwrap_or_else(wall_ms), 0, true),
+            None => (now_ms.unwrap_or_else(clock::now_ms), 0, true),
         };
         let (decision, _) =
             gcra::decide(now_ms, tat, limit, window_ms, burst, cost).map_err(StateError::InvalidLimit)?;
@@ -426,7 +428,7 @@ mod tests {
         let server = TestRedis::start();
         let redis = RedisStore::new(&settings(&server, "eq:")).unwrap();
         let local = LocalStore::default();
-        let t0 = wall_ms();
+        let t0 = clock::now_ms();
         // (ms after t0, key, limit, window, burst, cost)
         let mut calls = Vec::new();
         for i in 0..12 {

@@ -1,8 +1,6 @@
 //! What the upstream layer sends and gets back: request bodies that can be
-//! sent again, response bodies that keep their target's in-flight count,
-//! and what a failed exchange means.
+//! sent again, and response bodies that keep their target's in-flight count.
 
-use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -10,9 +8,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
-use super::exchange::Outgoing;
 use super::retry::BodyReplay;
-use crate::body::{Body, BodyError, BoxError};
+use super::roundtrip::Outgoing;
+use crate::body::{Body, BodyError};
 
 /// A request body as the upstream layer takes it.
 pub enum Payload {
@@ -148,82 +146,6 @@ impl<G: Unpin> HttpBody for Tracked<G> {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-/// Why an exchange with a target got no response.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("connect: {source}")]
-    Connect {
-        timed_out: bool,
-        #[source]
-        source: io::Error,
-    },
-    /// The connection failed or closed before a whole response head.
-    #[error("{reason}")]
-    Broken {
-        reason: &'static str,
-        #[source]
-        source: Option<io::Error>,
-    },
-    #[error("invalid response: {0}")]
-    Invalid(String),
-    /// The client's body failed while it was being sent (too large, cut off).
-    #[error("the request body could not be read: {0}")]
-    Body(#[source] BoxError),
-}
-
-impl ClientError {
-    pub(crate) fn broken(e: io::Error) -> Self {
-        let reason = match e.kind() {
-            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => "connection reset",
-            io::ErrorKind::UnexpectedEof => "connection closed before a response",
-            _ => "connection error",
-        };
-        Self::Broken { reason, source: Some(e) }
-    }
-}
-
-/// What went wrong with a try that got no response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientFailure {
-    /// No connection could be made; the upstream never saw the request.
-    Connect { timed_out: bool, reason: &'static str },
-    /// The connection failed after the request may have been sent.
-    Broken { reason: &'static str },
-}
-
-/// Sorts a client error; the `reason` is short and safe to show clients
-/// (the full chain goes to the logs).
-pub fn classify(e: &ClientError) -> ClientFailure {
-    match e {
-        ClientError::Connect { timed_out: true, .. } => {
-            ClientFailure::Connect { timed_out: true, reason: "connect timeout" }
-        }
-        ClientError::Connect { source, .. } => ClientFailure::Connect {
-            timed_out: false,
-            reason: if source.kind() == io::ErrorKind::ConnectionRefused {
-                "connection refused"
-            } else {
-                "connection failed"
-            },
-        },
-        ClientError::Broken { reason, .. } => ClientFailure::Broken { reason },
-        ClientError::Invalid(_) => ClientFailure::Broken { reason: "invalid response" },
-        ClientError::Body(_) => ClientFailure::Broken { reason: "the request body could not be read" },
-    }
-}
-
-/// The whole chain of an error, for logs.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

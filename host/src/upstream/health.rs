@@ -13,8 +13,8 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, USER_AGENT};
 use tokio::task::AbortHandle;
 
-use super::exchange::{self, Outbound, Outgoing};
 use super::pool::Pool;
+use super::roundtrip::{self, Outbound, Outgoing};
 use super::spec::HealthSpec;
 use super::target::Target;
 
@@ -96,7 +96,7 @@ pub async fn probe(addr: &http::uri::Authority, path: &str, timeout: Duration) -
         headers.insert(USER_AGENT, HeaderValue::from_static("wasmgate-health-check"));
         let req =
             Outbound { method: &http::Method::GET, target: path, headers: &headers, at: std::time::Instant::now() };
-        let resp = exchange::exchange(&pool, conn, &req, Outgoing::Bytes(Bytes::new()))
+        let resp = roundtrip::on_conn(&pool, conn, &req, Outgoing::Bytes(Bytes::new()))
             .await
             .map_err(|f| format!("request: {}", f.error))?;
         let status = resp.status();

@@ -10,8 +10,9 @@
 //! - [`breaker`]: per-target circuit breaker
 //! - [`retry`]: which failures are retried, backoff, retry budget
 //! - [`pool`]: each target's keep-alive connections
-//! - [`exchange`]: one request and response on a connection (HTTP/1.1)
-//! - [`client`]: replayable bodies, tracked responses, what errors mean
+//! - [`roundtrip`]: one request and response on a connection (HTTP/1.1)
+//! - [`client`]: replayable bodies, tracked responses
+//! - `failure`: why a try got no response, and what that means
 //! - [`target`]: a target's state, and one try on it
 //!
 //! A target takes traffic when it is healthy (or unchecked), not ejected,
@@ -23,11 +24,12 @@ pub mod balance;
 pub mod breaker;
 pub mod client;
 mod error;
-pub mod exchange;
+mod failure;
 pub mod health;
 pub mod outlier;
 pub mod pool;
 pub mod retry;
+pub mod roundtrip;
 pub mod spec;
 pub mod target;
 
@@ -45,9 +47,10 @@ pub use spec::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, RetrySpec,
 
 use self::balance::Balancer;
 use self::breaker::Transition;
-use self::client::{ClientFailure, Replay, Tracked, classify, error_chain};
-use self::exchange::Outbound;
+use self::client::{Replay, Tracked};
+use self::failure::{ClientFailure, classify, error_chain};
 use self::retry::{Failed, RetryBudget, backoff, retryable};
+use self::roundtrip::Outbound;
 use self::target::{Attempt, Blocked, Target};
 use crate::body::Body;
 
@@ -201,7 +204,7 @@ impl Upstream {
             };
             let outbound = Outbound { method: &head.method, target: pq, headers: &head.headers, at: now };
             let until = tokio::time::Instant::from_std(now + limit);
-            let sent = tokio::time::timeout_at(until, exchange::send(&target.pool, &outbound, body)).await;
+            let sent = tokio::time::timeout_at(until, roundtrip::send(&target.pool, &outbound, body)).await;
 
             let (failed, result) = match sent {
                 Ok(Ok(resp)) => {

@@ -1,5 +1,5 @@
 //! A target's keep-alive connections. A request takes one (the most
-//! recently used, so the fewest stay warm), runs its exchange on it in its
+//! recently used, so the fewest stay warm), runs its round trip on it in its
 //! own task, and puts it back when the response body has been read to the
 //! end. Idle connections are closed after the idle timeout, or as soon as
 //! they are found closed by the upstream; the whole pool can be thrown away
@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use http::uri::Authority;
 use tokio::net::TcpStream;
 
-use super::client::ClientError;
+use super::failure::ClientError;
 use crate::http1::io::WriteBuf;
 
 /// Idle connections kept per target at most.
@@ -26,7 +26,7 @@ pub(crate) struct Conn {
     /// Bytes read and not yet parsed.
     pub(crate) buf: BytesMut,
     pub(crate) out: WriteBuf,
-    /// Has carried an exchange before: a failure before any response byte
+    /// Has carried a round trip before: a failure before any response byte
     /// may only mean the upstream closed it while it was idle.
     pub(crate) reused: bool,
     generation: u64,
@@ -113,7 +113,7 @@ impl Pool {
         Ok(Conn { io, buf: BytesMut::new(), out: WriteBuf::default(), reused: false, generation })
     }
 
-    /// Puts a connection back after an exchange that left it clean.
+    /// Puts a connection back after a round trip that left it clean.
     pub(crate) fn checkin(&self, mut conn: Conn, now: Instant) {
         if !conn.buf.is_empty() || conn.generation != self.inner.generation.load(Ordering::Relaxed) {
             return;

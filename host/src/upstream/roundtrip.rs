@@ -11,14 +11,15 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap};
+use http::header::HeaderMap;
 use http::{Method, Response, StatusCode};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::client::ClientError;
+use super::failure::ClientError;
 use super::pool::{Conn, Pool};
 use crate::body::{self, Body, BoxError};
+use crate::fields::content_length;
 use crate::http1::Framing;
 use crate::http1::codec::{self, Decoder, Encoder};
 use crate::http1::head::{self, ResponseHead};
@@ -42,7 +43,7 @@ pub struct Outbound<'a> {
     /// Path and query.
     pub target: &'a str,
     pub headers: &'a HeaderMap,
-    /// When the try started: the pool's clock for this exchange.
+    /// When the try started: the pool's clock for this round trip.
     pub at: Instant,
 }
 
@@ -56,12 +57,12 @@ pub async fn send(pool: &Pool, req: &Outbound<'_>, body: Outgoing) -> Result<Res
         Outgoing::Bytes(bytes) if repeatable(req) => Some(bytes.clone()),
         _ => None,
     };
-    match exchange(pool, conn, req, body).await {
+    match on_conn(pool, conn, req, body).await {
         Ok(resp) => Ok(resp),
         Err(Failed { error, stale: true }) if let Some(bytes) = again => {
             tracing::debug!(target = %pool.addr(), %error, "pooled connection was closed; trying a new one");
             let conn = pool.connect().await?;
-            exchange(pool, conn, req, Outgoing::Bytes(bytes)).await.map_err(|f| f.error)
+            on_conn(pool, conn, req, Outgoing::Bytes(bytes)).await.map_err(|f| f.error)
         }
         Err(failed) => Err(failed.error),
     }
@@ -72,15 +73,15 @@ fn repeatable(req: &Outbound<'_>) -> bool {
     req.method.is_idempotent() || req.headers.contains_key("idempotency-key")
 }
 
-/// An exchange that got no response.
+/// A round trip that got no response.
 pub(crate) struct Failed {
     pub error: ClientError,
     /// A reused connection, and not a byte of a response.
     pub stale: bool,
 }
 
-/// One exchange on `conn`.
-pub(crate) async fn exchange(
+/// One round trip on `conn`.
+pub(crate) async fn on_conn(
     pool: &Pool,
     mut conn: Conn,
     req: &Outbound<'_>,
@@ -127,8 +128,7 @@ fn framing(req: &Outbound<'_>, body: &Outgoing) -> Framing {
         }
         Outgoing::Bytes(bytes) => Framing::Length(bytes.len() as u64),
         Outgoing::Stream(stream) => {
-            let declared = || req.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok();
-            stream.size_hint().exact().or_else(declared).map_or(Framing::Chunked, Framing::Length)
+            stream.size_hint().exact().or_else(|| content_length(req.headers)).map_or(Framing::Chunked, Framing::Length)
         }
     }
 }
@@ -204,7 +204,7 @@ async fn recv<R: AsyncRead + Unpin>(
 }
 
 /// The response, its body taken at once when it is all in, and the
-/// connection back in the pool when the exchange left it clean.
+/// connection back in the pool when the round trip left it clean.
 fn response(pool: &Pool, mut conn: Conn, head: ResponseHead, clean: bool, at: Instant) -> Response<Body> {
     let ResponseHead { mut parts, framing, keep_alive } = head;
     let reuse = keep_alive && clean;

@@ -13,9 +13,9 @@ use http::HeaderMap;
 use http::header::{Entry, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 
-use super::ExchangeError;
-pub(crate) use crate::server::field_bytes;
-use crate::server::{ServerSettings, header_bytes};
+use super::MessageError;
+pub(crate) use crate::fields::field_bytes;
+use crate::fields::header_bytes;
 
 /// Vars one request carries. Plugins share a handful (the user, a rate-limit
 /// report); a plugin inventing names per request gets no more.
@@ -53,23 +53,14 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    pub fn new(server: &ServerSettings) -> Self {
-        Self {
-            max_headers: server.max_headers,
-            max_header_bytes: server.max_header_bytes,
-            max_uri_bytes: server.max_uri_bytes,
-            max_body_bytes: server.max_request_body_bytes,
-        }
-    }
-
     /// Checks a list of fields a plugin built whole (a reply's, a fan-out
     /// call's) before any goes into a map.
     pub fn check_fields<'a>(
         &self,
         fields: impl ExactSizeIterator<Item = (&'a str, &'a [u8])>,
-    ) -> Result<(), ExchangeError> {
+    ) -> Result<(), MessageError> {
         if fields.len() > self.max_headers {
-            return Err(ExchangeError::TooManyHeaders(self.max_headers));
+            return Err(MessageError::TooManyHeaders(self.max_headers));
         }
         self.check_header_bytes(fields.map(|(name, value)| name.len() + value.len() + 4).sum())
     }
@@ -79,24 +70,24 @@ impl Bounds {
         FieldWriter { bounds: self, grown: 0 }
     }
 
-    pub fn check_header_bytes(&self, bytes: usize) -> Result<(), ExchangeError> {
+    pub fn check_header_bytes(&self, bytes: usize) -> Result<(), MessageError> {
         if bytes > self.max_header_bytes {
-            return Err(ExchangeError::HeadersTooLarge { bytes, limit: self.max_header_bytes });
+            return Err(MessageError::HeadersTooLarge { bytes, limit: self.max_header_bytes });
         }
         Ok(())
     }
 
     /// Checks the length of a request target a plugin built.
-    pub fn check_uri(&self, len: usize) -> Result<(), ExchangeError> {
+    pub fn check_uri(&self, len: usize) -> Result<(), MessageError> {
         if len > self.max_uri_bytes {
-            return Err(ExchangeError::UriTooLong { len, limit: self.max_uri_bytes });
+            return Err(MessageError::UriTooLong { len, limit: self.max_uri_bytes });
         }
         Ok(())
     }
 
-    pub fn check_body(&self, len: u64) -> Result<(), ExchangeError> {
+    pub fn check_body(&self, len: u64) -> Result<(), MessageError> {
         if len > self.max_body_bytes {
-            return Err(ExchangeError::BodyTooLarge { len, limit: self.max_body_bytes });
+            return Err(MessageError::BodyTooLarge { len, limit: self.max_body_bytes });
         }
         Ok(())
     }
@@ -109,10 +100,10 @@ impl Bounds {
         self.max_header_bytes.saturating_mul(4).saturating_add(MAX_VARS_BYTES).saturating_add(self.max_headers * 64)
     }
 
-    pub fn check_edits(&self, len: usize) -> Result<(), ExchangeError> {
+    pub fn check_edits(&self, len: usize) -> Result<(), MessageError> {
         let limit = self.max_edits_bytes();
         if len > limit {
-            return Err(ExchangeError::EditsTooLarge { len, limit });
+            return Err(MessageError::EditsTooLarge { len, limit });
         }
         Ok(())
     }
@@ -134,19 +125,19 @@ pub struct FieldWriter<'b> {
 
 impl FieldWriter<'_> {
     /// Replaces every value of the field with this one.
-    pub fn set(&mut self, headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) -> Result<(), ExchangeError> {
+    pub fn set(&mut self, headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) -> Result<(), MessageError> {
         let added = field_bytes(&name, &value);
         let full = headers.len() >= self.bounds.max_headers;
-        let too_many = ExchangeError::TooManyHeaders(self.bounds.max_headers);
+        let too_many = MessageError::TooManyHeaders(self.bounds.max_headers);
         match headers.try_entry(name).map_err(|_| too_many)? {
             Entry::Occupied(mut entry) => {
                 let removed = values_bytes(entry.key(), entry.iter());
                 entry.insert(value);
                 self.grow(added, removed);
             }
-            Entry::Vacant(_) if full => return Err(ExchangeError::TooManyHeaders(self.bounds.max_headers)),
+            Entry::Vacant(_) if full => return Err(MessageError::TooManyHeaders(self.bounds.max_headers)),
             Entry::Vacant(entry) => {
-                entry.try_insert(value).map_err(|_| ExchangeError::TooManyHeaders(self.bounds.max_headers))?;
+                entry.try_insert(value).map_err(|_| MessageError::TooManyHeaders(self.bounds.max_headers))?;
                 self.grow(added, 0);
             }
         }
@@ -159,8 +150,8 @@ impl FieldWriter<'_> {
         headers: &mut HeaderMap,
         name: HeaderName,
         value: HeaderValue,
-    ) -> Result<(), ExchangeError> {
-        let too_many = ExchangeError::TooManyHeaders(self.bounds.max_headers);
+    ) -> Result<(), MessageError> {
+        let too_many = MessageError::TooManyHeaders(self.bounds.max_headers);
         if headers.len() >= self.bounds.max_headers {
             return Err(too_many);
         }
@@ -183,7 +174,7 @@ impl FieldWriter<'_> {
     }
 
     /// Ends the batch: refused if it grew the headers past the size limit.
-    pub fn finish(self, headers: &HeaderMap) -> Result<(), ExchangeError> {
+    pub fn finish(self, headers: &HeaderMap) -> Result<(), MessageError> {
         if self.grown <= 0 {
             return Ok(());
         }
@@ -198,28 +189,28 @@ fn values_bytes<'v>(name: &HeaderName, values: impl Iterator<Item = &'v HeaderVa
 /// A status a plugin may answer with: a final one. A 1xx written as the
 /// final answer leaves the client waiting for another (or, as 101, takes
 /// the connection over), and HTTP has no statuses past 599.
-pub fn final_status(status: u16) -> Result<http::StatusCode, ExchangeError> {
+pub fn final_status(status: u16) -> Result<http::StatusCode, MessageError> {
     match status {
-        200..=599 => http::StatusCode::from_u16(status).map_err(|_| ExchangeError::Status(status)),
-        _ => Err(ExchangeError::Status(status)),
+        200..=599 => http::StatusCode::from_u16(status).map_err(|_| MessageError::Status(status)),
+        _ => Err(MessageError::Status(status)),
     }
 }
 
 /// A method a plugin set or sends.
-pub fn method(method: &str) -> Result<http::Method, ExchangeError> {
+pub fn method(method: &str) -> Result<http::Method, MessageError> {
     if method.len() > MAX_METHOD_BYTES {
-        return Err(ExchangeError::Method(shown(method)));
+        return Err(MessageError::Method(shown(method)));
     }
-    http::Method::from_bytes(method.as_bytes()).map_err(|_| ExchangeError::Method(shown(method)))
+    http::Method::from_bytes(method.as_bytes()).map_err(|_| MessageError::Method(shown(method)))
 }
 
 /// A path and query a plugin wrote: absolute, and only bytes a request
 /// line may carry (no spaces, no line breaks).
-pub fn path_and_query(text: &str) -> Result<PathAndQuery, ExchangeError> {
+pub fn path_and_query(text: &str) -> Result<PathAndQuery, MessageError> {
     if !text.starts_with('/') {
-        return Err(ExchangeError::Path(shown(text)));
+        return Err(MessageError::Path(shown(text)));
     }
-    PathAndQuery::try_from(text).map_err(|_| ExchangeError::Path(shown(text)))
+    PathAndQuery::try_from(text).map_err(|_| MessageError::Path(shown(text)))
 }
 
 /// The start of a value a plugin sent, for an error message: the value
@@ -289,8 +280,8 @@ mod tests {
         let mut map = headers(&[("a", "1"), ("b", "2")]);
         let mut w = b.writer();
         w.append(&mut map, name("b"), value("3")).unwrap();
-        assert!(matches!(w.append(&mut map, name("c"), value("4")), Err(ExchangeError::TooManyHeaders(3))));
-        assert!(matches!(w.set(&mut map, name("c"), value("4")), Err(ExchangeError::TooManyHeaders(3))));
+        assert!(matches!(w.append(&mut map, name("c"), value("4")), Err(MessageError::TooManyHeaders(3))));
+        assert!(matches!(w.set(&mut map, name("c"), value("4")), Err(MessageError::TooManyHeaders(3))));
         w.set(&mut map, name("b"), value("5")).unwrap();
         assert_eq!(map.len(), 2, "a set replaced both values of b");
         w.set(&mut map, name("c"), value("6")).unwrap();
@@ -309,7 +300,7 @@ mod tests {
         let mut map = at.clone();
         let mut w = b.writer();
         w.set(&mut map, name("b"), value("0123456789abcde")).unwrap();
-        assert!(matches!(w.finish(&map), Err(ExchangeError::HeadersTooLarge { bytes: 41, limit: 40 })));
+        assert!(matches!(w.finish(&map), Err(MessageError::HeadersTooLarge { bytes: 41, limit: 40 })));
 
         // Already over the limit (by what the gateway added): edits that
         // do not grow it pass, and growth does not.
@@ -331,16 +322,16 @@ mod tests {
         let fields = [("a", &b"1"[..]), ("b", b"2"), ("c", b"3")];
         assert!(b.check_fields(fields.iter().copied()).is_ok());
         let four = [("a", &b"1"[..]), ("b", b"2"), ("c", b"3"), ("d", b"4")];
-        assert!(matches!(b.check_fields(four.iter().copied()), Err(ExchangeError::TooManyHeaders(3))));
+        assert!(matches!(b.check_fields(four.iter().copied()), Err(MessageError::TooManyHeaders(3))));
         let big = [("a", &[b'x'; 36][..])];
-        assert!(matches!(b.check_fields(big.iter().copied()), Err(ExchangeError::HeadersTooLarge { bytes: 41, .. })));
+        assert!(matches!(b.check_fields(big.iter().copied()), Err(MessageError::HeadersTooLarge { bytes: 41, .. })));
     }
 
     #[test]
     fn targets_bodies_and_edit_batches_have_limits() {
         let b = bounds();
         assert!(b.check_uri(16).is_ok());
-        assert!(matches!(b.check_uri(17), Err(ExchangeError::UriTooLong { len: 17, limit: 16 })));
+        assert!(matches!(b.check_uri(17), Err(MessageError::UriTooLong { len: 17, limit: 16 })));
         assert!(b.check_body(10).is_ok());
         assert!(b.check_body(11).is_err());
         assert_eq!(b.max_edits_bytes(), 4 * 40 + MAX_VARS_BYTES + 3 * 64);
@@ -354,7 +345,7 @@ mod tests {
             assert_eq!(final_status(ok).unwrap().as_u16(), ok);
         }
         for bad in [0, 99, 100, 101, 199, 600, 999, 1000, u16::MAX] {
-            assert!(matches!(final_status(bad), Err(ExchangeError::Status(s)) if s == bad), "{bad}");
+            assert!(matches!(final_status(bad), Err(MessageError::Status(s)) if s == bad), "{bad}");
         }
     }
 
@@ -366,7 +357,7 @@ mod tests {
             assert!(method(bad).is_err(), "{bad:?}");
         }
         let long = "X".repeat(10_000);
-        let Err(ExchangeError::Method(shown)) = method(&long) else { panic!("a 10,000-letter method") };
+        let Err(MessageError::Method(shown)) = method(&long) else { panic!("a 10,000-letter method") };
         assert!(shown.len() < 100, "the error repeats only the start: {shown}");
     }
 

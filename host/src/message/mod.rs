@@ -1,6 +1,15 @@
 //! The request and response as plugins see them. They live on the host and
 //! are lent to each plugin call as resources, so a call costs what the
 //! plugin reads, not the size of the message.
+//!
+//! Below both the runtime (which lends them to plugins) and the pipeline
+//! (which passes them from stage to stage); [`bounds`] holds what a plugin
+//! may write into them.
+
+pub mod bounds;
+mod edit;
+
+pub use edit::{Edit, Edits};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::bounds::{Bounds, MAX_VARS, MAX_VARS_BYTES, field_bytes, path_and_query, shown};
+use self::bounds::{Bounds, MAX_VARS, MAX_VARS_BYTES, field_bytes, path_and_query, shown};
 
 /// Facts about a request fixed before the pipeline runs.
 #[derive(Debug)]
@@ -58,9 +67,9 @@ impl ResponseEdits {
         name: HeaderName,
         value: HeaderValue,
         bounds: &Bounds,
-    ) -> Result<(), ExchangeError> {
+    ) -> Result<(), MessageError> {
         if self.edits.len() >= bounds.max_headers {
-            return Err(ExchangeError::TooManyHeaders(bounds.max_headers));
+            return Err(MessageError::TooManyHeaders(bounds.max_headers));
         }
         let bytes = self.bytes + field_bytes(&name, &value);
         bounds.check_header_bytes(bytes)?;
@@ -91,7 +100,7 @@ pub struct ResponseState {
 
 /// A plugin asked for something HTTP cannot carry.
 #[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
+pub enum MessageError {
     #[error("invalid header name {0:?}")]
     HeaderName(String),
     #[error("invalid value for header {0}")]
@@ -141,12 +150,7 @@ impl RequestState {
         self.head.uri.query()
     }
 
-    pub fn set_path_and_query(
-        &mut self,
-        path: &str,
-        query: Option<&str>,
-        bounds: &Bounds,
-    ) -> Result<(), ExchangeError> {
+    pub fn set_path_and_query(&mut self, path: &str, query: Option<&str>, bounds: &Bounds) -> Result<(), MessageError> {
         bounds.check_uri(path.len() + query.map_or(0, |q| q.len() + 1))?;
         let joined = match query {
             Some(q) => format!("{path}?{q}"),
@@ -155,12 +159,12 @@ impl RequestState {
         let pq = path_and_query(&joined)?;
         let mut parts = std::mem::take(&mut self.head.uri).into_parts();
         parts.path_and_query = Some(pq);
-        self.head.uri = http::Uri::from_parts(parts).map_err(|_| ExchangeError::Path(shown(&joined)))?;
+        self.head.uri = http::Uri::from_parts(parts).map_err(|_| MessageError::Path(shown(&joined)))?;
         Ok(())
     }
 
-    pub fn writable(&mut self) -> Result<&mut Self, ExchangeError> {
-        if self.read_only { Err(ExchangeError::ReadOnly) } else { Ok(self) }
+    pub fn writable(&mut self) -> Result<&mut Self, MessageError> {
+        if self.read_only { Err(MessageError::ReadOnly) } else { Ok(self) }
     }
 
     pub fn var(&self, name: &str) -> Option<&str> {
@@ -168,15 +172,15 @@ impl RequestState {
     }
 
     /// Sets a var, within the bounds on vars per request.
-    pub fn set_var(&mut self, name: String, value: String) -> Result<(), ExchangeError> {
+    pub fn set_var(&mut self, name: String, value: String) -> Result<(), MessageError> {
         let slot = self.vars.iter().position(|(k, _)| *k == name);
         if slot.is_none() && self.vars.len() >= MAX_VARS {
-            return Err(ExchangeError::TooManyVars);
+            return Err(MessageError::TooManyVars);
         }
         let others: usize =
             self.vars.iter().enumerate().filter(|(i, _)| Some(*i) != slot).map(|(_, (k, v))| k.len() + v.len()).sum();
         if others + name.len() + value.len() > MAX_VARS_BYTES {
-            return Err(ExchangeError::VarsTooLarge);
+            return Err(MessageError::VarsTooLarge);
         }
         match slot.and_then(|i| self.vars.get_mut(i)) {
             Some(slot) => slot.1 = value,
@@ -211,7 +215,7 @@ pub struct NameCache(Vec<(Box<[u8]>, HeaderName)>);
 const CACHED_NAMES: usize = 32;
 
 impl NameCache {
-    pub fn name(&mut self, name: &[u8]) -> Result<HeaderName, ExchangeError> {
+    pub fn name(&mut self, name: &[u8]) -> Result<HeaderName, MessageError> {
         if let Some((_, parsed)) = self.0.iter().find(|(known, _)| **known == *name) {
             return Ok(parsed.clone());
         }
@@ -223,19 +227,19 @@ impl NameCache {
     }
 
     /// A header field as a plugin wrote it, checked.
-    pub fn field(&mut self, name: &[u8], value: Bytes) -> Result<(HeaderName, HeaderValue), ExchangeError> {
+    pub fn field(&mut self, name: &[u8], value: Bytes) -> Result<(HeaderName, HeaderValue), MessageError> {
         let name = self.name(name)?;
         let value = header_value(&name, value)?;
         Ok((name, value))
     }
 }
 
-fn header_name(name: &[u8]) -> Result<HeaderName, ExchangeError> {
-    HeaderName::from_bytes(name).map_err(|_| ExchangeError::HeaderName(shown(&String::from_utf8_lossy(name))))
+fn header_name(name: &[u8]) -> Result<HeaderName, MessageError> {
+    HeaderName::from_bytes(name).map_err(|_| MessageError::HeaderName(shown(&String::from_utf8_lossy(name))))
 }
 
-fn header_value(name: &HeaderName, value: impl Into<Bytes>) -> Result<HeaderValue, ExchangeError> {
-    HeaderValue::from_maybe_shared(value.into()).map_err(|_| ExchangeError::HeaderValue(name.to_string()))
+fn header_value(name: &HeaderName, value: impl Into<Bytes>) -> Result<HeaderValue, MessageError> {
+    HeaderValue::from_maybe_shared(value.into()).map_err(|_| MessageError::HeaderValue(name.to_string()))
 }
 
 /// Header edits shared by requests and responses.
@@ -256,10 +260,10 @@ impl Headers {
 
     /// Adds a field a plugin built (a reply's, an outbound call's), from a
     /// list already held to the header limits.
-    pub fn append(map: &mut HeaderMap, name: &str, value: Vec<u8>) -> Result<(), ExchangeError> {
+    pub fn append(map: &mut HeaderMap, name: &str, value: Vec<u8>) -> Result<(), MessageError> {
         let name = header_name(name.as_bytes())?;
         let value = header_value(&name, value)?;
-        map.try_append(name, value).map_err(|_| ExchangeError::TooManyHeaders(map.len()))?;
+        map.try_append(name, value).map_err(|_| MessageError::TooManyHeaders(map.len()))?;
         Ok(())
     }
 }
@@ -275,7 +279,7 @@ mod tests {
         assert_eq!(names.name(b"x-custom").unwrap(), first);
         assert_eq!(names.0.len(), 1, "the second use was a cache hit");
         for bad in [&b"bad name"[..], b"", b"caf\xc3\xa9", b"\xff"] {
-            assert!(matches!(names.name(bad), Err(ExchangeError::HeaderName(_))), "{bad:?}");
+            assert!(matches!(names.name(bad), Err(MessageError::HeaderName(_))), "{bad:?}");
         }
         assert_eq!(names.0.len(), 1, "refused names are not kept");
         let (name, value) = names.field(b"X-Upper", Bytes::from_static(b"v")).unwrap();
@@ -299,16 +303,16 @@ mod tests {
         for i in 0..MAX_VARS {
             req.set_var(format!("v{i}"), "x".into()).unwrap();
         }
-        assert!(matches!(req.set_var("one-more".into(), "x".into()), Err(ExchangeError::TooManyVars)));
+        assert!(matches!(req.set_var("one-more".into(), "x".into()), Err(MessageError::TooManyVars)));
         req.set_var("v0".into(), "replaced".into()).unwrap();
         assert_eq!(req.var("v0"), Some("replaced"));
 
         let mut req = request();
         req.set_var("big".into(), "x".repeat(MAX_VARS_BYTES - 3)).unwrap();
-        assert!(matches!(req.set_var("a".into(), "x".into()), Err(ExchangeError::VarsTooLarge)));
+        assert!(matches!(req.set_var("a".into(), "x".into()), Err(MessageError::VarsTooLarge)));
         // Replacing a value counts the new one, not both.
         req.set_var("big".into(), "x".repeat(MAX_VARS_BYTES - 3)).unwrap();
-        assert!(matches!(req.set_var("big".into(), "x".repeat(MAX_VARS_BYTES)), Err(ExchangeError::VarsTooLarge)));
+        assert!(matches!(req.set_var("big".into(), "x".repeat(MAX_VARS_BYTES)), Err(MessageError::VarsTooLarge)));
         assert_eq!(req.var("big").map(str::len), Some(MAX_VARS_BYTES - 3), "a refused write changes nothing");
     }
 
@@ -319,12 +323,12 @@ mod tests {
         let mut edits = ResponseEdits::default();
         edits.push(EditKind::Set, name.clone(), value.clone(), &bounds).unwrap();
         edits.push(EditKind::Append, name.clone(), value.clone(), &bounds).unwrap();
-        assert!(matches!(edits.push(EditKind::Append, name, value, &bounds), Err(ExchangeError::TooManyHeaders(2))));
+        assert!(matches!(edits.push(EditKind::Append, name, value, &bounds), Err(MessageError::TooManyHeaders(2))));
         let mut edits = ResponseEdits::default();
         let big = HeaderValue::from_static("0123456789abcdef");
         assert!(matches!(
             edits.push(EditKind::Set, HeaderName::from_static("x-b"), big, &bounds),
-            Err(ExchangeError::HeadersTooLarge { bytes: 23, limit: 20 })
+            Err(MessageError::HeadersTooLarge { bytes: 23, limit: 20 })
         ));
         let mut headers = HeaderMap::new();
         edits.apply(&mut headers);

@@ -9,9 +9,9 @@
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode, Version};
 
+use crate::answer::Answer;
 use crate::body::{self, Body};
 use crate::http1::upgrade::{OnUpgrade, tunnel};
-use crate::problem::problem;
 
 /// A client's WebSocket handshake, set aside before routing.
 pub(crate) struct WebSocket {
@@ -45,7 +45,7 @@ impl WebSocket {
             return resp;
         }
         let Some(upstream) = resp.extensions_mut().remove::<OnUpgrade>() else {
-            return problem(StatusCode::BAD_GATEWAY, "a 101 Switching Protocols answer can only come from an upstream");
+            return Answer::UpgradeWithoutUpstream.into_response();
         };
         let client = self.client;
         tokio::spawn(async move {

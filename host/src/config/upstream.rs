@@ -1,0 +1,194 @@
+//! `[upstreams.NAME]` into an [`UpstreamSpec`], a section at a time.
+//! Each check reports at the key it blames and goes on, so one pass finds
+//! every error.
+
+use http::Method;
+use http::uri::Authority;
+use toml::Spanned;
+
+use super::checker::Checker;
+use super::schema::{BalanceFile, BreakerFile, HealthFile, OutlierFile, RetriesFile, UpstreamFile};
+use crate::upstream::spec::{MAX_ATTEMPTS, MAX_WEIGHT};
+use crate::upstream::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, RetrySpec, TargetSpec, UpstreamSpec};
+
+pub(super) fn check_upstream(c: &mut Checker<'_>, name: &str, up: &Spanned<UpstreamFile>) -> Option<UpstreamSpec> {
+    let key = format!("upstreams.{name}");
+    let u = up.get_ref();
+    if u.targets.get_ref().is_empty() {
+        return c.error(u.targets.span(), format!("{key}.targets"), "an upstream needs at least one target");
+    }
+    let mut spec = UpstreamSpec::new(name, []);
+    spec.targets = targets(c, &key, u);
+    spec.timeout = c.ms(&u.timeout_ms, &format!("{key}.timeout_ms"), spec.timeout);
+    spec.connect_timeout = c.ms(&u.connect_timeout_ms, &format!("{key}.connect_timeout_ms"), spec.connect_timeout);
+    spec.idle_timeout = c.ms(&u.idle_timeout_ms, &format!("{key}.idle_timeout_ms"), spec.idle_timeout);
+    spec.try_timeout =
+        u.try_timeout_ms.as_ref().map(|_| c.ms(&u.try_timeout_ms, &format!("{key}.try_timeout_ms"), spec.timeout));
+    spec.balance = balance(c, &key, u, &spec.targets);
+    if let Some(r) = &u.retries {
+        retries(c, &format!("{key}.retries"), r, &mut spec.retry);
+    }
+    // Each section absent keeps its default (passive ejection is on).
+    if let Some(h) = &u.health {
+        spec.health = Some(health(c, &format!("{key}.health"), h));
+    }
+    if let Some(o) = &u.outlier {
+        spec.outlier = outlier(c, &format!("{key}.outlier"), o);
+    }
+    if let Some(b) = &u.breaker {
+        spec.breaker = Some(breaker(c, &format!("{key}.breaker"), b));
+    }
+    Some(spec)
+}
+
+/// The targets that parse; each bad one is reported.
+fn targets(c: &mut Checker<'_>, key: &str, u: &UpstreamFile) -> Vec<TargetSpec> {
+    let mut targets = Vec::new();
+    for (i, t) in u.targets.get_ref().iter().enumerate() {
+        let tkey = format!("{key}.targets[{i}]");
+        let file = t.get_ref();
+        let Some(addr) = file.addr.parse::<Authority>().ok().filter(|a| a.port().is_some()) else {
+            c.error::<()>(t.span(), tkey, format!("{:?} is not a host:port target", file.addr));
+            continue;
+        };
+        let weight = file.weight.unwrap_or(1);
+        if !(1..=MAX_WEIGHT).contains(&weight) {
+            c.error::<()>(t.span(), tkey, format!("weight must be 1 to {MAX_WEIGHT}, got {weight}"));
+            continue;
+        }
+        targets.push(TargetSpec { addr, weight });
+    }
+
+    targets
+}
+
+/// The balancer, with `hash_on` for `hash`.
+fn balance(c: &mut Checker<'_>, key: &str, u: &UpstreamFile, targets: &[TargetSpec]) -> Balance {
+    let hash_on = u.hash_on.as_ref().and_then(|h| {
+        let text = h.get_ref();
+        let parsed = match text.split_once(':') {
+            _ if text == "client-ip" => Some(HashOn::ClientIp),
+            Some(("header", name)) => http::HeaderName::from_bytes(name.trim().as_bytes()).ok().map(HashOn::Header),
+            _ => None,
+        };
+        parsed.or_else(|| {
+            c.error(
+                h.span(),
+                format!("{key}.hash_on"),
+                format!("{text:?}: expected \"client-ip\" or \"header:<name>\""),
+            )
+        })
+    });
+    let chosen = u.balance.as_ref().map(|b| *b.get_ref());
+    let balance = match chosen {
+        None | Some(BalanceFile::RoundRobin) => Balance::RoundRobin,
+        Some(BalanceFile::Weighted) => Balance::Weighted,
+        Some(BalanceFile::LeastRequest) => Balance::LeastRequest,
+        Some(BalanceFile::Hash) => Balance::Hash(hash_on.clone().unwrap_or(HashOn::ClientIp)),
+    };
+    if let (Some(h), false) = (&u.hash_on, chosen == Some(BalanceFile::Hash)) {
+        c.error::<()>(h.span(), format!("{key}.hash_on"), "hash_on needs balance = \"hash\"");
+    }
+    if balance == Balance::RoundRobin && targets.iter().any(|t| t.weight != 1) {
+        let span = u.balance.as_ref().map_or(u.targets.span(), |b| b.span());
+        c.error::<()>(span, format!("{key}.balance"), "round-robin ignores weights: use balance = \"weighted\"");
+    }
+
+    balance
+}
+
+fn retries(c: &mut Checker<'_>, rkey: &str, r: &Spanned<RetriesFile>, retry: &mut RetrySpec) {
+    let file = r.get_ref();
+    retry.attempts = c.positive(&file.attempts, &format!("{rkey}.attempts"), retry.attempts);
+    if retry.attempts > MAX_ATTEMPTS {
+        let span = file.attempts.as_ref().map_or(r.span(), |a| a.span());
+        c.error::<()>(span, format!("{rkey}.attempts"), format!("at most {MAX_ATTEMPTS} tries"));
+    }
+    retry.backoff = c.ms(&file.backoff_ms, &format!("{rkey}.backoff_ms"), retry.backoff);
+    retry.max_backoff = c.ms(&file.max_backoff_ms, &format!("{rkey}.max_backoff_ms"), retry.max_backoff);
+    if retry.max_backoff < retry.backoff {
+        c.error::<()>(r.span(), format!("{rkey}.max_backoff_ms"), "must not be less than backoff_ms");
+    }
+    if let Some(p) = &file.budget_percent {
+        retry.budget_percent = *p.get_ref();
+    }
+    retry.min_per_second = file.min_per_second.unwrap_or(retry.min_per_second);
+    if let Some(methods) = &file.methods {
+        retry.methods = methods
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()).ok().or_else(|| {
+                    c.error(
+                        m.span(),
+                        format!("{rkey}.methods[{i}]"),
+                        format!("{:?} is not an HTTP method", m.get_ref()),
+                    )
+                })
+            })
+            .collect();
+    }
+    if let Some(statuses) = &file.statuses {
+        retry.statuses = statuses
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let status = *s.get_ref();
+                (400..=599).contains(&status).then_some(status).or_else(|| {
+                    c.error(s.span(), format!("{rkey}.statuses[{i}]"), format!("{status} is not a 4xx or 5xx status"))
+                })
+            })
+            .collect();
+    }
+}
+
+fn health(c: &mut Checker<'_>, hkey: &str, h: &Spanned<HealthFile>) -> HealthSpec {
+    let file = h.get_ref();
+    let mut health = HealthSpec::default();
+    if let Some(path) = &file.path {
+        let text = path.get_ref();
+        if text.starts_with('/') && text.parse::<http::uri::PathAndQuery>().is_ok() {
+            health.path = text.clone();
+        } else {
+            c.error::<()>(path.span(), format!("{hkey}.path"), format!("{text:?} is not a path starting with /"));
+        }
+    }
+    health.interval = c.ms(&file.interval_ms, &format!("{hkey}.interval_ms"), health.interval);
+    health.timeout = c.ms(&file.timeout_ms, &format!("{hkey}.timeout_ms"), health.timeout);
+    health.healthy_threshold =
+        c.positive(&file.healthy_threshold, &format!("{hkey}.healthy_threshold"), health.healthy_threshold);
+    health.unhealthy_threshold =
+        c.positive(&file.unhealthy_threshold, &format!("{hkey}.unhealthy_threshold"), health.unhealthy_threshold);
+    health
+}
+
+/// `None` when the section turns ejection off.
+fn outlier(c: &mut Checker<'_>, okey: &str, o: &Spanned<OutlierFile>) -> Option<OutlierSpec> {
+    let file = o.get_ref();
+    let mut outlier = OutlierSpec::default();
+    outlier.consecutive_failures =
+        c.positive(&file.consecutive_failures, &format!("{okey}.consecutive_failures"), outlier.consecutive_failures);
+    outlier.base_ejection = c.ms(&file.base_ejection_ms, &format!("{okey}.base_ejection_ms"), outlier.base_ejection);
+    outlier.max_ejection = c.ms(&file.max_ejection_ms, &format!("{okey}.max_ejection_ms"), outlier.max_ejection);
+    if outlier.max_ejection < outlier.base_ejection {
+        c.error::<()>(o.span(), format!("{okey}.max_ejection_ms"), "must not be less than base_ejection_ms");
+    }
+    if let Some(p) = &file.max_ejection_percent {
+        outlier.max_ejection_percent = *p.get_ref();
+        if outlier.max_ejection_percent > 100 {
+            c.error::<()>(p.span(), format!("{okey}.max_ejection_percent"), "must be 0 to 100");
+        }
+    }
+    file.enabled.unwrap_or(true).then_some(outlier)
+}
+
+fn breaker(c: &mut Checker<'_>, bkey: &str, b: &Spanned<BreakerFile>) -> BreakerSpec {
+    let file = b.get_ref();
+    let mut breaker = BreakerSpec::default();
+    breaker.failure_threshold =
+        c.positive(&file.failure_threshold, &format!("{bkey}.failure_threshold"), breaker.failure_threshold);
+    breaker.open = c.ms(&file.open_ms, &format!("{bkey}.open_ms"), breaker.open);
+    breaker.half_open_probes =
+        c.positive(&file.half_open_probes, &format!("{bkey}.half_open_probes"), breaker.half_open_probes);
+    breaker
+}

@@ -1,0 +1,81 @@
+//! Why a try on a target got no response, and what that means for the
+//! client: short reasons safe to show, and the whole chain for the logs.
+
+use std::io;
+
+use crate::body::BoxError;
+/// Why a round trip to a target got no response.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connect: {source}")]
+    Connect {
+        timed_out: bool,
+        #[source]
+        source: io::Error,
+    },
+    /// The connection failed or closed before a whole response head.
+    #[error("{reason}")]
+    Broken {
+        reason: &'static str,
+        #[source]
+        source: Option<io::Error>,
+    },
+    #[error("invalid response: {0}")]
+    Invalid(String),
+    /// The client's body failed while it was being sent (too large, cut off).
+    #[error("the request body could not be read: {0}")]
+    Body(#[source] BoxError),
+}
+
+impl ClientError {
+    pub(crate) fn broken(e: io::Error) -> Self {
+        let reason = match e.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => "connection reset",
+            io::ErrorKind::UnexpectedEof => "connection closed before a response",
+            _ => "connection error",
+        };
+        Self::Broken { reason, source: Some(e) }
+    }
+}
+
+/// What went wrong with a try that got no response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFailure {
+    /// No connection could be made; the upstream never saw the request.
+    Connect { timed_out: bool, reason: &'static str },
+    /// The connection failed after the request may have been sent.
+    Broken { reason: &'static str },
+}
+
+/// Sorts a client error; the `reason` is short and safe to show clients
+/// (the full chain goes to the logs).
+pub fn classify(e: &ClientError) -> ClientFailure {
+    match e {
+        ClientError::Connect { timed_out: true, .. } => {
+            ClientFailure::Connect { timed_out: true, reason: "connect timeout" }
+        }
+        ClientError::Connect { source, .. } => ClientFailure::Connect {
+            timed_out: false,
+            reason: if source.kind() == io::ErrorKind::ConnectionRefused {
+                "connection refused"
+            } else {
+                "connection failed"
+            },
+        },
+        ClientError::Broken { reason, .. } => ClientFailure::Broken { reason },
+        ClientError::Invalid(_) => ClientFailure::Broken { reason: "invalid response" },
+        ClientError::Body(_) => ClientFailure::Broken { reason: "the request body could not be read" },
+    }
+}
+
+/// The whole chain of an error, for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
