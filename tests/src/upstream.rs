@@ -128,15 +128,23 @@ impl Drop for TestUpstream {
     }
 }
 
+/// Connections are tasks of this one, so dropping the upstream (which
+/// aborts it) closes them too, as a stopped server would: a client's
+/// pooled keep-alive connection does not outlive it.
 async fn serve(listener: TcpListener, seen: Arc<Mutex<Vec<Seen>>>, respond: Responder, gate: Option<Gate>) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let Ok((stream, _)) = accepted else {
             continue;
         };
         let seen = seen.clone();
         let respond = respond.clone();
         let gate = gate.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let seen = seen.clone();
                 let respond = respond.clone();

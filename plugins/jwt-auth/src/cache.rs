@@ -72,6 +72,11 @@ impl<V: Clone> TokenCache<V> {
         self.entries.insert(key, Entry { token: token.as_bytes().into(), value, deadline_ms });
     }
 
+    /// Forgets every token: the keys they were verified with may be gone.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     /// Drops the expired entries, then arbitrary ones until a quarter of the
     /// capacity is free: the sweep is O(capacity), and this way it runs at
     /// most once per capacity/4 insertions. Evicting arbitrary entries

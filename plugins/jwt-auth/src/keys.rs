@@ -1,5 +1,8 @@
-//! The verification keys: parsed and checked once, in `configure`, so a bad
-//! key is a load error naming it rather than a 401 for every request.
+//! The verification keys: those written in the config are parsed and
+//! checked once, in `configure`, so a bad key is a load error naming it
+//! rather than a 401 for every request. Keys fetched from an identity
+//! provider at run time go through the same checks (see [`crate::remote`]),
+//! where a bad key is skipped with a warning instead.
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
@@ -9,13 +12,30 @@ use rsa::{BigUint, RsaPublicKey};
 use serde::Deserialize;
 use wasmgate_sdk::prelude::log;
 
+use crate::remote::Source;
+
 /// Shorter RSA moduli are factorable with public effort: refusing them at
 /// load time beats accepting forgeable tokens.
 const MIN_RSA_BITS: usize = 2048;
 
+/// A JWK Set with more entries than this is refused: identity providers
+/// publish a handful (the current key, the next, the previous).
+pub const MAX_JWKS_KEYS: usize = 100;
+
 /// One entry of `keys`: exactly one key source, and the algorithms it may
 /// verify. Listing algorithms per key is what defeats algorithm confusion:
 /// a token's `alg` header is only honoured when this key allows it.
+///
+/// ```toml
+/// keys = [
+///     { kid = "hs-1", secret = "...", algorithms = ["HS256"] },
+///     { jwks = { "$file" = "keys/jwks.json" }, algorithms = ["ES256"] },
+///     # fetched at run time through upstream `idp`, refreshed and cached:
+///     { jwks_url = "https://idp.example.com/jwks.json", upstream = "idp", algorithms = ["RS256"] },
+///     { issuer_discovery = true, issuer = "https://sso.example.com/realms/main",
+///       upstream = "sso", algorithms = ["RS256"], max_refresh_seconds = 3600 },
+/// ]
+/// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
@@ -30,6 +50,54 @@ pub struct KeyConfig {
     pub pem: Option<String>,
     #[serde(default)]
     pub jwks: Option<String>,
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    #[serde(default)]
+    pub issuer_discovery: bool,
+    /// The issuer whose discovery document names the JWKS; defaults to the
+    /// plugin's `issuers` when it lists exactly one.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The gateway upstream that reaches the URL's host: plugins only reach
+    /// configured upstreams.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    #[serde(default)]
+    pub min_refresh_seconds: Option<u64>,
+    #[serde(default)]
+    pub max_refresh_seconds: Option<u64>,
+    #[serde(default)]
+    pub max_stale_seconds: Option<u64>,
+    #[serde(default)]
+    pub unknown_kid_refresh_seconds: Option<u64>,
+    #[serde(default)]
+    pub retry_seconds: Option<u64>,
+    #[serde(default)]
+    pub fetch_timeout_ms: Option<u32>,
+}
+
+impl KeyConfig {
+    /// Whether the entry names a remote source (then its other remote
+    /// fields are checked by [`crate::remote::Source::new`]).
+    pub fn is_remote(&self) -> bool {
+        self.jwks_url.is_some() || self.issuer_discovery
+    }
+
+    /// The first remote-only field set, to refuse it on a fixed key.
+    fn stray_field(&self) -> Option<&'static str> {
+        [
+            ("issuer", self.issuer.is_some()),
+            ("upstream", self.upstream.is_some()),
+            ("min_refresh_seconds", self.min_refresh_seconds.is_some()),
+            ("max_refresh_seconds", self.max_refresh_seconds.is_some()),
+            ("max_stale_seconds", self.max_stale_seconds.is_some()),
+            ("unknown_kid_refresh_seconds", self.unknown_kid_refresh_seconds.is_some()),
+            ("retry_seconds", self.retry_seconds.is_some()),
+            ("fetch_timeout_ms", self.fetch_timeout_ms.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(field, set)| set.then_some(field))
+    }
 }
 
 /// A usable verification key.
@@ -40,18 +108,32 @@ pub struct Key {
     pub decoding: DecodingKey,
 }
 
+/// The keys of the config: those written in it, checked now, and the
+/// sources fetched at run time.
+#[derive(Debug)]
+pub struct Keys {
+    pub fixed: Vec<Key>,
+    pub remote: Vec<Source>,
+}
+
 /// Builds every key, failing on the first bad one with its position (and
-/// kid) in the message.
-pub fn parse_keys(configs: Vec<KeyConfig>) -> Result<Vec<Key>, String> {
+/// kid) in the message. `issuers` is the plugin's, the default issuer of a
+/// discovery entry.
+pub fn parse_keys(configs: Vec<KeyConfig>, issuers: &[String]) -> Result<Keys, String> {
     if configs.is_empty() {
         return Err("`keys` must list at least one key".into());
     }
     let mut keys: Vec<(String, Key)> = Vec::new();
+    let mut remote = Vec::new();
     for (i, config) in configs.into_iter().enumerate() {
         let name = match &config.kid {
             Some(kid) => format!("keys[{i}] (kid {kid:?})"),
             None => format!("keys[{i}]"),
         };
+        if config.is_remote() {
+            remote.push(Source::new(&name, config, issuers)?);
+            continue;
+        }
         for (jwk_name, key) in parse_entry(&name, config)? {
             if let Some(kid) = &key.kid
                 && let Some((other, _)) = keys.iter().find(|(_, k)| k.kid.as_ref() == Some(kid))
@@ -63,7 +145,7 @@ pub fn parse_keys(configs: Vec<KeyConfig>) -> Result<Vec<Key>, String> {
             keys.push((jwk_name, key));
         }
     }
-    Ok(keys.into_iter().map(|(_, key)| key).collect())
+    Ok(Keys { fixed: keys.into_iter().map(|(_, key)| key).collect(), remote })
 }
 
 /// One config entry gives one key, or several for a JWKS; each comes with
@@ -72,7 +154,10 @@ fn parse_entry(name: &str, config: KeyConfig) -> Result<Vec<(String, Key)>, Stri
     if config.algorithms.is_empty() {
         return Err(format!("{name}: `algorithms` must list at least one algorithm"));
     }
-    let KeyConfig { kid, algorithms, secret, secret_base64, pem, jwks } = config;
+    if let Some(field) = config.stray_field() {
+        return Err(format!("{name}: `{field}` only applies to keys fetched with `jwks_url` or `issuer_discovery`"));
+    }
+    let KeyConfig { kid, algorithms, secret, secret_base64, pem, jwks, .. } = config;
     let single = |decoding: DecodingKey| {
         check_key(name, &decoding, &algorithms)?;
         let key = Key { kid: kid.clone(), algorithms: algorithms.clone(), decoding };
@@ -97,9 +182,22 @@ fn parse_entry(name: &str, config: KeyConfig) -> Result<Vec<(String, Key)>, Stri
             if kid.is_some() {
                 return Err(format!("{name}: `kid` cannot be set on a JWKS entry: each JWK carries its own"));
             }
-            jwks_keys(name, &jwks, &algorithms)
+            let set =
+                parse_jwks(&format!("{name}.jwks"), &jwks, &algorithms).map_err(|e| format!("{name}: `jwks` {e}"))?;
+            if let Some(invalid) = set.invalid.into_iter().next() {
+                return Err(invalid);
+            }
+            if set.keys.is_empty() {
+                return Err(format!("{name}: the JWKS {}", no_usable_key(&algorithms, &set.skipped)));
+            }
+            for reason in set.skipped {
+                log::warn(format!("jwt-auth: skipping {reason}"));
+            }
+            Ok(set.keys)
         }
-        _ => Err(format!("{name}: give exactly one of `secret`, `secret_base64`, `pem` or `jwks`")),
+        _ => Err(format!(
+            "{name}: give exactly one of `secret`, `secret_base64`, `pem`, `jwks`, `jwks_url` or `issuer_discovery`"
+        )),
     }
 }
 
@@ -119,29 +217,43 @@ fn pem_key(name: &str, pem: &str) -> Result<DecodingKey, String> {
         .map_err(|_| format!("{name}: `pem` is not a PEM public key (RSA, EC P-256/P-384 or Ed25519)"))
 }
 
-/// The signing keys of a JWK Set. Keys for encryption are skipped, and so
-/// are keys none of the configured algorithms fit (with a warning), so a
-/// provider's full JWKS can be used as published; a set with no usable key
-/// at all is an error.
-fn jwks_keys(name: &str, jwks: &str, algorithms: &[Algorithm]) -> Result<Vec<(String, Key)>, String> {
+/// The signing keys of a JWK Set, each with the name its messages use
+/// (`<name>.keys[<i>] (kid "...")`), and the entries left out.
+#[derive(Debug, Default)]
+pub struct JwkSet {
+    pub keys: Vec<(String, Key)>,
+    /// Entries that are not supported JWKs, or that none of the configured
+    /// algorithms fit: a provider's full JWKS can be used as published,
+    /// with `algorithms` saying which of its keys to trust.
+    pub skipped: Vec<String>,
+    /// Keys that are refused outright (an RSA key under 2048 bits, a point
+    /// off its curve…): a load error in the config, skipped when fetched.
+    pub invalid: Vec<String>,
+}
+
+/// Reads a JWK Set. Keys for encryption are left out silently. An error
+/// (completing "`jwks` …" or "the document …") only when the text is not a
+/// JWK Set at all, or has more than [`MAX_JWKS_KEYS`] entries.
+pub fn parse_jwks(name: &str, jwks: &str, algorithms: &[Algorithm]) -> Result<JwkSet, String> {
     #[derive(Deserialize)]
     struct Set {
         keys: Vec<serde_json::Value>,
     }
-    let set: Set = serde_json::from_str(jwks)
-        .map_err(|e| format!("{name}: `jwks` is not a JWK Set ({{\"keys\": [...]}}): {e}"))?;
-    let mut keys = Vec::new();
-    let mut skipped = Vec::new();
+    let set: Set = serde_json::from_str(jwks).map_err(|e| format!("is not a JWK Set ({{\"keys\": [...]}}): {e}"))?;
+    if set.keys.len() > MAX_JWKS_KEYS {
+        return Err(format!("has {} keys; at most {MAX_JWKS_KEYS} are accepted", set.keys.len()));
+    }
+    let mut parsed = JwkSet::default();
     for (j, value) in set.keys.into_iter().enumerate() {
         let kid = value.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
         let jwk_name = match &kid {
-            Some(kid) => format!("{name}.jwks.keys[{j}] (kid {kid:?})"),
-            None => format!("{name}.jwks.keys[{j}]"),
+            Some(kid) => format!("{name}.keys[{j}] (kid {kid:?})"),
+            None => format!("{name}.keys[{j}]"),
         };
         let jwk: Jwk = match serde_json::from_value(value) {
             Ok(jwk) => jwk,
             Err(e) => {
-                skipped.push(format!("{jwk_name}: not a supported JWK: {e}"));
+                parsed.skipped.push(format!("{jwk_name}: not a supported JWK: {e}"));
                 continue;
             }
         };
@@ -150,25 +262,27 @@ fn jwks_keys(name: &str, jwks: &str, algorithms: &[Algorithm]) -> Result<Vec<(St
         }
         let accepted = jwk_algorithms(&jwk, algorithms);
         if accepted.is_empty() {
-            skipped.push(format!("{jwk_name}: none of the algorithms {} fits it", list(algorithms)));
+            parsed.skipped.push(format!("{jwk_name}: none of the algorithms {} fits it", list(algorithms)));
             continue;
         }
-        let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("{jwk_name}: invalid JWK: {e}"))?;
-        check_key(&jwk_name, &decoding, &accepted)?;
-        let key = Key { kid, algorithms: accepted, decoding };
-        keys.push((jwk_name, key));
+        let checked = DecodingKey::from_jwk(&jwk)
+            .map_err(|e| format!("{jwk_name}: invalid JWK: {e}"))
+            .and_then(|decoding| check_key(&jwk_name, &decoding, &accepted).map(|()| decoding));
+        match checked {
+            Ok(decoding) => parsed.keys.push((jwk_name, Key { kid, algorithms: accepted, decoding })),
+            Err(e) => parsed.invalid.push(e),
+        }
     }
-    if keys.is_empty() {
-        return Err(format!(
-            "{name}: the JWKS has no signing key usable with {}{}",
-            list(algorithms),
-            skipped.iter().map(|s| format!("; {s}")).collect::<String>()
-        ));
-    }
-    for reason in skipped {
-        log::warn(format!("jwt-auth: skipping {reason}"));
-    }
-    Ok(keys)
+    Ok(parsed)
+}
+
+/// Why a JWK Set gave no key, after "the JWKS" or "the document".
+pub fn no_usable_key(algorithms: &[Algorithm], left_out: &[String]) -> String {
+    format!(
+        "has no signing key usable with {}{}",
+        list(algorithms),
+        left_out.iter().map(|s| format!("; {s}")).collect::<String>()
+    )
 }
 
 /// The configured algorithms this JWK can verify: those of its type and

@@ -8,6 +8,7 @@
 //! path = "../target/plugins/jwt_auth.wasm"
 //! config = { issuers = ["https://id.example.com"], keys = [
 //!     { jwks = { "$file" = "keys/jwks.json" }, algorithms = ["RS256", "ES256"] },
+//!     { jwks_url = "https://id.example.com/jwks.json", upstream = "idp", algorithms = ["RS256"] },
 //! ] }
 //!
 //! [[routes]]
@@ -21,15 +22,21 @@
 //! * identity headers the client sent are removed on every request, with or
 //!   without a token, so the upstream can trust them;
 //! * keys are parsed and checked when the config loads, never per request;
+//!   keys fetched from an identity provider ([`remote`]) are parsed once per
+//!   instance and document version, never fetched per instance, and a
+//!   flood of unknown `kid`s costs the provider at most one fetch per
+//!   `unknown_kid_refresh_seconds`;
 //! * a token is only served from the cache if every byte of it, signature
 //!   included, was verified before, and its `exp`/`nbf` are checked against
 //!   the clock on every request all the same.
 
 mod cache;
 mod claims;
+mod fetch;
 mod keys;
+mod remote;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -42,6 +49,7 @@ use wasmgate_sdk::prelude::*;
 use cache::TokenCache;
 use claims::{ClaimRules, Claims, Window};
 use keys::{Key, KeyConfig};
+use remote::Source;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,6 +120,11 @@ fn default_cache_size() -> u32 {
 #[derive(Debug)]
 pub struct JwtAuth {
     keys: Vec<Key>,
+    /// Keys fetched at run time, shared through the host's state.
+    remote: Vec<Source>,
+    /// The sum of the remote sources' generations when the token cache was
+    /// last known to hold only tokens verified with the current keys.
+    keys_seen: Cell<u64>,
     rules: ClaimRules,
     roles: Vec<String>,
     scopes: Vec<String>,
@@ -151,8 +164,14 @@ impl Plugin for JwtAuth {
         for (header, claim) in config.claim_headers {
             forwarded.push(checked_header("claim_headers", header, &claim)?);
         }
+        let keys = keys::parse_keys(config.keys, &config.issuers)?;
+        for source in &keys.remote {
+            source.announce();
+        }
         Ok(JwtAuth {
-            keys: keys::parse_keys(config.keys)?,
+            keys: keys.fixed,
+            remote: keys.remote,
+            keys_seen: Cell::new(0),
             rules: ClaimRules {
                 issuers: config.issuers,
                 audiences: config.audiences,
@@ -203,6 +222,11 @@ enum Refusal {
     BadRequest(String),
     InvalidToken(String),
     InsufficientScope(String),
+    /// No keys to check the token with: the provider has not answered yet
+    /// (or not for `max_stale_seconds`). Not the client's fault, so not 401.
+    KeysUnavailable {
+        retry_seconds: u64,
+    },
 }
 
 /// What a verified token gives on this route: all a request needs once the
@@ -225,33 +249,74 @@ struct Grant {
 impl JwtAuth {
     /// What the token grants, if its signature verifies with the key its
     /// header names (or this instance verified the very same token before)
-    /// and its claims pass the rules now; otherwise the `error_description`
-    /// for the client.
-    fn verify(&self, token: &str) -> Result<Rc<Grant>, String> {
+    /// and its claims pass the rules now; otherwise why not.
+    fn verify(&self, token: &str) -> Result<Rc<Grant>, Refusal> {
         let now = clock::now_ms();
+        for source in &self.remote {
+            source.sync(false);
+        }
+        self.forget_tokens_if_keys_changed();
         let cached = self.cache.borrow_mut().get(token, now);
         if let Some(grant) = cached {
-            grant.window.check(now)?;
+            grant.window.check(now).map_err(Refusal::InvalidToken)?;
             return Ok(grant);
         }
         let claims = self.verify_signature(token)?;
-        let window = self.rules.check(&claims, now)?;
+        let window = self.rules.check(&claims, now).map_err(Refusal::InvalidToken)?;
         let grant = Rc::new(self.grant(&claims, window));
+        self.forget_tokens_if_keys_changed();
         self.cache.borrow_mut().insert(token, grant.clone(), window.deadline_ms, now);
         Ok(grant)
     }
 
+    /// A cached token may have been verified with a key the provider has
+    /// since removed: when this instance's fetched keys change, it verifies
+    /// every token afresh.
+    fn forget_tokens_if_keys_changed(&self) {
+        let current = self.remote.iter().map(Source::generation).sum();
+        if self.keys_seen.replace(current) != current {
+            self.cache.borrow_mut().clear();
+        }
+    }
+
     /// The token's claims, not yet checked, if its signature verifies with
-    /// the key its header names.
-    fn verify_signature(&self, token: &str) -> Result<Claims, String> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| unreadable_header(token))?;
+    /// the key its header names. A `kid` that no key has may be a key the
+    /// provider just rotated in: the fetched keys are brought up to date
+    /// (from the shared state, or from the provider, rate-limited) before
+    /// the token is refused.
+    fn verify_signature(&self, token: &str) -> Result<Claims, Refusal> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::InvalidToken(unreadable_header(token)))?;
         let kid = header.kid.as_deref();
-        let candidates: Vec<&Key> = self.keys.iter().filter(|key| key.kid.as_deref() == kid).collect();
+        let mut fetched: Vec<Rc<Vec<Key>>> = self.remote.iter().map(Source::keys).collect();
+        let knows = |fetched: &[Rc<Vec<Key>>]| {
+            self.keys.iter().chain(fetched.iter().flat_map(|keys| keys.iter())).any(|key| key.kid.as_deref() == kid)
+        };
+        if kid.is_some() && !self.remote.is_empty() && !knows(&fetched) {
+            for source in &self.remote {
+                source.sync(true);
+            }
+            if !knows(&self.remote.iter().map(Source::keys).collect::<Vec<_>>()) {
+                for source in &self.remote {
+                    source.refresh_for_unknown_kid();
+                }
+            }
+            fetched = self.remote.iter().map(Source::keys).collect();
+        }
+        let candidates: Vec<&Key> = self
+            .keys
+            .iter()
+            .chain(fetched.iter().flat_map(|keys| keys.iter()))
+            .filter(|key| key.kid.as_deref() == kid)
+            .collect();
         if candidates.is_empty() {
-            return Err(match kid {
+            // The key may be in a source that has none to offer right now.
+            if let Some(source) = self.remote.iter().find(|source| source.keys().is_empty()) {
+                return Err(Refusal::KeysUnavailable { retry_seconds: source.retry_seconds() });
+            }
+            return Err(Refusal::InvalidToken(match kid {
                 Some(kid) => format!("unknown key id {}", quoted(kid)),
                 None => "the token has no key id (kid)".into(),
-            });
+            }));
         }
         let alg = header.alg;
         let mut error = format!("algorithm {alg:?} is not accepted for this key");
@@ -261,7 +326,7 @@ impl JwtAuth {
                 Err(e) => error = describe(e.kind()),
             }
         }
-        Err(error)
+        Err(Refusal::InvalidToken(error))
     }
 
     /// Everything later steps need from the claims is read here, so a
@@ -305,7 +370,7 @@ impl JwtAuth {
             Ok(None) => return Err(self.missing()),
             Err(description) => return Err(self.refuse(Refusal::BadRequest(description))),
         };
-        let grant = self.verify(&token).map_err(|description| self.refuse(Refusal::InvalidToken(description)))?;
+        let grant = self.verify(&token).map_err(|refusal| self.refuse(refusal))?;
         self.authorize(&grant).map_err(|refusal| self.refuse(refusal))?;
         Ok(Some(grant))
     }
@@ -354,6 +419,15 @@ impl JwtAuth {
 
     fn refuse(&self, refusal: Refusal) -> Action {
         let (status, title, code, description) = match refusal {
+            Refusal::KeysUnavailable { retry_seconds } => {
+                return Reply::problem(
+                    503,
+                    "Service Unavailable",
+                    "the keys to verify tokens with are not available yet; try again later",
+                )
+                .header("retry-after", retry_seconds.to_string())
+                .into();
+            }
             Refusal::BadRequest(d) => (400, "Bad Request", "invalid_request", d),
             Refusal::InvalidToken(d) => (401, "Unauthorized", "invalid_token", d),
             Refusal::InsufficientScope(d) => (403, "Forbidden", "insufficient_scope", d),

@@ -11,6 +11,8 @@ use wasmgate_sdk::testing::{self, TestRequest};
 
 use super::*;
 
+mod remote;
+
 /// The mock host's wall clock, in seconds.
 const NOW: u64 = 1_700_000_000;
 const SECRET: &str = "an-hmac-secret-of-32-bytes-or-so";

@@ -19,6 +19,7 @@ mod hostile;
 mod http1_wire;
 mod ip_filter;
 mod isolation;
+mod jwks;
 mod jwt_auth;
 mod key_auth;
 mod path_params;
