@@ -9,7 +9,7 @@
 //! (to compare builds, e.g. another opt-level).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use wasmgate::body;
+use wasmgate::internals::body;
 use wasmgate_benches::{gateway, plugin_path, request_with, send, upstream};
 use wasmgate_testbed::demo::TOKEN_MEMBER;
 use wasmgate_testbed::plugins::{AGGREGATE, FIXTURE_RESPOND, JWT_AUTH, RATE_LIMIT, TRANSFORM};

@@ -77,6 +77,6 @@ async fn main() {
     println!(
         "ratio watcher / direct: {:.2} (the watcher waits {} ms for writes to settle)",
         via_watch.as_secs_f64() / base.as_secs_f64(),
-        wasmgate::reload::DEBOUNCE.as_millis()
+        wasmgate::DEBOUNCE.as_millis()
     );
 }

@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Method;
-use wasmgate::router::{PathPattern, RouteLookup, RouteMatcher, Router};
+use wasmgate::internals::{PathPattern, RouteLookup, RouteMatcher, Router};
 
 fn matcher(path: PathPattern, methods: Vec<Method>) -> RouteMatcher {
     RouteMatcher { path, methods, hosts: Vec::new() }

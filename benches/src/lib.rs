@@ -9,11 +9,11 @@ use std::path::Path;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use wasmgate::Gateway;
-use wasmgate::body;
+use wasmgate::internals::body;
 
 /// Builds a gateway from config text (plugin paths absolute).
 pub async fn gateway(toml: &str) -> Gateway {
-    let config = wasmgate::config::parse(Path::new("bench.toml"), toml).expect("bench config is valid");
+    let config = wasmgate::parse_config(Path::new("bench.toml"), toml).expect("bench config is valid");
     Gateway::new(config).await.expect("bench gateway starts")
 }
 

@@ -15,6 +15,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::net::TcpListener;
+
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
@@ -23,8 +25,15 @@ use crate::answer::Answer;
 use crate::body::{self, Body};
 use crate::gateway::Gateway;
 use crate::reload::ReloadError;
+use crate::server::{self, Running};
 
-pub async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) -> Response<Body> {
+/// Serves the admin API for `gateway` on `listeners`, until the returned
+/// server is shut down.
+pub fn serve_admin(gateway: Arc<Gateway>, listeners: Vec<TcpListener>) -> Running {
+    server::serve_with(listeners, move |req, client| handle(gateway.clone(), req, client))
+}
+
+async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) -> Response<Body> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text("ok\n"),
         (&Method::GET, "/readyz") => text("ready\n"),
@@ -44,7 +53,9 @@ pub async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAd
     }
 }
 
-fn status(gateway: &Gateway) -> serde_json::Value {
+/// What `GET /status` answers: the loaded config, the last reload, plugins
+/// and their uses, upstream targets and the state backend.
+pub fn status(gateway: &Gateway) -> serde_json::Value {
     let snapshot = gateway.snapshot();
     let plugins: Vec<_> = snapshot
         .plugin_versions()
@@ -75,6 +86,7 @@ fn status(gateway: &Gateway) -> serde_json::Value {
         "plugins": plugins,
         "plugin_uses": plugin_uses,
         "upstreams": snapshot.upstreams.status(),
+        "state": gateway.state().status(),
     })
 }
 

@@ -18,7 +18,7 @@ use crate::runtime::PluginError;
 use crate::upstream::UpstreamError;
 
 /// The media type of every answer here.
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// An answer the gateway gives itself. Its `Display` is the problem's
 /// `detail`.

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The error of a [`Body`]. A named type rather than a bare boxed trait
 /// object: hyper's client asks for `Into<BoxError>`, which a boxed trait
@@ -28,16 +28,18 @@ impl std::error::Error for BodyError {
 /// Request and response bodies, streamed or buffered.
 pub type Body = BoxBody<Bytes, BodyError>;
 
+/// A body of these bytes.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
+/// A body with no bytes.
 pub fn empty() -> Body {
     full(Bytes::new())
 }
 
 /// Any body whose errors can be boxed, e.g. hyper's `Incoming`.
-pub fn boxed<B>(body: B) -> Body
+pub(crate) fn boxed<B>(body: B) -> Body
 where
     B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
@@ -47,7 +49,7 @@ where
 
 /// Why a body could not be buffered.
 #[derive(Debug, thiserror::Error)]
-pub enum CollectError {
+pub(crate) enum CollectError {
     #[error("body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("body could not be read: {0}")]
@@ -55,7 +57,7 @@ pub enum CollectError {
 }
 
 /// Reads a whole body, refusing more than `limit` bytes.
-pub async fn collect(body: Body, limit: usize) -> Result<Bytes, CollectError> {
+pub(crate) async fn collect(body: Body, limit: usize) -> Result<Bytes, CollectError> {
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(CollectError::TooLarge { limit }),

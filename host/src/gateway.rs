@@ -25,14 +25,20 @@ use crate::state::StateStore;
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The config is unreadable or has mistakes.
     #[error(transparent)]
     Config(#[from] ConfigErrors),
+    /// The wasmtime engine could not be built (e.g. the pooling allocator
+    /// could not reserve its memory).
     #[error("cannot start the plugin runtime: {0:#}")]
     Runtime(anyhow::Error),
+    /// The state backend (e.g. Redis) could not be set up.
     #[error("cannot set up the state backend: {0}")]
     State(String),
 }
 
+/// The gateway: the snapshot being served, swapped whole by reloads, and
+/// what outlives snapshots (the plugin engine, shared state).
 pub struct Gateway {
     current: ArcSwap<Snapshot>,
     shared: Shared,
@@ -48,6 +54,7 @@ impl Gateway {
         Self::new(config::load(path)?).await
     }
 
+    /// Starts a gateway on an already-read config (tests adjust it first).
     pub async fn new(config: Config) -> Result<Self, StartError> {
         let runtime = Runtime::new(config.engine, config.cache_dir.clone()).map_err(StartError::Runtime)?;
         let shared = Shared {
@@ -122,8 +129,19 @@ impl Gateway {
         self.status.lock().unwrap().clone()
     }
 
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// The shared state backend, for its status.
+    pub(crate) fn state(&self) -> &StateStore {
+        &self.shared.state
+    }
+
+    /// The config being served (a copy: it may be replaced by a reload
+    /// at any moment).
+    pub fn config(&self) -> Config {
+        self.current.load().config.clone()
     }
 
     /// Handles one request end to end. Never fails: every error becomes a

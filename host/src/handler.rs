@@ -26,7 +26,7 @@ use crate::snapshot::{Route, Snapshot};
 use crate::upstream::{Payload, SendOptions, UpstreamError};
 use crate::websocket::WebSocket;
 
-pub async fn handle(
+pub(crate) async fn handle(
     snapshot: &Snapshot,
     req: Request<Body>,
     client: SocketAddr,

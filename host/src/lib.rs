@@ -18,30 +18,38 @@
 //! gateway answers itself is one type, `answer::Answer`. HTTP/1.1 on both
 //! sides of the proxy is the crate's own (`http1`); HTTP/2 is hyper's.
 
-pub mod admin;
+#![warn(missing_docs, unreachable_pub)]
+
+mod admin;
 mod answer;
-pub mod body;
+mod body;
 mod clock;
-pub mod config;
+mod config;
 mod fields;
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod gateway;
+mod gateway;
 mod handler;
 mod http1;
-pub mod logging;
+#[doc(hidden)]
+pub mod internals;
+mod logging;
 mod message;
-pub mod normalize;
-pub mod pipeline;
-pub mod proxy_headers;
-pub mod reload;
-pub mod router;
-pub mod runtime;
-pub mod server;
-pub mod services;
-pub mod snapshot;
-pub mod state;
-pub mod upstream;
+mod normalize;
+mod pipeline;
+mod proxy_headers;
+mod reload;
+mod router;
+mod runtime;
+mod server;
+mod services;
+mod snapshot;
+mod state;
+mod upstream;
 mod websocket;
 
+pub use admin::{serve_admin, status};
+pub use body::Body;
+pub use config::{Config, ConfigError, ConfigErrors, load as load_config, parse as parse_config};
 pub use gateway::{Gateway, StartError};
+pub use logging::{init as init_logging, install_panic_hook};
+pub use reload::{DEBOUNCE, Diff, ReloadError, ReloadStatus, Watcher, watch};
+pub use server::{Listeners, Running, Site, bind, serve, serve_listeners, shutdown_signal};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use wasmgate::{Gateway, StartError, admin, config, logging, reload, server};
+use wasmgate::{ConfigErrors, Gateway, Listeners, StartError};
 
 mod scaffold;
 
@@ -42,8 +42,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(matches!(cli.log_format, LogFormat::Json));
-    logging::install_panic_hook();
+    wasmgate::init_logging(matches!(cli.log_format, LogFormat::Json));
+    wasmgate::install_panic_hook();
     // One worker asked for: the current-thread scheduler, which has no
     // work-stealing queues and cross-thread wake-ups to pay for.
     let runtime = match std::env::var("TOKIO_WORKER_THREADS").ok().as_deref() {
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
 /// Prints every config error on its own line and fails.
 fn report(e: StartError) -> anyhow::Result<ExitCode> {
     match e {
-        StartError::Config(config::ConfigErrors::Invalid(errors)) => {
+        StartError::Config(ConfigErrors::Invalid(errors)) => {
             for error in errors {
                 eprintln!("{error}");
             }
@@ -83,13 +83,13 @@ fn report(e: StartError) -> anyhow::Result<ExitCode> {
 async fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
     match Gateway::load(&path).await {
         Ok(gateway) => {
-            let snapshot = gateway.snapshot();
+            let config = gateway.config();
             println!(
                 "{}: ok ({} routes, {} plugins, {} upstreams)",
                 path.display(),
-                snapshot.routes.len(),
-                snapshot.config.plugins.len(),
-                snapshot.config.upstreams.len()
+                config.routes.len(),
+                config.plugins.len(),
+                config.upstreams.len()
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -102,10 +102,9 @@ async fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
         Ok(g) => Arc::new(g),
         Err(e) => return report(e),
     };
-    let config = gateway.snapshot().config.clone();
-    let listeners =
-        server::Listeners::bind(&config.listen, &config.server.tls_listen).await.context("binding listeners")?;
-    let running = server::serve_listeners(gateway.clone(), listeners)?;
+    let config = gateway.config();
+    let listeners = Listeners::bind(&config.listen, &config.server.tls_listen).await.context("binding listeners")?;
+    let running = wasmgate::serve_listeners(gateway.clone(), listeners)?;
     for addr in &running.addrs {
         tracing::info!(%addr, "wasmgate listening");
     }
@@ -114,18 +113,17 @@ async fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
     }
     let admin = match config.admin_listen {
         Some(addr) => {
-            let listeners = server::bind(&[addr]).await.context("binding the admin listener")?;
-            let gw = gateway.clone();
-            let admin = server::serve_with(listeners, move |req, client| admin::handle(gw.clone(), req, client));
+            let listeners = wasmgate::bind(&[addr]).await.context("binding the admin listener")?;
+            let admin = wasmgate::serve_admin(gateway.clone(), listeners);
             tracing::info!(addr = %admin.addrs[0], "admin API listening");
             Some(admin)
         }
         None => None,
     };
-    let _watcher = reload::watch(gateway.clone()).context("watching the config and plugin files")?;
+    let _watcher = wasmgate::watch(gateway.clone()).context("watching the config and plugin files")?;
     let hangups = tokio::spawn(reload_on_sighup(gateway.clone()));
 
-    server::shutdown_signal().await;
+    wasmgate::shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
     hangups.abort();
     // Traffic and admin drain together; the admin API stays up meanwhile

@@ -56,6 +56,7 @@ impl PathParams {
     /// The setting's values, as written in the config.
     pub const NAMES: [(&str, Self); 3] = [("strip", Self::Strip), ("keep", Self::Keep), ("reject", Self::Reject)];
 
+    /// The mode a config value names, if any.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::NAMES.iter().find(|(n, _)| *n == name).map(|(_, mode)| *mode)
     }

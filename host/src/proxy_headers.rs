@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -15,7 +15,7 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// Marks a request that arrived over TLS (in its extensions): put there by
 /// the server, told upstream as `X-Forwarded-Proto: https`.
 #[derive(Debug, Clone, Copy)]
-pub struct ClientTls;
+pub(crate) struct ClientTls;
 
 /// Headers that describe one connection, never the message. A static, not
 /// a const: a const array of header names is built and dropped at every use.
@@ -51,7 +51,7 @@ fn is_hop_by_hop(name: &str) -> bool {
 /// Removes hop-by-hop headers, including every header the `Connection`
 /// header names. Most messages carry none: one pass over the names finds
 /// that without a lookup per hop-by-hop name.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(|name| is_hop_by_hop(name.as_str())) {
         return;
     }
@@ -68,7 +68,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The request id the client sent, or a new random one (128 bits in hex).
-pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(id) = headers.get(REQUEST_ID)
         && !id.is_empty()
         && id.len() <= 200
@@ -108,7 +108,7 @@ fn client_ip(client: SocketAddr) -> HeaderValue {
 
 /// Prepares a request's headers for the upstream: hop-by-hop removed,
 /// `X-Forwarded-*` and the request id set.
-pub fn forward(
+pub(crate) fn forward(
     headers: &mut HeaderMap,
     client: SocketAddr,
     host: Option<&HeaderValue>,

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use http::Method;
 
+/// A route's `path` or `path_prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathPattern {
     /// The whole path, with `{param}` segments.
@@ -42,8 +43,10 @@ impl HostPattern {
     }
 }
 
+/// What a route matches: path, methods and hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatcher {
+    /// Exact path (with parameters) or prefix.
     pub path: PathPattern,
     /// Empty: any method.
     pub methods: Vec<Method>,
@@ -70,18 +73,26 @@ pub struct RouteConflict {
     pub reason: String,
 }
 
+/// What the router found for a request.
 pub enum RouteLookup {
+    /// The first route, in config order, that matches.
     Found {
+        /// Its index in the config's routes.
         route: usize,
+        /// `{name}` segments of the path, with their values.
         params: Vec<(String, String)>,
     },
     /// The path exists, but not for this method.
     MethodNotAllowed {
+        /// The methods that path takes, for the `Allow` field.
         allowed: Vec<Method>,
     },
+    /// No route has this path (or host).
     NotFound,
 }
 
+/// The routes' matchers, compiled: a radix tree of exact paths, then
+/// prefixes longest first, so a lookup does not walk every route.
 pub struct Router {
     tree: matchit::Router<Vec<usize>>,
     matchers: Vec<RouteMatcher>,
@@ -90,6 +101,7 @@ pub struct Router {
 }
 
 impl Router {
+    /// Compiles the matchers, or reports every pair that conflicts.
     pub fn build(matchers: Vec<RouteMatcher>) -> Result<Self, Vec<RouteConflict>> {
         let mut by_pattern: Vec<(String, Vec<usize>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();

@@ -10,7 +10,7 @@ use crate::upstream::Upstreams;
 
 /// Shared by every plugin instance of one snapshot. The state store and
 /// metrics are shared across snapshots too, so counters survive reloads.
-pub struct HostServices {
+pub(crate) struct HostServices {
     pub state: Arc<StateStore>,
     pub upstreams: Arc<Upstreams>,
     pub metrics: Arc<PluginMetrics>,
@@ -21,14 +21,14 @@ pub struct HostServices {
 
 /// Metrics plugins define through the `metrics` import.
 #[derive(Default)]
-pub struct PluginMetrics {
+pub(crate) struct PluginMetrics {
     counters: Mutex<HashMap<(Arc<str>, String), u64>>,
     histograms: Mutex<HashMap<(Arc<str>, String), Summary>>,
 }
 
 /// Count and sum of observations; enough for rates and means.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub count: u64,
     pub sum: f64,
 }
@@ -37,13 +37,13 @@ pub struct Summary {
 /// name: a plugin that names metrics per request (a user id in the name)
 /// must not grow the host's memory without end. Past either, the value is
 /// dropped.
-pub const MAX_SERIES: usize = 1024;
-pub const MAX_METRIC_NAME_BYTES: usize = 128;
+pub(crate) const MAX_SERIES: usize = 1024;
+pub(crate) const MAX_METRIC_NAME_BYTES: usize = 128;
 
 impl PluginMetrics {
     /// Adds to a counter; false when the value was dropped (see
     /// [`MAX_SERIES`]).
-    pub fn counter_add(&self, plugin: &Arc<str>, name: &str, value: u64) -> bool {
+    pub(crate) fn counter_add(&self, plugin: &Arc<str>, name: &str, value: u64) -> bool {
         let mut map = self.counters.lock().unwrap();
         match series(&mut map, plugin, name) {
             Some(count) => {
@@ -54,7 +54,7 @@ impl PluginMetrics {
         }
     }
 
-    pub fn histogram_observe(&self, plugin: &Arc<str>, name: &str, value: f64) -> bool {
+    pub(crate) fn histogram_observe(&self, plugin: &Arc<str>, name: &str, value: f64) -> bool {
         let mut map = self.histograms.lock().unwrap();
         match series(&mut map, plugin, name) {
             Some(s) => {

@@ -15,7 +15,7 @@ use crate::runtime::{ContentHash, PluginIdentity, PluginPool, Prepared, Runtime}
 use crate::services::HostServices;
 use crate::upstream::{Upstream, Upstreams};
 
-pub struct Route {
+pub(crate) struct Route {
     pub name: Arc<str>,
     pub pipeline: Pipeline,
     pub upstream: Option<Arc<Upstream>>,
@@ -23,7 +23,7 @@ pub struct Route {
     pub max_body_bytes: usize,
 }
 
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub router: Router,
     pub routes: Vec<Route>,
     pub config: Config,
@@ -36,7 +36,7 @@ pub struct Snapshot {
 
 /// Parts of the host that outlive snapshots.
 #[derive(Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub runtime: Arc<Runtime>,
     pub state: Arc<crate::state::StateStore>,
     pub metrics: Arc<crate::services::PluginMetrics>,
@@ -47,7 +47,7 @@ impl Snapshot {
     /// Compiles every plugin (concurrently, off the async workers) and
     /// configures every plugin use; reports every failure with the place in
     /// the config it comes from.
-    pub async fn build(config: Config, shared: &Shared) -> Result<Self, Vec<ConfigError>> {
+    pub(crate) async fn build(config: Config, shared: &Shared) -> Result<Self, Vec<ConfigError>> {
         let runtime = &shared.runtime;
         let compiled =
             futures_util::future::join_all(config.plugins.iter().map(|p| runtime.compile(p.path.clone()))).await;
@@ -135,7 +135,7 @@ impl Snapshot {
     }
 
     /// Each plugin's short content hash and settings, by name.
-    pub fn plugin_versions(&self) -> BTreeMap<&str, (String, &PluginSpec)> {
+    pub(crate) fn plugin_versions(&self) -> BTreeMap<&str, (String, &PluginSpec)> {
         self.config
             .plugins
             .iter()

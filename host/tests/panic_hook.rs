@@ -6,7 +6,7 @@
 fn a_panic_is_one_json_event_with_its_backtrace() {
     let (subscriber, captured) = wasmgate_testbed::logs::subscriber();
     tracing::subscriber::set_global_default(subscriber).unwrap();
-    wasmgate::logging::install_panic_hook();
+    wasmgate::install_panic_hook();
 
     let doomed = std::thread::Builder::new().name("doomed".into()).spawn(|| panic!("boom at {}", 42)).unwrap();
     assert!(doomed.join().is_err());

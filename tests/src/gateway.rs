@@ -5,9 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use wasmgate::config::ConfigErrors;
-use wasmgate::server::{self, Running};
-use wasmgate::{Gateway, StartError, admin, reload};
+use wasmgate::{Config, ConfigErrors, Gateway, Running, StartError, Watcher};
 
 use crate::client::Client;
 
@@ -18,7 +16,7 @@ pub struct TestGateway {
     /// The admin API.
     pub admin: Client,
     running: Vec<Running>,
-    _watcher: reload::Watcher,
+    _watcher: Watcher,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -52,27 +50,24 @@ impl TestGateway {
     }
 
     async fn try_start_at(path: &Path) -> Result<Self, StartError> {
-        Self::try_start_config(wasmgate::config::load(path)?).await
+        Self::try_start_config(wasmgate::load_config(path)?).await
     }
 
     /// Starts from a checked config (its listen addresses are replaced).
-    pub async fn start_config(config: wasmgate::config::Config) -> Self {
+    pub async fn start_config(config: Config) -> Self {
         match Self::try_start_config(config).await {
             Ok(gw) => gw,
             Err(e) => panic!("gateway failed to start:\n{e}"),
         }
     }
 
-    async fn try_start_config(mut config: wasmgate::config::Config) -> Result<Self, StartError> {
+    async fn try_start_config(mut config: Config) -> Result<Self, StartError> {
         let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
         config.listen = vec![loopback];
         let gateway = Arc::new(Gateway::new(config).await?);
-        let traffic = server::serve(gateway.clone(), server::bind(&[loopback]).await.expect("binding"));
-        let gw = gateway.clone();
-        let admin = server::serve_with(server::bind(&[loopback]).await.expect("binding"), move |req, client| {
-            admin::handle(gw.clone(), req, client)
-        });
-        let watcher = reload::watch(gateway.clone()).expect("watching the config");
+        let traffic = wasmgate::serve(gateway.clone(), wasmgate::bind(&[loopback]).await.expect("binding"));
+        let admin = wasmgate::serve_admin(gateway.clone(), wasmgate::bind(&[loopback]).await.expect("binding"));
+        let watcher = wasmgate::watch(gateway.clone()).expect("watching the config");
         let addr = traffic.addrs[0];
         Ok(Self {
             gateway,

@@ -45,8 +45,9 @@ pipeline = [{{ plugin = "sleeper", config = {{ sleep_ms = 300, reply_bytes = {RE
     ))
     .await;
     let idle_instances = || {
-        let snapshot = gw.gateway.snapshot();
-        snapshot.routes.iter().map(|r| r.pipeline.stages()[0].pool.idle_instances()).collect::<Vec<_>>()
+        let status = wasmgate::status(&gw.gateway);
+        let uses = status["plugin_uses"].as_array().unwrap().iter();
+        uses.map(|u| u["idle_instances"].as_u64().unwrap()).collect::<Vec<_>>()
     };
 
     // Idle: every path taken once, so the idle figure includes what any

@@ -16,7 +16,7 @@ async fn memory_levels_off_across_many_reloads() {
         let version = format!("stamp-v{i:07}");
         std::fs::write(&site.plugin, stamp_component(&version)).unwrap();
         gw.reload("test").await.unwrap();
-        let req = http::Request::get("/v").body(wasmgate::body::empty()).unwrap();
+        let req = http::Request::get("/v").body(wasmgate::internals::body::empty()).unwrap();
         let resp = gw.handle(req, client).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["x-version"], version.as_str(), "reload {i} serves its version");

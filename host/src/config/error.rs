@@ -26,31 +26,33 @@ impl fmt::Display for Location {
 }
 
 /// Turns byte offsets of one source file into locations.
-pub struct SourceMap {
+pub(crate) struct SourceMap {
     file: Arc<Path>,
     line_starts: Vec<usize>,
 }
 
 impl SourceMap {
-    pub fn new(file: &Path, text: &str) -> Self {
+    pub(crate) fn new(file: &Path, text: &str) -> Self {
         let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
         Self { file: file.into(), line_starts }
     }
 
-    pub fn file(&self) -> &Arc<Path> {
+    pub(crate) fn file(&self) -> &Arc<Path> {
         &self.file
     }
 
-    pub fn locate(&self, span: Range<usize>, key: impl Into<String>) -> Location {
+    pub(crate) fn locate(&self, span: Range<usize>, key: impl Into<String>) -> Location {
         let line = self.line_starts.partition_point(|&s| s <= span.start).max(1);
         Location { file: self.file.clone(), line, column: span.start - self.line_starts[line - 1] + 1, key: key.into() }
     }
 }
 
+/// One mistake in a config, with the place it was found: displayed as
+/// `file:line:column: key: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    pub at: Location,
-    pub message: String,
+    pub(crate) at: Location,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for ConfigError {
@@ -63,8 +65,15 @@ impl fmt::Display for ConfigError {
 /// fix them all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigErrors {
+    /// The file could not be read at all.
     #[error("cannot read config {path}: {reason}")]
-    Unreadable { path: PathBuf, reason: String },
+    Unreadable {
+        /// The config file.
+        path: PathBuf,
+        /// What the operating system said.
+        reason: String,
+    },
+    /// The file was read; these are its mistakes, in file order.
     #[error("{}", list(.0))]
     Invalid(Vec<ConfigError>),
 }
@@ -74,6 +83,7 @@ fn list(errors: &[ConfigError]) -> String {
 }
 
 impl ConfigErrors {
+    /// The mistakes found (none when the file could not be read).
     pub fn errors(&self) -> &[ConfigError] {
         match self {
             Self::Unreadable { .. } => &[],

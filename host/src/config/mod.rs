@@ -10,8 +10,10 @@ mod validate;
 
 use std::path::Path;
 
-pub use error::{ConfigError, ConfigErrors, Location, SourceMap};
-pub use validate::{Config, PluginSpec, PluginUseSpec, RouteSpec};
+pub(crate) use error::SourceMap;
+pub use error::{ConfigError, ConfigErrors};
+pub use validate::Config;
+pub(crate) use validate::PluginSpec;
 
 /// Reads and checks a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {

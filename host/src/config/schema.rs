@@ -19,7 +19,7 @@ use crate::pipeline::FailPolicy;
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConfigFile {
+pub(super) struct ConfigFile {
     #[serde(default)]
     pub server: ServerFile,
     #[serde(default)]
@@ -77,7 +77,7 @@ pub struct ConfigFile {
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerFile {
+pub(super) struct ServerFile {
     pub listen: Option<Vec<Spanned<String>>>,
     pub tls_listen: Option<Vec<Spanned<String>>>,
     pub tls: Option<Spanned<TlsFile>>,
@@ -98,7 +98,7 @@ pub struct ServerFile {
 /// `[server.tls]`: the certificate TLS listeners present.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TlsFile {
+pub(super) struct TlsFile {
     pub cert: Spanned<String>,
     pub key: Spanned<String>,
 }
@@ -111,7 +111,7 @@ pub struct TlsFile {
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AdminFile {
+pub(super) struct AdminFile {
     pub listen: Option<Spanned<String>>,
 }
 
@@ -142,7 +142,7 @@ pub struct AdminFile {
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RuntimeFile {
+pub(super) struct RuntimeFile {
     pub timeout_ms: Option<Spanned<u64>>,
     pub wall_timeout_ms: Option<Spanned<u64>>,
     pub configure_timeout_ms: Option<Spanned<u64>>,
@@ -175,7 +175,7 @@ pub struct RuntimeFile {
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StateFile {
+pub(super) struct StateFile {
     pub backend: Option<Spanned<String>>,
     pub url: Option<Spanned<String>>,
     pub key_prefix: Option<String>,
@@ -188,7 +188,7 @@ pub struct StateFile {
 /// override `[runtime.breaker]`'s one by one.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PluginBreakerFile {
+pub(super) struct PluginBreakerFile {
     pub enabled: Option<bool>,
     pub failure_threshold: Option<Spanned<u32>>,
     pub window_ms: Option<Spanned<u64>>,
@@ -245,7 +245,7 @@ pub struct PluginBreakerFile {
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UpstreamFile {
+pub(super) struct UpstreamFile {
     pub targets: Spanned<Vec<Spanned<TargetFile>>>,
     pub balance: Option<Spanned<BalanceFile>>,
     pub hash_on: Option<Spanned<String>>,
@@ -261,7 +261,7 @@ pub struct UpstreamFile {
 
 /// A target: `"host:port"`, or `{ addr = "host:port", weight = 3 }`.
 #[derive(Debug)]
-pub struct TargetFile {
+pub(super) struct TargetFile {
     pub addr: String,
     pub weight: Option<u32>,
 }
@@ -294,7 +294,7 @@ impl<'de> Deserialize<'de> for TargetFile {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum BalanceFile {
+pub(super) enum BalanceFile {
     RoundRobin,
     Weighted,
     LeastRequest,
@@ -303,7 +303,7 @@ pub enum BalanceFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RetriesFile {
+pub(super) struct RetriesFile {
     pub attempts: Option<Spanned<u32>>,
     pub backoff_ms: Option<Spanned<u64>>,
     pub max_backoff_ms: Option<Spanned<u64>>,
@@ -315,7 +315,7 @@ pub struct RetriesFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HealthFile {
+pub(super) struct HealthFile {
     pub path: Option<Spanned<String>>,
     pub interval_ms: Option<Spanned<u64>>,
     pub timeout_ms: Option<Spanned<u64>>,
@@ -325,7 +325,7 @@ pub struct HealthFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutlierFile {
+pub(super) struct OutlierFile {
     pub enabled: Option<bool>,
     pub consecutive_failures: Option<Spanned<u32>>,
     pub base_ejection_ms: Option<Spanned<u64>>,
@@ -335,7 +335,7 @@ pub struct OutlierFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BreakerFile {
+pub(super) struct BreakerFile {
     pub failure_threshold: Option<Spanned<u32>>,
     pub open_ms: Option<Spanned<u64>>,
     pub half_open_probes: Option<Spanned<u32>>,
@@ -357,7 +357,7 @@ pub struct BreakerFile {
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PluginFile {
+pub(super) struct PluginFile {
     pub path: Spanned<String>,
     pub config: Option<toml::Table>,
     pub timeout_ms: Option<Spanned<u64>>,
@@ -384,7 +384,7 @@ pub struct PluginFile {
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RouteFile {
+pub(super) struct RouteFile {
     pub name: Spanned<String>,
     pub path: Option<Spanned<String>>,
     pub prefix: Option<Spanned<String>>,
@@ -401,7 +401,7 @@ pub struct RouteFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PluginUseFile {
+pub(super) struct PluginUseFile {
     pub plugin: Spanned<String>,
     pub config: Option<toml::Table>,
     #[serde(default)]

@@ -192,3 +192,6 @@ fn breaker(c: &mut Checker<'_>, bkey: &str, b: &Spanned<BreakerFile>) -> Breaker
         c.positive(&file.half_open_probes, &format!("{bkey}.half_open_probes"), breaker.half_open_probes);
     breaker
 }
+
+#[cfg(test)]
+mod tests;

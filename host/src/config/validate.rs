@@ -38,18 +38,27 @@ const MAX_STATE_POOL: u64 = 64;
 /// A config that passed every check that needs no plugin code.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The file it was read from: reloads read it again.
     pub source: PathBuf,
+    /// Plain-text traffic listeners (`listen`).
     pub listen: Vec<SocketAddr>,
     /// The rest of `[server]`.
     pub server: Arc<ServerSettings>,
+    /// The admin API's listener (`[admin] listen`), off when absent.
     pub admin_listen: Option<SocketAddr>,
+    /// `[runtime]`: what the plugin engine is sized for (restart to change).
     pub engine: EngineLimits,
     /// How long a reload may take before it is abandoned.
     pub reload_timeout: Duration,
+    /// Where compiled plugins are cached between runs.
     pub cache_dir: Option<PathBuf>,
+    /// `[state]`: the backend of the plugins' `state` import.
     pub state: StateSettings,
+    /// `[upstreams.*]`, in file order.
     pub upstreams: Vec<UpstreamSpec>,
+    /// `[plugins.*]`, in file order.
     pub plugins: Vec<PluginSpec>,
+    /// `[[routes]]`, in file order (which is also their matching priority).
     pub routes: Vec<RouteSpec>,
     /// Files embedded into plugin configs with `{ "$file" = ... }`.
     pub embedded_files: Vec<PathBuf>,
@@ -167,7 +176,7 @@ impl Checker<'_> {
     }
 }
 
-pub fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigError>> {
+pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<ConfigError>> {
     let base = map.file().parent().unwrap_or(Path::new(".")).to_owned();
     let mut c = Checker { map, errors: Vec::new(), files: EmbeddedFiles { base: base.clone(), read: Vec::new() } };
 

@@ -47,14 +47,20 @@ pub(crate) enum Decoded {
     Done,
 }
 
+/// Why a body could not be read: after any of these, the connection is
+/// out of step and is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// A chunk-size line that is not hex, too long, or overflows.
     #[error("invalid chunk size")]
     ChunkSize,
+    /// Chunk data longer than its size said.
     #[error("a chunk is not followed by CRLF")]
     ChunkEnd,
+    /// Trailer fields that do not parse or exceed the limits.
     #[error("invalid trailer section")]
     Trailers,
+    /// The peer closed mid-body.
     #[error("the connection closed before the end of the body")]
     Incomplete,
 }
@@ -285,7 +291,9 @@ impl Encoder {
 /// A whole body read off a peer, as [`decode_in_steps`] returns it.
 #[derive(Debug, PartialEq)]
 pub struct DecodedBody {
+    /// The body's bytes, de-chunked.
     pub data: Vec<u8>,
+    /// Trailer fields, when the chunked body had any.
     pub trailers: Option<HeaderMap>,
     /// Bytes of the wire the body took; the rest belongs to what follows.
     pub used: usize,

@@ -30,7 +30,9 @@ type Span = [usize; 4];
 /// A request head as the server acts on it.
 #[derive(Debug)]
 pub struct RequestHead {
+    /// Method, target, version and fields.
     pub parts: http::request::Parts,
+    /// How the body is delimited.
     pub framing: Framing,
     /// The client lets the connection carry another request afterwards.
     pub keep_alive: bool,
@@ -43,7 +45,9 @@ pub struct RequestHead {
 /// A response head as the upstream client acts on it.
 #[derive(Debug)]
 pub struct ResponseHead {
+    /// Status, version and fields.
     pub parts: http::response::Parts,
+    /// How the body is delimited.
     pub framing: Framing,
     /// The connection can carry another request once the body is read.
     pub keep_alive: bool,
@@ -54,7 +58,9 @@ pub struct ResponseHead {
 /// be trusted to be where it seems.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// 400, 414, 431, 501 or 505.
     pub status: StatusCode,
+    /// What was wrong, for the problem+json body.
     pub detail: String,
 }
 

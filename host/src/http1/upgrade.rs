@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 /// Both directions of a connection no longer speaking HTTP, and the bytes
 /// already read past the head that switched it.
-pub struct Upgraded {
+pub(crate) struct Upgraded {
     pub(crate) read: Box<dyn AsyncRead + Send + Sync + Unpin>,
     pub(crate) write: Box<dyn AsyncWrite + Send + Sync + Unpin>,
     pub(crate) leftover: Bytes,
@@ -26,7 +26,7 @@ impl std::fmt::Debug for Upgraded {
 /// written (the client's side) or read (the upstream's). Clones share it
 /// (extensions must be `Clone`); one of them gets the connection.
 #[derive(Debug, Clone)]
-pub struct OnUpgrade(Arc<Mutex<Option<oneshot::Receiver<Upgraded>>>>);
+pub(crate) struct OnUpgrade(Arc<Mutex<Option<oneshot::Receiver<Upgraded>>>>);
 
 impl OnUpgrade {
     /// For the side that hands the connection over later.

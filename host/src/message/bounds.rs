@@ -19,28 +19,28 @@ use crate::fields::header_bytes;
 
 /// Vars one request carries. Plugins share a handful (the user, a rate-limit
 /// report); a plugin inventing names per request gets no more.
-pub const MAX_VARS: usize = 64;
+pub(crate) const MAX_VARS: usize = 64;
 /// Names and values of one request's vars together.
-pub const MAX_VARS_BYTES: usize = 64 << 10;
+pub(crate) const MAX_VARS_BYTES: usize = 64 << 10;
 /// Calls in one `fetch-all`. One client request must not become an
 /// unbounded number of upstream requests; `aggregate` already stops a
 /// `for_each` at 64 items, and a wave may hold a few such parts.
-pub const MAX_FETCHES: usize = 256;
+pub(crate) const MAX_FETCHES: usize = 256;
 /// Longest method a plugin may set or send (the longest registered one,
 /// `UPDATEREDIRECTREF`, has 17 letters).
-pub const MAX_METHOD_BYTES: usize = 32;
+pub(crate) const MAX_METHOD_BYTES: usize = 32;
 /// Longest log message a plugin may write; the rest is cut.
-pub const MAX_LOG_BYTES: usize = 8 << 10;
+pub(crate) const MAX_LOG_BYTES: usize = 8 << 10;
 /// Longest key a plugin may use in the shared state store.
-pub const MAX_STATE_KEY_BYTES: usize = 1 << 10;
+pub(crate) const MAX_STATE_KEY_BYTES: usize = 1 << 10;
 /// Largest value a plugin may keep in the shared state store.
-pub const MAX_STATE_VALUE_BYTES: usize = 1 << 20;
+pub(crate) const MAX_STATE_VALUE_BYTES: usize = 1 << 20;
 /// How much of a plugin's value an error message repeats.
 const SHOWN_BYTES: usize = 64;
 
 /// The server's limits, as they apply to what plugins write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bounds {
+pub(crate) struct Bounds {
     /// Header fields of a request or response.
     pub max_headers: usize,
     /// Header names and values, counted as the server counts a client's.
@@ -55,7 +55,7 @@ pub struct Bounds {
 impl Bounds {
     /// Checks a list of fields a plugin built whole (a reply's, a fan-out
     /// call's) before any goes into a map.
-    pub fn check_fields<'a>(
+    pub(crate) fn check_fields<'a>(
         &self,
         fields: impl ExactSizeIterator<Item = (&'a str, &'a [u8])>,
     ) -> Result<(), MessageError> {
@@ -66,11 +66,11 @@ impl Bounds {
     }
 
     /// A writer of one batch of header writes.
-    pub fn writer(&self) -> FieldWriter<'_> {
+    pub(crate) fn writer(&self) -> FieldWriter<'_> {
         FieldWriter { bounds: self, grown: 0 }
     }
 
-    pub fn check_header_bytes(&self, bytes: usize) -> Result<(), MessageError> {
+    pub(crate) fn check_header_bytes(&self, bytes: usize) -> Result<(), MessageError> {
         if bytes > self.max_header_bytes {
             return Err(MessageError::HeadersTooLarge { bytes, limit: self.max_header_bytes });
         }
@@ -78,14 +78,14 @@ impl Bounds {
     }
 
     /// Checks the length of a request target a plugin built.
-    pub fn check_uri(&self, len: usize) -> Result<(), MessageError> {
+    pub(crate) fn check_uri(&self, len: usize) -> Result<(), MessageError> {
         if len > self.max_uri_bytes {
             return Err(MessageError::UriTooLong { len, limit: self.max_uri_bytes });
         }
         Ok(())
     }
 
-    pub fn check_body(&self, len: u64) -> Result<(), MessageError> {
+    pub(crate) fn check_body(&self, len: u64) -> Result<(), MessageError> {
         if len > self.max_body_bytes {
             return Err(MessageError::BodyTooLarge { len, limit: self.max_body_bytes });
         }
@@ -96,11 +96,11 @@ impl Bounds {
     /// room for rewriting every header twice over and every var, with the
     /// encoding's nine bytes per edit. More is no plugin's honest work, and
     /// each edit costs the host time outside the plugin's budget.
-    pub fn max_edits_bytes(&self) -> usize {
+    pub(crate) fn max_edits_bytes(&self) -> usize {
         self.max_header_bytes.saturating_mul(4).saturating_add(MAX_VARS_BYTES).saturating_add(self.max_headers * 64)
     }
 
-    pub fn check_edits(&self, len: usize) -> Result<(), MessageError> {
+    pub(crate) fn check_edits(&self, len: usize) -> Result<(), MessageError> {
         let limit = self.max_edits_bytes();
         if len > limit {
             return Err(MessageError::EditsTooLarge { len, limit });
@@ -117,7 +117,7 @@ impl Bounds {
 /// each write keeps count of the bytes it added and removed, so headers
 /// already over the limit (a client's request at the limit, with the
 /// forwarding headers the gateway adds) can still be edited, but not grown.
-pub struct FieldWriter<'b> {
+pub(crate) struct FieldWriter<'b> {
     bounds: &'b Bounds,
     /// Bytes the writes added, less those they removed.
     grown: i64,
@@ -125,7 +125,12 @@ pub struct FieldWriter<'b> {
 
 impl FieldWriter<'_> {
     /// Replaces every value of the field with this one.
-    pub fn set(&mut self, headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) -> Result<(), MessageError> {
+    pub(crate) fn set(
+        &mut self,
+        headers: &mut HeaderMap,
+        name: HeaderName,
+        value: HeaderValue,
+    ) -> Result<(), MessageError> {
         let added = field_bytes(&name, &value);
         let full = headers.len() >= self.bounds.max_headers;
         let too_many = MessageError::TooManyHeaders(self.bounds.max_headers);
@@ -145,7 +150,7 @@ impl FieldWriter<'_> {
     }
 
     /// Adds a value after any there.
-    pub fn append(
+    pub(crate) fn append(
         &mut self,
         headers: &mut HeaderMap,
         name: HeaderName,
@@ -161,7 +166,7 @@ impl FieldWriter<'_> {
         Ok(())
     }
 
-    pub fn remove(&mut self, headers: &mut HeaderMap, name: &HeaderName) {
+    pub(crate) fn remove(&mut self, headers: &mut HeaderMap, name: &HeaderName) {
         if let Ok(Entry::Occupied(entry)) = headers.try_entry(name) {
             let (name, values) = entry.remove_entry_mult();
             let removed = values.map(|value| field_bytes(&name, &value)).sum();
@@ -174,7 +179,7 @@ impl FieldWriter<'_> {
     }
 
     /// Ends the batch: refused if it grew the headers past the size limit.
-    pub fn finish(self, headers: &HeaderMap) -> Result<(), MessageError> {
+    pub(crate) fn finish(self, headers: &HeaderMap) -> Result<(), MessageError> {
         if self.grown <= 0 {
             return Ok(());
         }
@@ -189,7 +194,7 @@ fn values_bytes<'v>(name: &HeaderName, values: impl Iterator<Item = &'v HeaderVa
 /// A status a plugin may answer with: a final one. A 1xx written as the
 /// final answer leaves the client waiting for another (or, as 101, takes
 /// the connection over), and HTTP has no statuses past 599.
-pub fn final_status(status: u16) -> Result<http::StatusCode, MessageError> {
+pub(crate) fn final_status(status: u16) -> Result<http::StatusCode, MessageError> {
     match status {
         200..=599 => http::StatusCode::from_u16(status).map_err(|_| MessageError::Status(status)),
         _ => Err(MessageError::Status(status)),
@@ -197,7 +202,7 @@ pub fn final_status(status: u16) -> Result<http::StatusCode, MessageError> {
 }
 
 /// A method a plugin set or sends.
-pub fn method(method: &str) -> Result<http::Method, MessageError> {
+pub(crate) fn method(method: &str) -> Result<http::Method, MessageError> {
     if method.len() > MAX_METHOD_BYTES {
         return Err(MessageError::Method(shown(method)));
     }
@@ -206,7 +211,7 @@ pub fn method(method: &str) -> Result<http::Method, MessageError> {
 
 /// A path and query a plugin wrote: absolute, and only bytes a request
 /// line may carry (no spaces, no line breaks).
-pub fn path_and_query(text: &str) -> Result<PathAndQuery, MessageError> {
+pub(crate) fn path_and_query(text: &str) -> Result<PathAndQuery, MessageError> {
     if !text.starts_with('/') {
         return Err(MessageError::Path(shown(text)));
     }
@@ -215,14 +220,14 @@ pub fn path_and_query(text: &str) -> Result<PathAndQuery, MessageError> {
 
 /// The start of a value a plugin sent, for an error message: the value
 /// may be megabytes long.
-pub fn shown(value: &str) -> String {
+pub(crate) fn shown(value: &str) -> String {
     let end = value.floor_char_boundary(SHOWN_BYTES);
     with_rest(value[..end].to_owned(), value.len() - end)
 }
 
 /// `text` cut to at most `max` bytes on a character boundary, saying how
 /// much was left out.
-pub fn cut(mut text: String, max: usize) -> String {
+pub(crate) fn cut(mut text: String, max: usize) -> String {
     let end = text.floor_char_boundary(max);
     let rest = text.len() - end;
     text.truncate(end);
@@ -232,7 +237,7 @@ pub fn cut(mut text: String, max: usize) -> String {
 /// `text` with its control characters (line breaks, escape codes) spelled
 /// out: a plugin's text stays on one log line, and cannot recolour a
 /// terminal or forge lines of its own.
-pub fn printable(text: String) -> String {
+pub(crate) fn printable(text: String) -> String {
     if !text.chars().any(char::is_control) {
         return text;
     }

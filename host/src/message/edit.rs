@@ -14,7 +14,7 @@ use super::bounds::{self, Bounds, FieldWriter};
 use super::{EditKind, MessageError, NameCache, RequestState, ResponseState};
 
 /// What a plugin hands over to change a message.
-pub enum Edits<'a> {
+pub(crate) enum Edits<'a> {
     /// One edit, sent alone by an accessor.
     One(Op, &'a [u8], Bytes),
     /// An `apply` buffer: edits in order.
@@ -23,14 +23,14 @@ pub enum Edits<'a> {
 
 /// What the edits of one call share: the instance's name cache, its
 /// bounds, and the writer that measures the headers once, at the end.
-pub struct Editor<'a> {
+pub(crate) struct Editor<'a> {
     names: &'a mut NameCache,
     bounds: &'a Bounds,
     writer: FieldWriter<'a>,
 }
 
 /// A message plugins edit: the request or the response.
-pub trait Edit {
+pub(crate) trait Edit {
     /// One edit, its headers measured by the editor's writer.
     fn edit_with(&mut self, ed: &mut Editor<'_>, op: Op, name: &[u8], value: Bytes) -> Result<(), MessageError>;
 

@@ -6,10 +6,10 @@
 //! (which passes them from stage to stage); [`bounds`] holds what a plugin
 //! may write into them.
 
-pub mod bounds;
+pub(crate) mod bounds;
 mod edit;
 
-pub use edit::{Edit, Edits};
+pub(crate) use edit::{Edit, Edits};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use self::bounds::{Bounds, MAX_VARS, MAX_VARS_BYTES, field_bytes, path_and_query
 
 /// Facts about a request fixed before the pipeline runs.
 #[derive(Debug)]
-pub struct RequestInfo {
+pub(crate) struct RequestInfo {
     pub route: Arc<str>,
     pub params: Vec<(String, String)>,
     pub client_addr: SocketAddr,
@@ -31,7 +31,7 @@ pub struct RequestInfo {
 /// The request while it moves through the request phase; in the response
 /// phase a read-only copy of its head.
 #[derive(Debug)]
-pub struct RequestState {
+pub(crate) struct RequestState {
     pub head: http::request::Parts,
     /// Present when a plugin of the pipeline asked for the body.
     pub body: Option<Bytes>,
@@ -48,20 +48,20 @@ pub struct RequestState {
 /// the request gets. Checked when set, so applying cannot fail: each is a
 /// valid field, and together they stay within the header limits.
 #[derive(Debug, Default)]
-pub struct ResponseEdits {
+pub(crate) struct ResponseEdits {
     edits: Vec<(HeaderName, HeaderValue, EditKind)>,
     /// Their size as the header limit counts it.
     bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
-pub enum EditKind {
+pub(crate) enum EditKind {
     Set,
     Append,
 }
 
 impl ResponseEdits {
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         kind: EditKind,
         name: HeaderName,
@@ -78,7 +78,7 @@ impl ResponseEdits {
         Ok(())
     }
 
-    pub fn apply(self, headers: &mut HeaderMap) {
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
         // The edits are within the header limits; `try_` only so that a
         // configured `max_headers` near `HeaderMap`'s own hard limit cannot
         // panic (the edit past it is dropped).
@@ -92,7 +92,7 @@ impl ResponseEdits {
 }
 
 #[derive(Debug)]
-pub struct ResponseState {
+pub(crate) struct ResponseState {
     pub head: http::response::Parts,
     /// Present when a plugin of the pipeline asked for the body.
     pub body: Option<Bytes>,
@@ -138,19 +138,24 @@ pub enum MessageError {
 }
 
 impl RequestState {
-    pub fn new(head: http::request::Parts, body: Option<Bytes>, info: Arc<RequestInfo>) -> Self {
+    pub(crate) fn new(head: http::request::Parts, body: Option<Bytes>, info: Arc<RequestInfo>) -> Self {
         Self { head, body, info, vars: Vec::new(), response_edits: ResponseEdits::default(), read_only: false }
     }
 
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         self.head.uri.path()
     }
 
-    pub fn query(&self) -> Option<&str> {
+    pub(crate) fn query(&self) -> Option<&str> {
         self.head.uri.query()
     }
 
-    pub fn set_path_and_query(&mut self, path: &str, query: Option<&str>, bounds: &Bounds) -> Result<(), MessageError> {
+    pub(crate) fn set_path_and_query(
+        &mut self,
+        path: &str,
+        query: Option<&str>,
+        bounds: &Bounds,
+    ) -> Result<(), MessageError> {
         bounds.check_uri(path.len() + query.map_or(0, |q| q.len() + 1))?;
         let joined = match query {
             Some(q) => format!("{path}?{q}"),
@@ -163,16 +168,16 @@ impl RequestState {
         Ok(())
     }
 
-    pub fn writable(&mut self) -> Result<&mut Self, MessageError> {
+    pub(crate) fn writable(&mut self) -> Result<&mut Self, MessageError> {
         if self.read_only { Err(MessageError::ReadOnly) } else { Ok(self) }
     }
 
-    pub fn var(&self, name: &str) -> Option<&str> {
+    pub(crate) fn var(&self, name: &str) -> Option<&str> {
         self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// Sets a var, within the bounds on vars per request.
-    pub fn set_var(&mut self, name: String, value: String) -> Result<(), MessageError> {
+    pub(crate) fn set_var(&mut self, name: String, value: String) -> Result<(), MessageError> {
         let slot = self.vars.iter().position(|(k, _)| *k == name);
         if slot.is_none() && self.vars.len() >= MAX_VARS {
             return Err(MessageError::TooManyVars);
@@ -190,7 +195,7 @@ impl RequestState {
     }
 
     /// The read-only view of the request handed to the response phase.
-    pub fn response_phase_view(&self) -> Box<RequestState> {
+    pub(crate) fn response_phase_view(&self) -> Box<RequestState> {
         let mut head = http::Request::new(()).into_parts().0;
         head.method = self.head.method.clone();
         head.uri = self.head.uri.clone();
@@ -215,6 +220,7 @@ pub struct NameCache(Vec<(Box<[u8]>, HeaderName)>);
 const CACHED_NAMES: usize = 32;
 
 impl NameCache {
+    /// The field name for these bytes, checked once and then reused.
     pub fn name(&mut self, name: &[u8]) -> Result<HeaderName, MessageError> {
         if let Some((_, parsed)) = self.0.iter().find(|(known, _)| **known == *name) {
             return Ok(parsed.clone());
@@ -243,24 +249,24 @@ fn header_value(name: &HeaderName, value: impl Into<Bytes>) -> Result<HeaderValu
 }
 
 /// Header edits shared by requests and responses.
-pub struct Headers;
+pub(crate) struct Headers;
 
 impl Headers {
-    pub fn first(map: &HeaderMap, name: &str) -> Option<Vec<u8>> {
+    pub(crate) fn first(map: &HeaderMap, name: &str) -> Option<Vec<u8>> {
         map.get(name).map(|v| v.as_bytes().to_vec())
     }
 
-    pub fn all(map: &HeaderMap, name: &str) -> Vec<Vec<u8>> {
+    pub(crate) fn all(map: &HeaderMap, name: &str) -> Vec<Vec<u8>> {
         map.get_all(name).iter().map(|v| v.as_bytes().to_vec()).collect()
     }
 
-    pub fn list(map: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn list(map: &HeaderMap) -> Vec<(String, Vec<u8>)> {
         map.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())).collect()
     }
 
     /// Adds a field a plugin built (a reply's, an outbound call's), from a
     /// list already held to the header limits.
-    pub fn append(map: &mut HeaderMap, name: &str, value: Vec<u8>) -> Result<(), MessageError> {
+    pub(crate) fn append(map: &mut HeaderMap, name: &str, value: Vec<u8>) -> Result<(), MessageError> {
         let name = header_name(name.as_bytes())?;
         let value = header_value(&name, value)?;
         map.try_append(name, value).map_err(|_| MessageError::TooManyHeaders(map.len()))?;

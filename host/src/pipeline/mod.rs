@@ -18,13 +18,13 @@ pub enum FailPolicy {
     FailOpen,
 }
 
-pub struct Stage {
+pub(crate) struct Stage {
     pub pool: Arc<PluginPool>,
     pub on_error: FailPolicy,
 }
 
 /// What the request phase decided.
-pub enum RequestOutcome {
+pub(crate) enum RequestOutcome {
     /// Every plugin let the request through: send it upstream.
     Forward { req: Box<RequestState> },
     /// Plugin number `by` answered; only plugins before it see the response.
@@ -33,13 +33,13 @@ pub enum RequestOutcome {
     Failed { error: PluginError },
 }
 
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     stages: Vec<Stage>,
     needs: Needs,
 }
 
 impl Pipeline {
-    pub fn new(stages: Vec<Stage>) -> Self {
+    pub(crate) fn new(stages: Vec<Stage>) -> Self {
         let mut needs = Needs::default();
         for s in &stages {
             let n = s.pool.needs();
@@ -51,16 +51,16 @@ impl Pipeline {
     }
 
     /// What the pipeline as a whole asks for: the union of its plugins'.
-    pub fn needs(&self) -> Needs {
+    pub(crate) fn needs(&self) -> Needs {
         self.needs
     }
 
-    pub fn stages(&self) -> &[Stage] {
+    pub(crate) fn stages(&self) -> &[Stage] {
         &self.stages
     }
 
     /// The request travels boxed: it moves into each plugin call and back.
-    pub async fn request_phase(&self, mut req: Box<RequestState>) -> RequestOutcome {
+    pub(crate) async fn request_phase(&self, mut req: Box<RequestState>) -> RequestOutcome {
         for (i, stage) in self.stages.iter().enumerate() {
             let (back, result) = stage.pool.on_request(req).await;
             req = back;
@@ -79,7 +79,7 @@ impl Pipeline {
     }
 
     /// Runs `on-response` of the first `ran` plugins, last first.
-    pub async fn response_phase(
+    pub(crate) async fn response_phase(
         &self,
         mut req: Box<RequestState>,
         mut resp: Box<ResponseState>,

@@ -5,20 +5,25 @@ use std::fmt;
 
 use crate::snapshot::Snapshot;
 
+/// What a reload changed: route names and plugins (`name@hash`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Diff {
+    /// Routes new in this config.
     pub routes_added: Vec<String>,
+    /// Routes gone from this config.
     pub routes_removed: Vec<String>,
+    /// Routes whose match, pipeline or upstream changed.
     pub routes_changed: Vec<String>,
     /// `name@hash`
     pub plugins_added: Vec<String>,
+    /// `name@hash`
     pub plugins_removed: Vec<String>,
     /// `name: old → new` content hashes (or settings) changed.
     pub plugins_changed: Vec<String>,
 }
 
 impl Diff {
-    pub fn between(old: &Snapshot, new: &Snapshot) -> Self {
+    pub(crate) fn between(old: &Snapshot, new: &Snapshot) -> Self {
         let mut diff = Diff::default();
         let old_routes: BTreeMap<_, _> = old.config.routes.iter().map(|r| (r.name.as_str(), r)).collect();
         let new_routes: BTreeMap<_, _> = new.config.routes.iter().map(|r| (r.name.as_str(), r)).collect();
@@ -52,6 +57,8 @@ impl Diff {
         diff
     }
 
+    /// The reload changed nothing (it was still applied: the files were
+    /// read again).
     pub fn is_empty(&self) -> bool {
         *self == Diff::default()
     }

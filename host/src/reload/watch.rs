@@ -82,7 +82,7 @@ impl Interest {
 
 /// The config file, its plugins, the files embedded into plugin configs
 /// and the TLS certificate and key.
-pub fn files_of(config: &Config) -> Vec<PathBuf> {
+pub(crate) fn files_of(config: &Config) -> Vec<PathBuf> {
     std::iter::once(&config.source)
         .chain(config.plugins.iter().map(|p| &p.path))
         .chain(&config.embedded_files)

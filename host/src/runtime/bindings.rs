@@ -17,4 +17,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use self::wasmgate::plugin::{clock, http_client, log, metrics, state, types};
+pub(super) use self::wasmgate::plugin::{clock, http_client, log, metrics, state, types};

@@ -51,7 +51,7 @@ struct Window {
     failures: u32,
 }
 
-pub struct PluginBreaker {
+pub(super) struct PluginBreaker {
     /// `None`: never opens.
     spec: Option<BreakerSpec>,
     base: Instant,
@@ -64,14 +64,14 @@ pub struct PluginBreaker {
 /// A call the breaker let through; its outcome must be [`Admission::settle`]d.
 /// Dropped unsettled (the request went away mid-call), a probe gives its
 /// place to the next call.
-pub struct Admission<'a> {
+pub(super) struct Admission<'a> {
     breaker: &'a PluginBreaker,
     probe: bool,
 }
 
 /// What a call let through came to, as the breaker counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(super) enum Outcome {
     Success,
     /// The plugin failed in the sandbox.
     Failure,
@@ -81,14 +81,14 @@ pub enum Outcome {
 
 /// A change worth logging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
+pub(super) enum Transition {
     Opened,
     Closed,
 }
 
 /// `/status`'s view of one breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct BreakerStatus {
+pub(crate) struct BreakerStatus {
     pub state: &'static str,
     /// Times it opened (a failed probe reopens it: counted too).
     pub opened: u64,
@@ -97,7 +97,7 @@ pub struct BreakerStatus {
 }
 
 impl PluginBreaker {
-    pub fn new(spec: Option<BreakerSpec>) -> Self {
+    pub(super) fn new(spec: Option<BreakerSpec>) -> Self {
         Self {
             spec,
             base: Instant::now(),
@@ -113,7 +113,7 @@ impl PluginBreaker {
     }
 
     /// Lets a call through, or says how long the quarantine still lasts.
-    pub fn admit(&self) -> Result<Admission<'_>, Duration> {
+    pub(super) fn admit(&self) -> Result<Admission<'_>, Duration> {
         match self.state.load(Ordering::Acquire) {
             CLOSED => Ok(Admission { breaker: self, probe: false }),
             state => self.admit_at(state, self.now_ms()),
@@ -191,7 +191,7 @@ impl PluginBreaker {
         }
     }
 
-    pub fn status(&self) -> BreakerStatus {
+    pub(super) fn status(&self) -> BreakerStatus {
         let state = match self.state.load(Ordering::Acquire) {
             CLOSED => "closed",
             PROBING => "half-open",
@@ -209,7 +209,7 @@ impl PluginBreaker {
 impl Admission<'_> {
     /// Records the call's outcome; a closed breaker's successful call does
     /// nothing at all.
-    pub fn settle(self, outcome: Outcome) -> Option<Transition> {
+    pub(super) fn settle(self, outcome: Outcome) -> Option<Transition> {
         let this = std::mem::ManuallyDrop::new(self);
         match (this.probe, outcome) {
             (false, Outcome::Success | Outcome::Unknown) => None,

@@ -16,7 +16,7 @@ use wasmtime::component::Component;
 
 /// Why a plugin file could not become a component.
 #[derive(Debug, thiserror::Error)]
-pub enum CompileError {
+pub(crate) enum CompileError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a valid wasm component: {reason}")]
@@ -25,15 +25,15 @@ pub enum CompileError {
 
 /// The identity of a component's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ContentHash(pub [u8; 32]);
+pub(crate) struct ContentHash(pub [u8; 32]);
 
 impl ContentHash {
-    pub fn of(bytes: &[u8]) -> Self {
+    pub(crate) fn of(bytes: &[u8]) -> Self {
         Self(Sha256::digest(bytes).into())
     }
 
     /// The first 12 hex digits, enough to tell versions apart in logs.
-    pub fn short(&self) -> String {
+    pub(crate) fn short(&self) -> String {
         hex::encode(&self.0[..6])
     }
 }
@@ -47,14 +47,14 @@ impl std::fmt::Display for ContentHash {
 /// A compiled component and the hash of the bytes it came from. Holding it
 /// keeps the in-memory cache entry alive.
 #[derive(Clone)]
-pub struct Compiled {
+pub(crate) struct Compiled {
     pub component: Arc<Component>,
     pub hash: ContentHash,
 }
 
 /// Compiles components, reusing what is still in memory (the same file used
 /// by the running snapshot) or on disk (a restart).
-pub struct Compiler {
+pub(super) struct Compiler {
     engine: Engine,
     disk: Option<PathBuf>,
     engine_tag: String,
@@ -63,7 +63,7 @@ pub struct Compiler {
 }
 
 impl Compiler {
-    pub fn new(engine: Engine, cache_dir: Option<PathBuf>) -> Self {
+    pub(super) fn new(engine: Engine, cache_dir: Option<PathBuf>) -> Self {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_tag = format!("{:016x}", hasher.finish());
@@ -72,7 +72,7 @@ impl Compiler {
 
     /// Reads and compiles a plugin file. Blocking: call it off the request
     /// path (`spawn_blocking`).
-    pub fn compile_file(&self, path: &Path) -> Result<Compiled, CompileError> {
+    pub(super) fn compile_file(&self, path: &Path) -> Result<Compiled, CompileError> {
         let bytes = std::fs::read(path).map_err(|source| CompileError::Read { path: path.to_owned(), source })?;
         let hash = ContentHash::of(&bytes);
         if let Some(component) = self.memory.lock().unwrap().get(&hash).and_then(Weak::upgrade) {

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 /// the pool classifies it as [`super::PluginError::WallTimeout`].
 #[derive(Debug, thiserror::Error)]
 #[error("wall-clock deadline passed")]
-pub struct WallDeadlinePassed;
+pub(super) struct WallDeadlinePassed;
 
 /// Runs `work` for at most `limit` from now; `None` when the limit passed
 /// first (and `work` was dropped).
@@ -26,7 +26,7 @@ pub struct WallDeadlinePassed;
 /// Most plugin calls finish in their first poll, never waiting on anything:
 /// the timer is armed only for work that had to wait, so the common call
 /// pays for a clock read, not for a timer registration.
-pub async fn within<F: Future>(limit: Duration, work: F) -> Option<F::Output> {
+pub(super) async fn within<F: Future>(limit: Duration, work: F) -> Option<F::Output> {
     let started = Instant::now();
     let mut work = pin!(work);
     if let Poll::Ready(out) = poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await {

@@ -29,7 +29,7 @@ impl Default for EngineLimits {
     }
 }
 
-pub fn build_engine(limits: EngineLimits) -> anyhow::Result<Engine> {
+pub(super) fn build_engine(limits: EngineLimits) -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     let instances = limits.max_instances;
     // A Rust wasip2 component holds a few core instances (its module plus
@@ -93,7 +93,7 @@ fn spawn_epoch_ticker(engine: &Engine) {
 
 /// The linker every plugin is instantiated against: WASI (needed by any
 /// Rust guest, given an empty context) and the gateway's own imports.
-pub fn build_linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
+pub(super) fn build_linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).context("linking WASI")?;
     Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)

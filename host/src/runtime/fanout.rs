@@ -29,7 +29,7 @@ const MAX_FETCHED_BODY: usize = 8 << 20;
 /// 2 GiB of host memory, outside the plugin's memory limit.
 const MAX_FETCHED_BATCH: usize = 32 << 20;
 
-pub async fn fetch_all(
+pub(super) async fn fetch_all(
     upstreams: &Upstreams,
     requests: Vec<OutboundRequest>,
     request_id: Option<HeaderValue>,

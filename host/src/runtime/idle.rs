@@ -18,12 +18,12 @@ use super::slots::EngineSlots;
 
 /// Every live pool of every snapshot, for the trimmer.
 #[derive(Default)]
-pub struct Pools {
+pub(super) struct Pools {
     pools: Mutex<Vec<Weak<PluginPool>>>,
 }
 
 impl Pools {
-    pub fn register(&self, pool: &Arc<PluginPool>) {
+    pub(super) fn register(&self, pool: &Arc<PluginPool>) {
         self.pools.lock().unwrap().push(Arc::downgrade(pool));
     }
 
@@ -40,7 +40,7 @@ impl Pools {
 }
 
 /// Trims pools every `every` for as long as `pools` lives.
-pub fn spawn_trimmer(
+pub(super) fn spawn_trimmer(
     pools: Weak<Pools>,
     slots: Weak<EngineSlots>,
     every: Duration,

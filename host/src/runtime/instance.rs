@@ -16,7 +16,7 @@ use crate::services::HostServices;
 
 /// Who a plugin instance is, for logs, metrics and state key namespaces.
 #[derive(Debug)]
-pub struct PluginIdentity {
+pub(crate) struct PluginIdentity {
     pub plugin: Arc<str>,
     pub route: Arc<str>,
 }
@@ -24,9 +24,11 @@ pub struct PluginIdentity {
 /// What the guest's `request` handle stands for: the request itself is
 /// lent to the call in [`InstanceState`], not put in the resource table,
 /// which would box it and copy it in and out at every call.
+#[allow(unreachable_pub)] // re-exported by the generated bindings
 pub struct RequestHandle;
 
 /// As [`RequestHandle`], for `response`.
+#[allow(unreachable_pub)] // re-exported by the generated bindings
 pub struct ResponseHandle;
 
 /// The request and response lent to the current call.
@@ -69,7 +71,7 @@ impl<T> Loan<T> {
 }
 
 /// The data of one plugin instance's store.
-pub struct InstanceState {
+pub(super) struct InstanceState {
     wasi: WasiCtx,
     pub(super) table: ResourceTable,
     pub(super) limiter: MemoryLimiter,
@@ -92,7 +94,7 @@ pub struct InstanceState {
 }
 
 impl InstanceState {
-    pub fn new(identity: Arc<PluginIdentity>, services: Arc<HostServices>, memory_bytes: usize) -> Self {
+    pub(super) fn new(identity: Arc<PluginIdentity>, services: Arc<HostServices>, memory_bytes: usize) -> Self {
         let key_prefix = format!("{}:", identity.plugin);
         let bounds = services.bounds;
         Self {

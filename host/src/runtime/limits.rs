@@ -15,7 +15,7 @@ use std::time::Duration;
 use wasmtime::ResourceLimiter;
 
 /// How often the engine's epoch advances. Budgets are rounded up to it.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The budget of one plugin's calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ impl PluginLimits {
 /// other trap without parsing messages.
 #[derive(Debug, thiserror::Error)]
 #[error("memory limit of {limit} bytes exceeded (asked for {desired})")]
-pub struct MemoryLimitExceeded {
+pub(super) struct MemoryLimitExceeded {
     pub limit: usize,
     pub desired: usize,
 }
@@ -53,18 +53,18 @@ pub struct MemoryLimitExceeded {
 /// Caps linear memory and turns a refused growth into a trap: a plugin
 /// whose allocator sees `memory.grow` fail would abort anyway, and a trap
 /// with a typed cause gives a clearer error.
-pub struct MemoryLimiter {
+pub(super) struct MemoryLimiter {
     limit: usize,
     /// The largest size any memory of the instance has grown to.
     peak: usize,
 }
 
 impl MemoryLimiter {
-    pub fn new(limit: usize) -> Self {
+    pub(super) fn new(limit: usize) -> Self {
         Self { limit, peak: 0 }
     }
 
-    pub fn peak(&self) -> usize {
+    pub(super) fn peak(&self) -> usize {
         self.peak
     }
 }
@@ -73,7 +73,7 @@ impl MemoryLimiter {
 /// request keeps that memory while it waits in the warm pool. Past this size
 /// it is dropped after its call instead, and a lean one is made when needed:
 /// warm pools stay small even after bursts of big bodies.
-pub const RETAIN_MEMORY_BYTES: usize = 8 << 20;
+pub(super) const RETAIN_MEMORY_BYTES: usize = 8 << 20;
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {

@@ -23,21 +23,21 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime::error::Context as _;
 
-pub use bindings::types::{Action, Reply};
-pub use breaker::{BreakerSpec, BreakerStatus};
-pub use compile::{CompileError, Compiled, ContentHash};
-pub use engine::EngineLimits;
-pub use error::PluginError;
-pub use instance::PluginIdentity;
-pub use limits::{EPOCH_TICK, PluginLimits};
-pub use pool::{PluginPool, Prepared};
-pub use prefetch::Needs;
+pub(crate) use bindings::types::{Action, Reply};
+pub(crate) use breaker::BreakerSpec;
+pub(crate) use compile::{CompileError, Compiled, ContentHash};
+pub(crate) use engine::EngineLimits;
+pub(crate) use error::PluginError;
+pub(crate) use instance::PluginIdentity;
+pub(crate) use limits::PluginLimits;
+pub(crate) use pool::{PluginPool, Prepared};
+pub(crate) use prefetch::Needs;
 
 use bindings::PluginPre;
 use instance::InstanceState;
 
 /// The version of `wit/plugin.wit` the host is built from.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub(crate) const CONTRACT_VERSION: &str = "0.2.0";
 
 /// The contract version an import names, when it is not ours: a plugin
 /// built against another version fails to link with a message about a
@@ -49,7 +49,7 @@ fn foreign_contract(import: &str) -> Option<&str> {
 
 /// Shared by every snapshot: compiled artifacts and instance slots outlive
 /// reloads.
-pub struct Runtime {
+pub(crate) struct Runtime {
     linker: Linker<InstanceState>,
     compiler: Arc<compile::Compiler>,
     /// Engine-wide instance slots.
@@ -57,7 +57,6 @@ pub struct Runtime {
     /// Every live pool, trimmed when idle.
     pools: Arc<idle::Pools>,
     trimmer: Option<tokio::task::JoinHandle<()>>,
-    limits: EngineLimits,
 }
 
 impl Drop for Runtime {
@@ -70,7 +69,7 @@ impl Drop for Runtime {
 
 impl Runtime {
     /// Inside a tokio runtime, also starts the task that trims idle pools.
-    pub fn new(limits: EngineLimits, cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
+    pub(crate) fn new(limits: EngineLimits, cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
         let engine = engine::build_engine(limits)?;
         let linker = engine::build_linker(&engine)?;
         let slots = slots::EngineSlots::new(limits.max_instances);
@@ -82,23 +81,18 @@ impl Runtime {
             slots,
             pools,
             trimmer,
-            limits,
         }))
     }
 
-    pub fn limits(&self) -> EngineLimits {
-        self.limits
-    }
-
     /// Compiles (or loads from cache) a plugin file off the async workers.
-    pub async fn compile(&self, path: PathBuf) -> Result<Compiled, CompileError> {
+    pub(crate) async fn compile(&self, path: PathBuf) -> Result<Compiled, CompileError> {
         let compiler = self.compiler.clone();
         tokio::task::spawn_blocking(move || compiler.compile_file(&path)).await.expect("compile task does not panic")
     }
 
     /// Links a compiled plugin against the host API once, so instances are
     /// created without re-resolving imports.
-    pub fn prepare(&self, compiled: Compiled) -> anyhow::Result<Prepared> {
+    pub(crate) fn prepare(&self, compiled: Compiled) -> anyhow::Result<Prepared> {
         let engine = self.linker.engine();
         let component_type = compiled.component.component_type();
         if let Some(other) = component_type.imports(engine).find_map(|(name, _)| foreign_contract(name)) {

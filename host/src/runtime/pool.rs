@@ -37,7 +37,7 @@ const QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A plugin linked against the host API, ready to be instantiated for any
 /// number of uses.
 #[derive(Clone)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     pre: PluginPre<InstanceState>,
     compiled: Compiled,
 }
@@ -47,7 +47,7 @@ impl Prepared {
         Self { pre, compiled }
     }
 
-    pub fn compiled(&self) -> &Compiled {
+    pub(crate) fn compiled(&self) -> &Compiled {
         &self.compiled
     }
 }
@@ -69,7 +69,7 @@ struct Idle {
     low_water: usize,
 }
 
-pub struct PluginPool {
+pub(crate) struct PluginPool {
     prepared: Prepared,
     identity: Arc<PluginIdentity>,
     services: Arc<HostServices>,
@@ -87,7 +87,7 @@ pub struct PluginPool {
 impl PluginPool {
     /// Creates the pool and its first instance, whose configure step
     /// validates the config: a rejected config fails here, at load time.
-    pub async fn new(
+    pub(crate) async fn new(
         runtime: &Runtime,
         prepared: Prepared,
         identity: Arc<PluginIdentity>,
@@ -117,20 +117,20 @@ impl PluginPool {
         Ok(pool)
     }
 
-    pub fn needs(&self) -> Needs {
+    pub(crate) fn needs(&self) -> Needs {
         self.needs
     }
 
     /// Configured instances waiting for a call.
-    pub fn idle_instances(&self) -> usize {
+    pub(crate) fn idle_instances(&self) -> usize {
         self.idle.lock().unwrap().warm.len()
     }
 
-    pub fn plugin(&self) -> &Arc<str> {
+    pub(crate) fn plugin(&self) -> &Arc<str> {
         &self.identity.plugin
     }
 
-    pub fn breaker(&self) -> BreakerStatus {
+    pub(crate) fn breaker(&self) -> BreakerStatus {
         self.breaker.status()
     }
 
@@ -148,11 +148,10 @@ impl PluginPool {
         surplus.len()
     }
 
-    pub fn compiled(&self) -> &Compiled {
-        self.prepared.compiled()
-    }
-
-    pub async fn on_request(&self, req: Box<RequestState>) -> (Box<RequestState>, Result<types::Action, PluginError>) {
+    pub(crate) async fn on_request(
+        &self,
+        req: Box<RequestState>,
+    ) -> (Box<RequestState>, Result<types::Action, PluginError>) {
         let admission = match self.breaker.admit() {
             Ok(admission) => admission,
             Err(retry_after) => return (req, Err(self.quarantined(retry_after))),
@@ -180,7 +179,7 @@ impl PluginPool {
         (req, lease.finish(result, self))
     }
 
-    pub async fn on_response(
+    pub(crate) async fn on_response(
         &self,
         req: Box<RequestState>,
         resp: Box<ResponseState>,

@@ -15,14 +15,14 @@ use crate::message::RequestState;
 /// The host's reading of a plugin's `needs`: the flags the pipeline acts
 /// on, and the names its calls' input carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Needs {
+pub(crate) struct Needs {
     pub request_body: bool,
     pub response: bool,
     pub response_body: bool,
 }
 
 #[derive(Debug, Default)]
-pub struct Prefetch {
+pub(super) struct Prefetch {
     headers: Vec<HeaderName>,
     vars: Vec<String>,
     request_id: bool,
@@ -31,7 +31,7 @@ pub struct Prefetch {
 
 /// Reads what `configure` returned; a name that cannot be a header, or
 /// lists an index cannot address, reject the config.
-pub fn read_needs(needs: types::Needs) -> Result<(Needs, Prefetch), String> {
+pub(super) fn read_needs(needs: types::Needs) -> Result<(Needs, Prefetch), String> {
     if needs.prefetch_headers.len() > MAX_PREFETCH || needs.prefetch_vars.len() > MAX_PREFETCH {
         return Err(format!("needs: at most {MAX_PREFETCH} prefetched headers and vars each"));
     }
@@ -57,13 +57,13 @@ pub fn read_needs(needs: types::Needs) -> Result<(Needs, Prefetch), String> {
 impl Prefetch {
     /// Whether calls take an input at all: lowering one costs an allocation
     /// in the guest, which a plugin that asked for nothing does not pay.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.headers.is_empty() && self.vars.is_empty() && !self.request_id && !self.client_addr
     }
 
     /// The input of a call on `req`, written into `out`; `None` when the
     /// plugin asked for nothing.
-    pub fn write<'a>(&self, out: &'a mut Vec<u8>, req: &RequestState) -> Option<&'a [u8]> {
+    pub(super) fn write<'a>(&self, out: &'a mut Vec<u8>, req: &RequestState) -> Option<&'a [u8]> {
         if self.is_empty() {
             return None;
         }

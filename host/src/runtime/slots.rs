@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 /// The pooling allocator's instance slots. It fails outright when it runs
 /// out, so every instance first takes a permit here; slots given back are
 /// counted, so the trimmer knows when memory may have come free.
-pub struct EngineSlots {
+pub(super) struct EngineSlots {
     permits: Semaphore,
     /// Slots given back since start: the trimmer's sign that memory may
     /// have come free.
@@ -17,19 +17,19 @@ pub struct EngineSlots {
 }
 
 impl EngineSlots {
-    pub fn new(max_instances: u32) -> Arc<Self> {
+    pub(super) fn new(max_instances: u32) -> Arc<Self> {
         Arc::new(Self { permits: Semaphore::new(max_instances as usize), released: AtomicU64::new(0) })
     }
 
     /// A slot, if one is free.
-    pub fn take(self: &Arc<Self>) -> Option<Slot> {
+    pub(super) fn take(self: &Arc<Self>) -> Option<Slot> {
         self.permits.try_acquire().ok()?.forget();
         Some(Slot { slots: self.clone() })
     }
 }
 
 /// One instance's engine slot, given back when the instance is dropped.
-pub struct Slot {
+pub(super) struct Slot {
     slots: Arc<EngineSlots>,
 }
 

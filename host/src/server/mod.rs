@@ -22,7 +22,7 @@ mod h2;
 mod limits;
 mod settings;
 mod shutdown;
-pub mod tls;
+pub(crate) mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::body::Body;
-pub use settings::*;
+pub(crate) use settings::*;
 pub use shutdown::shutdown_signal;
 
 /// A request handler: the gateway, the admin API, a test's.
@@ -65,7 +65,9 @@ pub(crate) struct Core<H> {
 /// Bound listeners: plaintext and TLS.
 #[derive(Default)]
 pub struct Listeners {
+    /// Served in plain text (HTTP/1.1 and h2c).
     pub plain: Vec<TcpListener>,
+    /// Served over TLS with the `[server.tls]` certificates.
     pub tls: Vec<TcpListener>,
 }
 
@@ -80,6 +82,7 @@ impl Listeners {
 pub struct Running {
     /// Plaintext listeners' addresses.
     pub addrs: Vec<SocketAddr>,
+    /// TLS listeners' addresses.
     pub tls_addrs: Vec<SocketAddr>,
     stop: watch::Sender<bool>,
     closed: watch::Receiver<bool>,
@@ -103,6 +106,7 @@ impl Running {
     }
 }
 
+/// Binds a listener on each address (port 0: any free port).
 pub async fn bind(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
     let mut listeners = Vec::new();
     for addr in addrs {
@@ -150,7 +154,7 @@ pub fn serve_listeners<S: Site>(site: Arc<S>, listeners: Listeners) -> anyhow::R
 
 /// Serves any request handler (the admin API, a test's) on plaintext
 /// listeners with default settings.
-pub fn serve_with<H, F>(listeners: Vec<TcpListener>, handler: H) -> Running
+pub(crate) fn serve_with<H, F>(listeners: Vec<TcpListener>, handler: H) -> Running
 where
     H: Fn(Request<Body>, SocketAddr) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,

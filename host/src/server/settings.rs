@@ -10,15 +10,15 @@ use std::time::Duration;
 use crate::message::bounds::Bounds;
 use crate::normalize::PathParams;
 
-pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 32 << 20;
-pub const DEFAULT_MAX_URI_BYTES: usize = 8 << 10;
-pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 << 10;
-pub const DEFAULT_MAX_HEADERS: usize = 100;
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 32 << 20;
+pub(crate) const DEFAULT_MAX_URI_BYTES: usize = 8 << 10;
+pub(crate) const DEFAULT_MAX_HEADER_BYTES: usize = 32 << 10;
+pub(crate) const DEFAULT_MAX_HEADERS: usize = 100;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the server accepts connections and which requests it refuses before
 /// routing. Listener addresses, `tls_listen` and `max_connections` apply at

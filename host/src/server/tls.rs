@@ -13,7 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Reads a PEM certificate chain and private key into a server config.
-pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+pub(crate) fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<_, _>>())
         .map_err(|e| format!("cannot read certificates from {}: {e}", cert.display()))?;

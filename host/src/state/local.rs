@@ -55,7 +55,7 @@ impl Shard {
     }
 }
 
-pub struct LocalStore {
+pub(crate) struct LocalStore {
     shards: Vec<Mutex<Shard>>,
     hasher: RandomState,
 }
@@ -77,7 +77,14 @@ impl LocalStore {
 
     /// The cell is updated where it lies: one lookup, and no new key
     /// allocated, for a key that was seen before (the usual case).
-    pub fn take(&self, key: &str, limit: u64, window_ms: u64, burst: u64, cost: u64) -> Result<Decision, StateError> {
+    pub(crate) fn take(
+        &self,
+        key: &str,
+        limit: u64,
+        window_ms: u64,
+        burst: u64,
+        cost: u64,
+    ) -> Result<Decision, StateError> {
         self.take_at(clock::now_ms(), key, limit, window_ms, burst, cost)
     }
 
@@ -113,7 +120,7 @@ impl LocalStore {
         Ok(decision)
     }
 
-    pub fn increment(&self, key: &str, delta: i64, ttl_ms: u64) -> i64 {
+    pub(crate) fn increment(&self, key: &str, delta: i64, ttl_ms: u64) -> i64 {
         let now = Instant::now();
         let mut shard = self.shard(key);
         if let Some(Entry::Counter { value, .. }) = shard.live(key, now) {
@@ -126,20 +133,20 @@ impl LocalStore {
         delta
     }
 
-    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+    pub(crate) fn get(&self, key: &str) -> Option<Vec<u8>> {
         match self.shard(key).live(key, Instant::now()) {
             Some(Entry::Value { bytes, .. }) => Some(bytes.clone()),
             _ => None,
         }
     }
 
-    pub fn set(&self, key: &str, bytes: Vec<u8>, ttl_ms: Option<u64>) {
+    pub(crate) fn set(&self, key: &str, bytes: Vec<u8>, ttl_ms: Option<u64>) {
         let now = Instant::now();
         let expires = ttl_ms.map(|ms| after_ms(now, ms));
         self.shard(key).insert(key, Entry::Value { bytes, expires }, now);
     }
 
-    pub fn delete(&self, key: &str) {
+    pub(crate) fn delete(&self, key: &str) {
         self.shard(key).entries.remove(key);
     }
 }

@@ -3,19 +3,19 @@
 //! Redis (shared by every replica).
 
 mod local;
-pub mod outage;
+pub(crate) mod outage;
 mod redis;
 
-pub use local::LocalStore;
-pub use outage::OnUnavailable;
-pub use redis::{RedisSettings, RedisStore};
+pub(crate) use local::LocalStore;
+pub(crate) use outage::OnUnavailable;
+pub(crate) use redis::{RedisSettings, RedisStore};
 /// The rate-limit algorithm is the SDK's, so a plugin's unit tests against
 /// the SDK's mock host predict exactly what the gateway does.
-pub use wasmgate_sdk::host::state::Decision;
+pub(crate) use wasmgate_sdk::host::state::Decision;
 
 /// Why a state operation failed.
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
+pub(crate) enum StateError {
     #[error("invalid rate limit: {0}")]
     InvalidLimit(String),
     /// The backend is unreachable or too slow, and the policy is
@@ -41,12 +41,12 @@ impl From<String> for StateError {
 /// policy is fail-closed: the request is answered 503.
 #[derive(Debug, thiserror::Error)]
 #[error("shared state is unavailable: {0}")]
-pub struct Unavailable(pub String);
+pub(crate) struct Unavailable(pub String);
 
 /// How a `state` import answers a store's result: the plugin is told of
 /// most errors; under fail-closed an outage fails the call instead, whatever
 /// the plugin would do with an error.
-pub fn answer<T>(result: Result<T, StateError>) -> wasmtime::Result<Result<T, String>> {
+pub(crate) fn answer<T>(result: Result<T, StateError>) -> wasmtime::Result<Result<T, String>> {
     match result {
         Ok(value) => Ok(Ok(value)),
         Err(StateError::Unavailable(reason)) => Err(Unavailable(reason).into()),
@@ -63,36 +63,40 @@ pub enum StateSettings {
 }
 
 /// The backends, as an enum: the set is closed and the calls are hot.
-pub enum StateStore {
+pub(crate) enum StateStore {
     Local(LocalStore),
     Redis(RedisStore),
 }
 
 impl StateStore {
-    pub fn local() -> Self {
+    pub(crate) fn local() -> Self {
         Self::Local(LocalStore::default())
     }
 
     /// The store `[state]` asks for; needs a Tokio runtime for Redis, which
     /// is connected on first use.
-    pub fn new(settings: &StateSettings) -> Result<Self, String> {
+    pub(crate) fn new(settings: &StateSettings) -> Result<Self, String> {
         Ok(match settings {
             StateSettings::Local => Self::local(),
             StateSettings::Redis(redis) => Self::Redis(RedisStore::new(redis)?),
         })
     }
 
-    /// Calls answered by the `on_unavailable` policy, and outages begun,
-    /// since start: for metrics (zeros with the local backend, which is
-    /// always available).
-    pub fn unavailability(&self) -> (u64, u64) {
+    /// The backend, outages begun since start and calls answered by the
+    /// `on_unavailable` policy meanwhile, for `/status` (zeros with the
+    /// local backend, which is always available).
+    pub(crate) fn status(&self) -> serde_json::Value {
         match self {
-            Self::Local(_) => (0, 0),
-            Self::Redis(s) => (s.outage().answered_by_policy(), s.outage().outages()),
+            Self::Local(_) => serde_json::json!({"backend": "local", "outages": 0, "answered_by_policy": 0}),
+            Self::Redis(s) => serde_json::json!({
+                "backend": "redis",
+                "outages": s.outage().outages(),
+                "answered_by_policy": s.outage().answered_by_policy(),
+            }),
         }
     }
 
-    pub async fn take(
+    pub(crate) async fn take(
         &self,
         key: &str,
         limit: u64,
@@ -106,21 +110,21 @@ impl StateStore {
         }
     }
 
-    pub async fn increment(&self, key: &str, delta: i64, ttl_ms: u64) -> Result<i64, StateError> {
+    pub(crate) async fn increment(&self, key: &str, delta: i64, ttl_ms: u64) -> Result<i64, StateError> {
         match self {
             Self::Local(s) => Ok(s.increment(key, delta, ttl_ms)),
             Self::Redis(s) => s.increment(key, delta, ttl_ms).await,
         }
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         match self {
             Self::Local(s) => Ok(s.get(key)),
             Self::Redis(s) => s.get(key).await,
         }
     }
 
-    pub async fn set(&self, key: &str, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), StateError> {
+    pub(crate) async fn set(&self, key: &str, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), StateError> {
         match self {
             Self::Local(s) => {
                 s.set(key, value, ttl_ms);
@@ -130,7 +134,7 @@ impl StateStore {
         }
     }
 
-    pub async fn delete(&self, key: &str) -> Result<(), StateError> {
+    pub(crate) async fn delete(&self, key: &str) -> Result<(), StateError> {
         match self {
             Self::Local(s) => {
                 s.delete(key);

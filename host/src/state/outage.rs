@@ -36,7 +36,7 @@ impl OnUnavailable {
 
 /// Whether the backend is down, and how often the policy answered.
 #[derive(Default)]
-pub struct Outage {
+pub(crate) struct Outage {
     down: AtomicBool,
     answered: AtomicU64,
     outages: AtomicU64,
@@ -67,12 +67,12 @@ impl Outage {
     }
 
     /// Calls answered by the policy since start (for metrics).
-    pub fn answered_by_policy(&self) -> u64 {
+    pub(crate) fn answered_by_policy(&self) -> u64 {
         self.answered.load(Ordering::Relaxed)
     }
 
     /// Outages begun since start.
-    pub fn outages(&self) -> u64 {
+    pub(crate) fn outages(&self) -> u64 {
         self.outages.load(Ordering::Relaxed)
     }
 }

@@ -125,7 +125,7 @@ impl RedisSettings {
     }
 }
 
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     connections: Vec<ConnectionManager>,
     next: AtomicUsize,
     prefix: String,
@@ -142,7 +142,7 @@ impl RedisStore {
     /// Connects lazily: a gateway starts while Redis is down (the policy
     /// answers until it is up), and each connection reconnects by itself.
     /// Needs a Tokio runtime.
-    pub fn new(settings: &RedisSettings) -> Result<Self, String> {
+    pub(crate) fn new(settings: &RedisSettings) -> Result<Self, String> {
         let client = redis::Client::open(settings.url.as_str()).map_err(|e| format!("state.url: {e}"))?;
         // One attempt per call: a call waits for no retry schedule, and the
         // next call tries again.
@@ -167,7 +167,7 @@ impl RedisStore {
         })
     }
 
-    pub fn outage(&self) -> &Outage {
+    pub(crate) fn outage(&self) -> &Outage {
         &self.outage
     }
 
@@ -201,7 +201,7 @@ impl RedisStore {
         }
     }
 
-    pub async fn take(
+    pub(crate) async fn take(
         &self,
         key: &str,
         limit: u64,
@@ -249,7 +249,7 @@ impl RedisStore {
         Ok(decision)
     }
 
-    pub async fn increment(&self, key: &str, delta: i64, ttl_ms: u64) -> Result<i64, StateError> {
+    pub(crate) async fn increment(&self, key: &str, delta: i64, ttl_ms: u64) -> Result<i64, StateError> {
         let mut invocation = self.increment.key(self.key("c", key));
         invocation.arg(delta).arg(ttl_ms.min(MAX_TTL_MS));
         let mut connection = self.connection();
@@ -260,7 +260,7 @@ impl RedisStore {
         }
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         let mut connection = self.connection();
         let mut get = redis::cmd("GET");
         get.arg(self.key("v", key));
@@ -271,7 +271,7 @@ impl RedisStore {
         }
     }
 
-    pub async fn set(&self, key: &str, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), StateError> {
+    pub(crate) async fn set(&self, key: &str, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), StateError> {
         let mut cmd = match ttl_ms {
             // Redis refuses a TTL of 0; the local store's entry is gone at once.
             Some(0) => redis::cmd("DEL"),
@@ -292,7 +292,7 @@ impl RedisStore {
         Ok(())
     }
 
-    pub async fn delete(&self, key: &str) -> Result<(), StateError> {
+    pub(crate) async fn delete(&self, key: &str) -> Result<(), StateError> {
         let mut cmd = redis::cmd("DEL");
         cmd.arg(self.key("t", key)).arg(self.key("c", key)).arg(self.key("v", key));
         let mut connection = self.connection();
@@ -388,7 +388,8 @@ mod tests {
 
         assert_eq!((open.outage().outages(), open.outage().answered_by_policy() - before.0), (2, 8));
         assert_eq!((closed.outage().outages(), closed.outage().answered_by_policy() - before.1), (2, 2));
-        assert_eq!(StateStore::Redis(local).unavailability(), (9, 1));
+        let status = StateStore::Redis(local).status();
+        assert_eq!((&status["answered_by_policy"], &status["outages"]), (&9.into(), &1.into()), "{status}");
 
         server.restart();
         let local = store(&server, OnUnavailable::Local);

@@ -14,7 +14,7 @@ use super::spec::{Balance, HashOn};
 const VIRTUAL_NODES: u32 = 100;
 
 #[derive(Debug)]
-pub struct Balancer {
+pub(crate) struct Balancer {
     weights: Vec<u32>,
     next: AtomicUsize,
     kind: Kind,
@@ -30,7 +30,7 @@ enum Kind {
 
 impl Balancer {
     /// `targets`: each target's address (names its ring points) and weight.
-    pub fn new(balance: &Balance, targets: &[(&str, u32)]) -> Self {
+    pub(crate) fn new(balance: &Balance, targets: &[(&str, u32)]) -> Self {
         let weights: Vec<u32> = targets.iter().map(|(_, w)| (*w).max(1)).collect();
         let kind = match balance {
             Balance::RoundRobin => Kind::RoundRobin,
@@ -42,7 +42,7 @@ impl Balancer {
     }
 
     /// The hash key of a request, for hash balancing.
-    pub fn key(&self, headers: &HeaderMap, client: Option<IpAddr>) -> Option<u64> {
+    pub(crate) fn key(&self, headers: &HeaderMap, client: Option<IpAddr>) -> Option<u64> {
         let Kind::Hash { on, .. } = &self.kind else {
             return None;
         };
@@ -57,7 +57,7 @@ impl Balancer {
 
     /// One of the eligible targets, or `None` when there is none.
     /// `load(i)`: requests in flight to target `i`.
-    pub fn pick(&self, eligible: &[bool], load: impl Fn(usize) -> usize, key: Option<u64>) -> Option<usize> {
+    pub(crate) fn pick(&self, eligible: &[bool], load: impl Fn(usize) -> usize, key: Option<u64>) -> Option<usize> {
         if !eligible.iter().any(|e| *e) {
             return None;
         }
@@ -127,12 +127,12 @@ fn smooth_weighted(current: &mut [i64], weights: &[u32], eligible: &[bool]) -> u
 /// that point's target is not eligible, the walk goes on to the next, so
 /// only the keys of unavailable targets move, and they come back with it.
 #[derive(Debug)]
-pub struct HashRing {
+pub(crate) struct HashRing {
     points: Vec<(u64, usize)>,
 }
 
 impl HashRing {
-    pub fn new(targets: &[(&str, u32)]) -> Self {
+    pub(crate) fn new(targets: &[(&str, u32)]) -> Self {
         let mut points = Vec::new();
         for (i, (addr, weight)) in targets.iter().enumerate() {
             for v in 0..weight.max(&1) * VIRTUAL_NODES {
@@ -143,7 +143,7 @@ impl HashRing {
         Self { points }
     }
 
-    pub fn lookup(&self, key: u64, eligible: &[bool]) -> Option<usize> {
+    pub(crate) fn lookup(&self, key: u64, eligible: &[bool]) -> Option<usize> {
         let start = self.points.partition_point(|(h, _)| *h < key);
         let n = self.points.len();
         (0..n).map(|k| self.points[(start + k) % n].1).find(|&i| eligible[i])
@@ -152,7 +152,7 @@ impl HashRing {
 
 /// FNV-1a with a final mix (MurmurHash3's): stable across builds and
 /// processes, so gateways agree on where a key goes.
-pub fn hash(bytes: &[u8]) -> u64 {
+pub(crate) fn hash(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);

@@ -26,7 +26,7 @@ enum State {
 
 /// What a request that passed the breaker holds until its outcome is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permit {
+pub(crate) enum Permit {
     /// Passed a closed breaker.
     Normal,
     /// One of the half-open probes.
@@ -35,24 +35,24 @@ pub enum Permit {
 
 /// A change worth logging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
+pub(crate) enum Transition {
     Opened,
     Closed,
 }
 
 #[derive(Debug)]
-pub struct Breaker {
+pub(crate) struct Breaker {
     spec: BreakerSpec,
     state: State,
 }
 
 impl Breaker {
-    pub fn new(spec: BreakerSpec) -> Self {
+    pub(crate) fn new(spec: BreakerSpec) -> Self {
         Self { spec, state: State::Closed { failures: 0 } }
     }
 
     /// Whether [`Self::acquire`] would succeed now.
-    pub fn admits(&self, now: Instant) -> bool {
+    pub(crate) fn admits(&self, now: Instant) -> bool {
         match self.state {
             State::Closed { .. } => true,
             State::Open { until } => now >= until,
@@ -62,7 +62,7 @@ impl Breaker {
 
     /// How long until the breaker lets a request through again, when it
     /// does not now.
-    pub fn blocked_for(&self, now: Instant) -> Option<Duration> {
+    pub(crate) fn blocked_for(&self, now: Instant) -> Option<Duration> {
         match self.state {
             State::Open { until } if now < until => Some(until - now),
             // Waiting for the probes in flight: they answer within a try.
@@ -72,7 +72,7 @@ impl Breaker {
     }
 
     /// Lets one request through, if the state allows.
-    pub fn acquire(&mut self, now: Instant) -> Option<Permit> {
+    pub(crate) fn acquire(&mut self, now: Instant) -> Option<Permit> {
         match self.state {
             State::Closed { .. } => Some(Permit::Normal),
             State::Open { until } if now >= until => {
@@ -91,7 +91,7 @@ impl Breaker {
     /// The outcome of a request let through with `permit`: `Some(true)`
     /// success, `Some(false)` failure, `None` abandoned (the client went
     /// away) which only frees a probe's place.
-    pub fn record(&mut self, permit: Permit, outcome: Option<bool>, now: Instant) -> Option<Transition> {
+    pub(crate) fn record(&mut self, permit: Permit, outcome: Option<bool>, now: Instant) -> Option<Transition> {
         match (self.state, permit, outcome) {
             (State::HalfOpen { in_flight, successes }, Permit::Probe, outcome) => {
                 let in_flight = in_flight.saturating_sub(1);

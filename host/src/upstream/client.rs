@@ -13,7 +13,7 @@ use super::roundtrip::Outgoing;
 use crate::body::{Body, BodyError};
 
 /// A request body as the upstream layer takes it.
-pub enum Payload {
+pub(crate) enum Payload {
     /// In memory: can be sent as often as a retry needs.
     Bytes(Bytes),
     /// Streamed from the client: can only be sent again if nobody read it.
@@ -22,7 +22,7 @@ pub enum Payload {
 
 impl Payload {
     /// A body of unknown origin: an empty one is as good as bytes.
-    pub fn from_body(body: Body) -> Self {
+    pub(crate) fn from_body(body: Body) -> Self {
         if body.is_end_stream() { Self::Bytes(Bytes::new()) } else { Self::Stream(body) }
     }
 }
@@ -37,14 +37,14 @@ pub(crate) enum Replay {
 }
 
 impl Replay {
-    pub fn new(payload: Payload) -> Self {
+    pub(crate) fn new(payload: Payload) -> Self {
         match payload {
             Payload::Bytes(b) => Self::Bytes(b),
             Payload::Stream(s) => Self::Stream(Some(s)),
         }
     }
 
-    pub fn state(&self) -> BodyReplay {
+    pub(crate) fn state(&self) -> BodyReplay {
         match self {
             Self::Bytes(_) => BodyReplay::InMemory,
             Self::Stream(Some(_)) => BodyReplay::Unread,
@@ -54,7 +54,7 @@ impl Replay {
 
     /// The body for the next try, and for a stream the place it can be taken
     /// back from if the try never read it. `None` when it is gone.
-    pub fn lend(&mut self) -> Option<(Outgoing, Option<Slot>)> {
+    pub(crate) fn lend(&mut self) -> Option<(Outgoing, Option<Slot>)> {
         match self {
             Self::Bytes(b) => Some((Outgoing::Bytes(b.clone()), None)),
             Self::Stream(stream) => {
@@ -66,7 +66,7 @@ impl Replay {
 
     /// After a try that failed before sending anything: takes the stream
     /// back if it was never read.
-    pub fn reclaim(&mut self, slot: Option<Slot>) {
+    pub(crate) fn reclaim(&mut self, slot: Option<Slot>) {
         if let (Self::Stream(stream), Some(slot)) = (self, slot) {
             *stream = slot.lock().expect("body slot lock").take();
         }
@@ -126,7 +126,7 @@ pub(crate) struct Tracked<G> {
 }
 
 impl<G: Send + Sync + Unpin + 'static> Tracked<G> {
-    pub fn boxed(self) -> Body {
+    pub(crate) fn boxed(self) -> Body {
         http_body_util::BodyExt::boxed(self)
     }
 }

@@ -6,7 +6,7 @@ use std::io;
 use crate::body::BoxError;
 /// Why a round trip to a target got no response.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     #[error("connect: {source}")]
     Connect {
         timed_out: bool,
@@ -40,7 +40,7 @@ impl ClientError {
 
 /// What went wrong with a try that got no response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientFailure {
+pub(super) enum ClientFailure {
     /// No connection could be made; the upstream never saw the request.
     Connect { timed_out: bool, reason: &'static str },
     /// The connection failed after the request may have been sent.
@@ -49,7 +49,7 @@ pub enum ClientFailure {
 
 /// Sorts a client error; the `reason` is short and safe to show clients
 /// (the full chain goes to the logs).
-pub fn classify(e: &ClientError) -> ClientFailure {
+pub(super) fn classify(e: &ClientError) -> ClientFailure {
     match e {
         ClientError::Connect { timed_out: true, .. } => {
             ClientFailure::Connect { timed_out: true, reason: "connect timeout" }
@@ -69,7 +69,7 @@ pub fn classify(e: &ClientError) -> ClientFailure {
 }
 
 /// The whole chain of an error, for logs.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -20,7 +20,7 @@ use super::target::Target;
 
 /// Passes and failures in a row, and the verdict they lead to.
 #[derive(Debug, Clone)]
-pub struct HealthCounter {
+pub(crate) struct HealthCounter {
     healthy: bool,
     streak: u32,
 }
@@ -35,7 +35,7 @@ impl Default for HealthCounter {
 
 impl HealthCounter {
     /// Counts a check; returns the new health when it changes.
-    pub fn record(&mut self, pass: bool, spec: &HealthSpec) -> Option<bool> {
+    pub(crate) fn record(&mut self, pass: bool, spec: &HealthSpec) -> Option<bool> {
         if pass == self.healthy {
             self.streak = 0;
             return None;
@@ -53,7 +53,7 @@ impl HealthCounter {
 }
 
 /// Starts the checks (needs a tokio runtime; without one there are none).
-pub fn spawn(upstream: Arc<str>, targets: Vec<Arc<Target>>, spec: HealthSpec) -> Option<AbortHandle> {
+pub(crate) fn spawn(upstream: Arc<str>, targets: Vec<Arc<Target>>, spec: HealthSpec) -> Option<AbortHandle> {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         tracing::warn!(upstream = %upstream, "no async runtime: health checks are off");
         return None;
@@ -88,7 +88,7 @@ async fn run(upstream: Arc<str>, targets: Vec<Arc<Target>>, spec: HealthSpec) {
 }
 
 /// One check; the error says why it failed.
-pub async fn probe(addr: &http::uri::Authority, path: &str, timeout: Duration) -> Result<(), String> {
+pub(crate) async fn probe(addr: &http::uri::Authority, path: &str, timeout: Duration) -> Result<(), String> {
     let check = async {
         let pool = Pool::new(addr.clone(), timeout, timeout);
         let conn = pool.connect().await.map_err(|e| e.to_string())?;

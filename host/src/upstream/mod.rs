@@ -20,18 +20,18 @@
 //! fails at once with [`UpstreamError::NoTarget`] (503 with `Retry-After`)
 //! without contacting anyone.
 
-pub mod balance;
-pub mod breaker;
-pub mod client;
+pub(crate) mod balance;
+pub(crate) mod breaker;
+pub(crate) mod client;
 mod error;
 mod failure;
-pub mod health;
-pub mod outlier;
-pub mod pool;
-pub mod retry;
-pub mod roundtrip;
-pub mod spec;
-pub mod target;
+pub(crate) mod health;
+pub(crate) mod outlier;
+pub(crate) mod pool;
+pub(crate) mod retry;
+pub(crate) mod roundtrip;
+pub(crate) mod spec;
+pub(crate) mod target;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -41,9 +41,9 @@ use std::time::{Duration, Instant};
 use http::uri::Authority;
 use tokio::task::AbortHandle;
 
-pub use client::Payload;
-pub use error::UpstreamError;
-pub use spec::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, RetrySpec, TargetSpec, UpstreamSpec};
+pub(crate) use client::Payload;
+pub(crate) use error::UpstreamError;
+pub(crate) use spec::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, RetrySpec, TargetSpec, UpstreamSpec};
 
 use self::balance::Balancer;
 use self::breaker::Transition;
@@ -56,7 +56,7 @@ use crate::body::Body;
 
 /// Per-request settings of [`Upstream::send_with`].
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SendOptions {
+pub(crate) struct SendOptions {
     /// The whole request's deadline, retries included; the upstream's
     /// `timeout` when `None`.
     pub timeout: Option<Duration>,
@@ -66,7 +66,7 @@ pub struct SendOptions {
 
 /// One target as [`Upstream::status`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TargetStatus {
+pub(crate) struct TargetStatus {
     pub addr: String,
     pub weight: u32,
     pub in_flight: usize,
@@ -75,7 +75,7 @@ pub struct TargetStatus {
 }
 
 /// One named upstream service with its targets.
-pub struct Upstream {
+pub(crate) struct Upstream {
     name: Arc<str>,
     targets: Vec<Arc<Target>>,
     balancer: Balancer,
@@ -104,7 +104,7 @@ impl Drop for Upstream {
 impl Upstream {
     /// Builds the upstream and, when configured, starts its health checks
     /// (which stop when it is dropped).
-    pub fn new(spec: &UpstreamSpec) -> Self {
+    pub(crate) fn new(spec: &UpstreamSpec) -> Self {
         let name: Arc<str> = spec.name.as_str().into();
         let targets: Vec<Arc<Target>> = spec.targets.iter().map(|t| Arc::new(Target::new(t, spec))).collect();
         let weighted: Vec<(&str, u32)> = spec.targets.iter().map(|t| (t.addr.as_str(), t.weight)).collect();
@@ -126,16 +126,12 @@ impl Upstream {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// Each target's state now, for operators.
-    pub fn status(&self) -> Vec<TargetStatus> {
+    pub(crate) fn status(&self) -> Vec<TargetStatus> {
         let now = Instant::now();
         self.targets
             .iter()
@@ -154,21 +150,10 @@ impl Upstream {
     }
 
     /// Sends a request (its URI is rewritten to the chosen target, keeping
-    /// path and query) and waits for the response head, within `timeout`
-    /// (the upstream's when `None`). An empty body is retried like any
-    /// in-memory one; another body counts as a stream.
-    pub async fn send(
-        &self,
-        req: http::Request<Body>,
-        timeout: Option<Duration>,
-    ) -> Result<http::Response<Body>, UpstreamError> {
-        self.send_with(req.map(Payload::from_body), SendOptions { timeout, client_ip: None }).await
-    }
-
-    /// [`Self::send`] with the body's kind known and the client's address.
-    /// A response with a retried status is returned as it is once retries
+    /// path and query) and waits for the response head, within
+    /// `opts.timeout` (the upstream's when `None`). A response with a retried status is returned as it is once retries
     /// are over; the errors are for requests that got no response.
-    pub async fn send_with(
+    pub(crate) async fn send_with(
         &self,
         req: http::Request<Payload>,
         opts: SendOptions,
@@ -422,21 +407,21 @@ fn spawn_sweeper(targets: &[Arc<Target>], idle_timeout: Duration) -> Option<Abor
 
 /// The upstreams of one snapshot, by name.
 #[derive(Default)]
-pub struct Upstreams {
+pub(crate) struct Upstreams {
     by_name: HashMap<String, Arc<Upstream>>,
 }
 
 impl Upstreams {
-    pub fn new(specs: &[UpstreamSpec]) -> Self {
+    pub(crate) fn new(specs: &[UpstreamSpec]) -> Self {
         Self { by_name: specs.iter().map(|s| (s.name.clone(), Arc::new(Upstream::new(s)))).collect() }
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<Upstream>> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Upstream>> {
         self.by_name.get(name)
     }
 
     /// Every upstream's targets and their state, by name.
-    pub fn status(&self) -> std::collections::BTreeMap<&str, Vec<TargetStatus>> {
+    pub(crate) fn status(&self) -> std::collections::BTreeMap<&str, Vec<TargetStatus>> {
         self.by_name.iter().map(|(name, up)| (name.as_str(), up.status())).collect()
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::spec::OutlierSpec;
 
 #[derive(Debug)]
-pub struct Outlier {
+pub(crate) struct Outlier {
     spec: OutlierSpec,
     failures: u32,
     ejected_until: Option<Instant>,
@@ -22,21 +22,21 @@ pub struct Outlier {
 }
 
 impl Outlier {
-    pub fn new(spec: OutlierSpec) -> Self {
+    pub(crate) fn new(spec: OutlierSpec) -> Self {
         Self { spec, failures: 0, ejected_until: None, streak: 0 }
     }
 
-    pub fn is_ejected(&self, now: Instant) -> bool {
+    pub(crate) fn is_ejected(&self, now: Instant) -> bool {
         self.ejected_for(now).is_some()
     }
 
-    pub fn ejected_for(&self, now: Instant) -> Option<Duration> {
+    pub(crate) fn ejected_for(&self, now: Instant) -> Option<Duration> {
         self.ejected_until.filter(|until| now < *until).map(|until| until - now)
     }
 
     /// Counts an outcome; true when the target should now be ejected.
     /// Results arriving while ejected (requests sent before) are ignored.
-    pub fn record(&mut self, ok: bool, now: Instant) -> bool {
+    pub(crate) fn record(&mut self, ok: bool, now: Instant) -> bool {
         if self.is_ejected(now) {
             return false;
         }
@@ -49,7 +49,7 @@ impl Outlier {
     }
 
     /// Ejects the target; returns for how long.
-    pub fn eject(&mut self, now: Instant) -> Duration {
+    pub(crate) fn eject(&mut self, now: Instant) -> Duration {
         let again = self.ejected_until.is_some_and(|end| now.saturating_duration_since(end) <= self.spec.max_ejection);
         self.streak = if again { self.streak.saturating_add(1) } else { 1 };
         let factor = 1u32.checked_shl(self.streak - 1).unwrap_or(u32::MAX);

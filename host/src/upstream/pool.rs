@@ -39,7 +39,7 @@ struct Idle {
 
 /// A target's pool; clones share it.
 #[derive(Clone)]
-pub struct Pool {
+pub(crate) struct Pool {
     inner: Arc<Inner>,
 }
 
@@ -54,7 +54,7 @@ struct Inner {
 }
 
 impl Pool {
-    pub fn new(addr: Authority, connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    pub(crate) fn new(addr: Authority, connect_timeout: Duration, idle_timeout: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 addr,
@@ -66,17 +66,12 @@ impl Pool {
         }
     }
 
-    pub fn addr(&self) -> &Authority {
+    pub(crate) fn addr(&self) -> &Authority {
         &self.inner.addr
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         self.inner.idle.lock().expect("pool lock")
-    }
-
-    /// Idle connections now.
-    pub fn idle_count(&self) -> usize {
-        self.idle().len()
     }
 
     /// A pooled connection that still looks open, or a new one. `now` is
@@ -127,7 +122,7 @@ impl Pool {
 
     /// Closes the idle connections that timed out or were closed by the
     /// upstream.
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         let now = Instant::now();
         let timeout = self.inner.idle_timeout;
         let expired: Vec<Idle> = {
@@ -141,7 +136,7 @@ impl Pool {
     }
 
     /// Closes the idle connections; those in use are not pooled again.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.inner.generation.fetch_add(1, Ordering::Relaxed);
         let idle = std::mem::take(&mut *self.idle());
         drop(idle);

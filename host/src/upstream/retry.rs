@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 use super::spec::RetrySpec;
 
 /// How far back the budget looks at requests.
-pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 const SLOTS: usize = 10;
-const SLOT: Duration = Duration::from_secs(1);
+const SLOT: Duration = Duration::from_secs(BUDGET_WINDOW.as_secs() / SLOTS as u64);
 
 /// Why a try did not succeed, as far as retrying is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failed {
+pub(crate) enum Failed {
     /// No connection: the upstream never saw the request.
     Connect,
     /// An answer with one of the retried statuses.
@@ -40,7 +40,7 @@ pub enum Failed {
 
 /// Whether the request may be tried again after `failed`, body and method
 /// considered (budget and attempts aside).
-pub fn retryable(failed: Failed, idempotent: bool, body: BodyReplay) -> bool {
+pub(crate) fn retryable(failed: Failed, idempotent: bool, body: BodyReplay) -> bool {
     match failed {
         Failed::Connect => body != BodyReplay::Gone,
         Failed::Status | Failed::TryTimeout | Failed::Broken => idempotent && body == BodyReplay::InMemory,
@@ -49,7 +49,7 @@ pub fn retryable(failed: Failed, idempotent: bool, body: BodyReplay) -> bool {
 
 /// Whether the request's body can be sent again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyReplay {
+pub(crate) enum BodyReplay {
     /// Empty or buffered: as often as needed.
     InMemory,
     /// A stream nobody has read from yet.
@@ -62,7 +62,7 @@ pub enum BodyReplay {
 /// backoff doubling from `backoff` up to `max_backoff`, half of it random
 /// ("equal jitter"), so retries of many clients do not come in waves.
 /// `random` is in `[0, 1)`.
-pub fn backoff(spec: &RetrySpec, retry: u32, random: f64) -> Duration {
+pub(crate) fn backoff(spec: &RetrySpec, retry: u32, random: f64) -> Duration {
     let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
     let full = spec.backoff.saturating_mul(factor).min(spec.max_backoff);
     full / 2 + (full / 2).mul_f64(random.clamp(0.0, 1.0))
@@ -77,7 +77,7 @@ pub fn backoff(spec: &RetrySpec, retry: u32, random: f64) -> Duration {
 /// Over any stretch of `t` seconds, retries ≤ `percent`% × requests of the
 /// window + `min_per_second` × (1 + `t`).
 #[derive(Debug)]
-pub struct RetryBudget {
+pub(crate) struct RetryBudget {
     percent: u64,
     min_per_second: f64,
     state: Mutex<BudgetState>,
@@ -95,7 +95,7 @@ struct BudgetState {
 }
 
 impl RetryBudget {
-    pub fn new(percent: u32, min_per_second: u32, now: Instant) -> Self {
+    pub(crate) fn new(percent: u32, min_per_second: u32, now: Instant) -> Self {
         Self {
             percent: percent.into(),
             min_per_second: min_per_second.into(),
@@ -111,14 +111,14 @@ impl RetryBudget {
     }
 
     /// Counts a request (not its retries).
-    pub fn deposit(&self, now: Instant) {
+    pub(crate) fn deposit(&self, now: Instant) {
         let mut s = self.state.lock().expect("budget lock");
         let slot = s.advance(now);
         s.requests[slot] += 1;
     }
 
     /// Takes a token for one retry, if there is one.
-    pub fn withdraw(&self, now: Instant) -> bool {
+    pub(crate) fn withdraw(&self, now: Instant) -> bool {
         let mut s = self.state.lock().expect("budget lock");
         let slot = s.advance(now);
         let requests: u64 = s.requests.iter().sum();

@@ -31,14 +31,14 @@ use crate::http1::write;
 const MAX_RESPONSE_HEAD: usize = 64 << 10;
 
 /// A request body as one try sends it.
-pub enum Outgoing {
+pub(crate) enum Outgoing {
     /// In memory: sent again as often as needed.
     Bytes(Bytes),
     Stream(Body),
 }
 
 /// The head of the request a try sends.
-pub struct Outbound<'a> {
+pub(crate) struct Outbound<'a> {
     pub method: &'a Method,
     /// Path and query.
     pub target: &'a str,
@@ -51,7 +51,7 @@ pub struct Outbound<'a> {
 /// the pooled one turns out to have been closed by the upstream while idle
 /// (no byte of a response came back), if the body can be sent again and the
 /// method may be repeated.
-pub async fn send(pool: &Pool, req: &Outbound<'_>, body: Outgoing) -> Result<Response<Body>, ClientError> {
+pub(crate) async fn send(pool: &Pool, req: &Outbound<'_>, body: Outgoing) -> Result<Response<Body>, ClientError> {
     let conn = pool.checkout(req.at).await?;
     let again = match &body {
         Outgoing::Bytes(bytes) if repeatable(req) => Some(bytes.clone()),

@@ -12,7 +12,7 @@ use super::outlier::Outlier;
 use super::pool::Pool;
 use super::spec::{TargetSpec, UpstreamSpec};
 
-pub struct Target {
+pub(crate) struct Target {
     pub addr: Authority,
     pub weight: u32,
     pub pool: Pool,
@@ -22,14 +22,14 @@ pub struct Target {
     passive: Mutex<Passive>,
 }
 
-pub struct Passive {
+pub(crate) struct Passive {
     pub outlier: Option<Outlier>,
     pub breaker: Option<Breaker>,
 }
 
 /// Why a target takes no request now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Blocked {
+pub(crate) enum Blocked {
     Unhealthy,
     Ejected(Duration),
     /// Its circuit breaker is open for this long (zero: half-open, probes
@@ -38,7 +38,7 @@ pub enum Blocked {
 }
 
 impl Target {
-    pub fn new(spec: &TargetSpec, upstream: &UpstreamSpec) -> Self {
+    pub(crate) fn new(spec: &TargetSpec, upstream: &UpstreamSpec) -> Self {
         Self {
             addr: spec.addr.clone(),
             weight: spec.weight,
@@ -52,20 +52,20 @@ impl Target {
         }
     }
 
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    pub fn set_healthy(&self, healthy: bool) {
+    pub(crate) fn set_healthy(&self, healthy: bool) {
         self.healthy.store(healthy, Ordering::Relaxed);
     }
 
-    pub fn passive(&self) -> MutexGuard<'_, Passive> {
+    pub(crate) fn passive(&self) -> MutexGuard<'_, Passive> {
         self.passive.lock().expect("target state lock")
     }
 
     /// `None` when the target takes requests now.
-    pub fn blocked(&self, now: Instant) -> Option<Blocked> {
+    pub(crate) fn blocked(&self, now: Instant) -> Option<Blocked> {
         if !self.healthy.load(Ordering::Relaxed) {
             return Some(Blocked::Unhealthy);
         }
@@ -77,7 +77,7 @@ impl Target {
     }
 
     /// Lets one request through to this target, if it still may.
-    pub fn acquire(self: &Arc<Self>, now: Instant) -> Option<Attempt> {
+    pub(crate) fn acquire(self: &Arc<Self>, now: Instant) -> Option<Attempt> {
         if !self.healthy.load(Ordering::Relaxed) {
             return None;
         }
@@ -99,7 +99,7 @@ impl Target {
 
 /// One try on a target, from the choice to the outcome. Dropped without an
 /// outcome (the client went away), it frees its breaker probe.
-pub struct Attempt {
+pub(crate) struct Attempt {
     pub target: Arc<Target>,
     permit: Option<Permit>,
     in_flight: Option<InFlight>,
@@ -107,12 +107,12 @@ pub struct Attempt {
 
 impl Attempt {
     /// The breaker permit, to report the outcome with (taken once).
-    pub fn take_permit(&mut self) -> Option<Permit> {
+    pub(crate) fn take_permit(&mut self) -> Option<Permit> {
         self.permit.take()
     }
 
     /// The in-flight count, to keep up while a response body is read.
-    pub fn take_in_flight(&mut self) -> Option<InFlight> {
+    pub(crate) fn take_in_flight(&mut self) -> Option<InFlight> {
         self.in_flight.take()
     }
 }
@@ -128,7 +128,7 @@ impl Drop for Attempt {
 }
 
 /// Counts a request as in flight to its target while alive.
-pub struct InFlight(Arc<Target>);
+pub(crate) struct InFlight(Arc<Target>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {

@@ -5,13 +5,11 @@
 
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmgate_testbed::plugins::FIXTURE_HOSTILE;
+use wasmgate_testbed::process::GatewayProcess;
 use wasmgate_testbed::{Client, TestUpstream};
 
 const BOUND: Duration = Duration::from_secs(20);
@@ -41,82 +39,11 @@ fn config(up: &TestUpstream) -> String {
     .join("\n")
 }
 
-/// Kills the gateway if the test fails before it exits by itself.
-struct Running {
-    child: Child,
-    log: Option<JoinHandle<Vec<String>>>,
-    addr: SocketAddr,
-}
-
-impl Running {
-    /// Starts `wasmgate run` and waits for the address it logs.
-    fn start(config: &str, dir: &std::path::Path, format: &str) -> Self {
-        let path = dir.join(format!("{format}.toml"));
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
-            .args(["--log-format", format, "run"])
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let log = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = listening(&line) {
-                    let _ = addr_tx.send(addr);
-                }
-                lines.push(line);
-            }
-            lines
-        });
-        let addr = addr_rx.recv_timeout(BOUND).expect("the gateway logs its address");
-        Self { child, log: Some(log), addr }
-    }
-
-    /// Stops it with SIGTERM; its whole log.
-    fn stop(mut self) -> Vec<String> {
-        let killed = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(killed.success());
-        let status = self.child.wait().unwrap();
-        let lines = self.log.take().unwrap().join().unwrap();
-        assert!(status.success(), "exit status {status:?}; log:\n{}", lines.join("\n"));
-        lines
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-/// The address of a "wasmgate listening" line, in either format.
-fn listening(line: &str) -> Option<SocketAddr> {
-    if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
-        return (json["fields"]["message"] == "wasmgate listening")
-            .then(|| json["fields"]["addr"].as_str())??
-            .parse()
-            .ok();
-    }
-    // Colour codes, were there any, would not hide the address.
-    let plain = without_colour(line);
-    let (_, rest) = plain.split_once("wasmgate listening")?;
-    rest.split_whitespace().find_map(|kv| kv.strip_prefix("addr="))?.parse().ok()
-}
-
-/// `line` without `ESC [ … m` sequences.
-fn without_colour(line: &str) -> String {
-    let mut out = String::new();
-    let mut rest = line;
-    while let Some((before, after)) = rest.split_once(ESC) {
-        out.push_str(before);
-        rest = after.split_once('m').map_or("", |(_, tail)| tail);
-    }
-    out.push_str(rest);
-    out
+/// Starts `wasmgate run` with logs in `format`.
+fn start(config: &str, dir: &std::path::Path, format: &str) -> GatewayProcess {
+    let path = dir.join(format!("{format}.toml"));
+    std::fs::write(&path, config).unwrap();
+    GatewayProcess::start_with(env!("CARGO_BIN_EXE_wasmgate"), &path, format, BOUND)
 }
 
 /// Sends every hostile request and a healthy one.
@@ -133,9 +60,9 @@ async fn exercise(addr: SocketAddr) {
 async fn json_logs_stay_json_lines_and_carry_a_plugins_panic() {
     let up = TestUpstream::named("up").await;
     let dir = tempfile::tempdir().unwrap();
-    let gateway = Running::start(&config(&up), dir.path(), "json");
+    let gateway = start(&config(&up), dir.path(), "json");
     exercise(gateway.addr).await;
-    let lines = gateway.stop();
+    let lines = gateway.terminate();
 
     let events: Vec<serde_json::Value> = lines
         .iter()
@@ -175,9 +102,9 @@ async fn json_logs_stay_json_lines_and_carry_a_plugins_panic() {
 async fn text_logs_into_a_pipe_have_no_colour_codes() {
     let up = TestUpstream::named("up").await;
     let dir = tempfile::tempdir().unwrap();
-    let gateway = Running::start(&config(&up), dir.path(), "text");
+    let gateway = start(&config(&up), dir.path(), "text");
     exercise(gateway.addr).await;
-    let lines = gateway.stop();
+    let lines = gateway.terminate();
     let all = lines.join("\n");
     assert!(all.contains("panicked at "), "the plugin's panic is logged: {all}");
     assert!(all.contains("plugin failed the request"), "{all}");

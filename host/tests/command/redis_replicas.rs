@@ -3,25 +3,23 @@
 //! one is read through another, and while Redis is away each
 //! `on_unavailable` policy answers as documented.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
+use serde_json::{Value, json};
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::{FIXTURE_KV, RATE_LIMIT};
+use wasmgate_testbed::process::GatewayProcess;
 use wasmgate_testbed::redis::TestRedis;
 use wasmgate_testbed::{Answer, Client, Reply, TestUpstream, eventually};
 
 const BOUND: Duration = Duration::from_secs(20);
 const LIMIT: u64 = 20;
 
-/// A `wasmgate run` process and what it logged so far.
+/// A `wasmgate run` process with its own admin listener.
 struct Replica {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
+    process: GatewayProcess,
     _dir: tempfile::TempDir,
 }
 
@@ -29,71 +27,36 @@ impl Replica {
     fn start(redis: &TestRedis, upstream: &TestUpstream, on_unavailable: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.toml");
-        let limit = format!(r#"limits = [{{ limit = {LIMIT}, window = "1h", burst = {LIMIT} }}]"#);
-        let config = format!(
-            r#"[server]
-listen = ["127.0.0.1:0"]
-
-[state]
-backend = "redis"
-url = "{url}"
-key_prefix = "replicas:"
-timeout_ms = 300
-on_unavailable = "{on_unavailable}"
-
-[upstreams.api]
-targets = ["{target}"]
-
-[plugins.rate-limit]
-path = "{RATE_LIMIT}"
-
-[plugins.kv]
-path = "{FIXTURE_KV}"
-
-[[routes]]
-name = "limited"
-prefix = "/limited"
-upstream = "api"
-pipeline = [{{ plugin = "rate-limit", config = {{ key = ["header:x-api-key"], {limit} }} }}]
-
-[[routes]]
-name = "kv"
-prefix = "/kv/"
-pipeline = [{{ plugin = "kv" }}]
-"#,
-            url = redis.url(),
-            target = upstream.target(),
-        );
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
-            .args(["--log-format", "json", "run"])
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
-                    && json["fields"]["message"] == "wasmgate listening"
-                    && let Some(addr) = json["fields"]["addr"].as_str()
-                {
-                    let _ = addr_tx.send(addr.parse::<SocketAddr>().unwrap());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = addr_rx.recv_timeout(BOUND).expect("the gateway logs its address");
-        Self { child, addr, log, _dir: dir }
+        let limits = json!([{ "limit": LIMIT, "window": "1h", "burst": LIMIT }]);
+        let config = GatewayConfig::new()
+            .section("server", json!({ "listen": ["127.0.0.1:0"] }))
+            .section("admin", json!({ "listen": "127.0.0.1:0" }))
+            .section(
+                "state",
+                json!({
+                    "backend": "redis",
+                    "url": redis.url(),
+                    "key_prefix": "replicas:",
+                    "timeout_ms": 300,
+                    "on_unavailable": on_unavailable,
+                }),
+            )
+            .upstream("api", upstream)
+            .plugin("rate-limit", RATE_LIMIT)
+            .plugin("kv", FIXTURE_KV)
+            .route(
+                Route::prefix("limited", "/limited")
+                    .upstream("api")
+                    .stage("rate-limit", json!({ "key": ["header:x-api-key"], "limits": limits })),
+            )
+            .route(Route::prefix("kv", "/kv/").stage("kv", Value::Null));
+        std::fs::write(&path, config.to_string()).unwrap();
+        Self { process: GatewayProcess::start(env!("CARGO_BIN_EXE_wasmgate"), &path, BOUND), _dir: dir }
     }
 
     /// Every request is bounded: nothing may hang, Redis or not.
     async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> Reply {
-        let client = Client::new(self.addr);
+        let client = Client::new(self.process.addr);
         tokio::time::timeout(BOUND, client.send(method, path, headers, ""))
             .await
             .unwrap_or_else(|_| panic!("{path} answered within {BOUND:?}"))
@@ -104,14 +67,12 @@ pipeline = [{{ plugin = "kv" }}]
     }
 
     fn logged(&self, message: &str) -> usize {
-        self.log.lock().unwrap().iter().filter(|l| l.contains(message)).count()
+        self.process.logged(message)
     }
-}
 
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// `state` of the admin API's `/status`.
+    async fn state_status(&self) -> serde_json::Value {
+        Client::new(self.process.admin()).get("/status").await.json()["state"].clone()
     }
 }
 
@@ -195,6 +156,10 @@ async fn an_outage_is_answered_by_each_policy_and_shared_limits_resume() {
         assert_eq!(replica.logged("state backend unavailable"), 1, "once per outage, not per request");
     }
     assert_eq!(closed.logged("plugin failed the request"), 0, "the outage's line says it all");
+    let state = closed.state_status().await;
+    assert_eq!((&state["backend"], &state["outages"]), (&json!("redis"), &json!(1)), "{state}");
+    let answered = state["answered_by_policy"].as_u64().unwrap();
+    assert!(answered > LIMIT, "every refused call is counted: {state}");
 
     redis.restart();
     for replica in all {

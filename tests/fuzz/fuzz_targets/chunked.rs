@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use wasmgate::fuzzing::{Framing, decode_in_steps, encode_chunked};
+use wasmgate::internals::{Framing, decode_in_steps, encode_chunked};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&knob, wire)) = data.split_first() else { return };

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use wasmgate::fuzzing::NameCache;
+use wasmgate::internals::NameCache;
 use wasmgate_sdk::edits::{Malformed, decode, push};
 
 fuzz_target!(|data: &[u8]| {

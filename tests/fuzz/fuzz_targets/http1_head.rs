@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use libfuzzer_sys::fuzz_target;
-use wasmgate::fuzzing::{Framing, parse_request, parse_response, request_head, response_head};
+use wasmgate::internals::{Framing, parse_request, parse_response, request_head, response_head};
 
 const MAX_HEADERS: usize = 100;
 

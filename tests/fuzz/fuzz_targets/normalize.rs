@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use http::uri::PathAndQuery;
 use libfuzzer_sys::fuzz_target;
-use wasmgate::normalize::{PathParams, normalize, routing_path};
+use wasmgate::internals::{PathParams, normalize, routing_path};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(path) = std::str::from_utf8(data) else { return };

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use wasmgate::config::ConfigErrors;
-use wasmgate::{Gateway, StartError, admin, server};
+use wasmgate::{ConfigErrors, Gateway, StartError};
 use wasmgate_testbed::demo;
 
 #[tokio::main]
@@ -26,14 +25,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    let snapshot = gateway.snapshot();
-    let running = server::serve(gateway.clone(), server::bind(&snapshot.config.listen).await?);
-    let admin_addr = snapshot.config.admin_listen.context("the demo config has an admin listener")?;
-    let gw = gateway.clone();
-    let admin = server::serve_with(server::bind(&[admin_addr]).await?, move |req, client| {
-        admin::handle(gw.clone(), req, client)
-    });
-    let _watcher = wasmgate::reload::watch(gateway.clone())?;
+    let served = gateway.config();
+    let running = wasmgate::serve(gateway.clone(), wasmgate::bind(&served.listen).await?);
+    let admin_addr = served.admin_listen.context("the demo config has an admin listener")?;
+    let admin = wasmgate::serve_admin(gateway.clone(), wasmgate::bind(&[admin_addr]).await?);
+    let _watcher = wasmgate::watch(gateway.clone())?;
     let (addr, admin_addr) = (running.addrs[0], admin.addrs[0]);
     let (member, admin_token) = (demo::TOKEN_MEMBER, demo::TOKEN_ADMIN);
     println!(
@@ -61,7 +57,7 @@ Ctrl-C to stop.
         orders = demo::ORDERS,
         products = demo::PRODUCTS,
     );
-    server::shutdown_signal().await;
+    wasmgate::shutdown_signal().await;
     admin.shutdown().await;
     running.shutdown().await;
     Ok(())

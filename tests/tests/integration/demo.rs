@@ -13,7 +13,7 @@ async fn demo_gateway() -> (TestGateway, Services) {
     {
         text = text.replace(fixed, &actual.target());
     }
-    let config = wasmgate::config::parse(&demo::config_path(), &text).unwrap_or_else(|e| panic!("{e}"));
+    let config = wasmgate::parse_config(&demo::config_path(), &text).unwrap_or_else(|e| panic!("{e}"));
     (TestGateway::start_config(config).await, services)
 }
 

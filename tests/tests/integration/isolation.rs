@@ -96,7 +96,7 @@ async fn instances_grown_by_a_big_request_are_not_kept_warm() {
         .plugin_with("upper", FIXTURE_BODY_UPPER, json!({"timeout_ms": 10000}))
         .route(route);
     let gw = TestGateway::start(&config.to_string()).await;
-    let pool = || gw.gateway.snapshot().routes[0].pipeline.stages()[0].pool.idle_instances();
+    let pool = || wasmgate::status(&gw.gateway)["plugin_uses"][0]["idle_instances"].as_u64().unwrap();
 
     assert_eq!(gw.client.send(Method::POST, "/upper", &[], "small").await.text(), "5");
     assert_eq!(pool(), 1, "a lean instance goes back to the pool");

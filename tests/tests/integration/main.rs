@@ -38,7 +38,6 @@ mod server_websocket;
 mod transform;
 mod upstream_balance;
 mod upstream_breaker;
-mod upstream_config;
 mod upstream_health;
 mod upstream_retry;
 

@@ -16,7 +16,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use wasmgate::Gateway;
-use wasmgate::server::{self, Listeners, Running};
+use wasmgate::{Listeners, Running};
 
 /// The longest any test waits for something that must happen.
 pub const BOUND: Duration = Duration::from_secs(15);
@@ -163,15 +163,15 @@ impl TlsGateway {
             "[server]\ntls_listen = [\"127.0.0.1:0\"]\n{server_keys}\n[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n{toml}"
         );
         std::fs::write(&path, text).unwrap();
-        let mut config = wasmgate::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let mut config = wasmgate::load_config(&path).unwrap_or_else(|e| panic!("{e}"));
         config.listen = vec!["127.0.0.1:0".parse().unwrap()];
         let gateway = Arc::new(Gateway::new(config).await.unwrap_or_else(|e| panic!("{e}")));
         let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let listeners = Listeners {
-            plain: server::bind(&[loopback]).await.unwrap(),
-            tls: server::bind(&[loopback]).await.unwrap(),
+            plain: wasmgate::bind(&[loopback]).await.unwrap(),
+            tls: wasmgate::bind(&[loopback]).await.unwrap(),
         };
-        let running = server::serve_listeners(gateway.clone(), listeners).unwrap();
+        let running = wasmgate::serve_listeners(gateway.clone(), listeners).unwrap();
         Self { gateway, plain: running.addrs[0], tls: running.tls_addrs[0], running, dir }
     }
 }

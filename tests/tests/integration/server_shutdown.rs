@@ -13,7 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use wasmgate::Gateway;
-use wasmgate::server::{self, Running};
+use wasmgate::Running;
 use wasmgate_testbed::Client;
 
 /// An upstream that reports each request as it arrives and answers only
@@ -63,7 +63,7 @@ async fn start(up: &HeldUpstream, server: &str) -> (Running, SocketAddr, tempfil
     )
     .unwrap();
     let gateway = Arc::new(Gateway::load(&path).await.unwrap_or_else(|e| panic!("{e}")));
-    let running = server::serve(gateway, server::bind(&["127.0.0.1:0".parse().unwrap()]).await.unwrap());
+    let running = wasmgate::serve(gateway, wasmgate::bind(&["127.0.0.1:0".parse().unwrap()]).await.unwrap());
     let addr = running.addrs[0];
     (running, addr, dir)
 }

@@ -144,7 +144,7 @@ async fn tls_config_errors_name_the_key() {
     let path = dir.path().join("gw.toml");
     let check = |text: &str| {
         std::fs::write(&path, text).unwrap();
-        match wasmgate::config::load(&path) {
+        match wasmgate::load_config(&path) {
             Ok(_) => Vec::new(),
             Err(e) => e.errors().iter().map(ToString::to_string).collect::<Vec<_>>(),
         }

@@ -1,9 +1,10 @@
-//! Entry points for the fuzz targets in `tests/fuzz`, not an API.
+//! Entry points for the fuzz targets in `tests/fuzz` and the benchmarks in
+//! `benches/`, not an API.
 //!
-//! The HTTP/1.1 head parser, head writer and body codec are private to the
-//! crate (`http1`) and stay so: this module lends the fuzzers what they
-//! call, and nothing else. Path normalisation is public already
-//! ([`crate::normalize`]); plugin edit buffers are decoded by
+//! The HTTP/1.1 head parser, head writer and body codec, path
+//! normalisation, the router and body helpers are private to the crate and
+//! stay so: this module lends the fuzzers and benchmarks what they call,
+//! and nothing else. Plugin edit buffers are decoded by
 //! `wasmgate_sdk::edits` and their header fields checked by [`NameCache`].
 
 use bytes::BytesMut;
@@ -14,6 +15,13 @@ pub use crate::http1::codec::{DecodeError, DecodedBody, decode_in_steps, encode_
 pub use crate::http1::head::{Refusal, RequestHead, ResponseHead};
 use crate::http1::{head, write};
 pub use crate::message::NameCache;
+pub use crate::normalize::{PathParams, normalize, routing_path};
+pub use crate::router::{PathPattern, RouteLookup, RouteMatcher, Router};
+
+/// Bodies as the gateway's handler takes and gives them.
+pub mod body {
+    pub use crate::body::{Body, empty, full};
+}
 
 /// See `http1::head::parse_request`.
 pub fn parse_request(buf: &mut BytesMut, max_headers: usize) -> Result<Option<RequestHead>, Refusal> {

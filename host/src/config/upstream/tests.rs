@@ -5,8 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use http::Method;
-use wasmgate::config::{self, ConfigErrors};
-use wasmgate::upstream::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, RetrySpec, UpstreamSpec};
+
+use crate::config::{self, ConfigErrors};
+use crate::upstream::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, RetrySpec, UpstreamSpec};
 
 fn parse(upstreams: &str) -> Result<Vec<UpstreamSpec>, Vec<String>> {
     match config::parse(Path::new("gw.toml"), upstreams) {
