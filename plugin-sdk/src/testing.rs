@@ -188,17 +188,6 @@ impl TestRequest {
         }
     }
 
-    /// Appends a header, as a client sending it twice would.
-    pub fn header(self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        self.message.push(name, value.as_ref());
-        self
-    }
-
-    pub fn body(self, body: impl AsRef<[u8]>) -> Self {
-        self.message.set_body(body.as_ref());
-        self
-    }
-
     pub fn route(mut self, name: &str) -> Self {
         name.clone_into(&mut self.route);
         self
@@ -339,6 +328,29 @@ impl MessageBackend for TestRequest {
     }
 }
 
+/// The builders both test messages have: one definition, so requests and
+/// responses are built the same way.
+macro_rules! message_builders {
+    ($message:ty) => {
+        impl $message {
+            /// Appends a header, as a peer sending it twice would.
+            pub fn header(self, name: &str, value: impl AsRef<[u8]>) -> Self {
+                self.message.push(name, value.as_ref());
+                self
+            }
+
+            /// Sets the body.
+            pub fn body(self, body: impl AsRef<[u8]>) -> Self {
+                self.message.set_body(body.as_ref());
+                self
+            }
+        }
+    };
+}
+
+message_builders!(TestRequest);
+message_builders!(TestResponse);
+
 /// A response as the host would present it. Defaults: no headers, empty
 /// body.
 #[derive(Debug)]
@@ -350,17 +362,6 @@ pub struct TestResponse {
 impl TestResponse {
     pub fn new(status: u16) -> Self {
         Self { message: MockMessage::new(), status: Cell::new(status) }
-    }
-
-    /// Appends a header.
-    pub fn header(self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        self.message.push(name, value.as_ref());
-        self
-    }
-
-    pub fn body(self, body: impl AsRef<[u8]>) -> Self {
-        self.message.set_body(body.as_ref());
-        self
     }
 
     /// The plugin's view of this response; also how tests inspect it after

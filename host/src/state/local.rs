@@ -6,9 +6,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use wasmgate_sdk::gcra;
-
-use super::{Decision, StateError};
+use super::{Decision, Rate, StateError};
 use crate::clock;
 
 const SHARDS: usize = 16;
@@ -77,42 +75,25 @@ impl LocalStore {
 
     /// The cell is updated where it lies: one lookup, and no new key
     /// allocated, for a key that was seen before (the usual case).
-    pub(crate) fn take(
-        &self,
-        key: &str,
-        limit: u64,
-        window_ms: u64,
-        burst: u64,
-        cost: u64,
-    ) -> Result<Decision, StateError> {
-        self.take_at(clock::now_ms(), key, limit, window_ms, burst, cost)
+    pub(crate) fn take(&self, key: &str, rate: Rate) -> Result<Decision, StateError> {
+        self.take_at(clock::now_ms(), key, rate)
     }
 
     /// `take` at a given wall-clock time: tests compare backends with it.
-    pub(super) fn take_at(
-        &self,
-        now_ms: u64,
-        key: &str,
-        limit: u64,
-        window_ms: u64,
-        burst: u64,
-        cost: u64,
-    ) -> Result<Decision, StateError> {
+    pub(super) fn take_at(&self, now_ms: u64, key: &str, rate: Rate) -> Result<Decision, StateError> {
         let now = Instant::now();
         let mut shard = self.shard(key);
         if let Some(entry) = shard.entries.get_mut(key)
             && let Entry::Cell { tat_us, expires } = entry
             && *expires > now
         {
-            let (decision, tat) =
-                gcra::decide(now_ms, *tat_us, limit, window_ms, burst, cost).map_err(StateError::InvalidLimit)?;
+            let (decision, tat) = rate.decide(now_ms, *tat_us)?;
             if decision.allowed {
                 (*tat_us, *expires) = (tat, after_ms(now, decision.reset_ms + 1));
             }
             return Ok(decision);
         }
-        let (decision, tat_us) =
-            gcra::decide(now_ms, 0, limit, window_ms, burst, cost).map_err(StateError::InvalidLimit)?;
+        let (decision, tat_us) = rate.decide(now_ms, 0)?;
         if decision.allowed {
             let expires = after_ms(now, decision.reset_ms + 1);
             shard.insert(key, Entry::Cell { tat_us, expires }, now);
@@ -182,8 +163,8 @@ mod tests {
     #[test]
     fn take_counts_per_key() {
         let s = LocalStore::default();
-        let allowed = (0..8).filter(|_| s.take("a", 5, 60_000, 5, 1).unwrap().allowed).count();
+        let allowed = (0..8).filter(|_| s.take("a", Rate::per(5, 60_000, 5)).unwrap().allowed).count();
         assert_eq!(allowed, 5);
-        assert!(s.take("b", 5, 60_000, 5, 1).unwrap().allowed);
+        assert!(s.take("b", Rate::per(5, 60_000, 5)).unwrap().allowed);
     }
 }

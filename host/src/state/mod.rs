@@ -13,6 +13,33 @@ pub(crate) use redis::{RedisSettings, RedisStore};
 /// the SDK's mock host predict exactly what the gateway does.
 pub(crate) use wasmgate_sdk::host::state::Decision;
 
+/// One `take`'s limit: `limit` events per `window_ms`, bursts of up to
+/// `burst`, `cost` events taken at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rate {
+    pub(crate) limit: u64,
+    pub(crate) window_ms: u64,
+    pub(crate) burst: u64,
+    pub(crate) cost: u64,
+}
+
+impl Rate {
+    /// The decision for a cell whose theoretical arrival time is `tat_us`
+    /// (0: a new cell), and the cell's next one when allowed.
+    fn decide(self, now_ms: u64, tat_us: u64) -> Result<(Decision, u64), StateError> {
+        wasmgate_sdk::gcra::decide(now_ms, tat_us, self.limit, self.window_ms, self.burst, self.cost)
+            .map_err(StateError::InvalidLimit)
+    }
+}
+
+#[cfg(test)]
+impl Rate {
+    /// `limit` per `window_ms`, bursts of `burst`, one event at a time.
+    pub(crate) fn per(limit: u64, window_ms: u64, burst: u64) -> Self {
+        Self { limit, window_ms, burst, cost: 1 }
+    }
+}
+
 /// Why a state operation failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StateError {
@@ -96,17 +123,10 @@ impl StateStore {
         }
     }
 
-    pub(crate) async fn take(
-        &self,
-        key: &str,
-        limit: u64,
-        window_ms: u64,
-        burst: u64,
-        cost: u64,
-    ) -> Result<Decision, StateError> {
+    pub(crate) async fn take(&self, key: &str, rate: Rate) -> Result<Decision, StateError> {
         match self {
-            Self::Local(s) => s.take(key, limit, window_ms, burst, cost),
-            Self::Redis(s) => s.take(key, limit, window_ms, burst, cost).await,
+            Self::Local(s) => s.take(key, rate),
+            Self::Redis(s) => s.take(key, rate).await,
         }
     }
 

@@ -28,7 +28,7 @@ use wasmgate_sdk::gcra;
 use super::local::LocalStore;
 
 use super::outage::{OnUnavailable, Outage};
-use super::{Decision, StateError};
+use super::{Decision, Rate, StateError};
 use crate::clock;
 
 const BACKEND: &str = "redis";
@@ -201,29 +201,15 @@ impl RedisStore {
         }
     }
 
-    pub(crate) async fn take(
-        &self,
-        key: &str,
-        limit: u64,
-        window_ms: u64,
-        burst: u64,
-        cost: u64,
-    ) -> Result<Decision, StateError> {
-        self.take_at(None, key, limit, window_ms, burst, cost).await
+    pub(crate) async fn take(&self, key: &str, rate: Rate) -> Result<Decision, StateError> {
+        self.take_at(None, key, rate).await
     }
 
     /// `now_ms`: a fixed time instead of the server's, for tests that
     /// compare backends call by call.
-    async fn take_at(
-        &self,
-        now_ms: Option<u64>,
-        key: &str,
-        limit: u64,
-        window_ms: u64,
-        burst: u64,
-        cost: u64,
-    ) -> Result<Decision, StateError> {
-        let (_, tolerance, cost_us) = gcra::params(limit, window_ms, burst, cost).map_err(StateError::InvalidLimit)?;
+    async fn take_at(&self, now_ms: Option<u64>, key: &str, rate: Rate) -> Result<Decision, StateError> {
+        let (_, tolerance, cost_us) =
+            gcra::params(rate.limit, rate.window_ms, rate.burst, rate.cost).map_err(StateError::InvalidLimit)?;
         let mut invocation = self.take.key(self.key("t", key));
         invocation.arg(cost_us).arg(tolerance);
         if let Some(now_ms) = now_ms {
@@ -234,13 +220,12 @@ impl RedisStore {
         let (now_ms, tat, booked) = match found {
             Some(found) => found,
             None if self.policy == OnUnavailable::Local => {
-                return self.fallback.take(key, limit, window_ms, burst, cost);
+                return self.fallback.take(key, rate);
             }
             // Fail-open: what a fresh bucket would answer.
             None => (now_ms.unwrap_or_else(clock::now_ms), 0, true),
         };
-        let (decision, _) =
-            gcra::decide(now_ms, tat, limit, window_ms, burst, cost).map_err(StateError::InvalidLimit)?;
+        let (decision, _) = rate.decide(now_ms, tat)?;
         if decision.allowed != booked {
             // Cannot happen while the script and `decide` agree; if they
             // ever did not, the stored cell is the truth.
@@ -346,15 +331,15 @@ mod tests {
         let closed = store(&server, OnUnavailable::FailClosed);
         let local = store(&server, OnUnavailable::Local);
         for s in [&open, &closed, &local] {
-            assert!(s.take("k", 3, 60_000, 3, 1).await.unwrap().allowed);
+            assert!(s.take("k", Rate::per(3, 60_000, 3)).await.unwrap().allowed);
         }
-        assert!(!open.take("k", 3, 60_000, 3, 1).await.unwrap().allowed, "shared while up");
+        assert!(!open.take("k", Rate::per(3, 60_000, 3)).await.unwrap().allowed, "shared while up");
         open.set("v", b"up".to_vec(), None).await.unwrap();
 
         server.pause();
         let slow = closed.get("v").await.unwrap_err();
         assert!(matches!(slow, StateError::Unavailable(_)), "{slow}");
-        assert!(open.take("p", 3, 60_000, 3, 1).await.unwrap().allowed);
+        assert!(open.take("p", Rate::per(3, 60_000, 3)).await.unwrap().allowed);
         server.resume();
         recovered(&closed).await;
         recovered(&open).await;
@@ -363,22 +348,24 @@ mod tests {
         let before = (open.outage().answered_by_policy(), closed.outage().answered_by_policy());
         server.stop();
         for _ in 0..5 {
-            let d = open.take("k", 3, 60_000, 3, 1).await.unwrap();
+            let d = open.take("k", Rate::per(3, 60_000, 3)).await.unwrap();
             assert_eq!((d.allowed, d.remaining), (true, 2), "fail-open: a fresh bucket");
         }
         assert_eq!(open.get("v").await.unwrap(), None);
         assert_eq!(open.increment("n", 2, 60_000).await.unwrap(), 2);
         open.set("v", b"lost".to_vec(), None).await.unwrap();
-        let invalid = open.take("k", 0, 60_000, 3, 1).await.unwrap_err();
+        let invalid = open.take("k", Rate::per(0, 60_000, 3)).await.unwrap_err();
         assert!(matches!(invalid, StateError::InvalidLimit(_)), "checked before Redis: {invalid}");
 
-        for error in [closed.take("k", 3, 60_000, 3, 1).await.unwrap_err(), closed.delete("v").await.unwrap_err()] {
+        for error in
+            [closed.take("k", Rate::per(3, 60_000, 3)).await.unwrap_err(), closed.delete("v").await.unwrap_err()]
+        {
             assert!(matches!(error, StateError::Unavailable(_)), "{error}");
         }
 
         let mut passed = 0;
         for _ in 0..5 {
-            passed += usize::from(local.take("k", 3, 60_000, 3, 1).await.unwrap().allowed);
+            passed += usize::from(local.take("k", Rate::per(3, 60_000, 3)).await.unwrap().allowed);
         }
         assert_eq!(passed, 3, "local: this replica's own limit");
         local.set("v", b"local".to_vec(), None).await.unwrap();
@@ -398,7 +385,7 @@ mod tests {
         }
         let passed = [&open, &closed, &local, &open]
             .into_iter()
-            .map(|s| s.take("k", 3, 60_000, 3, 1))
+            .map(|s| s.take("k", Rate::per(3, 60_000, 3)))
             .collect::<futures_util::future::JoinAll<_>>()
             .await;
         let passed = passed.into_iter().filter(|d| d.as_ref().unwrap().allowed).count();
@@ -448,15 +435,15 @@ mod tests {
             (40_143, "c", 7, 1_000, 7, 1),
         ]);
         let mut refused = 0;
-        for (i, &(at, key, limit, window, burst, cost)) in calls.iter().enumerate() {
-            let now = t0 + at;
-            let from_redis = redis.take_at(Some(now), key, limit, window, burst, cost).await.unwrap();
-            let from_local = local.take_at(now, key, limit, window, burst, cost).unwrap();
+        for (i, &(at, key, limit, window_ms, burst, cost)) in calls.iter().enumerate() {
+            let (now, rate) = (t0 + at, Rate { limit, window_ms, burst, cost });
+            let from_redis = redis.take_at(Some(now), key, rate).await.unwrap();
+            let from_local = local.take_at(now, key, rate).unwrap();
             assert_eq!(from_redis, from_local, "call {i}: {:?}", calls[i]);
             refused += usize::from(!from_redis.allowed);
         }
         assert!(refused >= 5, "the sequence exercises refusals too ({refused})");
-        let error = redis.take("a", 1, 1_000, 1, 2).await.unwrap_err();
+        let error = redis.take("a", Rate { limit: 1, window_ms: 1_000, burst: 1, cost: 2 }).await.unwrap_err();
         assert!(error.to_string().contains("exceeds the burst"), "{error}");
         assert_eq!(server.command("DBSIZE"), ":3", "one cell per key");
     }
@@ -470,13 +457,13 @@ mod tests {
         let two = RedisStore::new(&settings(&server, "shared:")).unwrap();
         let other = RedisStore::new(&settings(&server, "other:")).unwrap();
         for _ in 0..3 {
-            assert!(one.take("k", 3, 60_000, 3, 1).await.unwrap().allowed);
+            assert!(one.take("k", Rate::per(3, 60_000, 3)).await.unwrap().allowed);
         }
-        let refused = two.take("k", 3, 60_000, 3, 1).await.unwrap();
+        let refused = two.take("k", Rate::per(3, 60_000, 3)).await.unwrap();
         assert!(!refused.allowed);
         assert_eq!(refused.remaining, 0);
         assert!(refused.retry_after_ms > 0 && refused.retry_after_ms <= 20_000, "{refused:?}");
-        assert!(other.take("k", 3, 60_000, 3, 1).await.unwrap().allowed, "another prefix, another cell");
+        assert!(other.take("k", Rate::per(3, 60_000, 3)).await.unwrap().allowed, "another prefix, another cell");
 
         assert_eq!(one.increment("n", 2, 60_000).await.unwrap(), 2);
         assert_eq!(two.increment("n", 5, 60_000).await.unwrap(), 7);

@@ -20,7 +20,7 @@ impl state::Host for InstanceState {
         let (key, store) = (self.key(&key), &self.services.state);
         crate::state::answer(
             async move {
-                let d = store.take(&key?, limit, window_ms, burst, cost).await?;
+                let d = store.take(&key?, crate::state::Rate { limit, window_ms, burst, cost }).await?;
                 Ok(state::Decision {
                     allowed: d.allowed,
                     limit: d.limit,
