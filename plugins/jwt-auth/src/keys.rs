@@ -12,8 +12,6 @@ use rsa::{BigUint, RsaPublicKey};
 use serde::Deserialize;
 use wasmgate_sdk::prelude::log;
 
-use crate::remote::Source;
-
 /// Shorter RSA moduli are factorable with public effort: refusing them at
 /// load time beats accepting forgeable tokens.
 const MIN_RSA_BITS: usize = 2048;
@@ -108,49 +106,9 @@ pub struct Key {
     pub decoding: DecodingKey,
 }
 
-/// The keys of the config: those written in it, checked now, and the
-/// sources fetched at run time.
-#[derive(Debug)]
-pub struct Keys {
-    pub fixed: Vec<Key>,
-    pub remote: Vec<Source>,
-}
-
-/// Builds every key, failing on the first bad one with its position (and
-/// kid) in the message. `issuers` is the plugin's, the default issuer of a
-/// discovery entry.
-pub fn parse_keys(configs: Vec<KeyConfig>, issuers: &[String]) -> Result<Keys, String> {
-    if configs.is_empty() {
-        return Err("`keys` must list at least one key".into());
-    }
-    let mut keys: Vec<(String, Key)> = Vec::new();
-    let mut remote = Vec::new();
-    for (i, config) in configs.into_iter().enumerate() {
-        let name = match &config.kid {
-            Some(kid) => format!("keys[{i}] (kid {kid:?})"),
-            None => format!("keys[{i}]"),
-        };
-        if config.is_remote() {
-            remote.push(Source::new(&name, config, issuers)?);
-            continue;
-        }
-        for (jwk_name, key) in parse_entry(&name, config)? {
-            if let Some(kid) = &key.kid
-                && let Some((other, _)) = keys.iter().find(|(_, k)| k.kid.as_ref() == Some(kid))
-            {
-                return Err(format!(
-                    "{jwk_name}: kid {kid:?} is already used by {other}; a token's kid must name one key"
-                ));
-            }
-            keys.push((jwk_name, key));
-        }
-    }
-    Ok(Keys { fixed: keys.into_iter().map(|(_, key)| key).collect(), remote })
-}
-
 /// One config entry gives one key, or several for a JWKS; each comes with
 /// the name its errors use.
-fn parse_entry(name: &str, config: KeyConfig) -> Result<Vec<(String, Key)>, String> {
+pub fn parse_entry(name: &str, config: KeyConfig) -> Result<Vec<(String, Key)>, String> {
     if config.algorithms.is_empty() {
         return Err(format!("{name}: `algorithms` must list at least one algorithm"));
     }

@@ -33,6 +33,7 @@
 mod cache;
 mod claims;
 mod fetch;
+mod key_sources;
 mod keys;
 mod remote;
 
@@ -164,7 +165,7 @@ impl Plugin for JwtAuth {
         for (header, claim) in config.claim_headers {
             forwarded.push(checked_header("claim_headers", header, &claim)?);
         }
-        let keys = keys::parse_keys(config.keys, &config.issuers)?;
+        let keys = key_sources::parse_keys(config.keys, &config.issuers)?;
         for source in &keys.remote {
             source.announce();
         }
