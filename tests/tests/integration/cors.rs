@@ -4,6 +4,8 @@
 
 use http::Method;
 use jwt_simple::prelude::*;
+use serde_json::{Value, json};
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::{CORS, JWT_AUTH};
 use wasmgate_testbed::{Reply, TestGateway, TestUpstream};
 
@@ -12,37 +14,24 @@ const APP: &str = "https://app.example.com";
 
 async fn setup() -> (TestGateway, TestUpstream) {
     let up = TestUpstream::named("api").await;
-    let toml = format!(
-        r#"
-[upstreams.api]
-targets = ["{target}"]
-
-[plugins.cors]
-path = "{CORS}"
-
-[plugins.jwt-auth]
-path = "{JWT_AUTH}"
-config = {{ keys = [{{ secret = "{SECRET}", algorithms = ["HS256"] }}] }}
-
-[[routes]]
-name = "api"
-prefix = "/api"
-upstream = "api"
-pipeline = [
-    {{ plugin = "cors", config = {{
-        allow_origins = ["{APP}", "https://*.partner.test"],
-        allow_methods = ["GET", "POST", "DELETE"],
-        allow_headers = ["authorization", "content-type"],
-        expose_headers = ["x-request-id"],
-        allow_credentials = true,
-        max_age = 900,
-    }} }},
-    {{ plugin = "jwt-auth" }},
-]
-"#,
-        target = up.target()
-    );
-    (TestGateway::start(&toml).await, up)
+    let cors = json!({
+        "allow_origins": [APP, "https://*.partner.test"],
+        "allow_methods": ["GET", "POST", "DELETE"],
+        "allow_headers": ["authorization", "content-type"],
+        "expose_headers": ["x-request-id"],
+        "allow_credentials": true,
+        "max_age": 900,
+    });
+    let config = GatewayConfig::new()
+        .upstream("api", &up)
+        .plugin("cors", CORS)
+        .plugin_with(
+            "jwt-auth",
+            JWT_AUTH,
+            json!({ "config": { "keys": [{ "secret": SECRET, "algorithms": ["HS256"] }] } }),
+        )
+        .route(Route::prefix("api", "/api").upstream("api").stage("cors", cors).stage("jwt-auth", Value::Null));
+    (TestGateway::start(&config.to_string()).await, up)
 }
 
 fn token() -> String {

@@ -4,45 +4,33 @@
 //! have appended, and anything before that is what a client made up.
 
 use http::Method;
+use serde_json::json;
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::gateway::refused;
 use wasmgate_testbed::plugins::IP_FILTER;
 use wasmgate_testbed::{Reply, TestGateway, TestUpstream};
 
 async fn setup() -> (TestGateway, TestUpstream) {
     let up = TestUpstream::named("api").await;
-    let toml = format!(
-        r#"
-[upstreams.api]
-targets = ["{target}"]
-
-[plugins.ip-filter]
-path = "{IP_FILTER}"
-
-# Direct clients: the connection's address counts, X-Forwarded-For not.
-[[routes]]
-name = "direct"
-prefix = "/direct"
-upstream = "api"
-pipeline = [{{ plugin = "ip-filter", config = {{ allow = ["127.0.0.0/8", "2001:db8::/32"] }} }}]
-
-[[routes]]
-name = "blocked"
-prefix = "/blocked"
-upstream = "api"
-pipeline = [{{ plugin = "ip-filter", config = {{ deny = ["127.0.0.1"] }} }}]
-
-# Behind one proxy (here the test client itself, at 127.0.0.1).
-[[routes]]
-name = "proxied"
-prefix = "/proxied"
-upstream = "api"
-pipeline = [{{ plugin = "ip-filter", config = {{
-    allow = ["2001:db8:aa::/48", "198.51.100.0/24"], deny = ["2001:db8:aa:bad::/64"], trusted_proxies = 1,
-}} }}]
-"#,
-        target = up.target()
-    );
-    (TestGateway::start(&toml).await, up)
+    let route = |name: &str, filter: serde_json::Value| {
+        Route::prefix(name, &format!("/{name}")).upstream("api").stage("ip-filter", filter)
+    };
+    let config = GatewayConfig::new()
+        .upstream("api", &up)
+        .plugin("ip-filter", IP_FILTER)
+        // Direct clients: the connection's address counts, X-Forwarded-For not.
+        .route(route("direct", json!({ "allow": ["127.0.0.0/8", "2001:db8::/32"] })))
+        .route(route("blocked", json!({ "deny": ["127.0.0.1"] })))
+        // Behind one proxy (here the test client itself, at 127.0.0.1).
+        .route(route(
+            "proxied",
+            json!({
+                "allow": ["2001:db8:aa::/48", "198.51.100.0/24"],
+                "deny": ["2001:db8:aa:bad::/64"],
+                "trusted_proxies": 1,
+            }),
+        ));
+    (TestGateway::start(&config.to_string()).await, up)
 }
 
 async fn call(gw: &TestGateway, path: &str, xff: Option<&str>) -> Reply {
@@ -96,18 +84,9 @@ async fn a_spoofed_forwarded_for_beyond_the_trusted_hops_is_ignored() {
 
 #[tokio::test]
 async fn a_bad_cidr_is_a_load_error_naming_the_route_and_the_entry() {
-    let toml = format!(
-        r#"
-[plugins.ip-filter]
-path = "{IP_FILTER}"
-
-[[routes]]
-name = "office"
-prefix = "/office"
-pipeline = [{{ plugin = "ip-filter", config = {{ allow = ["10.0.0.0/8", "2001:db8::1/32"] }} }}]
-"#
-    );
-    let (errors, _) = refused(&toml).await;
+    let route =
+        Route::prefix("office", "/office").stage("ip-filter", json!({ "allow": ["10.0.0.0/8", "2001:db8::1/32"] }));
+    let (errors, _) = refused(&GatewayConfig::new().plugin("ip-filter", IP_FILTER).route(route).to_string()).await;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains(r#"route "office""#), "{errors:?}");
     assert!(errors[0].contains("allow[1]: `2001:db8::1/32` has bits set after the prefix"), "{errors:?}");

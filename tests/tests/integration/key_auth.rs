@@ -3,6 +3,8 @@
 //! rate-limit keyed on the consumer key-auth found.
 
 use http::Method;
+use serde_json::{Value, json};
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::gateway::refused;
 use wasmgate_testbed::plugins::{KEY_AUTH, RATE_LIMIT};
 use wasmgate_testbed::{Seen, TestGateway, TestUpstream};
@@ -26,51 +28,25 @@ fn sha256sum(key: &str) -> String {
 /// keyless requests through as `guest`, `/limited` rate-limits per consumer.
 async fn setup() -> (TestGateway, TestUpstream) {
     let up = TestUpstream::named("api").await;
-    let toml = format!(
-        r#"
-[upstreams.api]
-targets = ["{target}"]
-
-[plugins.key-auth]
-path = "{KEY_AUTH}"
-
-[plugins.key-auth.config]
-key_query = "api_key"
-consumers = [
-    {{ name = "alice", groups = ["admin", "billing"], keys = ["{alice}"] }},
-    {{ name = "bob", keys = ["{bob}"] }},
-    {{ name = "guest" }},
-]
-
-[plugins.rate-limit]
-path = "{RATE_LIMIT}"
-
-[[routes]]
-name = "api"
-prefix = "/api"
-upstream = "api"
-pipeline = [{{ plugin = "key-auth" }}]
-
-[[routes]]
-name = "open"
-prefix = "/open"
-upstream = "api"
-pipeline = [{{ plugin = "key-auth", config = {{ anonymous = "guest" }} }}]
-
-[[routes]]
-name = "limited"
-prefix = "/limited"
-upstream = "api"
-pipeline = [
-    {{ plugin = "key-auth" }},
-    {{ plugin = "rate-limit", config = {{ key = ["var:consumer"], limits = [{{ limit = 2, window = "1h" }}] }} }},
-]
-"#,
-        target = up.target(),
-        alice = ALICE_HASH,
-        bob = sha256sum(BOB_KEY),
-    );
-    (TestGateway::start(&toml).await, up)
+    let consumers = json!([
+        { "name": "alice", "groups": ["admin", "billing"], "keys": [ALICE_HASH] },
+        { "name": "bob", "keys": [sha256sum(BOB_KEY)] },
+        { "name": "guest" },
+    ]);
+    let per_consumer = json!({ "key": ["var:consumer"], "limits": [{ "limit": 2, "window": "1h" }] });
+    let config = GatewayConfig::new()
+        .upstream("api", &up)
+        .plugin_with("key-auth", KEY_AUTH, json!({ "config": { "key_query": "api_key", "consumers": consumers } }))
+        .plugin("rate-limit", RATE_LIMIT)
+        .route(Route::prefix("api", "/api").upstream("api").stage("key-auth", Value::Null))
+        .route(Route::prefix("open", "/open").upstream("api").stage("key-auth", json!({ "anonymous": "guest" })))
+        .route(
+            Route::prefix("limited", "/limited")
+                .upstream("api")
+                .stage("key-auth", Value::Null)
+                .stage("rate-limit", per_consumer),
+        );
+    (TestGateway::start(&config.to_string()).await, up)
 }
 
 /// Asserts that no trace of `key` reached the upstream.
@@ -177,18 +153,9 @@ async fn rate_limit_keys_on_the_consumer_key_auth_found() {
 
 #[tokio::test]
 async fn a_key_in_clear_in_the_config_is_a_load_error_that_does_not_repeat_it() {
-    let toml = format!(
-        r#"
-[plugins.key-auth]
-path = "{KEY_AUTH}"
-
-[[routes]]
-name = "api"
-prefix = "/api"
-pipeline = [{{ plugin = "key-auth", config = {{ consumers = [{{ name = "alice", keys = ["{ALICE_KEY}"] }}] }} }}]
-"#
-    );
-    let (errors, _) = refused(&toml).await;
+    let consumers = json!([{ "name": "alice", "keys": [ALICE_KEY] }]);
+    let route = Route::prefix("api", "/api").stage("key-auth", json!({ "consumers": consumers }));
+    let (errors, _) = refused(&GatewayConfig::new().plugin("key-auth", KEY_AUTH).route(route).to_string()).await;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains(r#"route "api""#), "{errors:?}");
     assert!(errors[0].contains("consumers[0] (`alice`).keys[0]: not a SHA-256 hash"), "{errors:?}");
