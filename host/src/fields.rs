@@ -20,3 +20,10 @@ pub(crate) fn header_bytes(headers: &HeaderMap) -> usize {
 pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
+
+/// Declares a body of `len` bytes held whole: `Content-Length`, never
+/// chunked.
+pub(crate) fn set_content_length(headers: &mut HeaderMap, len: usize) {
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+}

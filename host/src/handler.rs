@@ -14,14 +14,13 @@ use http::{Request, Response, Uri};
 
 use crate::answer::Answer;
 use crate::body::{self, Body, CollectError};
-use crate::fields::content_length;
-use crate::message::bounds::{self, Bounds};
-use crate::message::{Headers, MessageError, RequestInfo, RequestState, ResponseState};
+use crate::fields::{content_length, set_content_length};
+use crate::message::{RequestInfo, RequestState, ResponseState};
 use crate::normalize::{self, PathParams};
 use crate::pipeline::RequestOutcome;
 use crate::proxy_headers::{self, ClientTls};
 use crate::router::RouteLookup;
-use crate::runtime::{PluginError, Reply};
+use crate::runtime::PluginError;
 use crate::snapshot::{Route, Snapshot};
 use crate::upstream::{Payload, SendOptions, UpstreamError};
 use crate::websocket::WebSocket;
@@ -166,7 +165,7 @@ async fn request_phase(snapshot: &Snapshot, route: &Route, state: Box<RequestSta
         (RequestOutcome::Forward { req: state }, None)
     } else {
         let info = state.info.clone();
-        (Box::pin(route.pipeline.request_phase(state)).await, Some(info))
+        (Box::pin(route.pipeline.request_phase(state, &snapshot.bounds)).await, Some(info))
     };
     match outcome {
         RequestOutcome::Forward { mut req } => {
@@ -185,18 +184,11 @@ async fn request_phase(snapshot: &Snapshot, route: &Route, state: Box<RequestSta
                 false => Reached::Final(resp),
             }
         }
-        RequestOutcome::Respond { req, reply, by } => match reply_response(reply, &snapshot.bounds) {
-            Ok(mut resp) => {
-                let view = needs.response.then(|| req.response_phase_view());
-                req.response_edits.apply(resp.headers_mut());
-                Reached::Response { resp, view, ran: by }
-            }
-            Err(e) => {
-                let plugin = route.pipeline.stages().get(by).map_or_else(|| "?".into(), |s| s.pool.plugin().clone());
-                let error = PluginError::Write { plugin, reason: format!("its reply: {e}") };
-                Reached::Final(plugin_failed(route, req.info.request_id.clone(), error, "replied"))
-            }
-        },
+        RequestOutcome::Respond { req, mut resp, by } => {
+            let view = needs.response.then(|| req.response_phase_view());
+            req.response_edits.apply(resp.headers_mut());
+            Reached::Response { resp, view, ran: by }
+        }
         RequestOutcome::Failed { error } => {
             let request_id = info.map(|info| info.request_id.clone()).unwrap_or_else(|| HeaderValue::from_static(""));
             Reached::Final(plugin_failed(route, request_id, error, "failed the request"))
@@ -216,7 +208,7 @@ async fn forward(route: &Route, req: RequestState, stream: Option<Body>) -> Resu
     // while nobody has read it (see `upstream::retry`).
     let payload = match req.body {
         Some(bytes) => {
-            set_length(&mut head.headers, bytes.len());
+            set_content_length(&mut head.headers, bytes.len());
             Payload::Bytes(bytes)
         }
         None => stream.map_or(Payload::Bytes(Bytes::new()), Payload::from_body),
@@ -262,7 +254,7 @@ async fn response_phase(
             let ResponseState { mut head, body } = *state;
             let body = match body {
                 Some(bytes) => {
-                    set_length(&mut head.headers, bytes.len());
+                    set_content_length(&mut head.headers, bytes.len());
                     body::full(bytes)
                 }
                 None => stream.unwrap_or_else(body::empty),
@@ -305,24 +297,4 @@ async fn buffer(headers: &http::HeaderMap, body: Body, limit: usize) -> Result<B
         Err(CollectError::TooLarge { .. }) => Err(Answer::BodyTooLarge { limit }),
         Err(CollectError::Read(e)) => Err(Answer::BodyUnreadable(e.to_string())),
     }
-}
-
-fn set_length(headers: &mut http::HeaderMap, len: usize) {
-    headers.remove(header::TRANSFER_ENCODING);
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-}
-
-/// A plugin's direct answer as an HTTP response, held to what the server
-/// would send: a final status, valid fields within the header limits.
-fn reply_response(reply: Reply, bounds: &Bounds) -> Result<Response<Body>, MessageError> {
-    let status = bounds::final_status(reply.status)?;
-    bounds.check_fields(reply.headers.iter().map(|(name, value)| (name.as_str(), value.as_slice())))?;
-    let mut resp = Response::new(body::empty());
-    *resp.status_mut() = status;
-    for (name, value) in reply.headers {
-        Headers::append(resp.headers_mut(), &name, value)?;
-    }
-    set_length(resp.headers_mut(), reply.body.len());
-    *resp.body_mut() = body::full(reply.body);
-    Ok(resp)
 }

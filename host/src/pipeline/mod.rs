@@ -4,7 +4,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::message::{RequestState, ResponseState};
+use http::Response;
+
+use crate::body::{self, Body};
+use crate::fields::set_content_length;
+use crate::message::bounds::{self, Bounds};
+use crate::message::{Headers, MessageError, RequestState, ResponseState};
 use crate::runtime::{Action, Needs, PluginError, PluginPool, Reply};
 
 /// What a route does when one of its plugins fails (trap, timeout, memory).
@@ -28,7 +33,7 @@ pub(crate) enum RequestOutcome {
     /// Every plugin let the request through: send it upstream.
     Forward { req: Box<RequestState> },
     /// Plugin number `by` answered; only plugins before it see the response.
-    Respond { req: Box<RequestState>, reply: Reply, by: usize },
+    Respond { req: Box<RequestState>, resp: Response<Body>, by: usize },
     /// A fail-closed plugin failed.
     Failed { error: PluginError },
 }
@@ -60,13 +65,22 @@ impl Pipeline {
     }
 
     /// The request travels boxed: it moves into each plugin call and back.
-    pub(crate) async fn request_phase(&self, mut req: Box<RequestState>) -> RequestOutcome {
+    /// A reply the server could not send (`bounds`) is the plugin's failure
+    /// like any other, so a fail-open stage passes over it too.
+    pub(crate) async fn request_phase(&self, mut req: Box<RequestState>, bounds: &Bounds) -> RequestOutcome {
         for (i, stage) in self.stages.iter().enumerate() {
             let (back, result) = stage.pool.on_request(req).await;
             req = back;
+            let result = result.and_then(|action| match action {
+                Action::Continue => Ok(None),
+                Action::Respond(reply) => reply_response(reply, bounds).map(Some).map_err(|e| PluginError::Write {
+                    plugin: stage.pool.plugin().clone(),
+                    reason: format!("its reply: {e}"),
+                }),
+            });
             match result {
-                Ok(Action::Continue) => {}
-                Ok(Action::Respond(reply)) => return RequestOutcome::Respond { req, reply, by: i },
+                Ok(None) => {}
+                Ok(Some(resp)) => return RequestOutcome::Respond { req, resp, by: i },
                 Err(error) => match stage.on_error {
                     FailPolicy::FailClosed => return RequestOutcome::Failed { error },
                     FailPolicy::FailOpen => {
@@ -102,6 +116,21 @@ impl Pipeline {
         }
         Ok(resp)
     }
+}
+
+/// A plugin's direct answer as an HTTP response, held to what the server
+/// would send: a final status, valid fields within the header limits.
+fn reply_response(reply: Reply, bounds: &Bounds) -> Result<Response<Body>, MessageError> {
+    let status = bounds::final_status(reply.status)?;
+    bounds.check_fields(reply.headers.iter().map(|(name, value)| (name.as_str(), value.as_slice())))?;
+    let mut resp = Response::new(body::empty());
+    *resp.status_mut() = status;
+    for (name, value) in reply.headers {
+        Headers::append(resp.headers_mut(), &name, value)?;
+    }
+    set_content_length(resp.headers_mut(), reply.body.len());
+    *resp.body_mut() = body::full(reply.body);
+    Ok(resp)
 }
 
 /// Logs a failure a fail-open stage passed over. A quarantined plugin is

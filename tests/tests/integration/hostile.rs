@@ -2,6 +2,8 @@
 //! allow fails its own request with a 500 problem and nothing else: no
 //! panic, no closed connection, no plugin internals in the body.
 
+use serde_json::json;
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::FIXTURE_HOSTILE;
 use wasmgate_testbed::{Answer, KeepAlive, TestGateway, TestUpstream, logs};
 
@@ -197,4 +199,26 @@ pipeline = [{{ plugin = "hostile", config = {{ mode = "fanout-large-responses", 
     assert!(whole * LARGE <= 32 << 20, "more than the batch budget came back whole: {text}");
     assert!(refused >= 3, "{text}");
     assert!(reason.ends_with("this fetch-all's responses are larger than 33554432 bytes together"), "{text}");
+}
+
+/// A reply the server could not send is the plugin's failure like a trap:
+/// a fail-open stage passes the request on, a fail-closed one answers 500.
+#[tokio::test]
+async fn an_unsendable_reply_is_passed_over_by_a_fail_open_stage() {
+    let up = TestUpstream::named("up").await;
+    let route = |name: &str, on_error: &str| {
+        let stage = json!({ "config": { "mode": "reply-status", "status": 99 }, "on_error": on_error });
+        Route::path(name, &format!("/{name}")).upstream("up").stage_with("hostile", stage)
+    };
+    let config = GatewayConfig::new()
+        .upstream("up", &up)
+        .plugin("hostile", FIXTURE_HOSTILE)
+        .route(route("open", "fail-open"))
+        .route(route("closed", "fail-closed"));
+    let gw = TestGateway::start(&config.to_string()).await;
+    let open = gw.client.get("/open").await;
+    assert_eq!((open.status, open.text().as_str()), (200, "up GET /open"), "passed on to the upstream");
+    let detail = gw.client.get("/closed").await.problem(500);
+    assert!(detail.contains("hostile"), "{detail}");
+    assert_eq!(up.count(), 1, "only the fail-open request went upstream");
 }
