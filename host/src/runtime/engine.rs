@@ -54,6 +54,10 @@ pub(super) fn build_engine(limits: EngineLimits) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
+        // No component-model async (no `async` WIT functions, streams or
+        // futures in the contract): without it a call skips the concurrent
+        // task machinery that wasmtime otherwise sets up around each one.
+        .concurrency_support(false)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         // Only the pooling slots' own guard pages: a smaller reservation
