@@ -2,7 +2,9 @@
 # control, wrk parsing. Sourced, not run.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$ROOT/target/release"
+# The `profiling` profile: the release build with line tables, so that
+# callgrind and perf name lines (the release binary ships without them).
+BIN="$ROOT/target/profiling"
 UPSTREAM_ADDR=127.0.0.1:9200
 GATEWAY_ADDR=127.0.0.1:9300
 NGINX_ADDR=127.0.0.1:9400
@@ -36,8 +38,8 @@ ensure_tools() {
 }
 
 build() {
-    log "building release binaries and plugins"
-    (cd "$ROOT" && cargo build --release -q -p wasmgate -p wasmgate-benches -p wasmgate-testbed)
+    log "building optimised binaries (profile \`profiling\`) and plugins"
+    (cd "$ROOT" && cargo build --profile profiling -q -p wasmgate -p wasmgate-benches -p wasmgate-testbed)
 }
 
 # wait_port HOST:PORT — until something accepts connections there.
@@ -211,7 +213,7 @@ warm_cache() {
     done
 }
 
-# The start of every benchmark script: tools, release build (unless
+# The start of every benchmark script: tools, optimised build (unless
 # SKIP_BUILD=1), a warm artifact cache, file-descriptor room for many
 # connections, machine facts.
 prepare() {

@@ -11,7 +11,7 @@
 # interleaved (all scenarios once, then again), and the table shows the
 # median of each column (peak RSS: the largest), with every round's req/s.
 # Installs wrk, nginx and redis-server from Debian packages when missing (apt-get, needs
-# root), builds the release binaries and plugins, then takes ~2 minutes a
+# root), builds the optimised binaries and plugins, then takes ~2 minutes a
 # round.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

@@ -30,16 +30,17 @@ impl Plugin for {{type}} {
     /// Runs once per instance: an error here stops the gateway from loading
     /// the config (`wasmgate check` shows it with the file and line).
     fn configure(config: Config) -> Result<Self, String> {
-        if config.greeting.is_empty() || config.greeting.chars().any(char::is_control) {
-            return Err("`greeting` must be a non-empty header value without control characters".into());
+        let Config { greeting, answer } = config;
+        if greeting.is_empty() || greeting.chars().any(char::is_control) {
+            return Err("`greeting` must not be empty or hold control characters".into());
         }
-        Ok(Self { greeting: config.greeting, answer: config.answer })
+        Ok(Self { greeting, answer })
     }
 
     fn on_request(&self, req: &Request) -> Action {
         if self.answer {
-            let body = format!("{}\n", self.greeting);
-            return Reply::new(200).header("content-type", "text/plain").body(body).into();
+            let reply = Reply::new(200).header("content-type", "text/plain");
+            return reply.body(format!("{}\n", self.greeting)).into();
         }
         req.set_header("x-greeting", &self.greeting);
         req.set_response_header("x-greeting", &self.greeting);
@@ -55,9 +56,13 @@ mod tests {
 
     use super::*;
 
+    fn configure(json: &str) -> Result<{{type}}, String> {
+        testing::configure(json)
+    }
+
     #[test]
     fn greets_the_upstream_and_the_client() {
-        let plugin: {{type}} = testing::configure(r#"{"greeting": "hi"}"#).unwrap();
+        let plugin = configure(r#"{"greeting": "hi"}"#).unwrap();
         let req = TestRequest::new("GET", "/orders/7");
 
         assert_eq!(testing::run_request(&plugin, &req), Action::Continue);
@@ -68,9 +73,10 @@ mod tests {
 
     #[test]
     fn answers_itself_when_asked_to() {
-        let plugin: {{type}} = testing::configure(r#"{"greeting": "hi", "answer": true}"#).unwrap();
+        let plugin = configure(r#"{"greeting": "hi", "answer": true}"#).unwrap();
+        let req = TestRequest::new("GET", "/hello");
 
-        let Action::Respond(reply) = testing::run_request(&plugin, &TestRequest::new("GET", "/hello")) else {
+        let Action::Respond(reply) = testing::run_request(&plugin, &req) else {
             panic!("expected a reply");
         };
         assert_eq!((reply.status, reply.body.as_slice()), (200, &b"hi\n"[..]));
@@ -78,9 +84,9 @@ mod tests {
 
     #[test]
     fn refuses_a_bad_config() {
-        let err = testing::configure::<{{type}}>(r#"{"greeting": ""}"#).unwrap_err();
+        let err = configure(r#"{"greeting": ""}"#).unwrap_err();
         assert!(err.contains("greeting"), "{err}");
-        let err = testing::configure::<{{type}}>(r#"{"greting": "hi"}"#).unwrap_err();
+        let err = configure(r#"{"greting": "hi"}"#).unwrap_err();
         assert!(err.contains("unknown field `greting`"), "{err}");
     }
 }
