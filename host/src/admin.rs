@@ -3,7 +3,10 @@
 //!
 //! - `GET /healthz`: the process answers.
 //! - `GET /readyz`: a snapshot is loaded and serving.
-//! - `GET /status`: generation, last reload (time, cause, error), routes,
+//! - `GET /`: the dashboard, a live read-only page drawn from `/status` and
+//!   `/metrics` (assets embedded in the binary, see `dashboard`).
+//! - `GET /status`: generation, last reload (time, cause, error) and the
+//!   recent ones with their changes or errors, routes with their upstream,
 //!   plugins with content hashes, each plugin use (plugin on a route) with
 //!   its warm instances and its breaker (state, times opened, calls
 //!   short-circuited), upstream targets with their state (up, unhealthy,
@@ -11,6 +14,8 @@
 //! - `POST /reload`: reload now; 200 with the diff, or 422 problem+json
 //!   with the errors, or 504 when it ran past `runtime.reload_timeout_ms`
 //!   and was abandoned (either way the previous config keeps serving).
+
+mod dashboard;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,7 +53,10 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) 
                 Answer::Reload { detail: error.to_string(), abandoned }.into_response()
             }
         },
-        (_, "/healthz" | "/readyz" | "/status" | "/reload") => Answer::AdminMethod.into_response(),
+        (&Method::GET, path) if let Some(asset) = dashboard::asset(path) => asset,
+        (_, "/healthz" | "/readyz" | "/status" | "/reload" | "/" | "/dashboard.js" | "/dashboard.css") => {
+            Answer::AdminMethod.into_response()
+        }
         (_, path) => Answer::NoAdminEndpoint(path.to_owned()).into_response(),
     }
 }
@@ -62,7 +70,11 @@ pub fn status(gateway: &Gateway) -> serde_json::Value {
         .into_iter()
         .map(|(name, (hash, spec))| json!({"name": name, "hash": hash, "path": spec.path}))
         .collect();
-    let routes: Vec<_> = snapshot.config.routes.iter().map(|r| &r.name).collect();
+    let routes: Vec<_> = snapshot
+        .routes
+        .iter()
+        .map(|r| json!({"name": &*r.name, "upstream": r.upstream.as_ref().map(|u| u.name())}))
+        .collect();
     // Each plugin on each route: its own pool and breaker.
     let plugin_uses: Vec<_> = snapshot
         .routes

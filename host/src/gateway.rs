@@ -106,20 +106,10 @@ impl Gateway {
         };
 
         let mut status = self.status.lock().unwrap();
-        status.last_attempt_ms = Some(attempt_ms);
-        status.last_cause = Some(cause.to_owned());
+        status.record(attempt_ms, cause, &outcome);
         match &outcome {
-            Ok(diff) => {
-                status.generation += 1;
-                status.last_success_ms = Some(attempt_ms);
-                status.last_error = None;
-                tracing::info!(cause, generation = status.generation, changes = %diff, "config reloaded");
-            }
-            Err(error) => {
-                status.failures += 1;
-                status.last_error = Some(error.to_string());
-                tracing::error!(cause, errors = %error, "reload failed; still serving the previous config");
-            }
+            Ok(diff) => tracing::info!(cause, generation = status.generation, changes = %diff, "config reloaded"),
+            Err(error) => tracing::error!(cause, errors = %error, "reload failed; still serving the previous config"),
         }
         outcome
     }

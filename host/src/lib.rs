@@ -51,5 +51,6 @@ pub use body::Body;
 pub use config::{Config, ConfigError, ConfigErrors, load as load_config, parse as parse_config};
 pub use gateway::{Gateway, StartError};
 pub use logging::{init as init_logging, install_panic_hook};
-pub use reload::{DEBOUNCE, Diff, ReloadError, ReloadStatus, Watcher, watch};
+pub use reload::{DEBOUNCE, Diff, RECENT_RELOADS, ReloadError, ReloadEvent, ReloadStatus, Watcher, watch};
+pub use runtime::{compile_in_child_processes, compile_plugin};
 pub use server::{Listeners, Running, Site, bind, serve, serve_listeners, shutdown_signal};

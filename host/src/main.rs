@@ -38,6 +38,15 @@ enum Command {
         #[command(subcommand)]
         command: scaffold::PluginCommand,
     },
+    /// Compile one plugin to an artifact on stdout: what `run` and `check`
+    /// start in a child process, so the compiler's memory never stays in
+    /// the gateway.
+    #[command(hide = true)]
+    CompilePlugin {
+        #[arg(long)]
+        max_memory_bytes: usize,
+        path: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,9 +62,16 @@ fn main() -> ExitCode {
     .expect("building the tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { config } => run(config).await,
-            Command::Check { config } => check(config).await,
+            Command::Run { config } => {
+                compile_in_children();
+                run(config).await
+            }
+            Command::Check { config } => {
+                compile_in_children();
+                check(config).await
+            }
             Command::Plugin { command } => scaffold::run(command),
+            Command::CompilePlugin { max_memory_bytes, path } => compile_plugin(max_memory_bytes, &path),
         }
     });
     match result {
@@ -64,6 +80,21 @@ fn main() -> ExitCode {
             eprintln!("wasmgate: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn compile_plugin(max_memory_bytes: usize, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let artifact = wasmgate::compile_plugin(max_memory_bytes, path).map_err(anyhow::Error::msg)?;
+    std::io::stdout().lock().write_all(&artifact).context("writing the artifact")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Compiles in child processes of this binary, when it can name itself.
+fn compile_in_children() {
+    match std::env::current_exe() {
+        Ok(exe) => wasmgate::compile_in_child_processes(exe),
+        Err(e) => tracing::warn!(error = %e, "cannot name this binary: plugins are compiled in-process"),
     }
 }
 

@@ -49,8 +49,7 @@ impl Snapshot {
     /// the config it comes from.
     pub(crate) async fn build(config: Config, shared: &Shared) -> Result<Self, Vec<ConfigError>> {
         let runtime = &shared.runtime;
-        let compiled =
-            futures_util::future::join_all(config.plugins.iter().map(|p| runtime.compile(p.path.clone()))).await;
+        let compiled = runtime.compile_all(config.plugins.iter().map(|p| p.path.clone())).await;
         let mut errors = Vec::new();
         let prepared: Vec<Option<Prepared>> = compiled
             .into_iter()

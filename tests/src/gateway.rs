@@ -15,6 +15,8 @@ pub struct TestGateway {
     pub client: Client,
     /// The admin API.
     pub admin: Client,
+    /// The admin API's address.
+    pub admin_addr: SocketAddr,
     running: Vec<Running>,
     _watcher: Watcher,
     dir: Option<tempfile::TempDir>,
@@ -74,6 +76,7 @@ impl TestGateway {
             addr,
             client: Client::new(addr),
             admin: Client::new(admin.addrs[0]),
+            admin_addr: admin.addrs[0],
             running: vec![traffic, admin],
             _watcher: watcher,
             dir: None,

@@ -2,6 +2,7 @@
 //! components, upstream services on loopback ports, gateways started from
 //! TOML text (written by hand or with [`config`]), and a small HTTP client.
 
+pub mod browser;
 pub mod cargo_env;
 pub mod client;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod files;
 pub mod gateway;
 pub mod logs;
 pub mod memory;
+pub mod packages;
 pub mod process;
 pub mod redis;
 pub mod upstream;

@@ -2,15 +2,13 @@
 //! process on a free loopback port, with nothing persisted, stopped on
 //! drop.
 //!
-//! Missing binary: installed from Debian's `redis-server` package when
-//! running as root (as benches/common.sh installs wrk and nginx), else the
-//! test fails saying how to install it.
+//! Missing binary: installed from Debian's `redis-server` package (see
+//! [`crate::packages`]).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const BINARY: &str = "redis-server";
@@ -182,32 +180,5 @@ fn server_pid(port: u16) -> Option<u32> {
 
 /// The server binary, installed first if it is missing and we may.
 fn binary() -> PathBuf {
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(found) = find(BINARY) {
-        return found;
-    }
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    assert!(
-        root,
-        "{BINARY} is not installed and this is not root: install it with \
-         `sudo apt-get install {PACKAGE}` (Debian/Ubuntu) or put {BINARY} on PATH"
-    );
-    let apt = |args: &[&str]| {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .unwrap_or_else(|e| panic!("{BINARY} is missing and apt-get cannot run: {e}"));
-        assert!(status.success(), "apt-get {args:?} failed: install {PACKAGE} by hand");
-    };
-    apt(&["update", "-qq"]);
-    apt(&["install", "-y", "-qq", "--no-install-recommends", PACKAGE]);
-    find(BINARY).unwrap_or_else(|| panic!("{PACKAGE} installed but {BINARY} is not on PATH"))
-}
-
-fn find(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+    crate::packages::installed(BINARY, PACKAGE)
 }

@@ -5,6 +5,7 @@
 mod diff;
 mod watch;
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -30,6 +31,51 @@ pub struct ReloadStatus {
     pub last_error: Option<String>,
     /// Reloads that failed since start.
     pub failures: u64,
+    /// The latest reloads, newest first (at most [`RECENT_RELOADS`]): what
+    /// each changed, or why it failed.
+    pub recent: VecDeque<ReloadEvent>,
+}
+
+/// How many reloads `/status` and the dashboard remember.
+pub const RECENT_RELOADS: usize = 16;
+
+/// One reload, as operators review it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReloadEvent {
+    /// When it was tried, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// What triggered it.
+    pub cause: String,
+    /// The generation serving after it.
+    pub generation: u64,
+    /// What changed (`no changes` when nothing did); absent when it failed.
+    pub changes: Option<String>,
+    /// Why it failed; absent when it was applied.
+    pub error: Option<String>,
+}
+
+impl ReloadStatus {
+    /// Records a reload's outcome.
+    pub(crate) fn record(&mut self, at_ms: u64, cause: &str, outcome: &Result<Diff, ReloadError>) {
+        self.last_attempt_ms = Some(at_ms);
+        self.last_cause = Some(cause.to_owned());
+        let (changes, error) = match outcome {
+            Ok(diff) => {
+                self.generation += 1;
+                self.last_success_ms = Some(at_ms);
+                self.last_error = None;
+                (Some(diff.to_string()), None)
+            }
+            Err(error) => {
+                self.failures += 1;
+                self.last_error = Some(error.to_string());
+                (None, Some(error.to_string()))
+            }
+        };
+        let event = ReloadEvent { at_ms, cause: cause.to_owned(), generation: self.generation, changes, error };
+        self.recent.truncate(RECENT_RELOADS - 1);
+        self.recent.push_front(event);
+    }
 }
 
 /// Why a reload left the previous config serving.

@@ -50,7 +50,24 @@ pub(super) fn build_engine(limits: EngineLimits) -> anyhow::Result<Engine> {
         // measurable change to a call that needs a fresh instance).
         .linear_memory_keep_resident(0)
         .table_keep_resident(64 << 10);
+    let mut config = compiling_config(limits);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // `perf` can name plugin functions (in /tmp/perf-PID.map) when asked.
+    if std::env::var_os("WASMGATE_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    let engine = Engine::new(&config).context("configuring the wasm engine")?;
+    spawn_epoch_ticker(&engine);
+    Ok(engine)
+}
 
+/// Everything of the engine's config that decides what code is generated,
+/// so an artifact compiled under it loads into the engine (the instance
+/// allocator, the one setting left out, is not part of an artifact). The
+/// compiler runs in an engine of its own made from it and dropped after
+/// each compile: an engine keeps its compiler's working memory for reuse,
+/// and a cold start otherwise idled tens of MB above a warm one.
+pub(super) fn compiling_config(limits: EngineLimits) -> Config {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -59,7 +76,6 @@ pub(super) fn build_engine(limits: EngineLimits) -> anyhow::Result<Engine> {
         // task machinery that wasmtime otherwise sets up around each one.
         .concurrency_support(false)
         .epoch_interruption(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         // Only the pooling slots' own guard pages: a smaller reservation
         // keeps many engines (tests, reload) within the address space.
         .memory_reservation(limits.max_memory_bytes as u64)
@@ -68,13 +84,7 @@ pub(super) fn build_engine(limits: EngineLimits) -> anyhow::Result<Engine> {
         // Without zeroing, a pooled fiber stack is never decommitted: what
         // the host touched on it stays resident per slot ever used.
         .async_stack_zeroing(true);
-    // `perf` can name plugin functions (in /tmp/perf-PID.map) when asked.
-    if std::env::var_os("WASMGATE_PERFMAP").is_some() {
-        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-    }
-    let engine = Engine::new(&config).context("configuring the wasm engine")?;
-    spawn_epoch_ticker(&engine);
-    Ok(engine)
+    config
 }
 
 /// Advances the epoch every tick for as long as the engine lives; the

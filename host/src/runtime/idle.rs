@@ -79,7 +79,7 @@ pub(super) fn spawn_trimmer(
 }
 
 /// Returns the free memory of glibc's arenas to the system.
-fn release_heap() {
+pub(super) fn release_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it
     // has no preconditions.

@@ -126,6 +126,10 @@ impl Upstream {
         }
     }
 
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }

@@ -72,3 +72,24 @@ fn check_reports_every_error_on_its_own_line() {
         ]
     );
 }
+
+/// Compiles run in a child process of the binary: a file that is no
+/// component fails there, and its reason reaches the operator once, with
+/// the place in the config.
+#[test]
+fn check_names_a_file_that_is_no_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm\x01\0\0\0 not really").unwrap();
+    let (ok, _, stderr, file) = check(&format!(
+        "[plugins.junk]\npath = \"{}\"\n[[routes]]\nname = \"r\"\npath = \"/\"\npipeline = [{{ plugin = \"junk\" }}]\n",
+        junk.display()
+    ));
+    assert!(!ok);
+    let line = stderr.lines().next().unwrap_or_default();
+    assert!(
+        line.starts_with(&format!("{file}:2:8: plugins.junk.path: {} is not a valid wasm component: ", junk.display())),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("is not a valid wasm component").count(), 1, "{stderr}");
+}

@@ -12,6 +12,7 @@ mod aggregate;
 mod artifact_cache;
 mod config_errors;
 mod cors;
+mod dashboard;
 mod deadlines;
 mod demo;
 mod fanout;
