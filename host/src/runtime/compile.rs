@@ -130,16 +130,19 @@ impl Compiler {
             Some(component) => component,
             None => {
                 let invalid = |reason: String| CompileError::Invalid { path: path.to_owned(), reason };
-                let artifact = match CHILD_COMPILER.get() {
-                    Some(exe) => compile_in_child(exe, self.limits, path),
-                    None => compile_artifact(self.limits, &bytes).map_err(|e| format!("{e:#}")),
-                }
-                .map_err(invalid)?;
+                let in_child = CHILD_COMPILER.get().map(|exe| compile_in_child(exe, self.limits, path));
+                let loaded = match in_child {
+                    Some(artifact) => self.load_new(artifact.map_err(invalid)?).or_else(|e| {
+                        // The child saw other CPU features than this process
+                        // does (an emulator, valgrind): compile here instead.
+                        tracing::warn!(path = %path.display(), error = %e, "compiled in a child process for another host; compiling in-process");
+                        self.compile_here(&bytes)
+                    }),
+                    None => self.compile_here(&bytes),
+                };
+                let (component, artifact) = loaded.map_err(|e| invalid(format!("{e:#}")))?;
                 self.store_artifact(&hash, &artifact);
-                // SAFETY: the artifact was made just now by this build of
-                // wasmtime for this engine's configuration; wasmtime still
-                // checks its header and refuses a mismatch.
-                unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(|e| invalid(format!("{e:#}")))?
+                component
             }
         };
         let component = Arc::new(component);
@@ -147,6 +150,19 @@ impl Compiler {
         memory.retain(|_, weak| weak.strong_count() > 0);
         memory.insert(hash, Arc::downgrade(&component));
         Ok(Compiled { component, hash })
+    }
+
+    fn compile_here(&self, wasm: &[u8]) -> wasmtime::Result<(Component, Vec<u8>)> {
+        self.load_new(compile_artifact(self.limits, wasm)?)
+    }
+
+    /// An artifact made just now, loaded, and kept for the disk cache.
+    fn load_new(&self, artifact: Vec<u8>) -> wasmtime::Result<(Component, Vec<u8>)> {
+        // SAFETY: the artifact was made just now by this build of wasmtime
+        // for this engine's configuration; wasmtime still checks its header
+        // (and the host's CPU features) and refuses a mismatch.
+        let component = unsafe { Component::deserialize(&self.engine, &artifact) }?;
+        Ok((component, artifact))
     }
 
     fn artifact_path(&self, hash: &ContentHash) -> Option<PathBuf> {
