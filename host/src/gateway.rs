@@ -21,6 +21,7 @@ use crate::server::{self, ServerSettings};
 use crate::services::PluginMetrics;
 use crate::snapshot::{Shared, Snapshot};
 use crate::state::StateStore;
+use crate::telemetry::Metrics;
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,18 +58,23 @@ impl Gateway {
     /// Starts a gateway on an already-read config (tests adjust it first).
     pub async fn new(config: Config) -> Result<Self, StartError> {
         let runtime = Runtime::new(config.engine, config.cache_dir.clone()).map_err(StartError::Runtime)?;
+        let metrics = Arc::new(PluginMetrics::default());
         let shared = Shared {
             runtime,
             state: Arc::new(StateStore::new(&config.state).map_err(StartError::State)?),
-            metrics: Arc::new(PluginMetrics::default()),
+            telemetry: Arc::new(Metrics::new(metrics.clone())),
+            metrics,
             started: Instant::now(),
         };
         let snapshot = Snapshot::build(config, &shared)
             .await
             .map_err(|errors| StartError::Config(ConfigErrors::Invalid(errors)))?;
+        let snapshot = Arc::new(snapshot);
         let status = ReloadStatus { generation: 1, last_success_ms: Some(clock::now_ms()), ..ReloadStatus::default() };
+        shared.telemetry.record_loaded(status.generation);
+        shared.telemetry.set_scrape_source(snapshot.clone());
         Ok(Self {
-            current: ArcSwap::from_pointee(snapshot),
+            current: ArcSwap::new(snapshot),
             shared,
             reload: Mutex::new(()),
             status: std::sync::Mutex::new(status),
@@ -96,7 +102,9 @@ impl Gateway {
             result.map(|snapshot| {
                 let diff = Diff::between(&current, &snapshot);
                 warn_restart_only(&current.config, &snapshot.config);
-                self.current.store(Arc::new(snapshot));
+                let snapshot = Arc::new(snapshot);
+                self.shared.telemetry.set_scrape_source(snapshot.clone());
+                self.current.store(snapshot);
                 diff
             })
         };
@@ -113,10 +121,12 @@ impl Gateway {
                 status.generation += 1;
                 status.last_success_ms = Some(attempt_ms);
                 status.last_error = None;
+                self.shared.telemetry.record_reload(true, status.generation);
                 tracing::info!(cause, generation = status.generation, changes = %diff, "config reloaded");
             }
             Err(error) => {
                 status.failures += 1;
+                self.shared.telemetry.record_reload(false, status.generation);
                 status.last_error = Some(error.to_string());
                 tracing::error!(cause, errors = %error, "reload failed; still serving the previous config");
             }
@@ -131,6 +141,11 @@ impl Gateway {
 
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// The Prometheus registry (`GET /metrics`).
+    pub(crate) fn telemetry(&self) -> &Metrics {
+        &self.shared.telemetry
     }
 
     /// The shared state backend, for its status.
@@ -183,6 +198,12 @@ impl reload::Reloadable for Gateway {
 fn warn_restart_only(old: &Config, new: &Config) {
     if old.listen != new.listen || old.server.tls_listen != new.server.tls_listen {
         tracing::warn!("server.listen / tls_listen changed: takes effect after a restart");
+    }
+    if old.workers != new.workers {
+        tracing::warn!("server.workers changed: takes effect after a restart");
+    }
+    if old.access_log != new.access_log {
+        tracing::warn!("[access_log] changed: takes effect after a restart");
     }
     if old.server.max_connections != new.server.max_connections {
         tracing::warn!("server.max_connections changed: takes effect after a restart");

@@ -22,7 +22,7 @@ use crate::proxy_headers::{self, ClientTls};
 use crate::router::RouteLookup;
 use crate::runtime::PluginError;
 use crate::snapshot::{Route, Snapshot};
-use crate::upstream::{Payload, SendOptions, UpstreamError};
+use crate::upstream::{Payload, SendOptions, Tries, UpstreamError};
 use crate::websocket::WebSocket;
 
 pub(crate) async fn handle(
@@ -214,7 +214,7 @@ async fn forward(route: &Route, req: RequestState, stream: Option<Body>) -> Resu
         None => stream.map_or(Payload::Bytes(Bytes::new()), Payload::from_body),
     };
     let opts = SendOptions { timeout: route.timeout, client_ip: Some(req.info.client_addr.ip()) };
-    match upstream.send_with(Request::from_parts(head, payload), opts).await {
+    match upstream.send_with(Request::from_parts(head, payload), opts, &mut Tries::default()).await {
         Ok(resp) => {
             let (mut head, body) = resp.into_parts();
             proxy_headers::strip_hop_by_hop(&mut head.headers);

@@ -43,6 +43,7 @@ mod server;
 mod services;
 mod snapshot;
 mod state;
+mod telemetry;
 mod upstream;
 mod websocket;
 

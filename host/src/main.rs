@@ -44,13 +44,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     wasmgate::init_logging(matches!(cli.log_format, LogFormat::Json));
     wasmgate::install_panic_hook();
-    // One worker asked for: the current-thread scheduler, which has no
-    // work-stealing queues and cross-thread wake-ups to pay for.
-    let runtime = match std::env::var("TOKIO_WORKER_THREADS").ok().as_deref() {
-        Some("1") => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
-    }
-    .expect("building the tokio runtime");
+    let runtime = match runtime(&cli.command) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("wasmgate: building the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run { config } => run(config).await,
@@ -64,6 +64,25 @@ fn main() -> ExitCode {
             eprintln!("wasmgate: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The tokio runtime, sized by `[server] workers`, which is read before
+/// it starts; without it, `TOKIO_WORKER_THREADS` or one worker per core. A
+/// config that does not load is reported by the command itself, once the
+/// runtime runs.
+fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = match command {
+        Command::Run { config } => wasmgate::load_config(config).ok().and_then(|c| c.workers),
+        Command::Check { .. } | Command::Plugin { .. } => None,
+    };
+    let workers = workers.or_else(|| std::env::var("TOKIO_WORKER_THREADS").ok()?.parse().ok());
+    // One worker asked for: the current-thread scheduler, which has no
+    // work-stealing queues and cross-thread wake-ups to pay for.
+    match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
     }
 }
 
@@ -105,8 +124,9 @@ async fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
     let config = gateway.config();
     let listeners = Listeners::bind(&config.listen, &config.server.tls_listen).await.context("binding listeners")?;
     let running = wasmgate::serve_listeners(gateway.clone(), listeners)?;
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
     for addr in &running.addrs {
-        tracing::info!(%addr, "wasmgate listening");
+        tracing::info!(%addr, workers, "wasmgate listening");
     }
     for addr in &running.tls_addrs {
         tracing::info!(%addr, tls = true, "wasmgate listening");

@@ -11,6 +11,7 @@ use crate::fields::set_content_length;
 use crate::message::bounds::{self, Bounds};
 use crate::message::{Headers, MessageError, RequestState, ResponseState};
 use crate::runtime::{Action, Needs, PluginError, PluginPool, Reply};
+use crate::telemetry::PluginUseMetrics;
 
 /// What a route does when one of its plugins fails (trap, timeout, memory).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -26,6 +27,8 @@ pub enum FailPolicy {
 pub(crate) struct Stage {
     pub pool: Arc<PluginPool>,
     pub on_error: FailPolicy,
+    /// Its calls' counters and durations (plugin, route, phase).
+    pub metrics: PluginUseMetrics,
 }
 
 /// What the request phase decided.

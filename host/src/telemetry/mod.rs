@@ -1,0 +1,21 @@
+//! What operators see of the traffic: Prometheus metrics, the access log
+//! and W3C trace context. Each part is built to be called from the request
+//! path at a fixed, small cost (no lock shared between workers, no waiting
+//! on I/O); the access-log writer runs off it, behind a bounded queue that
+//! drops and counts when full.
+//!
+//! - [`metrics`]: the registry and the per-route / per-plugin-use /
+//!   per-target handles a request records into
+//! - [`histogram`]: the lock-free duration histogram those handles use
+//! - [`scrape`]: figures read at scrape time (instances, target states,
+//!   plugin-defined metrics)
+//! - [`process`]: `process_*` figures from `/proc`
+
+pub(crate) mod histogram;
+pub(crate) mod metrics;
+pub(crate) mod process;
+pub(crate) mod scrape;
+
+pub(crate) use metrics::{
+    Metrics, Phase, PluginResult, PluginUseMetrics, RouteMetrics, TargetMetrics, UpstreamMetrics, UpstreamOutcome,
+};
