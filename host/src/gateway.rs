@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -17,11 +17,13 @@ use crate::config::{self, Config, ConfigErrors};
 use crate::proxy_headers::{self, REQUEST_ID};
 use crate::reload::{self, Diff, ReloadError, ReloadStatus};
 use crate::runtime::Runtime;
-use crate::server::{self, ServerSettings};
+use crate::server::{self, OpenConnections, ServerSettings};
 use crate::services::PluginMetrics;
 use crate::snapshot::{Shared, Snapshot};
 use crate::state::StateStore;
-use crate::telemetry::Metrics;
+use crate::telemetry::record::Logged;
+use crate::telemetry::trace_context::TRACEPARENT;
+use crate::telemetry::{AccessLog, Metrics, RequestRecord};
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,8 @@ pub struct Gateway {
     reload: Mutex<()>,
     /// The latest finished reload's outcome.
     status: std::sync::Mutex<ReloadStatus>,
+    /// Started by [`Gateway::start_access_log`]; none until then.
+    access_log: OnceLock<Arc<AccessLog>>,
 }
 
 impl Gateway {
@@ -78,6 +82,7 @@ impl Gateway {
             shared,
             reload: Mutex::new(()),
             status: std::sync::Mutex::new(status),
+            access_log: OnceLock::new(),
         })
     }
 
@@ -159,14 +164,52 @@ impl Gateway {
         self.current.load().config.clone()
     }
 
+    /// Starts writing the access log as `[access_log]` says (nothing when
+    /// it is off); `json`: its format when the config names none. Once:
+    /// later calls change nothing.
+    pub fn start_access_log(&self, json: bool) -> std::io::Result<()> {
+        let settings = self.current.load().config.access_log.clone();
+        if !settings.enabled || self.access_log.get().is_some() {
+            return Ok(());
+        }
+        let log = AccessLog::start(&settings, json, self.shared.telemetry.access_log_dropped())?;
+        let _ = self.access_log.set(Arc::new(log));
+        Ok(())
+    }
+
+    /// Reports the open connections of a server's listeners in
+    /// `wasmgate_open_connections`.
+    pub fn count_connections(&self, connections: OpenConnections) {
+        self.shared.telemetry.count_connections(connections);
+    }
+
+    /// Reopens the access log's file (after a rotation renamed it).
+    pub fn reopen_access_log(&self) {
+        if let Some(log) = self.access_log.get() {
+            log.reopen();
+        }
+    }
+
     /// Handles one request end to end. Never fails: every error becomes a
-    /// problem+json response. The response carries the request id.
+    /// problem+json response. The response carries the request id and the
+    /// gateway's `traceparent`; it is counted in the route's metrics, and
+    /// its access-log line is queued once its body is sent.
     pub async fn handle(&self, req: Request<Body>, client: SocketAddr) -> Response<Body> {
+        let start = Instant::now();
         let snapshot = self.current.load_full();
         let request_id = proxy_headers::request_id(req.headers());
-        let mut resp = crate::handler::handle(&snapshot, req, client, request_id.clone()).await;
-        resp.headers_mut().insert(REQUEST_ID, request_id);
-        resp
+        let mut record = Box::new(RequestRecord::new(&req, client, request_id.clone(), start));
+        let mut resp = crate::handler::handle(&snapshot, req, client, request_id.clone(), &mut record).await;
+        let status = resp.status();
+        snapshot.route_metrics(record.route_index).record(&record.method, status, start.elapsed());
+        record.status = status.as_u16();
+        let headers = resp.headers_mut();
+        headers.insert(REQUEST_ID, request_id);
+        headers.insert(TRACEPARENT.clone(), record.trace.traceparent());
+        match self.access_log.get() {
+            Some(log) => resp.map(|body| Logged::wrap(body, record, log.clone())),
+            None => resp,
+        }
     }
 }
 

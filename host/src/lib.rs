@@ -53,4 +53,4 @@ pub use config::{Config, ConfigError, ConfigErrors, load as load_config, parse a
 pub use gateway::{Gateway, StartError};
 pub use logging::{init as init_logging, install_panic_hook};
 pub use reload::{DEBOUNCE, Diff, ReloadError, ReloadStatus, Watcher, watch};
-pub use server::{Listeners, Running, Site, bind, serve, serve_listeners, shutdown_signal};
+pub use server::{Listeners, OpenConnections, Running, Site, bind, serve, serve_listeners, shutdown_signal};

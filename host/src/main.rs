@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { config } => run(config).await,
+            Command::Run { config } => run(config, matches!(cli.log_format, LogFormat::Json)).await,
             Command::Check { config } => check(config).await,
             Command::Plugin { command } => scaffold::run(command),
         }
@@ -116,14 +116,16 @@ async fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
+async fn run(path: PathBuf, json_logs: bool) -> anyhow::Result<ExitCode> {
     let gateway = match Gateway::load(&path).await {
         Ok(g) => Arc::new(g),
         Err(e) => return report(e),
     };
+    gateway.start_access_log(json_logs).context("opening the access log")?;
     let config = gateway.config();
     let listeners = Listeners::bind(&config.listen, &config.server.tls_listen).await.context("binding listeners")?;
     let running = wasmgate::serve_listeners(gateway.clone(), listeners)?;
+    gateway.count_connections(running.connections.clone());
     let workers = tokio::runtime::Handle::current().metrics().num_workers();
     for addr in &running.addrs {
         tracing::info!(%addr, workers, "wasmgate listening");
@@ -142,10 +144,12 @@ async fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
     };
     let _watcher = wasmgate::watch(gateway.clone()).context("watching the config and plugin files")?;
     let hangups = tokio::spawn(reload_on_sighup(gateway.clone()));
+    let rotations = tokio::spawn(reopen_on_sigusr1(gateway.clone()));
 
     wasmgate::shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
     hangups.abort();
+    rotations.abort();
     // Traffic and admin drain together; the admin API stays up meanwhile
     // for connections already open.
     let admin = async move {
@@ -169,6 +173,24 @@ async fn reload_on_sighup(gateway: Arc<Gateway>) {
         };
         while hangup.recv().await.is_some() {
             let _ = gateway.reload("SIGHUP").await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
+}
+
+/// SIGUSR1 reopens the access log, as nginx does: rotate by renaming the
+/// file, then signal.
+async fn reopen_on_sigusr1(gateway: Arc<Gateway>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+            tracing::warn!("cannot listen for SIGUSR1");
+            return;
+        };
+        while usr1.recv().await.is_some() {
+            gateway.reopen_access_log();
         }
     }
     #[cfg(not(unix))]

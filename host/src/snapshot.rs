@@ -149,6 +149,11 @@ impl Snapshot {
         Ok(Self { router, routes, config, plugin_hashes, upstreams, bounds, no_route })
     }
 
+    /// The metrics of the route at `index`, or of no route.
+    pub(crate) fn route_metrics(&self, index: Option<usize>) -> &RouteMetrics {
+        index.and_then(|i| self.routes.get(i)).map_or(&self.no_route, |r| &r.metrics)
+    }
+
     /// Each plugin's short content hash and settings, by name.
     pub(crate) fn plugin_versions(&self) -> BTreeMap<&str, (String, &PluginSpec)> {
         self.config

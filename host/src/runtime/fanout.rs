@@ -18,7 +18,8 @@ use super::bindings::http_client::{FetchError, OutboundRequest, OutboundResponse
 use crate::message::bounds::{self, Bounds, MAX_FETCHES};
 use crate::message::{Headers, MessageError};
 use crate::proxy_headers::strip_hop_by_hop;
-use crate::upstream::{Payload, SendOptions, Tries, Upstream, UpstreamError, Upstreams};
+use crate::telemetry::Tries;
+use crate::upstream::{Payload, SendOptions, Upstream, UpstreamError, Upstreams};
 
 /// Bodies a plugin fetches are copied into its memory: cap them well below
 /// any sane memory limit.

@@ -66,7 +66,8 @@ impl Histogram {
     }
 
     /// Observations so far.
-    pub(crate) fn count(&self) -> u64 {
+    #[cfg(test)]
+    fn count(&self) -> u64 {
         self.0.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 }

@@ -18,7 +18,6 @@
 //! plugin-defined metrics, the process) is read at scrape time by the
 //! collectors of [`super::scrape`] and [`super::process`].
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +31,7 @@ use prometheus_client::registry::Registry;
 
 use super::histogram::Histogram;
 use super::scrape::{PluginDefined, ScrapeSlot, ScrapeSource, Scraped};
+use crate::server::OpenConnections;
 use crate::services::PluginMetrics;
 
 /// The `Content-Type` of [`Metrics::render`]'s text.
@@ -105,11 +105,6 @@ struct ResultLabels {
     result: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ListenerLabels {
-    listener: String,
-}
-
 type Histograms<S> = Family<S, Histogram, fn() -> Histogram>;
 
 /// The registry and its families. One per process (it lives in the
@@ -126,9 +121,7 @@ pub(crate) struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     generation: Gauge,
     last_reload: Gauge<f64, AtomicU64>,
-    open_connections: Family<ListenerLabels, Gauge>,
     access_log_dropped: Counter,
-    spans_dropped: Counter,
     scrape: Arc<ScrapeSlot>,
 }
 
@@ -201,23 +194,11 @@ impl Metrics {
             "When the serving config was loaded (start or last successful reload), Unix time",
             last_reload.clone(),
         );
-        let open_connections = Family::default();
-        registry.register(
-            "wasmgate_open_connections",
-            "Client connections open, by listener address",
-            open_connections.clone(),
-        );
         let access_log_dropped = Counter::default();
         registry.register(
             "wasmgate_access_log_dropped",
             "Access-log lines dropped because the writer's queue was full",
             access_log_dropped.clone(),
-        );
-        let spans_dropped = Counter::default();
-        registry.register(
-            "wasmgate_trace_spans_dropped",
-            "Spans dropped because the exporter's queue was full or the collector refused them",
-            spans_dropped.clone(),
         );
         let scrape = Arc::new(ScrapeSlot::default());
         registry.register_collector(Box::new(Scraped(scrape.clone())));
@@ -235,9 +216,7 @@ impl Metrics {
             reloads,
             generation,
             last_reload,
-            open_connections,
             access_log_dropped,
-            spans_dropped,
             scrape,
         }
     }
@@ -314,20 +293,15 @@ impl Metrics {
         self.scrape.set(source);
     }
 
-    /// The connection gauge of one listener: resolve it when the listener
-    /// is bound, then hold an [`OpenConnection`] per accepted connection.
-    pub(crate) fn listener(&self, addr: SocketAddr) -> ListenerMetrics {
-        ListenerMetrics(self.open_connections.get_or_create_owned(&ListenerLabels { listener: addr.to_string() }))
+    /// Traffic listeners whose open connections
+    /// `wasmgate_open_connections` reports.
+    pub(crate) fn count_connections(&self, connections: OpenConnections) {
+        self.scrape.add_listeners(connections);
     }
 
     /// The counter the access-log writer adds a dropped line to.
     pub(crate) fn access_log_dropped(&self) -> Counter {
         self.access_log_dropped.clone()
-    }
-
-    /// The counter the span exporter adds dropped spans to.
-    pub(crate) fn spans_dropped(&self) -> Counter {
-        self.spans_dropped.clone()
     }
 }
 
@@ -362,10 +336,6 @@ pub(crate) struct RouteMetrics {
 }
 
 impl RouteMetrics {
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
     /// One answered request: its method, the status sent, and the time
     /// from its head to the response head.
     pub(crate) fn record(&self, method: &Method, status: StatusCode, elapsed: Duration) {
@@ -425,10 +395,14 @@ pub(crate) enum PluginResult {
     Write,
     /// It failed and `on_error = "fail-open"` let the request pass.
     FailOpen,
+    /// The shared state backend was unreachable.
+    StateUnavailable,
+    /// Any other failure.
+    Error,
 }
 
 impl PluginResult {
-    const ALL: [PluginResult; 10] = [
+    const ALL: [PluginResult; 12] = [
         PluginResult::Continue,
         PluginResult::Respond,
         PluginResult::Trap,
@@ -439,6 +413,8 @@ impl PluginResult {
         PluginResult::Quarantined,
         PluginResult::Write,
         PluginResult::FailOpen,
+        PluginResult::StateUnavailable,
+        PluginResult::Error,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -453,6 +429,8 @@ impl PluginResult {
             PluginResult::Quarantined => "quarantined",
             PluginResult::Write => "write",
             PluginResult::FailOpen => "fail_open",
+            PluginResult::StateUnavailable => "state_unavailable",
+            PluginResult::Error => "error",
         }
     }
 }
@@ -562,26 +540,6 @@ impl TargetMetrics {
         if let Some(counter) = self.outcomes.get(outcome.slot(), labels) {
             counter.inc();
         }
-    }
-}
-
-/// The open-connections gauge of one listener.
-#[derive(Clone)]
-pub(crate) struct ListenerMetrics(Gauge);
-
-impl ListenerMetrics {
-    /// Counts a connection as open until the guard is dropped.
-    pub(crate) fn open(&self) -> OpenConnection {
-        self.0.inc();
-        OpenConnection(self.0.clone())
-    }
-}
-
-pub(crate) struct OpenConnection(Gauge);
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 
@@ -709,14 +667,11 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn reloads_generation_connections_and_drops() {
+    fn reloads_generation_and_drops() {
         let metrics = Metrics::default();
         metrics.record_loaded(1);
         metrics.record_reload(false, 1);
         metrics.record_reload(true, 2);
-        let listener = metrics.listener("127.0.0.1:8080".parse().unwrap());
-        let open = [listener.open(), listener.open()];
-        drop(listener.open());
         metrics.access_log_dropped().inc_by(3);
 
         let s = parse(&metrics.render());
@@ -724,11 +679,7 @@ pub(crate) mod tests {
         assert_eq!(value(&s, "wasmgate_reloads_total", &[("result", "failure")]), Some(1.0));
         assert_eq!(value(&s, "wasmgate_config_generation", &[]), Some(2.0));
         assert!(value(&s, "wasmgate_last_reload_timestamp_seconds", &[]).is_some_and(|t| t > 1.7e9));
-        assert_eq!(value(&s, "wasmgate_open_connections", &[("listener", "127.0.0.1:8080")]), Some(2.0));
         assert_eq!(value(&s, "wasmgate_access_log_dropped_total", &[]), Some(3.0));
-        drop(open);
-        let s = parse(&metrics.render());
-        assert_eq!(value(&s, "wasmgate_open_connections", &[("listener", "127.0.0.1:8080")]), Some(0.0));
     }
 
     #[test]

@@ -10,12 +10,23 @@
 //! - [`scrape`]: figures read at scrape time (instances, target states,
 //!   plugin-defined metrics)
 //! - [`process`]: `process_*` figures from `/proc`
+//! - [`record`]: one request as telemetry sees it, filled in by the
+//!   handler's phases: what the access log writes (and what a span
+//!   exporter would read)
+//! - [`access_log`]: the bounded queue and the writer thread
+//! - [`trace_context`]: W3C `traceparent` / `tracestate`
 
+pub(crate) mod access_log;
 pub(crate) mod histogram;
 pub(crate) mod metrics;
 pub(crate) mod process;
+pub(crate) mod record;
 pub(crate) mod scrape;
+pub(crate) mod trace_context;
 
+pub(crate) use access_log::AccessLog;
+pub(crate) use record::{PluginCall, RequestRecord, Tries};
+pub(crate) use trace_context::TraceContext;
 pub(crate) use metrics::{
-    Metrics, Phase, PluginResult, PluginUseMetrics, RouteMetrics, TargetMetrics, UpstreamMetrics, UpstreamOutcome,
+    Metrics, Phase, PluginResult, PluginUseMetrics, RouteMetrics, UpstreamMetrics, UpstreamOutcome,
 };

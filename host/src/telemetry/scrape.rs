@@ -3,6 +3,7 @@
 //! metrics plugins define through the `metrics` import.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
 use prometheus_client::collector::Collector;
@@ -11,6 +12,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
+use crate::server::OpenConnections;
 use crate::services::{PluginMetrics, Summary};
 
 /// What a target is doing now, as `wasmgate_upstream_target_state`
@@ -60,17 +62,34 @@ pub(crate) trait ScrapeSource: Send + Sync {
     fn target_states(&self, visit: &mut dyn FnMut(&str, &str, TargetState));
 }
 
+/// What the collectors read: the serving snapshot, and the traffic
+/// listeners. Its locks are taken at reloads, at start and at scrapes,
+/// never by a request.
 #[derive(Default)]
-pub(super) struct ScrapeSlot(RwLock<Option<Arc<dyn ScrapeSource>>>);
+pub(super) struct ScrapeSlot {
+    snapshot: RwLock<Option<Arc<dyn ScrapeSource>>>,
+    listeners: RwLock<Vec<OpenConnections>>,
+}
 
 impl ScrapeSlot {
-    /// Taken at reloads and scrapes only, never by a request.
     pub(super) fn set(&self, source: Arc<dyn ScrapeSource>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(source);
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Some(source);
+    }
+
+    pub(super) fn add_listeners(&self, connections: OpenConnections) {
+        self.listeners.write().unwrap_or_else(|e| e.into_inner()).push(connections);
     }
 
     fn get(&self) -> Option<Arc<dyn ScrapeSource>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.snapshot.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn connections(&self) -> Vec<(SocketAddr, usize)> {
+        let mut open = Vec::new();
+        for listeners in self.listeners.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            listeners.each(|addr, count| open.push((addr, count)));
+        }
+        open
     }
 }
 
@@ -80,12 +99,26 @@ impl std::fmt::Debug for ScrapeSlot {
     }
 }
 
-/// `wasmgate_plugin_instances` and `wasmgate_upstream_target_state`.
+/// `wasmgate_open_connections`, `wasmgate_plugin_instances` and
+/// `wasmgate_upstream_target_state`.
 #[derive(Debug)]
 pub(super) struct Scraped(pub(super) Arc<ScrapeSlot>);
 
 impl Collector for Scraped {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let connections = self.0.connections();
+        if !connections.is_empty() {
+            let mut metric = encoder.encode_descriptor(
+                "wasmgate_open_connections",
+                "Client connections open, by listener address",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (addr, count) in connections {
+                let listener = addr.to_string();
+                ConstGauge::new(count as i64).encode(metric.encode_family(&[("listener", listener.as_str())])?)?;
+            }
+        }
         let Some(source) = self.0.get() else {
             return Ok(());
         };

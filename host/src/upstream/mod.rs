@@ -53,7 +53,7 @@ use self::retry::{Failed, RetryBudget, backoff, retryable};
 use self::roundtrip::Outbound;
 use self::target::{Attempt, Blocked, Target};
 use crate::body::Body;
-use crate::telemetry::{Metrics, UpstreamMetrics, UpstreamOutcome};
+use crate::telemetry::{Metrics, Tries, UpstreamMetrics, UpstreamOutcome};
 
 /// Per-request settings of [`Upstream::send_with`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,19 +63,6 @@ pub(crate) struct SendOptions {
     pub timeout: Option<Duration>,
     /// The client's address, for `hash_on = "client-ip"`.
     pub client_ip: Option<IpAddr>,
-}
-
-/// What the tries of one request came to, for its access-log line.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Tries {
-    /// Tries sent (0: no target took the request).
-    pub attempts: u32,
-    /// The last try's target.
-    pub target: Option<Authority>,
-    /// The last try's response status, when it got one.
-    pub status: Option<u16>,
-    /// From the first try to the last try's response head or failure.
-    pub elapsed: Duration,
 }
 
 /// One target as [`Upstream::status`] reports it.
