@@ -12,6 +12,7 @@ pub mod logs;
 pub mod memory;
 pub mod process;
 pub mod redis;
+pub mod scrape;
 pub mod upstream;
 pub mod wait;
 
