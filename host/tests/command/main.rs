@@ -7,3 +7,4 @@ mod logs;
 mod redis_replicas;
 mod scaffold;
 mod server_signal;
+mod telemetry;
