@@ -22,8 +22,8 @@ use crate::proxy_headers::{self, ClientTls};
 use crate::router::RouteLookup;
 use crate::runtime::PluginError;
 use crate::snapshot::{Route, Snapshot};
-use crate::upstream::{Payload, SendOptions, UpstreamError};
 use crate::telemetry::{PluginCall, RequestRecord, TraceContext, Tries};
+use crate::upstream::{Payload, SendOptions, UpstreamError};
 use crate::websocket::WebSocket;
 
 /// `record` learns the route, the plugin calls, the upstream tries and the

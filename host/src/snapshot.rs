@@ -13,8 +13,8 @@ use crate::pipeline::{Pipeline, Stage};
 use crate::router::Router;
 use crate::runtime::{ContentHash, PluginIdentity, PluginPool, Prepared, Runtime};
 use crate::services::HostServices;
-use crate::telemetry::{Metrics, RouteMetrics};
 use crate::telemetry::scrape::{Instances, ScrapeSource, TargetState};
+use crate::telemetry::{Metrics, RouteMetrics};
 use crate::upstream::{Upstream, Upstreams};
 
 pub(crate) struct Route {

@@ -193,10 +193,7 @@ fn start<H: Handler>(core: Core<H>, listeners: Listeners) -> Running {
         .map(|(listener, tls)| (listener, tls, Arc::new(Semaphore::new(max))))
         .collect();
     let connections = OpenConnections {
-        listeners: listeners
-            .iter()
-            .filter_map(|(l, _, limit)| Some((l.local_addr().ok()?, limit.clone())))
-            .collect(),
+        listeners: listeners.iter().filter_map(|(l, _, limit)| Some((l.local_addr().ok()?, limit.clone()))).collect(),
         max,
     };
     let (stop, stopped) = watch::channel(false);

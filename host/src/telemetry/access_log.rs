@@ -380,18 +380,21 @@ mod tests {
     use super::*;
 
     fn record() -> RequestRecord {
-        let (head, ()) = Request::builder()
+        // Obs-text: a byte a client may send, and no line may show raw.
+        let agent = HeaderValue::from_bytes(b"curl/8 \"quoted\" \xff").unwrap();
+        let head = Request::builder()
             .method(Method::POST)
             .uri("/users/7")
             .header("host", "api.example")
-            .header("user-agent", "curl/8 \"quoted\"\n")
+            .header("user-agent", agent)
             .header("content-length", "12")
             .body(())
-            .unwrap()
-            .into_parts();
+            .unwrap();
         let start = Instant::now();
-        let mut r = RequestRecord::new(&head, "10.0.0.9:5555".parse().unwrap(), HeaderValue::from_static("req-1"), start);
+        let mut r =
+            RequestRecord::new(&head, "10.0.0.9:5555".parse().unwrap(), HeaderValue::from_static("req-1"), start);
         r.time = UNIX_EPOCH + Duration::from_millis(1_764_943_223_123);
+        r.path = "/users/7".into();
         r.route = Some("users".into());
         r.status = 201;
         r.bytes_out = 34;
@@ -446,10 +449,13 @@ mod tests {
         assert_eq!(v["duration_ms"], 2.5);
         assert_eq!(v["plugins_ms"], 0.35);
         assert_eq!(v["upstream_ms"], 1.5);
-        assert_eq!(v["plugins"][0], serde_json::json!({"plugin": "auth", "phase": "request", "result": "continue", "duration_ms": 0.25}));
+        assert_eq!(
+            v["plugins"][0],
+            serde_json::json!({"plugin": "auth", "phase": "request", "result": "continue", "duration_ms": 0.25})
+        );
         assert_eq!(v["plugins"][1]["result"], "fail_open");
         assert_eq!(v["user"], "alice");
-        assert_eq!(v["user_agent"], "curl/8 \"quoted\"\n");
+        assert_eq!(v["user_agent"], "curl/8 \"quoted\" \u{fffd}");
     }
 
     #[test]
@@ -463,7 +469,7 @@ mod tests {
             line,
             format!(
                 "10.0.0.9 - \"alice\" [05/Dec/2025:14:00:23 +0000] \"POST /users/7 HTTP/1.1\" 201 34 \"-\" \
-                 \"curl/8 \\\"quoted\\\"\\x0a\" request_id=\"req-1\" trace_id={trace} route=\"users\" \
+                 \"curl/8 \\\"quoted\\\" \\xff\" request_id=\"req-1\" trace_id={trace} route=\"users\" \
                  host=\"api.example\" bytes_in=12 upstream=127.0.0.1:9101 upstream_status=201 attempts=2 \
                  duration_ms=2.500 plugins_ms=0.350 upstream_ms=1.500 \
                  plugins=auth:request:continue:0.250,cors:response:fail_open:0.100\n"
@@ -500,7 +506,8 @@ mod tests {
     fn the_file_is_reopened_after_a_rename() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
-        let settings = AccessLogSettings { enabled: true, path: Some(path.clone()), format: Some(AccessLogFormat::Json) };
+        let settings =
+            AccessLogSettings { enabled: true, path: Some(path.clone()), format: Some(AccessLogFormat::Json) };
         let log = AccessLog::start(&settings, false, Counter::default()).unwrap();
         let lines = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default().lines().count();
         let wait_for = |p: &std::path::Path, n: usize| {

@@ -602,7 +602,9 @@ pub(crate) mod tests {
             .samples
             .iter()
             .find_map(|x| match &x.value {
-                Value::Histogram(b) if x.metric == "wasmgate_request_duration_seconds" && x.labels.get("route") == Some("users") => {
+                Value::Histogram(b)
+                    if x.metric == "wasmgate_request_duration_seconds" && x.labels.get("route") == Some("users") =>
+                {
                     Some(b.clone())
                 }
                 _ => None,
@@ -638,7 +640,11 @@ pub(crate) mod tests {
         assert_eq!(calls("response", "fail_open"), Some(1.0));
         assert_eq!(calls("request", "timeout"), None, "no series before the first such call");
         let duration = |phase| {
-            value(&s, "wasmgate_plugin_call_duration_seconds", &[("plugin", "auth"), ("route", "users"), ("phase", phase)])
+            value(
+                &s,
+                "wasmgate_plugin_call_duration_seconds",
+                &[("plugin", "auth"), ("route", "users"), ("phase", phase)],
+            )
         };
         assert_eq!((duration("request"), duration("response")), (Some(2.0), Some(1.0)));
 

@@ -25,8 +25,8 @@ pub(crate) mod scrape;
 pub(crate) mod trace_context;
 
 pub(crate) use access_log::AccessLog;
-pub(crate) use record::{PluginCall, RequestRecord, Tries};
-pub(crate) use trace_context::TraceContext;
 pub(crate) use metrics::{
     Metrics, Phase, PluginResult, PluginUseMetrics, RouteMetrics, UpstreamMetrics, UpstreamOutcome,
 };
+pub(crate) use record::{PluginCall, RequestRecord, Tries};
+pub(crate) use trace_context::TraceContext;

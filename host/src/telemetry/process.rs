@@ -36,7 +36,10 @@ impl ProcessStats {
             virtual_bytes: fields.as_ref().map(|f| f.vsize),
             open_fds: std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as u64),
             max_fds: std::fs::read_to_string("/proc/self/limits").ok().and_then(|s| max_open_files(&s)),
-            start_time_seconds: fields.as_ref().zip(boot_time).map(|(f, boot)| boot as f64 + f.start_ticks as f64 / ticks),
+            start_time_seconds: fields
+                .as_ref()
+                .zip(boot_time)
+                .map(|(f, boot)| boot as f64 + f.start_ticks as f64 / ticks),
         }
     }
 }
@@ -58,7 +61,13 @@ fn stat_fields(stat: &str) -> Option<StatFields> {
     // Field 3 (state) is the first after the name.
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
-    Some(StatFields { utime: field(14)?, stime: field(15)?, start_ticks: field(22)?, vsize: field(23)?, rss_pages: field(24)? })
+    Some(StatFields {
+        utime: field(14)?,
+        stime: field(15)?,
+        start_ticks: field(22)?,
+        vsize: field(23)?,
+        rss_pages: field(24)?,
+    })
 }
 
 /// `btime` of `/proc/stat`: when the machine booted, Unix time.
@@ -113,7 +122,11 @@ impl Collector for Process {
             ("process_virtual_memory_bytes", "Virtual memory size in bytes", stats.virtual_bytes.map(|v| v as f64)),
             ("process_open_fds", "Number of open file descriptors", stats.open_fds.map(|v| v as f64)),
             ("process_max_fds", "Maximum number of open file descriptors", stats.max_fds.map(|v| v as f64)),
-            ("process_start_time_seconds", "Start time of the process since unix epoch in seconds", stats.start_time_seconds),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds",
+                stats.start_time_seconds,
+            ),
         ];
         for (name, help, value) in gauges {
             if let Some(v) = value {

@@ -6,20 +6,20 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::uri::Authority;
+use http::{HeaderValue, Method, Version, header};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
-use http::{HeaderValue, Method, Version, header};
 
 use super::access_log::AccessLog;
 use super::metrics::{Phase, PluginResult};
-use crate::body::{Body, BodyError};
 use super::trace_context::TraceContext;
+use crate::body::{Body, BodyError};
 
 /// What the tries of one request on its upstream came to.
 #[derive(Debug, Clone, Default)]

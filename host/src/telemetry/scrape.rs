@@ -214,8 +214,12 @@ impl Collector for PluginDefined {
                 continue;
             }
             let family = format!("wasmgate_plugin_{name}");
-            let mut metric =
-                encoder.encode_descriptor(&family, "Defined by a plugin (metrics import)", None, MetricType::Counter)?;
+            let mut metric = encoder.encode_descriptor(
+                &family,
+                "Defined by a plugin (metrics import)",
+                None,
+                MetricType::Counter,
+            )?;
             for ((plugin, route), value) in series {
                 let labels = [("plugin", &**plugin), ("route", &**route)];
                 ConstCounter::new(*value).encode(metric.encode_family(&labels)?)?;
@@ -226,8 +230,12 @@ impl Collector for PluginDefined {
                 continue;
             }
             let family = format!("wasmgate_plugin_{name}");
-            let mut metric =
-                encoder.encode_descriptor(&family, "Defined by a plugin (metrics import)", None, MetricType::Histogram)?;
+            let mut metric = encoder.encode_descriptor(
+                &family,
+                "Defined by a plugin (metrics import)",
+                None,
+                MetricType::Histogram,
+            )?;
             for ((plugin, route), summary) in series {
                 let labels = [("plugin", &**plugin), ("route", &**route)];
                 metric.encode_family(&labels)?.encode_histogram::<NoLabelSet>(

@@ -33,6 +33,9 @@ pub(crate) struct TraceContext {
     pub flags: u8,
     /// The caller's `tracestate`, passed on unchanged.
     pub state: Option<HeaderValue>,
+    /// `traceparent` naming the gateway's span, made once: the upstream
+    /// request and the response both carry it.
+    traceparent: HeaderValue,
 }
 
 impl TraceContext {
@@ -46,19 +49,16 @@ impl TraceContext {
             (Some(one), None) => one.to_str().ok().and_then(Parent::parse),
             _ => None,
         };
-        match parent {
+        let (trace_id, parent_id, flags, state) = match parent {
             Some(parent) => {
                 let state = headers.get(&TRACESTATE).filter(|s| s.len() <= MAX_TRACESTATE_BYTES).cloned();
-                Self {
-                    trace_id: parent.trace_id,
-                    span_id: new_span_id(),
-                    parent_id: Some(parent.span_id),
-                    flags: parent.flags & SAMPLED,
-                    state,
-                }
+                (parent.trace_id, Some(parent.span_id), parent.flags & SAMPLED, state)
             }
-            None => Self { trace_id: new_trace_id(), span_id: new_span_id(), parent_id: None, flags: SAMPLED, state: None },
-        }
+            None => (new_trace_id(), None, SAMPLED, None),
+        };
+        let span_id = new_span_id();
+        let traceparent = header_value(&trace_id, &span_id, flags);
+        Self { trace_id, span_id, parent_id, flags, state, traceparent }
     }
 
     /// The trace id as 32 lowercase hex digits.
@@ -73,8 +73,7 @@ impl TraceContext {
     /// `traceparent` naming the gateway's span: for the upstream request
     /// (whose parent it is) and the response.
     pub(crate) fn traceparent(&self) -> HeaderValue {
-        let text = format!("00-{}-{}-{:02x}", self.trace_id_hex(), self.span_id_hex(), self.flags);
-        HeaderValue::try_from(text).expect("hex digits and dashes are header text")
+        self.traceparent.clone()
     }
 
     /// Sets `traceparent` (and the caller's `tracestate`) on a request the
@@ -86,6 +85,16 @@ impl TraceContext {
             headers.insert(TRACESTATE.clone(), state.clone());
         }
     }
+}
+
+/// `00-<trace id>-<span id>-<flags>`, written in place.
+fn header_value(trace_id: &[u8; 16], span_id: &[u8; 8], flags: u8) -> HeaderValue {
+    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    // The slices are exactly twice the bytes' length: encoding cannot fail.
+    let _ = hex::encode_to_slice(trace_id, &mut text[3..35]);
+    let _ = hex::encode_to_slice(span_id, &mut text[36..52]);
+    let _ = hex::encode_to_slice([flags], &mut text[53..55]);
+    HeaderValue::from_bytes(&text).expect("hex digits and dashes are header text")
 }
 
 /// A valid incoming `traceparent`.
@@ -106,7 +115,10 @@ impl Parent {
             return None;
         }
         let version = hex_byte(bytes.get(0..2)?)?;
-        if version == 0xff || bytes.get(2) != Some(&b'-') || bytes.get(35) != Some(&b'-') || bytes.get(52) != Some(&b'-')
+        if version == 0xff
+            || bytes.get(2) != Some(&b'-')
+            || bytes.get(35) != Some(&b'-')
+            || bytes.get(52) != Some(&b'-')
         {
             return None;
         }

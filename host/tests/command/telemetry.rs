@@ -50,7 +50,8 @@ async fn sigusr1_reopens_the_access_log_after_a_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
     let rotated = dir.path().join("access.log.1");
-    let settings = format!("[server]\nlisten = [\"127.0.0.1:0\"]\n\n[access_log]\npath = {:?}\n", log.to_str().unwrap());
+    let settings =
+        format!("[server]\nlisten = [\"127.0.0.1:0\"]\n\n[access_log]\npath = {:?}\n", log.to_str().unwrap());
     let gateway = start(dir.path(), &settings, &up, "json");
     let client = Client::new(gateway.addr);
     let lines = |p: &Path| std::fs::read_to_string(p).unwrap_or_default().lines().count();

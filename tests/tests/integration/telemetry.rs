@@ -35,10 +35,11 @@ fn config(up: &TestUpstream) -> GatewayConfig {
         .route(Route::path("slow", "/slow").upstream("up").stage("sleeper", slow))
         .route(Route::path("trap", "/trap").upstream("up").stage("trap", Value::Null))
         .route(Route::path("open", "/open").upstream("up").stage_with("trap", json!({"on_error": "fail-open"})))
-        .route(Route::path("limited", "/limited").upstream("up").stage(
-            "rate-limit",
-            json!({"key": ["ip"], "limits": [{"limit": 1, "window": "1h", "burst": 1}]}),
-        ))
+        .route(
+            Route::path("limited", "/limited")
+                .upstream("up")
+                .stage("rate-limit", json!({"key": ["ip"], "limits": [{"limit": 1, "window": "1h", "burst": 1}]})),
+        )
         .route(Route::path("down", "/down").upstream("down"))
 }
 
@@ -63,7 +64,8 @@ async fn known_traffic_is_counted_exactly() {
     }
 
     let s = scrape(&gw.admin).await;
-    let requests = |route, code| s.count("wasmgate_requests_total", &[("route", route), ("method", "GET"), ("code", code)]);
+    let requests =
+        |route, code| s.count("wasmgate_requests_total", &[("route", route), ("method", "GET"), ("code", code)]);
     assert_eq!(requests("ok", "200"), 2.0);
     assert_eq!(requests("slow", "500"), 1.0);
     assert_eq!(requests("trap", "500"), 1.0);
@@ -107,10 +109,13 @@ async fn known_traffic_is_counted_exactly() {
     assert_eq!(tries("down", "127.0.0.1:1", "connect"), 1.0);
     assert_eq!(s.count("wasmgate_upstream_request_duration_seconds", &[("upstream", "up")]), 4.0);
     assert_eq!(s.count("wasmgate_upstream_retries_total", &[("upstream", "down")]), 0.0);
-    let state = |state| s.value("wasmgate_upstream_target_state", &[("upstream", "up"), ("target", &target), ("state", state)]);
+    let state =
+        |state| s.value("wasmgate_upstream_target_state", &[("upstream", "up"), ("target", &target), ("state", state)]);
     assert_eq!((state("healthy"), state("ejected"), state("open")), (Some(1.0), Some(0.0), Some(0.0)));
 
-    let instances = |route, state| s.value("wasmgate_plugin_instances", &[("plugin", "sleeper"), ("route", route), ("state", state)]);
+    let instances = |route, state| {
+        s.value("wasmgate_plugin_instances", &[("plugin", "sleeper"), ("route", route), ("state", state)])
+    };
     assert_eq!(instances("ok", "busy"), Some(0.0), "no call in flight");
     assert!(instances("ok", "idle").is_some_and(|n| n >= 1.0));
 
@@ -127,13 +132,18 @@ async fn known_traffic_is_counted_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloads_are_counted_and_the_generation_follows() {
     let up = TestUpstream::start(|_| Answer::new(200, "ok")).await;
-    let gw = TestGateway::start(&GatewayConfig::new().upstream("up", &up).route(Route::path("a", "/a").upstream("up")).to_string())
-        .await;
+    let gw = TestGateway::start(
+        &GatewayConfig::new().upstream("up", &up).route(Route::path("a", "/a").upstream("up")).to_string(),
+    )
+    .await;
     let path = gw.config_dir().join("gateway.toml");
     let before = scrape(&gw.admin).await.value("wasmgate_last_reload_timestamp_seconds", &[]).unwrap();
 
-    std::fs::write(&path, GatewayConfig::new().upstream("up", &up).route(Route::path("b", "/b").upstream("up")).to_string())
-        .unwrap();
+    std::fs::write(
+        &path,
+        GatewayConfig::new().upstream("up", &up).route(Route::path("b", "/b").upstream("up")).to_string(),
+    )
+    .unwrap();
     assert_eq!(gw.admin.send(Method::POST, "/reload", &[], "").await.status, 200);
     std::fs::write(&path, "[[routes]]\nname = 3\n").unwrap();
     assert_eq!(gw.admin.send(Method::POST, "/reload", &[], "").await.status, 422);
@@ -168,7 +178,11 @@ async fn access_log_lines_and_the_trace_id_agree_everywhere() {
         .section("access_log", json!({"path": log.to_str().unwrap(), "format": "json"}))
         .upstream("up", &up)
         .plugin("set-var", FIXTURE_SET_VAR)
-        .route(Route::path("users", "/users/{id}").upstream("up").stage("set-var", json!({"name": "user", "value": "alice"})))
+        .route(
+            Route::path("users", "/users/{id}")
+                .upstream("up")
+                .stage("set-var", json!({"name": "user", "value": "alice"})),
+        )
         .to_string();
     let gw = TestGateway::start(&toml).await;
 
@@ -218,14 +232,20 @@ async fn access_log_lines_and_the_trace_id_agree_everywhere() {
     }
     assert!(first["duration_ms"].as_f64() >= first["upstream_ms"].as_f64());
     let plugin = &first["plugins"][0];
-    assert_eq!((&plugin["plugin"], &plugin["phase"], &plugin["result"]), (&json!("set-var"), &json!("request"), &json!("continue")));
+    assert_eq!(
+        (&plugin["plugin"], &plugin["phase"], &plugin["result"]),
+        (&json!("set-var"), &json!("request"), &json!("continue"))
+    );
     assert!(plugin["duration_ms"].as_f64().is_some());
     assert_eq!(first["user"], "alice");
     assert_eq!(first["user_agent"], "probe/1.0");
 
     assert_eq!(lines[1]["trace_id"], started[3..35]);
     let unrouted = &lines[2];
-    assert_eq!((&unrouted["route"], &unrouted["status"], &unrouted["attempts"]), (&Value::Null, &json!(404), &json!(0)));
+    assert_eq!(
+        (&unrouted["route"], &unrouted["status"], &unrouted["attempts"]),
+        (&Value::Null, &json!(404), &json!(0))
+    );
     assert_eq!(unrouted["upstream_target"], Value::Null);
     assert_eq!(unrouted["user"], Value::Null);
 
