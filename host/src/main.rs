@@ -122,6 +122,9 @@ async fn run(path: PathBuf, json_logs: bool) -> anyhow::Result<ExitCode> {
         Err(e) => return report(e),
     };
     gateway.start_access_log(json_logs).context("opening the access log")?;
+    // Before the first connection: a signal sent once the gateway is
+    // serving finds its handler.
+    let signals = handle_signals(&gateway);
     let config = gateway.config();
     let listeners = Listeners::bind(&config.listen, &config.server.tls_listen).await.context("binding listeners")?;
     let running = wasmgate::serve_listeners(gateway.clone(), listeners)?;
@@ -143,13 +146,10 @@ async fn run(path: PathBuf, json_logs: bool) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let _watcher = wasmgate::watch(gateway.clone()).context("watching the config and plugin files")?;
-    let hangups = tokio::spawn(reload_on_sighup(gateway.clone()));
-    let rotations = tokio::spawn(reopen_on_sigusr1(gateway.clone()));
 
     wasmgate::shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
-    hangups.abort();
-    rotations.abort();
+    signals.iter().for_each(tokio::task::JoinHandle::abort);
     // Traffic and admin drain together; the admin API stays up meanwhile
     // for connections already open.
     let admin = async move {
@@ -162,37 +162,54 @@ async fn run(path: PathBuf, json_logs: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGHUP reloads, as with nginx and most daemons.
-async fn reload_on_sighup(gateway: Arc<Gateway>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP");
-            return;
-        };
-        while hangup.recv().await.is_some() {
-            let _ = gateway.reload("SIGHUP").await;
+/// Runs `action` at each delivery of a Unix signal. The handler is in
+/// place when this returns: the signal's default action (for SIGUSR1, to
+/// end the process) no longer applies.
+#[cfg(unix)]
+fn on_signal<F>(
+    kind: tokio::signal::unix::SignalKind,
+    name: &str,
+    mut action: impl FnMut() -> F + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>>
+where
+    F: std::future::Future<Output = ()> + Send,
+{
+    let Ok(mut signals) = tokio::signal::unix::signal(kind) else {
+        tracing::warn!("cannot listen for {name}");
+        return None;
+    };
+    Some(tokio::spawn(async move {
+        while signals.recv().await.is_some() {
+            action().await;
         }
-    }
-    #[cfg(not(unix))]
-    let _ = gateway;
+    }))
 }
 
-/// SIGUSR1 reopens the access log, as nginx does: rotate by renaming the
-/// file, then signal.
-async fn reopen_on_sigusr1(gateway: Arc<Gateway>) {
+/// As with nginx and most daemons: SIGHUP reloads; SIGUSR1 reopens the
+/// access log (rotate by renaming the file, then signal).
+fn handle_signals(gateway: &Arc<Gateway>) -> Vec<tokio::task::JoinHandle<()>> {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
-            tracing::warn!("cannot listen for SIGUSR1");
-            return;
+        use tokio::signal::unix::SignalKind;
+        let (reloads, logs) = (gateway.clone(), gateway.clone());
+        let reload = move || {
+            let gateway = reloads.clone();
+            async move {
+                let _ = gateway.reload("SIGHUP").await;
+            }
         };
-        while usr1.recv().await.is_some() {
-            gateway.reopen_access_log();
-        }
+        let reopen = move || {
+            logs.reopen_access_log();
+            std::future::ready(())
+        };
+        [on_signal(SignalKind::hangup(), "SIGHUP", reload), on_signal(SignalKind::user_defined1(), "SIGUSR1", reopen)]
+            .into_iter()
+            .flatten()
+            .collect()
     }
     #[cfg(not(unix))]
-    let _ = gateway;
+    {
+        let _ = gateway;
+        Vec::new()
+    }
 }

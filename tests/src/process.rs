@@ -58,10 +58,13 @@ impl GatewayProcess {
         let log = lines.clone();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(listening) = listening(&line) {
+                // Kept before the address is announced: a test that reads
+                // the log once the gateway listens finds the line.
+                let listening = listening(&line);
+                log.lock().unwrap().push(line);
+                if let Some(listening) = listening {
                     let _ = addr_tx.send(listening);
                 }
-                log.lock().unwrap().push(line);
             }
         });
         let mut process = GatewayProcess { child, addr: ([0, 0, 0, 0], 0).into(), lines, out, reader: Some(reader) };

@@ -20,15 +20,30 @@ impl Scrape {
     /// The sample of `metric` with exactly these labels: a counter's or a
     /// gauge's value, a histogram's count; `None` when there is none.
     pub fn value(&self, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let sample = self.samples.iter().find(|s| {
-            s.metric == metric
-                && s.labels.len() == labels.len()
-                && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-        })?;
+        let sample = self.find(metric, labels)?;
         Some(match &sample.value {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
             Value::Histogram(buckets) => buckets.iter().find(|b| b.less_than == f64::INFINITY)?.count,
             Value::Summary(_) => return None,
+        })
+    }
+
+    /// A histogram's cumulative buckets (upper bound, count), `+Inf` last;
+    /// empty when there is no such histogram.
+    pub fn buckets(&self, metric: &str, labels: &[(&str, &str)]) -> Vec<(f64, f64)> {
+        self.find(metric, labels)
+            .and_then(|s| match &s.value {
+                Value::Histogram(b) => Some(b.iter().map(|b| (b.less_than, b.count)).collect()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    fn find(&self, metric: &str, labels: &[(&str, &str)]) -> Option<&Sample> {
+        self.samples.iter().find(|s| {
+            s.metric == metric
+                && s.labels.len() == labels.len()
+                && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
         })
     }
 

@@ -545,28 +545,18 @@ impl TargetMetrics {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use prometheus_parse::{Scrape, Value};
+    use wasmgate_testbed::scrape::Scrape;
 
     use super::*;
 
     /// Parses a scrape with a real Prometheus text parser.
-    pub(crate) fn parse(text: &str) -> Scrape {
-        Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid Prometheus text")
+    fn parse(text: &str) -> Scrape {
+        Scrape::parse(text)
     }
 
-    /// The value of the sample of `metric` with exactly these labels
-    /// (`None`: no such sample); for a histogram, its count (`+Inf`).
-    pub(crate) fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let sample = scrape.samples.iter().find(|s| {
-            s.metric == metric
-                && s.labels.len() == labels.len()
-                && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-        })?;
-        Some(match &sample.value {
-            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
-            Value::Histogram(buckets) => buckets.iter().find(|b| b.less_than == f64::INFINITY)?.count,
-            Value::Summary(_) => return None,
-        })
+    /// The value of the sample of `metric` with exactly these labels.
+    fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        scrape.value(metric, labels)
     }
 
     fn setup() -> (Metrics, RouteMetrics, RouteMetrics) {
@@ -598,19 +588,8 @@ pub(crate) mod tests {
         let sum = value(&s, "wasmgate_request_duration_seconds_sum", &[("route", "users")]).unwrap();
         assert!((sum - 0.034).abs() < 1e-9, "{sum}");
         // 1 ms, 3 ms and 30 ms.
-        let buckets = s
-            .samples
-            .iter()
-            .find_map(|x| match &x.value {
-                Value::Histogram(b)
-                    if x.metric == "wasmgate_request_duration_seconds" && x.labels.get("route") == Some("users") =>
-                {
-                    Some(b.clone())
-                }
-                _ => None,
-            })
-            .unwrap();
-        let at = |le: f64| buckets.iter().find(|b| (b.less_than - le).abs() < 1e-12).unwrap().count;
+        let buckets = s.buckets("wasmgate_request_duration_seconds", &[("route", "users")]);
+        let at = |le: f64| buckets.iter().find(|(bound, _)| (bound - le).abs() < 1e-12).unwrap().1;
         assert_eq!((at(0.0025), at(0.005), at(0.025), at(0.05)), (1.0, 2.0, 2.0, 3.0));
     }
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -210,44 +210,39 @@ impl Collector for PluginDefined {
         // which no `_total` name can equal).
         let counter_families: Vec<String> = counters.keys().map(|n| format!("{n}_total")).collect();
         for (name, series) in &counters {
-            if RESERVED.contains(&format!("{name}_total").as_str()) {
-                continue;
-            }
-            let family = format!("wasmgate_plugin_{name}");
-            let mut metric = encoder.encode_descriptor(
-                &family,
-                "Defined by a plugin (metrics import)",
-                None,
-                MetricType::Counter,
-            )?;
-            for ((plugin, route), value) in series {
-                let labels = [("plugin", &**plugin), ("route", &**route)];
-                ConstCounter::new(*value).encode(metric.encode_family(&labels)?)?;
+            if !RESERVED.contains(&format!("{name}_total").as_str()) {
+                defined_family(&mut encoder, name, MetricType::Counter, series, |value, metric| {
+                    ConstCounter::new(*value).encode(metric)
+                })?;
             }
         }
         for (name, series) in &histograms {
-            if RESERVED.contains(&name.as_str()) || counter_families.contains(name) {
-                continue;
-            }
-            let family = format!("wasmgate_plugin_{name}");
-            let mut metric = encoder.encode_descriptor(
-                &family,
-                "Defined by a plugin (metrics import)",
-                None,
-                MetricType::Histogram,
-            )?;
-            for ((plugin, route), summary) in series {
-                let labels = [("plugin", &**plugin), ("route", &**route)];
-                metric.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-                    summary.sum,
-                    summary.count,
-                    &[(f64::INFINITY, summary.count)],
-                    None,
-                )?;
+            if !RESERVED.contains(&name.as_str()) && !counter_families.contains(name) {
+                defined_family(&mut encoder, name, MetricType::Histogram, series, |summary, mut metric| {
+                    let buckets = [(f64::INFINITY, summary.count)];
+                    metric.encode_histogram::<NoLabelSet>(summary.sum, summary.count, &buckets, None)
+                })?;
             }
         }
         Ok(())
     }
+}
+
+/// One plugin-defined family, a series per plugin use.
+fn defined_family<T>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    kind: MetricType,
+    series: &Series<T>,
+    mut encode: impl FnMut(&T, MetricEncoder) -> Result<(), std::fmt::Error>,
+) -> Result<(), std::fmt::Error> {
+    let family = format!("wasmgate_plugin_{name}");
+    let mut metric = encoder.encode_descriptor(&family, "Defined by a plugin (metrics import)", None, kind)?;
+    for ((plugin, route), value) in series {
+        let labels = [("plugin", &**plugin), ("route", &**route)];
+        encode(value, metric.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// A metric name as Prometheus allows it after our prefix.
