@@ -121,12 +121,23 @@ async fn known_traffic_is_counted_exactly() {
 
     assert_eq!(s.value("wasmgate_config_generation", &[]), Some(1.0));
     assert_eq!(s.value("wasmgate_reloads_total", &[("result", "success")]), Some(0.0));
-    let listener = gw.addr.to_string();
-    assert!(s.value("wasmgate_open_connections", &[("listener", &listener)]).is_some_and(|n| n <= 1.0));
     assert!(s.value("process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0));
     assert!(s.value("process_open_fds", &[]).is_some_and(|v| v > 0.0));
     assert!(s.value("process_start_time_seconds", &[]).is_some());
     assert!(s.value("process_cpu_seconds_total", &[]).is_some());
+
+    // Two more connections, then two fewer (the client's own pool stays
+    // as it is meanwhile).
+    let listener = gw.addr.to_string();
+    let open = || async { scrape(&gw.admin).await.value("wasmgate_open_connections", &[("listener", &listener)]) };
+    let before = open().await.expect("the listener's gauge");
+    let extra = [
+        tokio::net::TcpStream::connect(gw.addr).await.unwrap(),
+        tokio::net::TcpStream::connect(gw.addr).await.unwrap(),
+    ];
+    eventually("two more open connections", || async { open().await == Some(before + 2.0) }).await;
+    drop(extra);
+    eventually("back to as many as before", || async { open().await == Some(before) }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
