@@ -14,6 +14,11 @@
 //! - `POST /reload`: reload now; 200 with the diff, or 422 problem+json
 //!   with the errors, or 504 when it ran past `runtime.reload_timeout_ms`
 //!   and was abandoned (either way the previous config keeps serving).
+//! - `GET /metrics`: the Prometheus registry, text format 0.0.4.
+//!
+//! With `[admin] token` set, every endpoint but the two probes needs
+//! `Authorization: Bearer <token>`: 401 problem+json otherwise. Probes
+//! stay open because orchestrators call them without credentials.
 
 mod dashboard;
 
@@ -22,7 +27,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use http::header::{CONTENT_TYPE, HeaderValue};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
@@ -31,6 +36,8 @@ use crate::body::{self, Body};
 use crate::gateway::Gateway;
 use crate::reload::ReloadError;
 use crate::server::{self, Running};
+use crate::telemetry::metrics;
+use subtle::ConstantTimeEq as _;
 
 /// Serves the admin API for `gateway` on `listeners`, until the returned
 /// server is shut down.
@@ -39,9 +46,21 @@ pub fn serve_admin(gateway: Arc<Gateway>, listeners: Vec<TcpListener>) -> Runnin
 }
 
 async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) -> Response<Body> {
-    match (req.method(), req.uri().path()) {
+    let path = req.uri().path();
+    if !matches!(path, "/healthz" | "/readyz")
+        && let Some(token) = &gateway.snapshot().config.admin_token
+        && !bearer_matches(req.headers().get(AUTHORIZATION), token)
+    {
+        return Answer::AdminUnauthorized.into_response();
+    }
+    match (req.method(), path) {
         (&Method::GET, "/healthz") => text("ok\n"),
         (&Method::GET, "/readyz") => text("ready\n"),
+        (&Method::GET, "/metrics") => {
+            let mut resp = Response::new(body::full(gateway.telemetry().render()));
+            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE));
+            resp
+        }
         (&Method::GET, "/status") => json_response(StatusCode::OK, status(&gateway)),
         (&Method::POST, "/reload") => match gateway.reload("admin").await {
             Ok(diff) => json_response(
@@ -54,11 +73,22 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) 
             }
         },
         (&Method::GET, path) if let Some(asset) = dashboard::asset(path) => asset,
-        (_, "/healthz" | "/readyz" | "/status" | "/reload" | "/" | "/dashboard.js" | "/dashboard.css") => {
+        (_, "/healthz" | "/readyz" | "/status" | "/reload" | "/metrics" | "/" | "/dashboard.js" | "/dashboard.css") => {
             Answer::AdminMethod.into_response()
         }
         (_, path) => Answer::NoAdminEndpoint(path.to_owned()).into_response(),
     }
+}
+
+/// Whether `Authorization` carries the token. The comparison takes the
+/// same time wherever the first difference is, so response times do not
+/// reveal how much of a guess was right (the length is not secret: the
+/// config bounds it anyway).
+fn bearer_matches(header: Option<&HeaderValue>, token: &str) -> bool {
+    let Some(given) = header.and_then(|h| h.as_bytes().strip_prefix(b"Bearer ")) else {
+        return false;
+    };
+    given.len() == token.len() && bool::from(given.ct_eq(token.as_bytes()))
 }
 
 /// What `GET /status` answers: the loaded config, the last reload, plugins
@@ -113,4 +143,29 @@ fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Body>
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_bearer_token_matches() {
+        let token = "0123456789abcdef";
+        let header = |v: &str| HeaderValue::from_str(v).unwrap();
+        assert!(bearer_matches(Some(&header("Bearer 0123456789abcdef")), token));
+        for wrong in [
+            "Bearer 0123456789abcdeF",
+            "Bearer 0123456789abcde",
+            "Bearer 0123456789abcdef0",
+            "bearer 0123456789abcdef",
+            "Basic 0123456789abcdef",
+            "Bearer  0123456789abcdef",
+            "0123456789abcdef",
+            "Bearer ",
+        ] {
+            assert!(!bearer_matches(Some(&header(wrong)), token), "{wrong:?}");
+        }
+        assert!(!bearer_matches(None, token));
+    }
 }

@@ -72,6 +72,9 @@ pub enum Answer {
     /// Admin API: 404.
     #[error("no admin endpoint {0}")]
     NoAdminEndpoint(String),
+    /// Admin API: 401, `[admin] token` set and not given.
+    #[error("the admin API needs `Authorization: Bearer <token>`")]
+    AdminUnauthorized,
 }
 
 impl Answer {
@@ -89,6 +92,7 @@ impl Answer {
             Self::Plugin { error, .. } => error.status(),
             Self::Reload { abandoned: true, .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Reload { abandoned: false, .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -127,6 +131,9 @@ impl Answer {
         }
         if let Some(seconds) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Self::AdminUnauthorized = self {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"wasmgate admin\""));
         }
         if let Self::Refused { close: true, .. } = self {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));

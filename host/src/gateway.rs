@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -17,10 +17,13 @@ use crate::config::{self, Config, ConfigErrors};
 use crate::proxy_headers::{self, REQUEST_ID};
 use crate::reload::{self, Diff, ReloadError, ReloadStatus};
 use crate::runtime::Runtime;
-use crate::server::{self, ServerSettings};
+use crate::server::{self, OpenConnections, ServerSettings};
 use crate::services::PluginMetrics;
 use crate::snapshot::{Shared, Snapshot};
 use crate::state::StateStore;
+use crate::telemetry::record::Logged;
+use crate::telemetry::trace_context::TRACEPARENT;
+use crate::telemetry::{AccessLog, Metrics, RequestRecord};
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +49,8 @@ pub struct Gateway {
     reload: Mutex<()>,
     /// The latest finished reload's outcome.
     status: std::sync::Mutex<ReloadStatus>,
+    /// Started by [`Gateway::start_access_log`]; none until then.
+    access_log: OnceLock<Arc<AccessLog>>,
 }
 
 impl Gateway {
@@ -57,21 +62,27 @@ impl Gateway {
     /// Starts a gateway on an already-read config (tests adjust it first).
     pub async fn new(config: Config) -> Result<Self, StartError> {
         let runtime = Runtime::new(config.engine, config.cache_dir.clone()).map_err(StartError::Runtime)?;
+        let metrics = Arc::new(PluginMetrics::default());
         let shared = Shared {
             runtime,
             state: Arc::new(StateStore::new(&config.state).map_err(StartError::State)?),
-            metrics: Arc::new(PluginMetrics::default()),
+            telemetry: Arc::new(Metrics::new(metrics.clone())),
+            metrics,
             started: Instant::now(),
         };
         let snapshot = Snapshot::build(config, &shared)
             .await
             .map_err(|errors| StartError::Config(ConfigErrors::Invalid(errors)))?;
+        let snapshot = Arc::new(snapshot);
         let status = ReloadStatus { generation: 1, last_success_ms: Some(clock::now_ms()), ..ReloadStatus::default() };
+        shared.telemetry.record_loaded(status.generation);
+        shared.telemetry.set_scrape_source(snapshot.clone());
         Ok(Self {
-            current: ArcSwap::from_pointee(snapshot),
+            current: ArcSwap::new(snapshot),
             shared,
             reload: Mutex::new(()),
             status: std::sync::Mutex::new(status),
+            access_log: OnceLock::new(),
         })
     }
 
@@ -96,7 +107,9 @@ impl Gateway {
             result.map(|snapshot| {
                 let diff = Diff::between(&current, &snapshot);
                 warn_restart_only(&current.config, &snapshot.config);
-                self.current.store(Arc::new(snapshot));
+                let snapshot = Arc::new(snapshot);
+                self.shared.telemetry.set_scrape_source(snapshot.clone());
+                self.current.store(snapshot);
                 diff
             })
         };
@@ -108,8 +121,14 @@ impl Gateway {
         let mut status = self.status.lock().unwrap();
         status.record(attempt_ms, cause, &outcome);
         match &outcome {
-            Ok(diff) => tracing::info!(cause, generation = status.generation, changes = %diff, "config reloaded"),
-            Err(error) => tracing::error!(cause, errors = %error, "reload failed; still serving the previous config"),
+            Ok(diff) => {
+                self.shared.telemetry.record_reload(true, status.generation);
+                tracing::info!(cause, generation = status.generation, changes = %diff, "config reloaded");
+            }
+            Err(error) => {
+                self.shared.telemetry.record_reload(false, status.generation);
+                tracing::error!(cause, errors = %error, "reload failed; still serving the previous config");
+            }
         }
         outcome
     }
@@ -123,6 +142,11 @@ impl Gateway {
         self.current.load_full()
     }
 
+    /// The Prometheus registry (`GET /metrics`).
+    pub(crate) fn telemetry(&self) -> &Metrics {
+        &self.shared.telemetry
+    }
+
     /// The shared state backend, for its status.
     pub(crate) fn state(&self) -> &StateStore {
         &self.shared.state
@@ -134,14 +158,52 @@ impl Gateway {
         self.current.load().config.clone()
     }
 
+    /// Starts writing the access log as `[access_log]` says (nothing when
+    /// it is off); `json`: its format when the config names none. Once:
+    /// later calls change nothing.
+    pub fn start_access_log(&self, json: bool) -> std::io::Result<()> {
+        let settings = self.current.load().config.access_log.clone();
+        if !settings.enabled || self.access_log.get().is_some() {
+            return Ok(());
+        }
+        let log = AccessLog::start(&settings, json, self.shared.telemetry.access_log_dropped())?;
+        let _ = self.access_log.set(Arc::new(log));
+        Ok(())
+    }
+
+    /// Reports the open connections of a server's listeners in
+    /// `wasmgate_open_connections`.
+    pub fn count_connections(&self, connections: OpenConnections) {
+        self.shared.telemetry.count_connections(connections);
+    }
+
+    /// Reopens the access log's file (after a rotation renamed it).
+    pub fn reopen_access_log(&self) {
+        if let Some(log) = self.access_log.get() {
+            log.reopen();
+        }
+    }
+
     /// Handles one request end to end. Never fails: every error becomes a
-    /// problem+json response. The response carries the request id.
+    /// problem+json response. The response carries the request id and the
+    /// gateway's `traceparent`; it is counted in the route's metrics, and
+    /// its access-log line is queued once its body is sent.
     pub async fn handle(&self, req: Request<Body>, client: SocketAddr) -> Response<Body> {
+        let start = Instant::now();
         let snapshot = self.current.load_full();
         let request_id = proxy_headers::request_id(req.headers());
-        let mut resp = crate::handler::handle(&snapshot, req, client, request_id.clone()).await;
-        resp.headers_mut().insert(REQUEST_ID, request_id);
-        resp
+        let mut record = Box::new(RequestRecord::new(&req, client, request_id.clone(), start));
+        let mut resp = crate::handler::handle(&snapshot, req, client, request_id.clone(), &mut record).await;
+        let status = resp.status();
+        snapshot.route_metrics(record.route_index).record(&record.method, status, start.elapsed());
+        record.status = status.as_u16();
+        let headers = resp.headers_mut();
+        headers.insert(REQUEST_ID, request_id);
+        headers.insert(TRACEPARENT.clone(), record.trace.traceparent());
+        match self.access_log.get() {
+            Some(log) => resp.map(|body| Logged::wrap(body, record, log.clone())),
+            None => resp,
+        }
     }
 }
 
@@ -173,6 +235,12 @@ impl reload::Reloadable for Gateway {
 fn warn_restart_only(old: &Config, new: &Config) {
     if old.listen != new.listen || old.server.tls_listen != new.server.tls_listen {
         tracing::warn!("server.listen / tls_listen changed: takes effect after a restart");
+    }
+    if old.workers != new.workers {
+        tracing::warn!("server.workers changed: takes effect after a restart");
+    }
+    if old.access_log != new.access_log {
+        tracing::warn!("[access_log] changed: takes effect after a restart");
     }
     if old.server.max_connections != new.server.max_connections {
         tracing::warn!("server.max_connections changed: takes effect after a restart");

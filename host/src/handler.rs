@@ -22,23 +22,29 @@ use crate::proxy_headers::{self, ClientTls};
 use crate::router::RouteLookup;
 use crate::runtime::PluginError;
 use crate::snapshot::{Route, Snapshot};
+use crate::telemetry::{PluginCall, RequestRecord, TraceContext, Tries};
 use crate::upstream::{Payload, SendOptions, UpstreamError};
 use crate::websocket::WebSocket;
 
+/// `record` learns the route, the plugin calls, the upstream tries and the
+/// `user` var as the phases go.
 pub(crate) async fn handle(
     snapshot: &Snapshot,
     req: Request<Body>,
     client: SocketAddr,
     request_id: HeaderValue,
+    record: &mut RequestRecord,
 ) -> Response<Body> {
     let (mut head, body) = req.into_parts();
-    if let Err(answer) = normalize_path(&mut head.uri, snapshot.config.server.path_params) {
+    let normalized = normalize_path(&mut head.uri, snapshot.config.server.path_params);
+    head.uri.path().clone_into(&mut record.path);
+    if let Err(answer) = normalized {
         return answer.into_response();
     }
     let websocket = WebSocket::take(&mut head);
     let tls = head.extensions.get::<ClientTls>().is_some();
     let incoming = Incoming { head, body, client, request_id, tls };
-    let resp = proxy(snapshot, incoming, websocket.as_ref()).await;
+    let resp = proxy(snapshot, incoming, websocket.as_ref(), record).await;
     match websocket {
         Some(websocket) => websocket.finish(resp),
         None => resp,
@@ -66,15 +72,26 @@ enum Reached {
     Final(Response<Body>),
 }
 
-async fn proxy(snapshot: &Snapshot, mut req: Incoming, websocket: Option<&WebSocket>) -> Response<Body> {
-    let (route, params) = match find_route(snapshot, &req.head) {
+async fn proxy(
+    snapshot: &Snapshot,
+    mut req: Incoming,
+    websocket: Option<&WebSocket>,
+    record: &mut RequestRecord,
+) -> Response<Body> {
+    let (index, params) = match find_route(snapshot, &req.head) {
         Ok(found) => found,
         Err(answer) => return answer.into_response(),
     };
-    add_proxy_headers(&mut req, websocket);
+    let route = &snapshot.routes[index];
+    record.route_index = Some(index);
+    record.route = Some(route.name.clone());
+    add_proxy_headers(&mut req, websocket, &record.trace);
     let (buffered, stream) = if route.pipeline.needs().request_body {
         match Box::pin(buffer(&req.head.headers, req.body, route.max_body_bytes)).await {
-            Ok(bytes) => (Some(bytes), None),
+            Ok(bytes) => {
+                record.bytes_in = bytes.len() as u64;
+                (Some(bytes), None)
+            }
             Err(answer) => return answer.into_response(),
         }
     } else {
@@ -87,9 +104,9 @@ async fn proxy(snapshot: &Snapshot, mut req: Incoming, websocket: Option<&WebSoc
         request_id: req.request_id,
     });
     let state = Box::new(RequestState::new(req.head, buffered, info));
-    match request_phase(snapshot, route, state, stream).await {
+    match request_phase(snapshot, route, state, stream, record).await {
         Reached::Response { resp, view: Some(view), ran } if ran > 0 => {
-            Box::pin(response_phase(route, view, resp, ran)).await
+            Box::pin(response_phase(route, view, resp, ran, &mut record.plugins)).await
         }
         Reached::Response { resp, .. } | Reached::Final(resp) => resp,
     }
@@ -120,8 +137,9 @@ fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
-/// The route for the method, host and path, with the path's parameters.
-fn find_route<'s>(snapshot: &'s Snapshot, head: &Parts) -> Result<(&'s Route, Params), Answer> {
+/// The route (its index) for the method, host and path, with the path's
+/// parameters.
+fn find_route(snapshot: &Snapshot, head: &Parts) -> Result<(usize, Params), Answer> {
     let host = head
         .headers
         .get(header::HOST)
@@ -130,7 +148,7 @@ fn find_route<'s>(snapshot: &'s Snapshot, head: &Parts) -> Result<(&'s Route, Pa
         .map(|h| h.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(h, |(host, _)| host));
     let routed = normalize::routing_path(head.uri.path(), snapshot.config.server.path_params);
     match snapshot.router.lookup(&head.method, host, &routed) {
-        RouteLookup::Found { route, params } => Ok((&snapshot.routes[route], params)),
+        RouteLookup::Found { route, params } => Ok((route, params)),
         RouteLookup::MethodNotAllowed { allowed } => {
             Err(Answer::MethodNotAllowed { method: head.method.clone(), path: head.uri.path().to_owned(), allowed })
         }
@@ -138,8 +156,9 @@ fn find_route<'s>(snapshot: &'s Snapshot, head: &Parts) -> Result<(&'s Route, Pa
     }
 }
 
-/// What a proxy tells the upstream: who asked, over what, under which id.
-fn add_proxy_headers(req: &mut Incoming, websocket: Option<&WebSocket>) {
+/// What a proxy tells the upstream: who asked, over what, under which id,
+/// and in which trace (the gateway's span as the parent).
+fn add_proxy_headers(req: &mut Incoming, websocket: Option<&WebSocket>, trace: &TraceContext) {
     let head = &mut req.head;
     // HTTP/2 clients name the host in the URI, not a Host header; the
     // upstream speaks HTTP/1.1 and must still learn it.
@@ -150,6 +169,7 @@ fn add_proxy_headers(req: &mut Incoming, websocket: Option<&WebSocket>) {
     }
     let original_host = head.headers.get(header::HOST).cloned();
     proxy_headers::forward(&mut head.headers, req.client, original_host.as_ref(), &req.request_id, req.tls);
+    trace.propagate(&mut head.headers);
     if let Some(websocket) = websocket {
         websocket.restore_request_headers(&mut head.headers);
     }
@@ -157,7 +177,13 @@ fn add_proxy_headers(req: &mut Incoming, websocket: Option<&WebSocket>) {
 
 /// Runs the plugins' request phase, then forwards the request or turns a
 /// plugin's reply into the response.
-async fn request_phase(snapshot: &Snapshot, route: &Route, state: Box<RequestState>, stream: Option<Body>) -> Reached {
+async fn request_phase(
+    snapshot: &Snapshot,
+    route: &Route,
+    state: Box<RequestState>,
+    stream: Option<Body>,
+    record: &mut RequestRecord,
+) -> Reached {
     let needs = route.pipeline.needs();
     // Plugin calls are large futures: boxed, they stay out of the
     // connection's own state, and a route without plugins skips them.
@@ -165,15 +191,19 @@ async fn request_phase(snapshot: &Snapshot, route: &Route, state: Box<RequestSta
         (RequestOutcome::Forward { req: state }, None)
     } else {
         let info = state.info.clone();
-        (Box::pin(route.pipeline.request_phase(state, &snapshot.bounds)).await, Some(info))
+        let phase = route.pipeline.request_phase(state, &snapshot.bounds, &mut record.plugins);
+        (Box::pin(phase).await, Some(info))
     };
+    if let RequestOutcome::Forward { req } | RequestOutcome::Respond { req, .. } = &outcome {
+        record.user = req.var("user").map(str::to_owned);
+    }
     match outcome {
         RequestOutcome::Forward { mut req } => {
             let view = needs.response.then(|| req.response_phase_view());
             let edits = std::mem::take(&mut req.response_edits);
             // The gateway's own error answer gets the edits too, but no
             // response phase.
-            let forwarded = forward(route, *req, stream).await;
+            let forwarded = forward(route, *req, stream, &mut record.upstream).await;
             let (mut resp, answered) = match forwarded {
                 Ok(resp) => (resp, true),
                 Err(answer) => (answer.into_response(), false),
@@ -199,7 +229,12 @@ async fn request_phase(snapshot: &Snapshot, route: &Route, state: Box<RequestSta
 /// Sends the request to the route's upstream.
 /// The error is boxed like the other early answers: only that rare path
 /// pays for the allocation, and the `Result` is no larger than the response.
-async fn forward(route: &Route, req: RequestState, stream: Option<Body>) -> Result<Response<Body>, Box<Answer>> {
+async fn forward(
+    route: &Route,
+    req: RequestState,
+    stream: Option<Body>,
+    tries: &mut Tries,
+) -> Result<Response<Body>, Box<Answer>> {
     let Some(upstream) = &route.upstream else {
         return Err(Box::new(Answer::NoUpstream { route: route.name.clone() }));
     };
@@ -214,7 +249,7 @@ async fn forward(route: &Route, req: RequestState, stream: Option<Body>) -> Resu
         None => stream.map_or(Payload::Bytes(Bytes::new()), Payload::from_body),
     };
     let opts = SendOptions { timeout: route.timeout, client_ip: Some(req.info.client_addr.ip()) };
-    match upstream.send_with(Request::from_parts(head, payload), opts).await {
+    match upstream.send_with(Request::from_parts(head, payload), opts, tries).await {
         Ok(resp) => {
             let (mut head, body) = resp.into_parts();
             proxy_headers::strip_hop_by_hop(&mut head.headers);
@@ -237,6 +272,7 @@ async fn response_phase(
     view: Box<RequestState>,
     response: Response<Body>,
     ran: usize,
+    calls: &mut Vec<PluginCall>,
 ) -> Response<Body> {
     let (head, body) = response.into_parts();
     let (buffered, stream) = if route.pipeline.needs().response_body {
@@ -249,7 +285,7 @@ async fn response_phase(
     };
     let state = Box::new(ResponseState { head, body: buffered });
     let request_id = view.info.request_id.clone();
-    match route.pipeline.response_phase(view, state, ran).await {
+    match route.pipeline.response_phase(view, state, ran, calls).await {
         Ok(state) => {
             let ResponseState { mut head, body } = *state;
             let body = match body {

@@ -46,6 +46,7 @@ mod server;
 mod services;
 mod snapshot;
 mod state;
+mod telemetry;
 mod upstream;
 mod websocket;
 
@@ -56,4 +57,4 @@ pub use gateway::{Gateway, StartError};
 pub use logging::{init as init_logging, install_panic_hook};
 pub use reload::{DEBOUNCE, Diff, RECENT_RELOADS, ReloadError, ReloadEvent, ReloadStatus, Watcher, watch};
 pub use runtime::{compile_in_child_processes, compile_plugin};
-pub use server::{Listeners, Running, Site, bind, serve, serve_listeners, shutdown_signal};
+pub use server::{Listeners, OpenConnections, Running, Site, bind, serve, serve_listeners, shutdown_signal};

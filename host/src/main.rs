@@ -53,18 +53,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     wasmgate::init_logging(matches!(cli.log_format, LogFormat::Json));
     wasmgate::install_panic_hook();
-    // One worker asked for: the current-thread scheduler, which has no
-    // work-stealing queues and cross-thread wake-ups to pay for.
-    let runtime = match std::env::var("TOKIO_WORKER_THREADS").ok().as_deref() {
-        Some("1") => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
-    }
-    .expect("building the tokio runtime");
+    let runtime = match runtime(&cli.command) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("wasmgate: building the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run { config } => {
                 compile_in_children();
-                run(config).await
+                run(config, matches!(cli.log_format, LogFormat::Json)).await
             }
             Command::Check { config } => {
                 compile_in_children();
@@ -98,6 +98,25 @@ fn compile_in_children() {
     }
 }
 
+/// The tokio runtime, sized by `[server] workers`, which is read before
+/// it starts; without it, `TOKIO_WORKER_THREADS` or one worker per core. A
+/// config that does not load is reported by the command itself, once the
+/// runtime runs.
+fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = match command {
+        Command::Run { config } => wasmgate::load_config(config).ok().and_then(|c| c.workers),
+        Command::Check { .. } | Command::Plugin { .. } | Command::CompilePlugin { .. } => None,
+    };
+    let workers = workers.or_else(|| std::env::var("TOKIO_WORKER_THREADS").ok()?.parse().ok());
+    // One worker asked for: the current-thread scheduler, which has no
+    // work-stealing queues and cross-thread wake-ups to pay for.
+    match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    }
+}
+
 /// Prints every config error on its own line and fails.
 fn report(e: StartError) -> anyhow::Result<ExitCode> {
     match e {
@@ -128,16 +147,22 @@ async fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
+async fn run(path: PathBuf, json_logs: bool) -> anyhow::Result<ExitCode> {
     let gateway = match Gateway::load(&path).await {
         Ok(g) => Arc::new(g),
         Err(e) => return report(e),
     };
+    gateway.start_access_log(json_logs).context("opening the access log")?;
+    // Before the first connection: a signal sent once the gateway is
+    // serving finds its handler.
+    let signals = handle_signals(&gateway);
     let config = gateway.config();
     let listeners = Listeners::bind(&config.listen, &config.server.tls_listen).await.context("binding listeners")?;
     let running = wasmgate::serve_listeners(gateway.clone(), listeners)?;
+    gateway.count_connections(running.connections.clone());
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
     for addr in &running.addrs {
-        tracing::info!(%addr, "wasmgate listening");
+        tracing::info!(%addr, workers, "wasmgate listening");
     }
     for addr in &running.tls_addrs {
         tracing::info!(%addr, tls = true, "wasmgate listening");
@@ -152,11 +177,10 @@ async fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let _watcher = wasmgate::watch(gateway.clone()).context("watching the config and plugin files")?;
-    let hangups = tokio::spawn(reload_on_sighup(gateway.clone()));
 
     wasmgate::shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
-    hangups.abort();
+    signals.iter().for_each(tokio::task::JoinHandle::abort);
     // Traffic and admin drain together; the admin API stays up meanwhile
     // for connections already open.
     let admin = async move {
@@ -169,19 +193,54 @@ async fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGHUP reloads, as with nginx and most daemons.
-async fn reload_on_sighup(gateway: Arc<Gateway>) {
+/// Runs `action` at each delivery of a Unix signal. The handler is in
+/// place when this returns: the signal's default action (for SIGUSR1, to
+/// end the process) no longer applies.
+#[cfg(unix)]
+fn on_signal<F>(
+    kind: tokio::signal::unix::SignalKind,
+    name: &str,
+    mut action: impl FnMut() -> F + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>>
+where
+    F: std::future::Future<Output = ()> + Send,
+{
+    let Ok(mut signals) = tokio::signal::unix::signal(kind) else {
+        tracing::warn!("cannot listen for {name}");
+        return None;
+    };
+    Some(tokio::spawn(async move {
+        while signals.recv().await.is_some() {
+            action().await;
+        }
+    }))
+}
+
+/// As with nginx and most daemons: SIGHUP reloads; SIGUSR1 reopens the
+/// access log (rotate by renaming the file, then signal).
+fn handle_signals(gateway: &Arc<Gateway>) -> Vec<tokio::task::JoinHandle<()>> {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP");
-            return;
+        use tokio::signal::unix::SignalKind;
+        let (reloads, logs) = (gateway.clone(), gateway.clone());
+        let reload = move || {
+            let gateway = reloads.clone();
+            async move {
+                let _ = gateway.reload("SIGHUP").await;
+            }
         };
-        while hangup.recv().await.is_some() {
-            let _ = gateway.reload("SIGHUP").await;
-        }
+        let reopen = move || {
+            logs.reopen_access_log();
+            std::future::ready(())
+        };
+        [on_signal(SignalKind::hangup(), "SIGHUP", reload), on_signal(SignalKind::user_defined1(), "SIGUSR1", reopen)]
+            .into_iter()
+            .flatten()
+            .collect()
     }
     #[cfg(not(unix))]
-    let _ = gateway;
+    {
+        let _ = gateway;
+        Vec::new()
+    }
 }

@@ -19,12 +19,19 @@ pub(crate) struct HostServices {
     pub bounds: Bounds,
 }
 
-/// Metrics plugins define through the `metrics` import.
+/// Metrics plugins define through the `metrics` import, by plugin use
+/// (plugin and route) and name; `GET /metrics` exports them.
 #[derive(Default)]
 pub(crate) struct PluginMetrics {
-    counters: Mutex<HashMap<(Arc<str>, String), u64>>,
-    histograms: Mutex<HashMap<(Arc<str>, String), Summary>>,
+    counters: Mutex<HashMap<SeriesKey, u64>>,
+    histograms: Mutex<HashMap<SeriesKey, Summary>>,
 }
+
+/// Plugin, route, metric name.
+pub(crate) type SeriesKey = (Arc<str>, Arc<str>, String);
+
+/// Which plugin use records: plugin and route.
+pub(crate) type PluginUse<'a> = (&'a Arc<str>, &'a Arc<str>);
 
 /// Count and sum of observations; enough for rates and means.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -43,9 +50,9 @@ pub(crate) const MAX_METRIC_NAME_BYTES: usize = 128;
 impl PluginMetrics {
     /// Adds to a counter; false when the value was dropped (see
     /// [`MAX_SERIES`]).
-    pub(crate) fn counter_add(&self, plugin: &Arc<str>, name: &str, value: u64) -> bool {
+    pub(crate) fn counter_add(&self, by: PluginUse<'_>, name: &str, value: u64) -> bool {
         let mut map = self.counters.lock().unwrap();
-        match series(&mut map, plugin, name) {
+        match series(&mut map, by, name) {
             Some(count) => {
                 *count = count.saturating_add(value);
                 true
@@ -54,9 +61,9 @@ impl PluginMetrics {
         }
     }
 
-    pub(crate) fn histogram_observe(&self, plugin: &Arc<str>, name: &str, value: f64) -> bool {
+    pub(crate) fn histogram_observe(&self, by: PluginUse<'_>, name: &str, value: f64) -> bool {
         let mut map = self.histograms.lock().unwrap();
-        match series(&mut map, plugin, name) {
+        match series(&mut map, by, name) {
             Some(s) => {
                 s.count = s.count.saturating_add(1);
                 s.sum += value;
@@ -66,24 +73,37 @@ impl PluginMetrics {
         }
     }
 
-    /// A counter's value. Recorded only until the exporter is built, so
-    /// read by tests alone.
+    /// A counter's value, summed over routes.
     #[cfg(test)]
     fn counter(&self, plugin: &str, name: &str) -> Option<u64> {
-        self.counters.lock().unwrap().iter().find(|((p, n), _)| &**p == plugin && n == name).map(|(_, v)| *v)
+        self.counters.lock().unwrap().iter().find(|((p, _, n), _)| &**p == plugin && n == name).map(|(_, v)| *v)
+    }
+
+    /// Every series, for an export: counters, then histograms. The values
+    /// are copied out first, so a scrape holds each lock only that long
+    /// and plugins recording meanwhile wait no longer.
+    pub(crate) fn visit(
+        &self,
+        mut counter: impl FnMut(&SeriesKey, u64),
+        mut histogram: impl FnMut(&SeriesKey, Summary),
+    ) {
+        let counters: Vec<_> = self.counters.lock().unwrap().iter().map(|(k, v)| (k.clone(), *v)).collect();
+        for (key, value) in &counters {
+            counter(key, *value);
+        }
+        let histograms: Vec<_> = self.histograms.lock().unwrap().iter().map(|(k, v)| (k.clone(), *v)).collect();
+        for (key, value) in &histograms {
+            histogram(key, *value);
+        }
     }
 }
 
 /// The series of `plugin` and `name`, made if there is room for it.
-fn series<'m, T: Default>(
-    map: &'m mut HashMap<(Arc<str>, String), T>,
-    plugin: &Arc<str>,
-    name: &str,
-) -> Option<&'m mut T> {
+fn series<'m, T: Default>(map: &'m mut HashMap<SeriesKey, T>, by: PluginUse<'_>, name: &str) -> Option<&'m mut T> {
     if name.len() > MAX_METRIC_NAME_BYTES {
         return None;
     }
-    let key = (plugin.clone(), name.to_owned());
+    let key = (by.0.clone(), by.1.clone(), name.to_owned());
     if map.len() >= MAX_SERIES && !map.contains_key(&key) {
         return None;
     }
@@ -97,14 +117,15 @@ mod tests {
     #[test]
     fn series_are_bounded_in_number_and_name_length() {
         let metrics = PluginMetrics::default();
-        let plugin: Arc<str> = "p".into();
+        let (p, r): (Arc<str>, Arc<str>) = ("p".into(), "r".into());
+        let plugin = (&p, &r);
         for i in 0..MAX_SERIES {
-            assert!(metrics.counter_add(&plugin, &format!("c{i}"), 1));
+            assert!(metrics.counter_add(plugin, &format!("c{i}"), 1));
         }
-        assert!(!metrics.counter_add(&plugin, "one-more", 1), "no room for a new series");
-        assert!(metrics.counter_add(&plugin, "c0", u64::MAX), "an existing one still counts");
+        assert!(!metrics.counter_add(plugin, "one-more", 1), "no room for a new series");
+        assert!(metrics.counter_add(plugin, "c0", u64::MAX), "an existing one still counts");
         assert_eq!(metrics.counter("p", "c0"), Some(u64::MAX), "and saturates");
-        assert!(!metrics.histogram_observe(&plugin, &"h".repeat(MAX_METRIC_NAME_BYTES + 1), 1.0));
-        assert!(metrics.histogram_observe(&plugin, &"h".repeat(MAX_METRIC_NAME_BYTES), 1.0));
+        assert!(!metrics.histogram_observe(plugin, &"h".repeat(MAX_METRIC_NAME_BYTES + 1), 1.0));
+        assert!(metrics.histogram_observe(plugin, &"h".repeat(MAX_METRIC_NAME_BYTES), 1.0));
     }
 }

@@ -13,10 +13,14 @@ use crate::pipeline::{Pipeline, Stage};
 use crate::router::Router;
 use crate::runtime::{ContentHash, PluginIdentity, PluginPool, Prepared, Runtime};
 use crate::services::HostServices;
+use crate::telemetry::scrape::{Instances, ScrapeSource, TargetState};
+use crate::telemetry::{Metrics, RouteMetrics};
 use crate::upstream::{Upstream, Upstreams};
 
 pub(crate) struct Route {
     pub name: Arc<str>,
+    /// Its requests' counters and durations.
+    pub metrics: RouteMetrics,
     pub pipeline: Pipeline,
     pub upstream: Option<Arc<Upstream>>,
     pub timeout: Option<Duration>,
@@ -32,6 +36,8 @@ pub(crate) struct Snapshot {
     pub upstreams: Arc<Upstreams>,
     /// What plugins' writes are held to: the server's limits for clients.
     pub bounds: Bounds,
+    /// Where requests no route matched are counted.
+    pub no_route: RouteMetrics,
 }
 
 /// Parts of the host that outlive snapshots.
@@ -40,6 +46,9 @@ pub(crate) struct Shared {
     pub runtime: Arc<Runtime>,
     pub state: Arc<crate::state::StateStore>,
     pub metrics: Arc<crate::services::PluginMetrics>,
+    /// The Prometheus registry: series outlive snapshots, so a route that
+    /// keeps its name keeps counting across reloads.
+    pub telemetry: Arc<Metrics>,
     pub started: std::time::Instant,
 }
 
@@ -62,7 +71,7 @@ impl Snapshot {
             })
             .collect();
 
-        let upstreams = Arc::new(Upstreams::new(&config.upstreams));
+        let upstreams = Arc::new(Upstreams::new(&config.upstreams, &shared.telemetry));
         let bounds = Bounds::from(&*config.server);
         let services = Arc::new(HostServices {
             state: shared.state.clone(),
@@ -104,17 +113,22 @@ impl Snapshot {
         let mut pools = pools.into_iter();
         let mut routes = Vec::new();
         for spec in &config.routes {
+            let name: Arc<str> = spec.name.as_str().into();
             let mut stages = Vec::new();
             for (use_, pool) in spec.pipeline.iter().zip(pools.by_ref()) {
                 match pool {
-                    Some(Ok(pool)) => stages.push(Stage { pool, on_error: use_.on_error }),
+                    Some(Ok(pool)) => {
+                        let metrics = shared.telemetry.plugin_use(pool.plugin().clone(), name.clone());
+                        stages.push(Stage { pool, on_error: use_.on_error, metrics })
+                    }
                     Some(Err(error)) => errors.push(error),
                     // The plugin did not compile: already reported.
                     None => {}
                 }
             }
             routes.push(Route {
-                name: spec.name.as_str().into(),
+                metrics: shared.telemetry.route(name.clone()),
+                name,
                 pipeline: Pipeline::new(stages),
                 upstream: spec.upstream.as_ref().and_then(|u| upstreams.get(u).cloned()),
                 timeout: spec.timeout,
@@ -130,7 +144,13 @@ impl Snapshot {
             .iter()
             .map(|p| p.as_ref().expect("every plugin prepared when there are no errors").compiled().hash)
             .collect();
-        Ok(Self { router, routes, config, plugin_hashes, upstreams, bounds })
+        let no_route = shared.telemetry.no_route();
+        Ok(Self { router, routes, config, plugin_hashes, upstreams, bounds, no_route })
+    }
+
+    /// The metrics of the route at `index`, or of no route.
+    pub(crate) fn route_metrics(&self, index: Option<usize>) -> &RouteMetrics {
+        index.and_then(|i| self.routes.get(i)).map_or(&self.no_route, |r| &r.metrics)
     }
 
     /// Each plugin's short content hash and settings, by name.
@@ -141,5 +161,37 @@ impl Snapshot {
             .zip(&self.plugin_hashes)
             .map(|(spec, hash)| (spec.name.as_str(), (hash.short(), spec)))
             .collect()
+    }
+}
+
+/// The serving snapshot, read at scrape time.
+impl ScrapeSource for Snapshot {
+    fn plugin_instances(&self, visit: &mut dyn FnMut(Instances<'_>)) {
+        for route in &self.routes {
+            for stage in route.pipeline.stages() {
+                visit(Instances {
+                    plugin: stage.pool.plugin(),
+                    route: &route.name,
+                    idle: stage.pool.idle_instances(),
+                    busy: stage.pool.busy_instances(),
+                });
+            }
+        }
+    }
+
+    fn target_states(&self, visit: &mut dyn FnMut(&str, &str, TargetState)) {
+        for (upstream, targets) in self.upstreams.status() {
+            for target in &targets {
+                // `Upstream::status` does not tell a half-open breaker
+                // from a closed one: both take (some) traffic, `up`.
+                let state = match target.state {
+                    "unhealthy" => TargetState::Unhealthy,
+                    "ejected" => TargetState::Ejected,
+                    "circuit-open" => TargetState::Open,
+                    _ => TargetState::Healthy,
+                };
+                visit(upstream, &target.addr, state);
+            }
+        }
     }
 }

@@ -66,8 +66,14 @@ impl TestGateway {
     async fn try_start_config(mut config: Config) -> Result<Self, StartError> {
         let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
         config.listen = vec![loopback];
+        // Only to a file: lines on stdout would bury the test output.
+        let access_log = config.access_log.path.is_some();
         let gateway = Arc::new(Gateway::new(config).await?);
+        if access_log {
+            gateway.start_access_log(true).expect("opening the access log");
+        }
         let traffic = wasmgate::serve(gateway.clone(), wasmgate::bind(&[loopback]).await.expect("binding"));
+        gateway.count_connections(traffic.connections.clone());
         let admin = wasmgate::serve_admin(gateway.clone(), wasmgate::bind(&[loopback]).await.expect("binding"));
         let watcher = wasmgate::watch(gateway.clone()).expect("watching the config");
         let addr = traffic.addrs[0];

@@ -14,6 +14,7 @@ pub mod memory;
 pub mod packages;
 pub mod process;
 pub mod redis;
+pub mod scrape;
 pub mod upstream;
 pub mod wait;
 

@@ -16,6 +16,8 @@ pub struct GatewayProcess {
     /// The first plaintext address its log says it listens on.
     pub addr: SocketAddr,
     lines: Arc<Mutex<Vec<String>>>,
+    /// What it wrote to stdout: the access log, unless it goes to a file.
+    out: Arc<Mutex<Vec<String>>>,
     reader: Option<JoinHandle<()>>,
 }
 
@@ -39,21 +41,33 @@ impl GatewayProcess {
             .arg(config)
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
         let stderr = child.stderr.take().expect("stderr is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let written = out.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                written.lock().unwrap().push(line);
+            }
+        });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let log = lines.clone();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(listening) = listening(&line) {
+                // Kept before the address is announced: a test that reads
+                // the log once the gateway listens finds the line.
+                let listening = listening(&line);
+                log.lock().unwrap().push(line);
+                if let Some(listening) = listening {
                     let _ = addr_tx.send(listening);
                 }
-                log.lock().unwrap().push(line);
             }
         });
-        let mut process = GatewayProcess { child, addr: ([0, 0, 0, 0], 0).into(), lines, reader: Some(reader) };
+        let mut process = GatewayProcess { child, addr: ([0, 0, 0, 0], 0).into(), lines, out, reader: Some(reader) };
         loop {
             match addr_rx.recv_timeout(bound) {
                 Ok(Listening::Admin(_)) => {}
@@ -96,6 +110,11 @@ impl GatewayProcess {
     /// Lines logged so far that contain `text`.
     pub fn logged(&self, text: &str) -> usize {
         self.lines.lock().unwrap().iter().filter(|line| line.contains(text)).count()
+    }
+
+    /// The lines it wrote to stdout so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.out.lock().unwrap().clone()
     }
 
     /// Waits for it to exit; its exit status and every line it logged.

@@ -14,6 +14,7 @@ pub(crate) use error::SourceMap;
 pub use error::{ConfigError, ConfigErrors};
 pub use validate::Config;
 pub(crate) use validate::PluginSpec;
+pub(crate) use validate::{AccessLogFormat, AccessLogSettings};
 
 /// Reads and checks a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {

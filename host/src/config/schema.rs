@@ -13,6 +13,7 @@ use crate::pipeline::FailPolicy;
 /// [server]
 /// [runtime]
 /// [state]
+/// [access_log]
 /// [upstreams.<name>]
 /// [plugins.<name>]
 /// [[routes]]
@@ -28,6 +29,8 @@ pub(super) struct ConfigFile {
     pub runtime: RuntimeFile,
     #[serde(default)]
     pub state: StateFile,
+    #[serde(default)]
+    pub access_log: AccessLogFile,
     #[serde(default)]
     pub upstreams: BTreeMap<String, Spanned<UpstreamFile>>,
     #[serde(default)]
@@ -59,6 +62,8 @@ pub(super) struct ConfigFile {
 ///                                  # first byte (the first: from connecting); then closed
 /// idle_timeout_ms = 60000          # connection with nothing in flight and no traffic: closed
 /// drain_timeout_ms = 30000         # on SIGTERM/SIGINT, time left to in-flight requests
+/// workers = 4                      # threads serving traffic and running plugins; default:
+///                                  # one per core (start only). 1: a single-threaded scheduler
 /// path_params = "strip"            # `;` parameters of path segments (`/a;v=1/b`): "strip" cuts
 ///                                  # them off before routing, so routes, plugins and the upstream
 ///                                  # see `/a/b`, the path a servlet container would serve; "keep"
@@ -93,6 +98,7 @@ pub(super) struct ServerFile {
     pub idle_timeout_ms: Option<Spanned<u64>>,
     pub drain_timeout_ms: Option<u64>,
     pub path_params: Option<Spanned<String>>,
+    pub workers: Option<Spanned<u64>>,
 }
 
 /// `[server.tls]`: the certificate TLS listeners present.
@@ -103,16 +109,45 @@ pub(super) struct TlsFile {
     pub key: Spanned<String>,
 }
 
-/// The operators' API (health, status, reload). Off unless given.
+/// The operators' API (health, status, reload, metrics). Off unless given.
+/// Anyone who reaches it can read the config's shape and trigger reloads:
+/// keep it on loopback, or set a token.
 ///
 /// ```toml
 /// [admin]
 /// listen = "127.0.0.1:9901"
+/// token = "s3cret-and-long"   # when set, every endpoint but /healthz and /readyz needs
+///                             # `Authorization: Bearer <token>` (401 otherwise); printable
+///                             # ASCII without spaces, 16 to 256 characters. Takes effect on reload
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AdminFile {
     pub listen: Option<Spanned<String>>,
+    pub token: Option<Spanned<String>>,
+}
+
+/// One line per answered request, written off the request path. On by
+/// default: JSON on stdout with `--log-format json`, a readable line
+/// otherwise. Lines the writer cannot keep up with are dropped and counted
+/// (`wasmgate_access_log_dropped_total`), never waited for.
+///
+/// ```toml
+/// [access_log]
+/// enabled = true               # false: no access log
+/// path = "/var/log/wasmgate/access.log"  # default: stdout. Appended to; reopened on
+///                              # SIGUSR1 (rotate by renaming, then signal)
+/// format = "json"              # "json" (one object a line) or "combined" (Apache's combined
+///                              # format, then the gateway's own fields); default: json with
+///                              # --log-format json, else combined
+/// ```
+/// Read at start; a reload that changes it warns that a restart is needed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AccessLogFile {
+    pub enabled: Option<bool>,
+    pub path: Option<Spanned<String>>,
+    pub format: Option<Spanned<String>>,
 }
 
 /// Defaults for every plugin, the engine's size, and how long a reload may

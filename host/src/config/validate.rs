@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use super::checker::{Checker, EmbeddedFiles};
 use super::error::{ConfigError, Location, SourceMap};
-use super::schema::{ConfigFile, PluginBreakerFile, RouteFile, ServerFile, StateFile};
+use super::schema::{AccessLogFile, ConfigFile, PluginBreakerFile, RouteFile, ServerFile, StateFile};
 use super::upstream::check_upstream;
 use crate::normalize::PathParams;
 use crate::pipeline::FailPolicy;
@@ -34,6 +34,30 @@ const DEFAULT_RELOAD_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_PLUGIN_MEMORY_MB: u64 = 32;
 const DEFAULT_INSTANCES_PER_PLUGIN: u32 = 64;
 const MAX_STATE_POOL: u64 = 64;
+/// More threads than this is a typo, not a machine.
+const MAX_WORKERS: u64 = 1024;
+/// A token short enough to guess is no protection; a longer one is a
+/// pasted file.
+const ADMIN_TOKEN_BYTES: std::ops::RangeInclusive<usize> = 16..=256;
+
+/// `[access_log]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogSettings {
+    pub enabled: bool,
+    /// `None`: stdout.
+    pub path: Option<PathBuf>,
+    /// `None`: as the process logs (JSON with `--log-format json`).
+    pub format: Option<AccessLogFormat>,
+}
+
+/// How an access-log line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// One JSON object a line.
+    Json,
+    /// Apache's combined format, then the gateway's own fields.
+    Combined,
+}
 
 /// A config that passed every check that needs no plugin code.
 #[derive(Debug, Clone)]
@@ -46,6 +70,13 @@ pub struct Config {
     pub server: Arc<ServerSettings>,
     /// The admin API's listener (`[admin] listen`), off when absent.
     pub admin_listen: Option<SocketAddr>,
+    /// `[admin] token`: the bearer token admin endpoints require.
+    pub admin_token: Option<Arc<str>>,
+    /// `[server] workers`: `None` leaves the choice to the runtime (one
+    /// per core, or `TOKIO_WORKER_THREADS`).
+    pub workers: Option<usize>,
+    /// `[access_log]`.
+    pub access_log: AccessLogSettings,
     /// `[runtime]`: what the plugin engine is sized for (restart to change).
     pub engine: EngineLimits,
     /// How long a reload may take before it is abandoned.
@@ -203,6 +234,12 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
             .ok()
             .or_else(|| c.error(a.span(), "admin.listen", format!("{:?} is not an IP:port address", a.get_ref())))
     });
+    let admin_token = file.admin.token.as_ref().and_then(|t| check_token(&mut c, t));
+    let workers = file.server.workers.as_ref().and_then(|w| match *w.get_ref() {
+        n @ 1..=MAX_WORKERS => Some(n as usize),
+        n => c.error(w.span(), "server.workers", format!("must be 1 to {MAX_WORKERS}, got {n}")),
+    });
+    let access_log = check_access_log(&mut c, &file.access_log, &base);
     let max_body = file.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY) as usize;
 
     let rt = &file.runtime;
@@ -309,6 +346,9 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
             listen,
             server: Arc::new(server),
             admin_listen,
+            admin_token,
+            workers,
+            access_log,
             engine,
             reload_timeout,
             cache_dir,
@@ -321,6 +361,34 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
     } else {
         Err(c.errors)
     }
+}
+
+/// `[admin] token`: it travels in a header, so printable ASCII without
+/// spaces, and long enough not to be guessed.
+fn check_token(c: &mut Checker<'_>, token: &Spanned<String>) -> Option<Arc<str>> {
+    let text = token.get_ref();
+    if !ADMIN_TOKEN_BYTES.contains(&text.len()) {
+        let (min, max) = (ADMIN_TOKEN_BYTES.start(), ADMIN_TOKEN_BYTES.end());
+        return c.error(token.span(), "admin.token", format!("must be {min} to {max} characters, got {}", text.len()));
+    }
+    if !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return c.error(token.span(), "admin.token", "only printable ASCII without spaces");
+    }
+    Some(text.as_str().into())
+}
+
+/// `[access_log]`.
+fn check_access_log(c: &mut Checker<'_>, file: &AccessLogFile, base: &Path) -> AccessLogSettings {
+    let format = file.format.as_ref().and_then(|f| match f.get_ref().as_str() {
+        "json" => Some(AccessLogFormat::Json),
+        "combined" => Some(AccessLogFormat::Combined),
+        other => c.error(f.span(), "access_log.format", format!("{other:?}: expected \"json\" or \"combined\"")),
+    });
+    let path = file.path.as_ref().and_then(|p| match p.get_ref().as_str() {
+        "" => c.error(p.span(), "access_log.path", "empty: leave it out to log to stdout"),
+        path => Some(base.join(path)),
+    });
+    AccessLogSettings { enabled: file.enabled.unwrap_or(true), path, format }
 }
 
 fn check_route(

@@ -1,6 +1,7 @@
 //! A route's ordered plugins and the two phases they run in.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Deserialize;
 
@@ -11,6 +12,7 @@ use crate::fields::set_content_length;
 use crate::message::bounds::{self, Bounds};
 use crate::message::{Headers, MessageError, RequestState, ResponseState};
 use crate::runtime::{Action, Needs, PluginError, PluginPool, Reply};
+use crate::telemetry::{Phase, PluginCall, PluginResult, PluginUseMetrics};
 
 /// What a route does when one of its plugins fails (trap, timeout, memory).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -26,6 +28,8 @@ pub enum FailPolicy {
 pub(crate) struct Stage {
     pub pool: Arc<PluginPool>,
     pub on_error: FailPolicy,
+    /// Its calls' counters and durations (plugin, route, phase).
+    pub metrics: PluginUseMetrics,
 }
 
 /// What the request phase decided.
@@ -67,8 +71,15 @@ impl Pipeline {
     /// The request travels boxed: it moves into each plugin call and back.
     /// A reply the server could not send (`bounds`) is the plugin's failure
     /// like any other, so a fail-open stage passes over it too.
-    pub(crate) async fn request_phase(&self, mut req: Box<RequestState>, bounds: &Bounds) -> RequestOutcome {
+    /// Each call is counted and timed, and listed in `calls`.
+    pub(crate) async fn request_phase(
+        &self,
+        mut req: Box<RequestState>,
+        bounds: &Bounds,
+        calls: &mut Vec<PluginCall>,
+    ) -> RequestOutcome {
         for (i, stage) in self.stages.iter().enumerate() {
+            let started = Instant::now();
             let (back, result) = stage.pool.on_request(req).await;
             req = back;
             let result = result.and_then(|action| match action {
@@ -78,6 +89,12 @@ impl Pipeline {
                     reason: format!("its reply: {e}"),
                 }),
             });
+            let outcome = match &result {
+                Ok(None) => PluginResult::Continue,
+                Ok(Some(_)) => PluginResult::Respond,
+                Err(error) => failure(error, stage.on_error),
+            };
+            stage.record(Phase::Request, outcome, started, calls);
             match result {
                 Ok(None) => {}
                 Ok(Some(resp)) => return RequestOutcome::Respond { req, resp, by: i },
@@ -98,13 +115,20 @@ impl Pipeline {
         mut req: Box<RequestState>,
         mut resp: Box<ResponseState>,
         ran: usize,
+        calls: &mut Vec<PluginCall>,
     ) -> Result<Box<ResponseState>, PluginError> {
         for stage in self.stages[..ran].iter().rev() {
             if !stage.pool.needs().response {
                 continue;
             }
+            let started = Instant::now();
             let (back_req, back_resp, result) = stage.pool.on_response(req, resp).await;
             (req, resp) = (back_req, back_resp);
+            let outcome = match &result {
+                Ok(()) => PluginResult::Continue,
+                Err(error) => failure(error, stage.on_error),
+            };
+            stage.record(Phase::Response, outcome, started, calls);
             if let Err(error) = result {
                 match stage.on_error {
                     FailPolicy::FailClosed => return Err(error),
@@ -115,6 +139,35 @@ impl Pipeline {
             }
         }
         Ok(resp)
+    }
+}
+
+impl Stage {
+    /// One call: counted and timed in the stage's metrics, and listed for
+    /// the request's access-log line.
+    fn record(&self, phase: Phase, result: PluginResult, started: Instant, calls: &mut Vec<PluginCall>) {
+        let elapsed = started.elapsed();
+        self.metrics.record(phase, result, elapsed);
+        calls.push(PluginCall { plugin: self.pool.plugin().clone(), phase, result, elapsed });
+    }
+}
+
+/// How a failed call is counted: a fail-open stage's failure is a pass
+/// (its kind is in the log line); a fail-closed one's, by kind.
+fn failure(error: &PluginError, policy: FailPolicy) -> PluginResult {
+    if policy == FailPolicy::FailOpen {
+        return PluginResult::FailOpen;
+    }
+    match error {
+        PluginError::Trap { .. } => PluginResult::Trap,
+        PluginError::Timeout { .. } => PluginResult::Timeout,
+        PluginError::WallTimeout { .. } => PluginResult::WallTimeout,
+        PluginError::MemoryLimit { .. } => PluginResult::MemoryLimit,
+        PluginError::Overloaded { .. } => PluginResult::Overloaded,
+        PluginError::Quarantined { .. } => PluginResult::Quarantined,
+        PluginError::Write { .. } => PluginResult::Write,
+        PluginError::StateUnavailable { .. } => PluginResult::StateUnavailable,
+        PluginError::ConfigureTimeout { .. } | PluginError::Config { .. } => PluginResult::Error,
     }
 }
 

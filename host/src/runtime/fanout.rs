@@ -18,6 +18,7 @@ use super::bindings::http_client::{FetchError, OutboundRequest, OutboundResponse
 use crate::message::bounds::{self, Bounds, MAX_FETCHES};
 use crate::message::{Headers, MessageError};
 use crate::proxy_headers::strip_hop_by_hop;
+use crate::telemetry::Tries;
 use crate::upstream::{Payload, SendOptions, Upstream, UpstreamError, Upstreams};
 
 /// Bodies a plugin fetches are copied into its memory: cap them well below
@@ -110,7 +111,7 @@ async fn send(
     budget: &AtomicUsize,
 ) -> Result<OutboundResponse, FetchError> {
     let opts = SendOptions { timeout: Some(timeout), client_ip: None };
-    let resp = upstream.send_with(req, opts).await.map_err(|e| match e {
+    let resp = upstream.send_with(req, opts, &mut Tries::default()).await.map_err(|e| match e {
         UpstreamError::Timeout { .. } => FetchError::Timeout,
         e => FetchError::Unavailable(e.to_string()),
     })?;

@@ -126,6 +126,11 @@ impl PluginPool {
         self.idle.lock().unwrap().warm.len()
     }
 
+    /// Calls in flight, each on an instance of its own.
+    pub(crate) fn busy_instances(&self) -> usize {
+        (self.limits.max_instances.max(1) as usize).saturating_sub(self.busy.available_permits())
+    }
+
     pub(crate) fn plugin(&self) -> &Arc<str> {
         &self.identity.plugin
     }

@@ -20,14 +20,15 @@ pub(crate) struct Accepted {
     pub permit: OwnedSemaphorePermit,
 }
 
-/// Accepts on `listener` until aborted or the receiver is gone.
+/// Accepts on `listener` until aborted or the receiver is gone; `limit`
+/// holds a permit per open connection.
 pub(crate) fn spawn(
     listener: TcpListener,
     tls: bool,
-    max_connections: usize,
+    limit: Arc<Semaphore>,
     tx: mpsc::Sender<Accepted>,
 ) -> JoinHandle<()> {
-    let limit = Arc::new(Semaphore::new(max_connections));
+    let max_connections = limit.available_permits();
     tokio::spawn(async move {
         let local = listener.local_addr().ok();
         let mut refused: u64 = 0;

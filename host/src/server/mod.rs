@@ -32,7 +32,7 @@ use anyhow::Context as _;
 use http::{Request, Response};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::body::Body;
 pub(crate) use settings::*;
@@ -78,12 +78,32 @@ impl Listeners {
     }
 }
 
+/// How many connections each listener has open, read when asked: the
+/// permits of its connection limit taken, so counting costs a connection
+/// nothing.
+#[derive(Clone, Debug)]
+pub struct OpenConnections {
+    listeners: Arc<[(SocketAddr, Arc<Semaphore>)]>,
+    max: usize,
+}
+
+impl OpenConnections {
+    /// Each listener's address and its open connections.
+    pub fn each(&self, mut visit: impl FnMut(SocketAddr, usize)) {
+        for (addr, limit) in self.listeners.iter() {
+            visit(*addr, self.max.saturating_sub(limit.available_permits()));
+        }
+    }
+}
+
 /// A server accepting on its listeners until shut down.
 pub struct Running {
     /// Plaintext listeners' addresses.
     pub addrs: Vec<SocketAddr>,
     /// TLS listeners' addresses.
     pub tls_addrs: Vec<SocketAddr>,
+    /// Open connections per listener.
+    pub connections: OpenConnections,
     stop: watch::Sender<bool>,
     closed: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -167,24 +187,32 @@ where
 fn start<H: Handler>(core: Core<H>, listeners: Listeners) -> Running {
     let addrs = listeners.plain.iter().filter_map(|l| l.local_addr().ok()).collect();
     let tls_addrs = listeners.tls.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let max = (core.settings)().max_connections;
+    let listeners: Vec<(TcpListener, bool, Arc<Semaphore>)> = (listeners.plain.into_iter().map(|l| (l, false)))
+        .chain(listeners.tls.into_iter().map(|l| (l, true)))
+        .map(|(listener, tls)| (listener, tls, Arc::new(Semaphore::new(max))))
+        .collect();
+    let connections = OpenConnections {
+        listeners: listeners.iter().filter_map(|(l, _, limit)| Some((l.local_addr().ok()?, limit.clone()))).collect(),
+        max,
+    };
     let (stop, stopped) = watch::channel(false);
     let (closed_tx, closed) = watch::channel(false);
     let task = tokio::spawn(accept_all(Arc::new(core), listeners, stopped, closed_tx));
-    Running { addrs, tls_addrs, stop, closed, task }
+    Running { addrs, tls_addrs, connections, stop, closed, task }
 }
 
 async fn accept_all<H: Handler>(
     core: Arc<Core<H>>,
-    listeners: Listeners,
+    listeners: Vec<(TcpListener, bool, Arc<Semaphore>)>,
     mut stopped: watch::Receiver<bool>,
     closed: watch::Sender<bool>,
 ) {
     let graceful = GracefulShutdown::new();
-    let max_connections = (core.settings)().max_connections;
     let (conn_tx, mut conn_rx) = mpsc::channel(64);
-    let acceptors: Vec<_> = (listeners.plain.into_iter().map(|l| (l, false)))
-        .chain(listeners.tls.into_iter().map(|l| (l, true)))
-        .map(|(listener, tls)| accept::spawn(listener, tls, max_connections, conn_tx.clone()))
+    let acceptors: Vec<_> = listeners
+        .into_iter()
+        .map(|(listener, tls, limit)| accept::spawn(listener, tls, limit, conn_tx.clone()))
         .collect();
     drop(conn_tx);
 

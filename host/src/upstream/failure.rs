@@ -4,6 +4,7 @@
 use std::io;
 
 use crate::body::BoxError;
+use crate::telemetry::UpstreamOutcome;
 /// Why a round trip to a target got no response.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ClientError {
@@ -65,6 +66,17 @@ pub(super) fn classify(e: &ClientError) -> ClientFailure {
         ClientError::Broken { reason, .. } => ClientFailure::Broken { reason },
         ClientError::Invalid(_) => ClientFailure::Broken { reason: "invalid response" },
         ClientError::Body(_) => ClientFailure::Broken { reason: "the request body could not be read" },
+    }
+}
+
+/// A failed try as `wasmgate_upstream_requests_total` counts it.
+pub(super) fn outcome(e: &ClientError) -> UpstreamOutcome {
+    match e {
+        ClientError::Connect { timed_out: true, .. } => UpstreamOutcome::Timeout,
+        ClientError::Connect { .. } => UpstreamOutcome::Connect,
+        // Lost, reset or closed before a whole response head.
+        ClientError::Broken { .. } => UpstreamOutcome::Reset,
+        ClientError::Invalid(_) | ClientError::Body(_) => UpstreamOutcome::Other,
     }
 }
 

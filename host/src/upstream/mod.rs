@@ -53,6 +53,7 @@ use self::retry::{Failed, RetryBudget, backoff, retryable};
 use self::roundtrip::Outbound;
 use self::target::{Attempt, Blocked, Target};
 use crate::body::Body;
+use crate::telemetry::{Metrics, Tries, UpstreamMetrics, UpstreamOutcome};
 
 /// Per-request settings of [`Upstream::send_with`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -91,6 +92,8 @@ pub(crate) struct Upstream {
     ejecting: Mutex<()>,
     /// Background tasks: health checks, closing idle connections.
     tasks: Vec<AbortHandle>,
+    /// Tries and retries, resolved when the snapshot was built.
+    metrics: UpstreamMetrics,
 }
 
 impl Drop for Upstream {
@@ -104,7 +107,7 @@ impl Drop for Upstream {
 impl Upstream {
     /// Builds the upstream and, when configured, starts its health checks
     /// (which stop when it is dropped).
-    pub(crate) fn new(spec: &UpstreamSpec) -> Self {
+    pub(crate) fn new(spec: &UpstreamSpec, metrics: &Metrics) -> Self {
         let name: Arc<str> = spec.name.as_str().into();
         let targets: Vec<Arc<Target>> = spec.targets.iter().map(|t| Arc::new(Target::new(t, spec))).collect();
         let weighted: Vec<(&str, u32)> = spec.targets.iter().map(|t| (t.addr.as_str(), t.weight)).collect();
@@ -121,6 +124,7 @@ impl Upstream {
             recheck: spec.health.as_ref().map_or(Duration::from_secs(1), |h| h.interval * h.healthy_threshold),
             ejecting: Mutex::new(()),
             tasks: health.into_iter().chain(sweeper).collect(),
+            metrics: metrics.upstream(&spec.name, spec.targets.iter().map(|t| t.addr.as_str())),
             targets,
             name,
         }
@@ -156,11 +160,13 @@ impl Upstream {
     /// Sends a request (its URI is rewritten to the chosen target, keeping
     /// path and query) and waits for the response head, within
     /// `opts.timeout` (the upstream's when `None`). A response with a retried status is returned as it is once retries
-    /// are over; the errors are for requests that got no response.
+    /// are over; the errors are for requests that got no response. `tries`
+    /// learns what the tries came to, whatever the result.
     pub(crate) async fn send_with(
         &self,
         req: http::Request<Payload>,
         opts: SendOptions,
+        tries: &mut Tries,
     ) -> Result<http::Response<Body>, UpstreamError> {
         let start = Instant::now();
         let total = opts.timeout.unwrap_or(self.timeout);
@@ -194,6 +200,7 @@ impl Upstream {
             let outbound = Outbound { method: &head.method, target: pq, headers: &head.headers, at: now };
             let until = tokio::time::Instant::from_std(now + limit);
             let sent = tokio::time::timeout_at(until, roundtrip::send(&target.pool, &outbound, body)).await;
+            self.record_try(index, &target, &sent, now, start, tries);
 
             let (failed, result) = match sent {
                 Ok(Ok(resp)) => {
@@ -254,10 +261,39 @@ impl Upstream {
                 return result;
             }
             tracing::debug!(upstream = %self.name, target = %target.addr, ?failed, ?wait, "retrying");
+            self.metrics.record_retry();
             last = Some(result);
             tokio::time::sleep(wait).await;
             now = Instant::now();
         }
+    }
+
+    /// Counts one try by outcome, and tells `tries` about it.
+    fn record_try<T>(
+        &self,
+        index: usize,
+        target: &Target,
+        sent: &Result<Result<http::Response<T>, failure::ClientError>, tokio::time::error::Elapsed>,
+        tried_at: Instant,
+        start: Instant,
+        tries: &mut Tries,
+    ) {
+        let now = Instant::now();
+        let outcome = match sent {
+            Ok(Ok(resp)) => UpstreamOutcome::Status(resp.status().as_u16()),
+            Ok(Err(e)) => failure::outcome(e),
+            Err(_) => UpstreamOutcome::Timeout,
+        };
+        if let Some(metrics) = self.metrics.target(index) {
+            self.metrics.record_try(metrics, outcome, now.saturating_duration_since(tried_at));
+        }
+        tries.attempts += 1;
+        tries.target = Some(target.addr.clone());
+        tries.status = match outcome {
+            UpstreamOutcome::Status(code) => Some(code),
+            _ => None,
+        };
+        tries.elapsed = now.saturating_duration_since(start);
     }
 
     /// A target for the next try: an available one not tried yet by this
@@ -416,8 +452,8 @@ pub(crate) struct Upstreams {
 }
 
 impl Upstreams {
-    pub(crate) fn new(specs: &[UpstreamSpec]) -> Self {
-        Self { by_name: specs.iter().map(|s| (s.name.clone(), Arc::new(Upstream::new(s)))).collect() }
+    pub(crate) fn new(specs: &[UpstreamSpec], metrics: &Metrics) -> Self {
+        Self { by_name: specs.iter().map(|s| (s.name.clone(), Arc::new(Upstream::new(s, metrics)))).collect() }
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Arc<Upstream>> {
@@ -438,7 +474,7 @@ mod tests {
     async fn dropping_the_upstream_stops_its_health_checks() {
         let mut spec = UpstreamSpec::new("u", ["127.0.0.1:1".parse().unwrap()]);
         spec.health = Some(HealthSpec { interval: Duration::from_millis(10), ..HealthSpec::default() });
-        let upstream = Upstream::new(&spec);
+        let upstream = Upstream::new(&spec, &Metrics::default());
         let target = Arc::downgrade(&upstream.targets[0]);
         drop(upstream);
         // The task held the target: once it is gone, so is the task.
@@ -455,12 +491,12 @@ mod tests {
     async fn no_available_target_fails_fast_with_retry_after() {
         let mut spec = UpstreamSpec::new("u", ["127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap()]);
         spec.breaker = Some(BreakerSpec { failure_threshold: 1, open: Duration::from_secs(3), half_open_probes: 1 });
-        let upstream = Upstream::new(&spec);
+        let upstream = Upstream::new(&spec, &Metrics::default());
         let req = || http::Request::new(Payload::Bytes(Default::default()));
         // Both refuse: the first try and its retry (to the other) open both breakers.
-        let e = upstream.send_with(req(), SendOptions::default()).await.unwrap_err();
+        let e = upstream.send_with(req(), SendOptions::default(), &mut Tries::default()).await.unwrap_err();
         assert_eq!(e.status(), http::StatusCode::BAD_GATEWAY, "{e}");
-        let e = upstream.send_with(req(), SendOptions::default()).await.unwrap_err();
+        let e = upstream.send_with(req(), SendOptions::default(), &mut Tries::default()).await.unwrap_err();
         assert_eq!(e.status(), http::StatusCode::SERVICE_UNAVAILABLE, "{e}");
         assert!(upstream.status().iter().all(|t| t.state == "circuit-open"), "{:?}", upstream.status());
         assert_eq!(e.retry_after(), Some(3));
@@ -471,7 +507,7 @@ mod tests {
     fn outlier_ejection_is_capped() {
         let mut spec = UpstreamSpec::new("u", ["127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap()]);
         spec.outlier = Some(OutlierSpec { consecutive_failures: 1, ..OutlierSpec::default() });
-        let upstream = Upstream::new(&spec);
+        let upstream = Upstream::new(&spec, &Metrics::default());
         let now = Instant::now();
         for t in &upstream.targets {
             let mut attempt = t.acquire(now).unwrap();

@@ -8,3 +8,4 @@ mod redis_replicas;
 mod scaffold;
 mod server_signal;
 mod startup_memory;
+mod telemetry;

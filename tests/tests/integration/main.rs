@@ -36,6 +36,7 @@ mod server_shutdown;
 mod server_smuggling;
 mod server_tls;
 mod server_websocket;
+mod telemetry;
 mod transform;
 mod upstream_balance;
 mod upstream_breaker;

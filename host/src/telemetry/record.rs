@@ -1,0 +1,165 @@
+//! One request as telemetry sees it: made when its head arrives, filled in
+//! by the handler's phases (route, plugin calls, upstream tries, the `user`
+//! var), finished when the response body is done. The access log writes
+//! it; a span exporter would turn the same record into a server span, a
+//! span per plugin call and a client span for the upstream.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::uri::Authority;
+use http::{HeaderValue, Method, Version, header};
+use http_body_util::BodyExt as _;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+
+use super::access_log::AccessLog;
+use super::metrics::{Phase, PluginResult};
+use super::trace_context::TraceContext;
+use crate::body::{Body, BodyError};
+
+/// What the tries of one request on its upstream came to.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tries {
+    /// Tries sent (0: none was, e.g. no target took the request).
+    pub attempts: u32,
+    /// The last try's target.
+    pub target: Option<Authority>,
+    /// The last try's response status, when it got one.
+    pub status: Option<u16>,
+    /// From the first try to the last try's response head or failure.
+    pub elapsed: Duration,
+}
+
+/// One plugin call of a request.
+#[derive(Debug, Clone)]
+pub(crate) struct PluginCall {
+    pub plugin: Arc<str>,
+    pub phase: Phase,
+    pub result: PluginResult,
+    pub elapsed: Duration,
+}
+
+/// Everything the access log (and later a span exporter) says about one
+/// request.
+#[derive(Debug)]
+pub(crate) struct RequestRecord {
+    /// When the head arrived: the start of every duration.
+    pub start: Instant,
+    pub time: SystemTime,
+    pub request_id: HeaderValue,
+    pub trace: TraceContext,
+    pub client: SocketAddr,
+    pub method: Method,
+    pub host: Option<HeaderValue>,
+    /// The path as routed (normalised), without the query: set by the
+    /// handler once normalised.
+    pub path: String,
+    pub version: Version,
+    pub user_agent: Option<HeaderValue>,
+    /// The index of the route in the config, when one matched.
+    pub route_index: Option<usize>,
+    pub route: Option<Arc<str>>,
+    pub status: u16,
+    /// The request body's length: as buffered, else its `Content-Length`.
+    pub bytes_in: u64,
+    /// Response body bytes handed to the server.
+    pub bytes_out: u64,
+    pub upstream: Tries,
+    pub plugins: Vec<PluginCall>,
+    /// The `user` var, when a plugin set it.
+    pub user: Option<String>,
+    /// From the head to the end of the response body.
+    pub duration: Duration,
+}
+
+impl RequestRecord {
+    /// The record of a request whose head just arrived.
+    pub(crate) fn new<B>(head: &http::Request<B>, client: SocketAddr, request_id: HeaderValue, start: Instant) -> Self {
+        let headers = head.headers();
+        let host = headers
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| head.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        Self {
+            start,
+            time: SystemTime::now(),
+            request_id,
+            trace: TraceContext::from_headers(headers),
+            client,
+            method: head.method().clone(),
+            host,
+            path: String::new(),
+            version: head.version(),
+            user_agent: headers.get(header::USER_AGENT).cloned(),
+            route_index: None,
+            route: None,
+            status: 0,
+            bytes_in: crate::fields::content_length(headers).unwrap_or(0),
+            bytes_out: 0,
+            upstream: Tries::default(),
+            plugins: Vec::new(),
+            user: None,
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// Time spent in plugin calls.
+    pub(crate) fn plugins_time(&self) -> Duration {
+        self.plugins.iter().map(|c| c.elapsed).sum()
+    }
+}
+
+/// A response body that counts the bytes it hands out and, when it is
+/// dropped (sent, or abandoned by a client that went away), finishes the
+/// request's record and queues its access-log line.
+pub(crate) struct Logged {
+    inner: Body,
+    record: Option<Box<RequestRecord>>,
+    log: Arc<AccessLog>,
+}
+
+impl Logged {
+    pub(crate) fn wrap(inner: Body, record: Box<RequestRecord>, log: Arc<AccessLog>) -> Body {
+        Self { inner, record: Some(record), log }.boxed()
+    }
+}
+
+impl HttpBody for Logged {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+            && let Some(record) = &mut self.record
+        {
+            record.bytes_out += data.len() as u64;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.duration = record.start.elapsed();
+            self.log.submit(record);
+        }
+    }
+}
