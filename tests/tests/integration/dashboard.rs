@@ -41,8 +41,11 @@ async fn the_dashboard_shows_stages_targets_and_a_failed_reload() {
     .await
     .unwrap();
     assert!(dom.contains(r#"data-ready="true""#), "the page loaded its data: {dom}");
+    // Five requests, each through the stage's request phase (without
+    // response headers to add, add-header asks for no response phase).
     let stage = element(&dom, r#"class="stage" data-route="users" data-plugin="add-header""#);
-    assert!(stage.contains("add-header"), "{stage}");
+    assert!(stage.contains("5 calls · 0 errors · p50 "), "{stage}");
+    assert!(!stage.contains("p50 –"), "a latency from the histogram: {stage}");
     let live = element(&dom, &format!(r#"data-target="{}""#, up.target()));
     assert!(live.contains(r#"class="badge up""#), "{live}");
     let down = element(&dom, &format!(r#"data-target="{dead}""#));
@@ -54,10 +57,10 @@ async fn the_dashboard_shows_stages_targets_and_a_failed_reload() {
     tokio::task::spawn_blocking(move || browser::screenshot(&url, &shot, 1280, 1100)).await.unwrap();
 }
 
-/// The element that starts with `attrs`, up to its row or stage's end.
+/// The element that starts with `attrs`, up to its row's or stage's end.
 fn element<'a>(dom: &'a str, attrs: &str) -> &'a str {
     let start = dom.find(attrs).unwrap_or_else(|| panic!("no element with {attrs} in {dom}"));
     let rest = &dom[start..];
-    let end = rest.find("</tr>").or_else(|| rest.find("</div></div>")).unwrap_or(rest.len());
+    let end = [rest.find("</tr>"), rest.find("</div></div>")].into_iter().flatten().min().unwrap_or(rest.len());
     &rest[..end]
 }
