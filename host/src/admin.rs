@@ -49,7 +49,7 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) 
     let path = req.uri().path();
     if !matches!(path, "/healthz" | "/readyz")
         && let Some(token) = &gateway.snapshot().config.admin_token
-        && !bearer_matches(req.headers().get(AUTHORIZATION), token)
+        && !token_matches(req.headers().get(AUTHORIZATION), token)
     {
         return Answer::AdminUnauthorized.into_response();
     }
@@ -80,15 +80,29 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) 
     }
 }
 
-/// Whether `Authorization` carries the token. The comparison takes the
-/// same time wherever the first difference is, so response times do not
-/// reveal how much of a guess was right (the length is not secret: the
-/// config bounds it anyway).
-fn bearer_matches(header: Option<&HeaderValue>, token: &str) -> bool {
-    let Some(given) = header.and_then(|h| h.as_bytes().strip_prefix(b"Bearer ")) else {
+/// Whether `Authorization` carries the token: `Bearer <token>` for API
+/// clients, or `Basic` with the token as the password (any user name) for
+/// the dashboard in a browser, which asks for it once and then sends it
+/// with every request of the page. The comparison takes the same time
+/// wherever the first difference is, so response times do not reveal how
+/// much of a guess was right (the length is not secret: the config bounds
+/// it anyway).
+fn token_matches(header: Option<&HeaderValue>, token: &str) -> bool {
+    use base64::Engine as _;
+    let Some(value) = header.map(HeaderValue::as_bytes) else {
         return false;
     };
-    given.len() == token.len() && bool::from(given.ct_eq(token.as_bytes()))
+    let same = |given: &[u8]| given.len() == token.len() && bool::from(given.ct_eq(token.as_bytes()));
+    if let Some(given) = value.strip_prefix(b"Bearer ") {
+        return same(given);
+    }
+    let Some(encoded) = value.strip_prefix(b"Basic ") else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
+        return false;
+    };
+    decoded.iter().position(|&b| b == b':').is_some_and(|colon| same(&decoded[colon + 1..]))
 }
 
 /// What `GET /status` answers: the loaded config, the last reload, plugins
@@ -150,10 +164,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_exact_bearer_token_matches() {
+    fn only_the_exact_token_matches_as_bearer_or_basic_password() {
         let token = "0123456789abcdef";
         let header = |v: &str| HeaderValue::from_str(v).unwrap();
-        assert!(bearer_matches(Some(&header("Bearer 0123456789abcdef")), token));
+        assert!(token_matches(Some(&header("Bearer 0123456789abcdef")), token));
         for wrong in [
             "Bearer 0123456789abcdeF",
             "Bearer 0123456789abcde",
@@ -164,8 +178,19 @@ mod tests {
             "0123456789abcdef",
             "Bearer ",
         ] {
-            assert!(!bearer_matches(Some(&header(wrong)), token), "{wrong:?}");
+            assert!(!token_matches(Some(&header(wrong)), token), "{wrong:?}");
         }
-        assert!(!bearer_matches(None, token));
+        assert!(!token_matches(None, token));
+        // Basic, the token as the password, for browsers.
+        let basic = |credentials: &str| {
+            use base64::Engine as _;
+            header(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials)))
+        };
+        assert!(token_matches(Some(&basic("admin:0123456789abcdef")), token));
+        assert!(token_matches(Some(&basic(":0123456789abcdef")), token));
+        for wrong in ["admin:0123456789abcdeF", "0123456789abcdef", "admin:", "0123456789abcdef:x"] {
+            assert!(!token_matches(Some(&basic(wrong)), token), "{wrong:?}");
+        }
+        assert!(!token_matches(Some(&header("Basic !!!not-base64")), token));
     }
 }

@@ -73,7 +73,7 @@ pub enum Answer {
     #[error("no admin endpoint {0}")]
     NoAdminEndpoint(String),
     /// Admin API: 401, `[admin] token` set and not given.
-    #[error("the admin API needs `Authorization: Bearer <token>`")]
+    #[error("the admin API needs `Authorization: Bearer <token>` (or the token as a Basic password)")]
     AdminUnauthorized,
 }
 
@@ -133,7 +133,14 @@ impl Answer {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let Self::AdminUnauthorized = self {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"wasmgate admin\""));
+            // Basic too, so a browser opening the dashboard asks for the
+            // token (as the password) instead of showing the 401.
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "Bearer realm=\"wasmgate admin\", Basic realm=\"wasmgate admin\", charset=\"UTF-8\"",
+                ),
+            );
         }
         if let Self::Refused { close: true, .. } = self {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));

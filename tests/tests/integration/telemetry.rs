@@ -273,8 +273,13 @@ async fn the_admin_token_guards_everything_but_the_probes() {
     for path in ["/metrics", "/status", "/nothing-here"] {
         for headers in [vec![], vec![("authorization", wrong.as_str())], vec![("authorization", TOKEN)]] {
             let reply = gw.admin.send(Method::GET, path, &headers, "").await;
-            assert_eq!(reply.problem(401), "the admin API needs `Authorization: Bearer <token>`", "{path} {headers:?}");
-            assert_eq!(reply.header("www-authenticate"), Some("Bearer realm=\"wasmgate admin\""));
+            assert_eq!(
+                reply.problem(401),
+                "the admin API needs `Authorization: Bearer <token>` (or the token as a Basic password)",
+                "{path} {headers:?}"
+            );
+            let challenge = reply.header("www-authenticate").unwrap_or_default();
+            assert!(challenge.starts_with("Bearer realm=\"wasmgate admin\", Basic "), "{challenge}");
         }
     }
     let reply = gw.admin.send(Method::POST, "/reload", &[], "").await;
@@ -284,6 +289,13 @@ async fn the_admin_token_guards_everything_but_the_probes() {
     }
     let auth = [("authorization", bearer.as_str())];
     assert_eq!(gw.admin.send(Method::GET, "/status", &auth, "").await.status, 200);
+    // A browser on the dashboard sends the token as a Basic password.
+    let basic = {
+        use base64::Engine as _;
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("operator:{TOKEN}")))
+    };
+    assert_eq!(gw.admin.send(Method::GET, "/", &[("authorization", basic.as_str())], "").await.status, 200);
+    assert_eq!(gw.admin.get("/").await.status, 401, "the dashboard needs the token too");
     let metrics = gw.admin.send(Method::GET, "/metrics", &auth, "").await;
     assert_eq!(metrics.status, 200);
     Scrape::parse(&metrics.text());
