@@ -21,9 +21,10 @@ use crate::server::{self, OpenConnections, ServerSettings};
 use crate::services::PluginMetrics;
 use crate::snapshot::{Shared, Snapshot};
 use crate::state::StateStore;
+use crate::telemetry::otlp::{Exporter, OtlpSettings};
 use crate::telemetry::record::Logged;
 use crate::telemetry::trace_context::TRACEPARENT;
-use crate::telemetry::{AccessLog, Metrics, RequestRecord};
+use crate::telemetry::{AccessLog, Metrics, RequestRecord, Sinks};
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,8 @@ pub struct Gateway {
     status: std::sync::Mutex<ReloadStatus>,
     /// Started by [`Gateway::start_access_log`]; none until then.
     access_log: OnceLock<Arc<AccessLog>>,
+    /// `[tracing]`'s exporter and sample ratio, started with the gateway.
+    spans: Option<(Arc<Exporter>, f64)>,
 }
 
 impl Gateway {
@@ -74,6 +77,10 @@ impl Gateway {
             .await
             .map_err(|errors| StartError::Config(ConfigErrors::Invalid(errors)))?;
         let snapshot = Arc::new(snapshot);
+        let spans = snapshot.config.tracing.as_ref().map(|t| {
+            let settings = OtlpSettings { endpoint: t.endpoint.clone(), service_name: t.service_name.clone() };
+            (Exporter::start(settings, shared.telemetry.spans_dropped()), t.sample_ratio)
+        });
         let status = ReloadStatus { generation: 1, last_success_ms: Some(clock::now_ms()), ..ReloadStatus::default() };
         shared.telemetry.record_loaded(status.generation);
         shared.telemetry.set_scrape_source(snapshot.clone());
@@ -83,6 +90,7 @@ impl Gateway {
             reload: Mutex::new(()),
             status: std::sync::Mutex::new(status),
             access_log: OnceLock::new(),
+            spans,
         })
     }
 
@@ -193,6 +201,8 @@ impl Gateway {
         let snapshot = self.current.load_full();
         let request_id = proxy_headers::request_id(req.headers());
         let mut record = Box::new(RequestRecord::new(&req, client, request_id.clone(), start));
+        // Each upstream try becomes a span only when spans are exported.
+        record.upstream.keep_each = self.spans.is_some();
         let mut resp = crate::handler::handle(&snapshot, req, client, request_id.clone(), &mut record).await;
         let status = resp.status();
         snapshot.route_metrics(record.route_index).record(&record.method, status, start.elapsed());
@@ -200,9 +210,10 @@ impl Gateway {
         let headers = resp.headers_mut();
         headers.insert(REQUEST_ID, request_id);
         headers.insert(TRACEPARENT.clone(), record.trace.traceparent());
-        match self.access_log.get() {
-            Some(log) => resp.map(|body| Logged::wrap(body, record, log.clone())),
-            None => resp,
+        let sinks = Sinks { log: self.access_log.get().cloned(), spans: self.spans.clone() };
+        match sinks.is_empty() {
+            true => resp,
+            false => resp.map(|body| Logged::wrap(body, record, sinks)),
         }
     }
 }
@@ -238,6 +249,9 @@ fn warn_restart_only(old: &Config, new: &Config) {
     }
     if old.workers != new.workers {
         tracing::warn!("server.workers changed: takes effect after a restart");
+    }
+    if old.tracing != new.tracing {
+        tracing::warn!("[tracing] changed: takes effect after a restart");
     }
     if old.access_log != new.access_log {
         tracing::warn!("[access_log] changed: takes effect after a restart");

@@ -34,9 +34,6 @@ pub mod internals;
 mod logging;
 mod message;
 mod normalize;
-// Wired into the request path with the per-request records.
-#[allow(dead_code)]
-mod otlp;
 mod pipeline;
 mod proxy_headers;
 mod reload;

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod cargo_env;
 pub mod client;
+pub mod collector;
 pub mod config;
 pub mod demo;
 pub mod files;

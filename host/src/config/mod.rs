@@ -55,6 +55,27 @@ mod tests {
     }
 
     #[test]
+    fn tracing_needs_an_http_endpoint_and_a_ratio_from_0_to_1() {
+        let config =
+            parse(Path::new("gw.toml"), "[tracing]\notlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"\n").unwrap();
+        let tracing = config.tracing.expect("[tracing] is on");
+        assert_eq!((tracing.sample_ratio, tracing.service_name.as_str()), (1.0, "wasmgate"));
+        assert_eq!(tracing.endpoint.to_string(), "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(parse(Path::new("gw.toml"), "").unwrap().tracing, None, "off by default");
+        let e =
+            errors("[tracing]\notlp_endpoint = \"grpc://collector:4317\"\nsample_ratio = 1.5\nservice_name = \"\"\n");
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(
+            e[0].starts_with("gw.toml:2:17: tracing.otlp_endpoint: \"grpc://collector:4317\": expected an http:// URL"),
+            "{e:?}"
+        );
+        assert!(e[1].starts_with("gw.toml:3:16: tracing.sample_ratio: 1.5: expected 0 to 1"), "{e:?}");
+        assert!(e[2].starts_with("gw.toml:4:16: tracing.service_name: 1 to 256 bytes"), "{e:?}");
+        let missing = errors("[tracing]\nsample_ratio = 0.5\n");
+        assert!(missing[0].contains("missing field `otlp_endpoint`"), "{missing:?}");
+    }
+
+    #[test]
     fn path_params_takes_one_of_three_modes() {
         use crate::normalize::PathParams;
         let mode = |text: &str| parse(Path::new("gw.toml"), text).unwrap().server.path_params;

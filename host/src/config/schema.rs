@@ -14,6 +14,7 @@ use crate::pipeline::FailPolicy;
 /// [runtime]
 /// [state]
 /// [access_log]
+/// [tracing]
 /// [upstreams.<name>]
 /// [plugins.<name>]
 /// [[routes]]
@@ -31,6 +32,7 @@ pub(super) struct ConfigFile {
     pub state: StateFile,
     #[serde(default)]
     pub access_log: AccessLogFile,
+    pub tracing: Option<Spanned<TracingFile>>,
     #[serde(default)]
     pub upstreams: BTreeMap<String, Spanned<UpstreamFile>>,
     #[serde(default)]
@@ -148,6 +150,26 @@ pub(super) struct AccessLogFile {
     pub enabled: Option<bool>,
     pub path: Option<Spanned<String>>,
     pub format: Option<Spanned<String>>,
+}
+
+/// Spans exported to an OpenTelemetry collector over OTLP/HTTP (protobuf):
+/// a server span per request, a span per plugin call and a client span per
+/// upstream try. Off without an endpoint; export never holds a request up.
+///
+/// ```toml
+/// [tracing]
+/// otlp_endpoint = "http://127.0.0.1:4318/v1/traces"  # the collector's traces URL (required)
+/// sample_ratio = 1.0            # share of the traces the gateway starts that are exported;
+///                               # a continued trace follows its parent's sampled flag
+/// service_name = "wasmgate"     # the spans' `service.name`
+/// ```
+/// Read at start; a reload that changes it warns that a restart is needed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TracingFile {
+    pub otlp_endpoint: Spanned<String>,
+    pub sample_ratio: Option<Spanned<f64>>,
+    pub service_name: Option<Spanned<String>>,
 }
 
 /// Defaults for every plugin, the engine's size, and how long a reload may

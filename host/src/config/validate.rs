@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use super::checker::{Checker, EmbeddedFiles};
 use super::error::{ConfigError, Location, SourceMap};
-use super::schema::{AccessLogFile, ConfigFile, PluginBreakerFile, RouteFile, ServerFile, StateFile};
+use super::schema::{AccessLogFile, ConfigFile, PluginBreakerFile, RouteFile, ServerFile, StateFile, TracingFile};
 use super::upstream::check_upstream;
 use crate::normalize::PathParams;
 use crate::pipeline::FailPolicy;
@@ -39,6 +39,17 @@ const MAX_WORKERS: u64 = 1024;
 /// A token short enough to guess is no protection; a longer one is a
 /// pasted file.
 const ADMIN_TOKEN_BYTES: std::ops::RangeInclusive<usize> = 16..=256;
+
+/// `[tracing]`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingSettings {
+    /// The collector's traces URL (`http://…`).
+    pub endpoint: http::Uri,
+    /// Share of started traces exported, 0 to 1.
+    pub sample_ratio: f64,
+    /// `service.name` of the spans.
+    pub service_name: String,
+}
 
 /// `[access_log]`, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +88,8 @@ pub struct Config {
     pub workers: Option<usize>,
     /// `[access_log]`.
     pub access_log: AccessLogSettings,
+    /// `[tracing]`: span export, off when absent.
+    pub tracing: Option<TracingSettings>,
     /// `[runtime]`: what the plugin engine is sized for (restart to change).
     pub engine: EngineLimits,
     /// How long a reload may take before it is abandoned.
@@ -240,6 +253,7 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
         n => c.error(w.span(), "server.workers", format!("must be 1 to {MAX_WORKERS}, got {n}")),
     });
     let access_log = check_access_log(&mut c, &file.access_log, &base);
+    let tracing = file.tracing.as_ref().and_then(|t| check_tracing(&mut c, t));
     let max_body = file.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY) as usize;
 
     let rt = &file.runtime;
@@ -349,6 +363,7 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
             admin_token,
             workers,
             access_log,
+            tracing,
             engine,
             reload_timeout,
             cache_dir,
@@ -389,6 +404,33 @@ fn check_access_log(c: &mut Checker<'_>, file: &AccessLogFile, base: &Path) -> A
         path => Some(base.join(path)),
     });
     AccessLogSettings { enabled: file.enabled.unwrap_or(true), path, format }
+}
+
+/// `[tracing]`.
+fn check_tracing(c: &mut Checker<'_>, spanned: &Spanned<TracingFile>) -> Option<TracingSettings> {
+    let file = spanned.get_ref();
+    let endpoint = match file.otlp_endpoint.get_ref().parse::<http::Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => Some(uri),
+        _ => c.error(
+            file.otlp_endpoint.span(),
+            "tracing.otlp_endpoint",
+            format!(
+                "{:?}: expected an http:// URL such as http://127.0.0.1:4318/v1/traces",
+                file.otlp_endpoint.get_ref()
+            ),
+        ),
+    };
+    let sample_ratio = match &file.sample_ratio {
+        None => Some(1.0),
+        Some(r) if (0.0..=1.0).contains(r.get_ref()) => Some(*r.get_ref()),
+        Some(r) => c.error(r.span(), "tracing.sample_ratio", format!("{}: expected 0 to 1", r.get_ref())),
+    };
+    let service_name = match &file.service_name {
+        None => Some("wasmgate".to_owned()),
+        Some(n) if !n.get_ref().is_empty() && n.get_ref().len() <= 256 => Some(n.get_ref().clone()),
+        Some(n) => c.error(n.span(), "tracing.service_name", "1 to 256 bytes"),
+    };
+    Some(TracingSettings { endpoint: endpoint?, sample_ratio: sample_ratio?, service_name: service_name? })
 }
 
 fn check_route(

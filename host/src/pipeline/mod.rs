@@ -148,7 +148,7 @@ impl Stage {
     fn record(&self, phase: Phase, result: PluginResult, started: Instant, calls: &mut Vec<PluginCall>) {
         let elapsed = started.elapsed();
         self.metrics.record(phase, result, elapsed);
-        calls.push(PluginCall { plugin: self.pool.plugin().clone(), phase, result, elapsed });
+        calls.push(PluginCall { plugin: self.pool.plugin().clone(), started, phase, result, elapsed });
     }
 }
 

@@ -403,16 +403,19 @@ mod tests {
             target: Some("127.0.0.1:9101".parse().unwrap()),
             status: Some(201),
             elapsed: Duration::from_micros(1500),
+            ..Tries::default()
         };
         r.plugins = vec![
             PluginCall {
                 plugin: "auth".into(),
+                started: r.start,
                 phase: Phase::Request,
                 result: PluginResult::Continue,
                 elapsed: Duration::from_micros(250),
             },
             PluginCall {
                 plugin: "cors".into(),
+                started: r.start,
                 phase: Phase::Response,
                 result: PluginResult::FailOpen,
                 elapsed: Duration::from_micros(100),

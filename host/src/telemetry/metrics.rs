@@ -122,6 +122,7 @@ pub(crate) struct Metrics {
     generation: Gauge,
     last_reload: Gauge<f64, AtomicU64>,
     access_log_dropped: Counter,
+    spans_dropped: Counter,
     scrape: Arc<ScrapeSlot>,
 }
 
@@ -200,6 +201,12 @@ impl Metrics {
             "Access-log lines dropped because the writer's queue was full",
             access_log_dropped.clone(),
         );
+        let spans_dropped = Counter::default();
+        registry.register(
+            "wasmgate_spans_dropped",
+            "Trace spans dropped because the exporter's queue was full",
+            spans_dropped.clone(),
+        );
         let scrape = Arc::new(ScrapeSlot::default());
         registry.register_collector(Box::new(Scraped(scrape.clone())));
         registry.register_collector(Box::new(PluginDefined(plugin_defined)));
@@ -217,6 +224,7 @@ impl Metrics {
             generation,
             last_reload,
             access_log_dropped,
+            spans_dropped,
             scrape,
         }
     }
@@ -302,6 +310,11 @@ impl Metrics {
     /// The counter the access-log writer adds a dropped line to.
     pub(crate) fn access_log_dropped(&self) -> Counter {
         self.access_log_dropped.clone()
+    }
+
+    /// The counter the span exporter adds a dropped span to.
+    pub(crate) fn spans_dropped(&self) -> Counter {
+        self.spans_dropped.clone()
     }
 }
 
@@ -480,7 +493,7 @@ const ERROR_KINDS: [UpstreamOutcome; 4] =
     [UpstreamOutcome::Connect, UpstreamOutcome::Timeout, UpstreamOutcome::Reset, UpstreamOutcome::Other];
 
 impl UpstreamOutcome {
-    fn error_kind(self) -> &'static str {
+    pub(crate) fn error_kind(self) -> &'static str {
         match self {
             UpstreamOutcome::Status(_) => "status",
             UpstreamOutcome::Connect => "connect",

@@ -14,19 +14,23 @@
 //!   handler's phases: what the access log writes (and what a span
 //!   exporter would read)
 //! - [`access_log`]: the bounded queue and the writer thread
+//! - [`spans`]: a finished record as OTLP spans, and whether it is sampled
+//! - [`otlp`]: the span queue and the OTLP/HTTP exporter task
 //! - [`trace_context`]: W3C `traceparent` / `tracestate`
 
 pub(crate) mod access_log;
 pub(crate) mod histogram;
 pub(crate) mod metrics;
+pub(crate) mod otlp;
 pub(crate) mod process;
 pub(crate) mod record;
 pub(crate) mod scrape;
+pub(crate) mod spans;
 pub(crate) mod trace_context;
 
 pub(crate) use access_log::AccessLog;
 pub(crate) use metrics::{
     Metrics, Phase, PluginResult, PluginUseMetrics, RouteMetrics, UpstreamMetrics, UpstreamOutcome,
 };
-pub(crate) use record::{PluginCall, RequestRecord, Tries};
+pub(crate) use record::{PluginCall, RequestRecord, Sinks, Tries, Try};
 pub(crate) use trace_context::TraceContext;

@@ -17,7 +17,9 @@ use http_body_util::BodyExt as _;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::access_log::AccessLog;
-use super::metrics::{Phase, PluginResult};
+use super::metrics::{Phase, PluginResult, UpstreamOutcome};
+use super::otlp::Exporter;
+use super::spans;
 use super::trace_context::TraceContext;
 use crate::body::{Body, BodyError};
 
@@ -32,12 +34,26 @@ pub(crate) struct Tries {
     pub status: Option<u16>,
     /// From the first try to the last try's response head or failure.
     pub elapsed: Duration,
+    /// Keep every try in `each` (when spans are exported).
+    pub keep_each: bool,
+    /// Every try, when `keep_each`.
+    pub each: Vec<Try>,
+}
+
+/// One try on a target.
+#[derive(Debug, Clone)]
+pub(crate) struct Try {
+    pub target: Authority,
+    pub started: Instant,
+    pub elapsed: Duration,
+    pub outcome: UpstreamOutcome,
 }
 
 /// One plugin call of a request.
 #[derive(Debug, Clone)]
 pub(crate) struct PluginCall {
     pub plugin: Arc<str>,
+    pub started: Instant,
     pub phase: Phase,
     pub result: PluginResult,
     pub elapsed: Duration,
@@ -113,18 +129,34 @@ impl RequestRecord {
     }
 }
 
+/// Where a finished record goes: the access log, the span exporter (with
+/// its sample ratio), or both.
+#[derive(Clone, Default)]
+pub(crate) struct Sinks {
+    pub log: Option<Arc<AccessLog>>,
+    pub spans: Option<(Arc<Exporter>, f64)>,
+}
+
+impl Sinks {
+    /// Nothing wants the record: no body needs wrapping.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.log.is_none() && self.spans.is_none()
+    }
+}
+
 /// A response body that counts the bytes it hands out and, when it is
 /// dropped (sent, or abandoned by a client that went away), finishes the
-/// request's record and queues its access-log line.
+/// request's record: its access-log line is queued and its spans handed to
+/// the exporter.
 pub(crate) struct Logged {
     inner: Body,
     record: Option<Box<RequestRecord>>,
-    log: Arc<AccessLog>,
+    sinks: Sinks,
 }
 
 impl Logged {
-    pub(crate) fn wrap(inner: Body, record: Box<RequestRecord>, log: Arc<AccessLog>) -> Body {
-        Self { inner, record: Some(record), log }.boxed()
+    pub(crate) fn wrap(inner: Body, record: Box<RequestRecord>, sinks: Sinks) -> Body {
+        Self { inner, record: Some(record), sinks }.boxed()
     }
 }
 
@@ -159,7 +191,14 @@ impl Drop for Logged {
     fn drop(&mut self) {
         if let Some(mut record) = self.record.take() {
             record.duration = record.start.elapsed();
-            self.log.submit(record);
+            if let Some((exporter, ratio)) = &self.sinks.spans
+                && spans::sampled(&record.trace, *ratio)
+            {
+                exporter.export(spans::of(&record));
+            }
+            if let Some(log) = &self.sinks.log {
+                log.submit(record);
+            }
         }
     }
 }

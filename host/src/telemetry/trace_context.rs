@@ -20,7 +20,7 @@ pub(crate) static TRACESTATE: HeaderName = HeaderName::from_static("tracestate")
 const MAX_TRACESTATE_BYTES: usize = 512;
 
 /// Flag bit 0: the caller recorded this trace.
-const SAMPLED: u8 = 0x01;
+pub(crate) const SAMPLED: u8 = 0x01;
 
 /// One request's place in a trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +175,7 @@ fn new_trace_id() -> [u8; 16] {
     }
 }
 
-fn new_span_id() -> [u8; 8] {
+pub(crate) fn new_span_id() -> [u8; 8] {
     loop {
         let id = fastrand::u64(..).to_be_bytes();
         if id != [0; 8] {

@@ -53,7 +53,7 @@ use self::retry::{Failed, RetryBudget, backoff, retryable};
 use self::roundtrip::Outbound;
 use self::target::{Attempt, Blocked, Target};
 use crate::body::Body;
-use crate::telemetry::{Metrics, Tries, UpstreamMetrics, UpstreamOutcome};
+use crate::telemetry::{Metrics, Tries, Try, UpstreamMetrics, UpstreamOutcome};
 
 /// Per-request settings of [`Upstream::send_with`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -294,6 +294,10 @@ impl Upstream {
             _ => None,
         };
         tries.elapsed = now.saturating_duration_since(start);
+        if tries.keep_each {
+            let elapsed = now.saturating_duration_since(tried_at);
+            tries.each.push(Try { target: target.addr.clone(), started: tried_at, elapsed, outcome });
+        }
     }
 
     /// A target for the next try: an available one not tried yet by this

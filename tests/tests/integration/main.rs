@@ -37,6 +37,7 @@ mod server_smuggling;
 mod server_tls;
 mod server_websocket;
 mod telemetry;
+mod traces;
 mod transform;
 mod upstream_balance;
 mod upstream_breaker;

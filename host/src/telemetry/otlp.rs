@@ -5,7 +5,6 @@
 //! when it goes away and once when it is back.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status, span, status};
+use prometheus_client::metrics::counter::Counter;
 use prost::Message as _;
 use tokio::sync::mpsc;
 
@@ -75,29 +75,25 @@ pub(crate) struct Span {
 /// The handle requests give their spans to.
 pub(crate) struct Exporter {
     queue: mpsc::Sender<Span>,
-    dropped: AtomicU64,
+    /// `wasmgate_spans_dropped_total`.
+    dropped: Counter,
 }
 
 impl Exporter {
     /// Starts the background task (inside a tokio runtime).
-    pub(crate) fn start(settings: OtlpSettings) -> Arc<Self> {
+    pub(crate) fn start(settings: OtlpSettings, dropped: Counter) -> Arc<Self> {
         let (queue, spans) = mpsc::channel(QUEUE);
         tokio::spawn(run(settings, spans));
-        Arc::new(Self { queue, dropped: AtomicU64::new(0) })
+        Arc::new(Self { queue, dropped })
     }
 
     /// Hands spans over without waiting; a full queue drops them.
     pub(crate) fn export(&self, spans: impl IntoIterator<Item = Span>) {
         for span in spans {
             if self.queue.try_send(span).is_err() {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.dropped.inc();
             }
         }
-    }
-
-    /// Spans dropped because the queue was full, since start.
-    pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -200,46 +196,10 @@ fn attribute(key: &str, value: Value) -> KeyValue {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
-    use http_body_util::BodyExt as _;
-    use hyper::body::Incoming;
-    use hyper_util::rt::TokioIo;
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use prost::Message as _;
+    use opentelemetry_proto::tonic::common::v1::any_value;
+    use wasmgate_testbed::collector::TestCollector;
 
     use super::*;
-
-    /// A collector of the test's own: every export request it received,
-    /// decoded, with its content type.
-    async fn collector() -> (Uri, Arc<Mutex<Vec<(String, ExportTraceServiceRequest)>>>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let uri: Uri = format!("http://{}/v1/traces", listener.local_addr().unwrap()).parse().unwrap();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let seen = received.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
-                        let seen = seen.clone();
-                        async move {
-                            let kind = req.headers()[http::header::CONTENT_TYPE].to_str().unwrap().to_owned();
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let decoded = ExportTraceServiceRequest::decode(body).unwrap();
-                            seen.lock().unwrap().push((kind, decoded));
-                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        (uri, received)
-    }
 
     fn span(n: u8, kind: SpanKind, parent: Option<[u8; 8]>) -> Span {
         Span {
@@ -260,17 +220,19 @@ mod tests {
 
     #[tokio::test]
     async fn spans_reach_the_collector_as_otlp_protobuf() {
-        let (endpoint, received) = collector().await;
-        let exporter = Exporter::start(OtlpSettings { endpoint, service_name: "edge".into() });
+        let collector = TestCollector::start().await;
+        let endpoint = collector.endpoint.parse().unwrap();
+        let dropped = Counter::default();
+        let exporter = Exporter::start(OtlpSettings { endpoint, service_name: "edge".into() }, dropped.clone());
         exporter.export([span(1, SpanKind::Server, None), span(2, SpanKind::Client, Some([1; 8]))]);
         for _ in 0..1000 {
-            if !received.lock().unwrap().is_empty() {
+            if !collector.exports().is_empty() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
 
-        let (content_type, request) = received.lock().unwrap().pop().expect("the collector received an export");
+        let (content_type, request) = collector.exports().pop().expect("the collector received an export");
         assert_eq!(content_type, "application/x-protobuf");
         let resource = &request.resource_spans[0];
         let service = &resource.resource.as_ref().unwrap().attributes[0];
@@ -288,7 +250,7 @@ mod tests {
         let status_code = &spans[0].attributes[0];
         assert_eq!(status_code.key, "http.response.status_code");
         assert_eq!(status_code.value.as_ref().unwrap().value, Some(any_value::Value::IntValue(502)));
-        assert_eq!(exporter.dropped(), 0);
+        assert_eq!(dropped.get(), 0);
     }
 
     /// A request never waits: past the queue's room spans are dropped and
@@ -296,10 +258,11 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_spans_and_counts_them() {
         let endpoint: Uri = "http://127.0.0.1:9/v1/traces".parse().unwrap();
-        let exporter = Exporter::start(OtlpSettings { endpoint, service_name: "edge".into() });
+        let dropped = Counter::default();
+        let exporter = Exporter::start(OtlpSettings { endpoint, service_name: "edge".into() }, dropped.clone());
         // The exporter's task cannot run meanwhile: this test's runtime has
         // one thread, and it is here.
         exporter.export((0..QUEUE + 25).map(|_| span(1, SpanKind::Internal, None)));
-        assert_eq!(exporter.dropped(), 25);
+        assert_eq!(dropped.get(), 25);
     }
 }
