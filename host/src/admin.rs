@@ -7,7 +7,9 @@
 //!   `/metrics` (assets embedded in the binary, see `dashboard`).
 //! - `GET /status`: generation, last reload (time, cause, error) and the
 //!   recent ones with their changes or errors, routes with their upstream,
-//!   plugins with content hashes, each plugin use (plugin on a route) with
+//!   `plugins_dir`, plugins with content hashes, file and origin (`config`:
+//!   an entry's path, `plugins_dir`, `plugins_dir+config`: the folder's
+//!   file with an entry's settings), each plugin use (plugin on a route) with
 //!   its warm instances and its breaker (state, times opened, calls
 //!   short-circuited), upstream targets with their state (up, unhealthy,
 //!   ejected, circuit-open) and requests in flight.
@@ -68,7 +70,7 @@ pub fn status(gateway: &Gateway) -> serde_json::Value {
     let plugins: Vec<_> = snapshot
         .plugin_versions()
         .into_iter()
-        .map(|(name, (hash, spec))| json!({"name": name, "hash": hash, "path": spec.path}))
+        .map(|(name, (hash, spec))| json!({"name": name, "hash": hash, "path": spec.path, "origin": spec.origin}))
         .collect();
     let routes: Vec<_> = snapshot
         .routes
@@ -93,6 +95,7 @@ pub fn status(gateway: &Gateway) -> serde_json::Value {
         .collect();
     json!({
         "config": snapshot.config.source,
+        "plugins_dir": snapshot.config.plugins_dir,
         "reload": gateway.reload_status(),
         "routes": routes,
         "plugins": plugins,

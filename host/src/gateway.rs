@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -160,7 +160,7 @@ impl server::Site for Gateway {
 }
 
 impl reload::Reloadable for Gateway {
-    fn watched_files(&self) -> Vec<PathBuf> {
+    fn watched_files(&self) -> reload::Watched {
         reload::files_of(&self.current.load().config)
     }
 

@@ -4,6 +4,7 @@
 
 mod checker;
 mod error;
+mod plugins;
 mod schema;
 mod upstream;
 mod validate;
