@@ -12,12 +12,14 @@
 //!   file with an entry's settings), each plugin use (plugin on a route) with
 //!   its warm instances and its breaker (state, times opened, calls
 //!   short-circuited), upstream targets with their state (up, unhealthy,
-//!   ejected, circuit-open) and requests in flight.
+//!   ejected, circuit-open) and requests in flight, and the key sources
+//!   plugins fetch (jwt-auth's JWKS URLs) with their state (`key_sources`).
 //! - `POST /reload`: reload now; 200 with the diff, or 422 problem+json
 //!   with the errors, or 504 when it ran past `runtime.reload_timeout_ms`
 //!   and was abandoned (either way the previous config keeps serving).
 
 mod dashboard;
+mod key_sources;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,7 +46,7 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) 
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text("ok\n"),
         (&Method::GET, "/readyz") => text("ready\n"),
-        (&Method::GET, "/status") => json_response(StatusCode::OK, status(&gateway)),
+        (&Method::GET, "/status") => json_response(StatusCode::OK, status(&gateway).await),
         (&Method::POST, "/reload") => match gateway.reload("admin").await {
             Ok(diff) => json_response(
                 StatusCode::OK,
@@ -64,9 +66,11 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) 
 }
 
 /// What `GET /status` answers: the loaded config, the last reload, plugins
-/// and their uses, upstream targets and the state backend.
-pub fn status(gateway: &Gateway) -> serde_json::Value {
+/// and their uses, upstream targets, the state backend, and the key
+/// sources plugins fetch (read from the state backend, hence async).
+pub async fn status(gateway: &Gateway) -> serde_json::Value {
     let snapshot = gateway.snapshot();
+    let key_sources = key_sources::status(&snapshot, gateway.state(), crate::clock::now_ms()).await;
     let plugins: Vec<_> = snapshot
         .plugin_versions()
         .into_iter()
@@ -102,6 +106,7 @@ pub fn status(gateway: &Gateway) -> serde_json::Value {
         "plugin_uses": plugin_uses,
         "upstreams": snapshot.upstreams.status(),
         "state": gateway.state().status(),
+        "key_sources": key_sources,
     })
 }
 
