@@ -256,4 +256,20 @@ pipeline = [{ plugin = "p" }]
         }
         assert_eq!(interest.folders(), BTreeSet::from([base.clone(), base.join("plugins")]));
     }
+
+    #[test]
+    fn any_plugin_file_in_the_plugins_folder_matters_even_one_not_loaded_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        let config = crate::config::parse(&dir.path().join("gateway.toml"), "plugins_dir = \"plugins\"\n").unwrap();
+        let interest = Interest::new(files_of(&config));
+        let base = absolute(dir.path());
+        for used in ["gateway.toml", "plugins/new.wasm", "plugins/has space.wasm"] {
+            assert!(interest.matters(&base.join(used)), "{used}");
+        }
+        for unrelated in ["plugins/.new.wasm", "plugins/new.wasm.tmp", "plugins/sub/new.wasm", "plugins", "new.wasm"] {
+            assert!(!interest.matters(&base.join(unrelated)), "{unrelated}");
+        }
+        assert_eq!(interest.folders(), BTreeSet::from([base.clone(), base.join("plugins")]));
+    }
 }
