@@ -161,7 +161,11 @@ impl server::Site for Gateway {
 
 impl reload::Reloadable for Gateway {
     fn watched_files(&self) -> reload::Watched {
-        reload::files_of(&self.current.load().config)
+        let mut watched = reload::files_of(&self.current.load().config);
+        // After a failed reload the file on disk may name another plugins
+        // folder, with a route waiting for its file to appear there.
+        watched.plugins_dirs.extend(config::plugins_dir_on_disk(&self.current.load().config.source));
+        watched
     }
 
     async fn reload_files(&self) {

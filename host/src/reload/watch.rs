@@ -16,7 +16,8 @@
 //!
 //! With `plugins_dir`, every `*.wasm` file directly in that folder is of
 //! interest, the ones no plugin came from yet included: a file dropped in
-//! is a new plugin.
+//! is a new plugin. So is the folder the config on disk names, when a
+//! reload of it failed: its route may be waiting for a file to appear.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -76,9 +77,9 @@ pub fn watch<T: Reloadable>(gateway: Arc<T>) -> notify::Result<Watcher> {
 pub struct Watched {
     /// Files whose changes reload.
     pub files: Vec<PathBuf>,
-    /// A folder in which any `*.wasm` file coming, changing or going
+    /// Folders in which any `*.wasm` file coming, changing or going
     /// reloads.
-    pub plugins_dir: Option<PathBuf>,
+    pub plugins_dirs: Vec<PathBuf>,
 }
 
 /// What decides whether a changed path calls for a reload, and which
@@ -86,7 +87,7 @@ pub struct Watched {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Interest {
     files: BTreeSet<PathBuf>,
-    plugins_dir: Option<PathBuf>,
+    plugins_dirs: BTreeSet<PathBuf>,
 }
 
 impl Interest {
@@ -95,16 +96,20 @@ impl Interest {
     fn new(watched: Watched) -> Self {
         Self {
             files: watched.files.iter().map(|f| absolute(f)).collect(),
-            plugins_dir: watched.plugins_dir.as_deref().map(absolute),
+            plugins_dirs: watched.plugins_dirs.iter().map(|d| absolute(d)).collect(),
         }
     }
 
     fn matters(&self, path: &Path) -> bool {
-        self.files.contains(path) || self.plugins_dir.as_deref().is_some_and(|dir| is_plugin_file_in(dir, path))
+        self.files.contains(path) || self.plugins_dirs.iter().any(|dir| is_plugin_file_in(dir, path))
     }
 
     fn folders(&self) -> BTreeSet<PathBuf> {
-        self.files.iter().filter_map(|f| f.parent().map(Path::to_owned)).chain(self.plugins_dir.clone()).collect()
+        self.files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_owned))
+            .chain(self.plugins_dirs.iter().cloned())
+            .collect()
     }
 }
 
@@ -125,7 +130,7 @@ pub(crate) fn files_of(config: &Config) -> Watched {
         .chain(config.server.tls.iter().flat_map(|t| [&t.cert, &t.key]))
         .cloned()
         .collect();
-    Watched { files, plugins_dir: config.plugins_dir.clone() }
+    Watched { files, plugins_dirs: config.plugins_dir.iter().cloned().collect() }
 }
 
 struct WatchState {
@@ -246,7 +251,7 @@ pipeline = [{ plugin = "p" }]
 "#;
         let config = crate::config::parse(&dir.path().join("gateway.toml"), text).unwrap();
         let interest = Interest::new(files_of(&config));
-        assert_eq!(interest.plugins_dir, None);
+        assert!(interest.plugins_dirs.is_empty());
         let base = absolute(dir.path());
         for used in ["gateway.toml", "plugins/p.wasm", "jwks.json"] {
             assert!(interest.matters(&base.join(used)), "{used}");

@@ -157,3 +157,31 @@ async fn a_plugin_copied_in_two_slow_writes_loads_once_complete() {
     let reload = status(&gw).await["reload"].clone();
     assert_eq!((reload["generation"].as_u64(), reload["failures"].as_u64()), (Some(2), Some(0)), "{reload}");
 }
+
+/// The running config has no plugins folder; an edit adds one, with a
+/// route naming a plugin not in it yet: refused, and loaded once the file
+/// appears, although the folder is not the running config's.
+#[tokio::test]
+async fn a_config_that_starts_using_a_plugins_folder_loads_when_its_file_appears() {
+    let site = Site::new();
+    let own = site.config.with_file_name("stamp.wasm");
+    std::fs::write(&own, stamp_component(STAMP_V1)).unwrap();
+    let explicit = CONFIG.replace("plugins_dir = \"plugins\"\n", "[plugins.stamp]\npath = \"stamp.wasm\"\n");
+    replace_atomically(&site.config, explicit.as_bytes());
+    let gw = TestGateway::start_at(&site.config).await;
+    assert_eq!(status(&gw).await["plugins_dir"], serde_json::Value::Null);
+
+    let with_w = format!(
+        "{CONFIG}\n[[routes]]\nname = \"w\"\npath = \"/w\"\npipeline = [{{ plugin = \"fresh\", config = {{ respond = true }} }}]\n"
+    );
+    replace_atomically(&site.config, with_w.as_bytes());
+    eventually("the config naming a missing plugin is refused", || reloads_failed(&gw, 1)).await;
+    last_error_names(&gw, &site.plugin("fresh")).await;
+
+    std::fs::write(site.plugin("fresh"), stamp_component("stamp-v0000002")).unwrap();
+    eventually("the plugin appearing loads the config", || async {
+        served(&gw.client, "/w").await == "stamp-v0000002"
+    })
+    .await;
+    assert_eq!(status(&gw).await["plugins_dir"], site.plugins.display().to_string());
+}
