@@ -3,8 +3,9 @@
 //! when it is missing, and exposes their paths as constants.
 //!
 //! The nested cargo uses its own target dir: the outer build holds the lock
-//! on the main one. Plugins are also copied to `target/plugins/`, the folder
-//! the demo config loads them from.
+//! on the main one. Plugins are also copied to `target/plugins/` (as cargo
+//! names them: `jwt_auth.wasm`), and to `target/demo-plugins/` under their
+//! plugin names (`jwt-auth.wasm`), the `plugins_dir` of the demo config.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,12 +44,15 @@ fn main() {
 
     let built = target_dir.join("wasm32-wasip2/plugin");
     let dist = root.join("target/plugins");
+    let by_name = root.join("target/demo-plugins");
     std::fs::create_dir_all(&dist).unwrap();
+    std::fs::create_dir_all(&by_name).unwrap();
     let mut consts = String::new();
     for (name, fixture) in &crates {
         let file = format!("{}.wasm", name.replace('-', "_"));
         let mut path = built.join(&file);
         if !fixture {
+            copy_if_changed(&path, &by_name.join(format!("{name}.wasm")));
             let dest = dist.join(&file);
             copy_if_changed(&path, &dest);
             path = dest;
@@ -60,8 +64,12 @@ fn main() {
         ));
     }
     consts.push_str(&format!(
-        "/// The folder the demo config loads plugins from.\npub const DIST_DIR: &str = {:?};\n",
+        "/// Every plugin, as cargo names the file (`jwt_auth.wasm`).\npub const DIST_DIR: &str = {:?};\n",
         dist.display().to_string()
+    ));
+    consts.push_str(&format!(
+        "/// Every plugin under its plugin name (`jwt-auth.wasm`): the demo's `plugins_dir`.\npub const DEMO_PLUGINS_DIR: &str = {:?};\n",
+        by_name.display().to_string()
     ));
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     std::fs::write(out_dir.join("plugins.rs"), consts).unwrap();

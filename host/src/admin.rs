@@ -7,10 +7,13 @@
 //!   `/metrics` (assets embedded in the binary, see `dashboard`).
 //! - `GET /status`: generation, last reload (time, cause, error) and the
 //!   recent ones with their changes or errors, routes with their upstream,
-//!   plugins with content hashes, each plugin use (plugin on a route) with
+//!   `plugins_dir`, plugins with content hashes, file and origin (`config`:
+//!   an entry's path, `plugins_dir`, `plugins_dir+config`: the folder's
+//!   file with an entry's settings), each plugin use (plugin on a route) with
 //!   its warm instances and its breaker (state, times opened, calls
 //!   short-circuited), upstream targets with their state (up, unhealthy,
-//!   ejected, circuit-open) and requests in flight.
+//!   ejected, circuit-open) and requests in flight, and the key sources
+//!   plugins fetch (jwt-auth's JWKS URLs) with their state (`key_sources`).
 //! - `POST /reload`: reload now; 200 with the diff, or 422 problem+json
 //!   with the errors, or 504 when it ran past `runtime.reload_timeout_ms`
 //!   and was abandoned (either way the previous config keeps serving).
@@ -21,6 +24,7 @@
 //! stay open because orchestrators call them without credentials.
 
 mod dashboard;
+mod key_sources;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,7 +65,7 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) 
             resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE));
             resp
         }
-        (&Method::GET, "/status") => json_response(StatusCode::OK, status(&gateway)),
+        (&Method::GET, "/status") => json_response(StatusCode::OK, status(&gateway).await),
         (&Method::POST, "/reload") => match gateway.reload("admin").await {
             Ok(diff) => json_response(
                 StatusCode::OK,
@@ -106,13 +110,15 @@ fn token_matches(header: Option<&HeaderValue>, token: &str) -> bool {
 }
 
 /// What `GET /status` answers: the loaded config, the last reload, plugins
-/// and their uses, upstream targets and the state backend.
-pub fn status(gateway: &Gateway) -> serde_json::Value {
+/// and their uses, upstream targets, the state backend, and the key
+/// sources plugins fetch (read from the state backend, hence async).
+pub async fn status(gateway: &Gateway) -> serde_json::Value {
     let snapshot = gateway.snapshot();
+    let key_sources = key_sources::status(&snapshot, gateway.state(), crate::clock::now_ms()).await;
     let plugins: Vec<_> = snapshot
         .plugin_versions()
         .into_iter()
-        .map(|(name, (hash, spec))| json!({"name": name, "hash": hash, "path": spec.path}))
+        .map(|(name, (hash, spec))| json!({"name": name, "hash": hash, "path": spec.path, "origin": spec.origin}))
         .collect();
     let routes: Vec<_> = snapshot
         .routes
@@ -137,12 +143,14 @@ pub fn status(gateway: &Gateway) -> serde_json::Value {
         .collect();
     json!({
         "config": snapshot.config.source,
+        "plugins_dir": snapshot.config.plugins_dir,
         "reload": gateway.reload_status(),
         "routes": routes,
         "plugins": plugins,
         "plugin_uses": plugin_uses,
         "upstreams": snapshot.upstreams.status(),
         "state": gateway.state().status(),
+        "key_sources": key_sources,
     })
 }
 

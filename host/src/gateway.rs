@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -233,8 +233,12 @@ impl server::Site for Gateway {
 }
 
 impl reload::Reloadable for Gateway {
-    fn watched_files(&self) -> Vec<PathBuf> {
-        reload::files_of(&self.current.load().config)
+    fn watched_files(&self) -> reload::Watched {
+        let mut watched = reload::files_of(&self.current.load().config);
+        // After a failed reload the file on disk may name another plugins
+        // folder, with a route waiting for its file to appear there.
+        watched.plugins_dirs.extend(config::plugins_dir_on_disk(&self.current.load().config.source));
+        watched
     }
 
     async fn reload_files(&self) {

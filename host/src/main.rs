@@ -141,6 +141,13 @@ async fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
                 config.plugins.len(),
                 config.upstreams.len()
             );
+            if let Some(dir) = &config.plugins_dir {
+                println!("plugins_dir: {}", dir.display());
+            }
+            // Where each plugin came from: a folder's file can be a surprise.
+            for plugin in &config.plugins {
+                println!("  plugin {} ({}): {}", plugin.name, plugin.origin.as_str(), plugin.path.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => report(e),

@@ -1,6 +1,12 @@
 //! The gateway's log events as a test sees them: captured as JSON lines
 //! on the test's own thread, where a `#[tokio::test]` (current-thread
 //! runtime) runs the gateway's tasks too.
+//!
+//! tracing caches whether a call site is enabled across every subscriber
+//! alive: a call site first reached while no test captured was cached as
+//! disabled, and a capture starting in another thread at that moment lost
+//! its events. A process-wide subscriber that takes every event (and keeps
+//! none) is installed first, so no call site is ever cached as disabled.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -16,6 +22,10 @@ pub struct Logs {
 
 /// Starts capturing every event (all levels) on this thread.
 pub fn capture() -> Logs {
+    static EVERY_CALL_SITE_ENABLED: std::sync::Once = std::sync::Once::new();
+    EVERY_CALL_SITE_ENABLED.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+    });
     let (subscriber, captured) = subscriber();
     Logs { captured, _guard: tracing::subscriber::set_default(subscriber) }
 }

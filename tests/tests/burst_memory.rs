@@ -44,8 +44,8 @@ pipeline = [{{ plugin = "sleeper", config = {{ sleep_ms = 300, reply_bytes = {RE
         up.target()
     ))
     .await;
-    let idle_instances = || {
-        let status = wasmgate::status(&gw.gateway);
+    let idle_instances = async || {
+        let status = wasmgate::status(&gw.gateway).await;
         let uses = status["plugin_uses"].as_array().unwrap().iter();
         uses.map(|u| u["idle_instances"].as_u64().unwrap()).collect::<Vec<_>>()
     };
@@ -55,7 +55,7 @@ pipeline = [{{ plugin = "sleeper", config = {{ sleep_ms = 300, reply_bytes = {RE
     for path in ["/sleep", "/big", "/sleep", "/big"] {
         assert_eq!(gw.client.get(path).await.status, 200);
     }
-    eventually("the pools are at rest", || async { idle_instances() == [1, 1] }).await;
+    eventually("the pools are at rest", || async { idle_instances().await == [1, 1] }).await;
     let idle = rss_bytes();
 
     let mut burst = Vec::new();
@@ -71,7 +71,7 @@ pipeline = [{{ plugin = "sleeper", config = {{ sleep_ms = 300, reply_bytes = {RE
     let peak = rss_bytes();
     assert!(peak > idle + 4 * BOUND, "the burst took memory: idle {} MiB, peak {} MiB", mib(idle), mib(peak));
 
-    eventually("the pools are trimmed", || async { idle_instances() == [1, 1] }).await;
+    eventually("the pools are trimmed", || async { idle_instances().await == [1, 1] }).await;
     let mut after = rss_bytes();
     for _ in 0..100 {
         if after < idle + BOUND {

@@ -4,6 +4,7 @@
 
 mod checker;
 mod error;
+mod plugins;
 mod schema;
 mod upstream;
 mod validate;
@@ -21,6 +22,16 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigErrors::Unreadable { path: path.to_owned(), reason: e.to_string() })?;
     parse(path, &text)
+}
+
+/// The `plugins_dir` the config file names now, resolved, whether or not
+/// the rest of it is valid: what the reload watcher also watches while a
+/// config that failed to load waits for a plugin file.
+pub(crate) fn plugins_dir_on_disk(path: &Path) -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    let dir = table.get("plugins_dir")?.as_str()?;
+    Some(path.parent().unwrap_or(Path::new(".")).join(dir))
 }
 
 /// Checks config text as if read from `path` (which locates relative plugin

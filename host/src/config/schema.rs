@@ -10,6 +10,7 @@ use toml::Spanned;
 use crate::pipeline::FailPolicy;
 
 /// ```toml
+/// plugins_dir = "plugins"   # before any table: see `PluginFile`
 /// [server]
 /// [runtime]
 /// [state]
@@ -22,6 +23,7 @@ use crate::pipeline::FailPolicy;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ConfigFile {
+    pub plugins_dir: Option<Spanned<String>>,
     #[serde(default)]
     pub server: ServerFile,
     #[serde(default)]
@@ -398,12 +400,24 @@ pub(super) struct BreakerFile {
     pub half_open_probes: Option<Spanned<u32>>,
 }
 
-/// A plugin component. Only `path` is required; the limits default to
-/// `[runtime]`'s.
+/// A plugin component. The limits default to `[runtime]`'s.
+///
+/// Plugins come from two places. `plugins_dir` (a top-level key, relative
+/// to this file; no folder unless given) makes every `NAME.wasm` directly
+/// in that folder the plugin `NAME` (ASCII letters, digits, `-`, `_`;
+/// files whose name starts with `.` are skipped), with no entry needed:
+/// dropping a file in loads it, replacing it reloads it, removing it
+/// unloads it (a reload that fails while a route still names it). An entry
+/// `[plugins.NAME]` then gives it settings: without `path` it is the
+/// folder's `NAME.wasm` (an error while that file is missing); with a
+/// `path` elsewhere it is that file, and the folder may not also hold a
+/// `NAME.wasm`: one name from two files is an error (remove one, or drop
+/// `path` to give the folder's file these settings).
 ///
 /// ```toml
 /// [plugins.add-header]
-/// path = "../target/plugins/add_header.wasm"   # relative to this file
+/// path = "../target/plugins/add_header.wasm"   # relative to this file; default with
+///                                              # plugins_dir: "<plugins_dir>/add-header.wasm"
 /// config = { request = { x-hello = "world" } } # defaults for every use
 /// timeout_ms = 20
 /// wall_timeout_ms = 200
@@ -415,7 +429,7 @@ pub(super) struct BreakerFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PluginFile {
-    pub path: Spanned<String>,
+    pub path: Option<Spanned<String>>,
     pub config: Option<toml::Table>,
     pub timeout_ms: Option<Spanned<u64>>,
     pub wall_timeout_ms: Option<Spanned<u64>>,

@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use super::checker::{Checker, EmbeddedFiles};
 use super::error::{ConfigError, Location, SourceMap};
+use super::plugins::{PluginDefaults, PluginOrigin, unknown_plugin};
 use super::schema::{AccessLogFile, ConfigFile, PluginBreakerFile, RouteFile, ServerFile, StateFile, TracingFile};
 use super::upstream::check_upstream;
 use crate::normalize::PathParams;
@@ -100,7 +101,9 @@ pub struct Config {
     pub state: StateSettings,
     /// `[upstreams.*]`, in file order.
     pub upstreams: Vec<UpstreamSpec>,
-    /// `[plugins.*]`, in file order.
+    /// `plugins_dir`, resolved: watched for plugin files coming and going.
+    pub plugins_dir: Option<PathBuf>,
+    /// `[plugins.*]` and the plugins found in `plugins_dir`, by name.
     pub plugins: Vec<PluginSpec>,
     /// `[[routes]]`, in file order (which is also their matching priority).
     pub routes: Vec<RouteSpec>,
@@ -117,6 +120,10 @@ pub struct PluginSpec {
     pub limits: PluginLimits,
     /// `None`: never quarantined.
     pub breaker: Option<BreakerSpec>,
+    /// An entry, the plugins folder, or both.
+    pub origin: PluginOrigin,
+    /// The entry's `path`, the entry, or `plugins_dir` for a plugin found
+    /// there without one: where its compile errors point.
     pub at: Location,
 }
 
@@ -140,19 +147,24 @@ impl PluginSpec {
 }
 
 impl RouteSpec {
-    /// Equal but for where it was written.
-    pub fn same_behaviour(&self, other: &Self) -> bool {
-        let key = |r: &Self| {
+    /// Equal but for where it was written. Plugins are compared by name
+    /// (`plugins` and `other_plugins` are each route's config's): their
+    /// indices shift whenever a plugin is added before them.
+    pub fn same_behaviour(&self, plugins: &[PluginSpec], other: &Self, other_plugins: &[PluginSpec]) -> bool {
+        let key = |r: &Self, plugins: &[PluginSpec]| {
             (
                 r.name.clone(),
                 r.matcher.clone(),
                 r.upstream.clone(),
                 r.timeout,
                 r.max_body_bytes,
-                r.pipeline.iter().map(|u| (u.plugin, u.config_json.clone(), u.on_error)).collect::<Vec<_>>(),
+                r.pipeline
+                    .iter()
+                    .map(|u| (plugins.get(u.plugin).map(|p| p.name.clone()), u.config_json.clone(), u.on_error))
+                    .collect::<Vec<_>>(),
             )
         };
-        key(self) == key(other)
+        key(self, plugins) == key(other, other_plugins)
     }
 }
 
@@ -169,7 +181,7 @@ pub struct PluginUseSpec {
 impl Checker<'_> {
     /// `[*.breaker]`'s keys over `inherited`: whether it is on, and its
     /// settings (kept even when off, for a plugin that turns it on).
-    fn breaker(
+    pub(super) fn breaker(
         &mut self,
         file: &Option<PluginBreakerFile>,
         key: &str,
@@ -193,7 +205,7 @@ impl Checker<'_> {
 
     /// The wall clock includes the CPU time: a wall limit below the CPU
     /// budget would make the budget a lie. Blames the key that was set.
-    fn wall_covers_cpu(
+    pub(super) fn wall_covers_cpu(
         &mut self,
         limits: &PluginLimits,
         wall: &Option<Spanned<u64>>,
@@ -289,44 +301,9 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
     let upstreams: Vec<UpstreamSpec> =
         file.upstreams.iter().filter_map(|(name, up)| check_upstream(&mut c, name, up)).collect();
 
-    let mut plugins = Vec::new();
-    for (name, p) in &file.plugins {
-        let key = format!("plugins.{name}");
-        let pf = p.get_ref();
-        let limits = PluginLimits {
-            timeout: c.ms(&pf.timeout_ms, &format!("{key}.timeout_ms"), default_limits.timeout),
-            wall_timeout: c.ms(&pf.wall_timeout_ms, &format!("{key}.wall_timeout_ms"), default_limits.wall_timeout),
-            configure_timeout: c.ms(
-                &pf.configure_timeout_ms,
-                &format!("{key}.configure_timeout_ms"),
-                default_limits.configure_timeout,
-            ),
-            memory_bytes: pf
-                .memory_mb
-                .as_ref()
-                .map(|_| (c.positive(&pf.memory_mb, &format!("{key}.memory_mb"), 1) << 20) as usize)
-                .unwrap_or(default_limits.memory_bytes),
-            max_instances: pf
-                .max_instances
-                .as_ref()
-                .map(|_| c.positive(&pf.max_instances, &format!("{key}.max_instances"), 1))
-                .unwrap_or(default_limits.max_instances),
-        };
-        if limits.memory_bytes > engine.max_memory_bytes {
-            let span = pf.memory_mb.as_ref().map(|m| m.span()).unwrap_or(p.span());
-            c.error::<()>(span, format!("{key}.memory_mb"), format!("at most {} MiB", engine.max_memory_bytes >> 20));
-        }
-        c.wall_covers_cpu(&limits, &pf.wall_timeout_ms, &pf.timeout_ms, &key);
-        let (breaker_on, breaker) = c.breaker(&pf.breaker, &format!("{key}.breaker"), default_breaker);
-        plugins.push(PluginSpec {
-            name: name.clone(),
-            path: base.join(pf.path.get_ref()),
-            config: pf.config.clone().unwrap_or_default(),
-            limits,
-            breaker: breaker_on.then_some(breaker),
-            at: map.locate(pf.path.span(), format!("{key}.path")),
-        });
-    }
+    let defaults =
+        PluginDefaults { limits: default_limits, breaker: default_breaker, max_memory_bytes: engine.max_memory_bytes };
+    let (plugins_dir, plugins) = c.plugins(file.plugins_dir.as_ref(), &file.plugins, &base, &defaults);
 
     let mut routes = Vec::new();
     let mut names: BTreeMap<&str, usize> = BTreeMap::new();
@@ -340,7 +317,7 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
                 format!("route name {:?} is already used by routes[{prev}]", name.get_ref()),
             );
         }
-        if let Some(route) = check_route(&mut c, r, &key, &upstreams, &plugins, max_body) {
+        if let Some(route) = check_route(&mut c, r, &key, &upstreams, (&plugins, plugins_dir.as_deref()), max_body) {
             routes.push(route);
         }
     }
@@ -369,6 +346,7 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
             cache_dir,
             state,
             upstreams,
+            plugins_dir,
             plugins,
             routes,
             embedded_files: c.files.read,
@@ -438,7 +416,7 @@ fn check_route(
     spanned: &Spanned<RouteFile>,
     key: &str,
     upstreams: &[UpstreamSpec],
-    plugins: &[PluginSpec],
+    (plugins, plugins_dir): (&[PluginSpec], Option<&Path>),
     max_body: usize,
 ) -> Option<RouteSpec> {
     let r = spanned.get_ref();
@@ -483,12 +461,8 @@ fn check_route(
         let ukey = format!("{key}.pipeline[{j}]");
         let use_ = u.get_ref();
         let Some(plugin) = plugins.iter().position(|p| p.name == *use_.plugin.get_ref()) else {
-            let known: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
-            c.error::<()>(
-                use_.plugin.span(),
-                format!("{ukey}.plugin"),
-                format!("unknown plugin {:?} (defined: {})", use_.plugin.get_ref(), or_none(&known)),
-            );
+            let message = unknown_plugin(use_.plugin.get_ref(), plugins, plugins_dir);
+            c.error::<()>(use_.plugin.span(), format!("{ukey}.plugin"), message);
             continue;
         };
         let mut merged = plugins[plugin].config.clone();

@@ -30,7 +30,9 @@ impl Diff {
         for (name, route) in &new_routes {
             match old_routes.get(name) {
                 None => diff.routes_added.push(name.to_string()),
-                Some(before) if !before.same_behaviour(route) => diff.routes_changed.push(name.to_string()),
+                Some(before) if !before.same_behaviour(&old.config.plugins, route, &new.config.plugins) => {
+                    diff.routes_changed.push(name.to_string())
+                }
                 Some(_) => {}
             }
         }

@@ -3,6 +3,7 @@
 //! stays and the reason is kept for the status endpoint.
 
 mod diff;
+mod wasm_file;
 mod watch;
 
 use std::collections::VecDeque;
@@ -14,7 +15,7 @@ use crate::config::ConfigErrors;
 
 pub use diff::Diff;
 pub use watch::{DEBOUNCE, Watcher, watch};
-pub(crate) use watch::{Reloadable, files_of};
+pub(crate) use watch::{Reloadable, Watched, files_of};
 
 /// The outcome of the latest reloads, for operators.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]

@@ -24,7 +24,39 @@ fn check_accepts_a_good_config() {
         "[upstreams.u]\ntargets = [\"127.0.0.1:9\"]\n[plugins.h]\npath = \"{ADD_HEADER}\"\n[[routes]]\nname = \"r\"\npath = \"/\"\nupstream = \"u\"\npipeline = [{{ plugin = \"h\" }}]\n"
     ));
     assert!(ok, "{stderr}");
-    assert_eq!(stdout.trim(), format!("{file}: ok (1 routes, 1 plugins, 1 upstreams)"));
+    assert_eq!(
+        stdout.trim(),
+        format!("{file}: ok (1 routes, 1 plugins, 1 upstreams)\n  plugin h (config): {ADD_HEADER}")
+    );
+}
+
+#[test]
+fn check_lists_the_plugins_found_and_where_each_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    for name in ["hdr", "spare"] {
+        std::fs::copy(ADD_HEADER, plugins.join(format!("{name}.wasm"))).unwrap();
+    }
+    let path = dir.path().join("gw.toml");
+    let toml = format!(
+        "plugins_dir = \"plugins\"\n[plugins.hdr]\nconfig = {{ request = {{ x-a = \"1\" }} }}\n\
+         [plugins.own]\npath = \"{ADD_HEADER}\"\n\
+         [[routes]]\nname = \"r\"\npath = \"/\"\npipeline = [{{ plugin = \"hdr\" }}, {{ plugin = \"own\" }}]\n"
+    );
+    std::fs::write(&path, toml).unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_wasmgate")).arg("check").arg(&path).env("RUST_LOG", "off").output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let expected = [
+        format!("{}: ok (1 routes, 3 plugins, 0 upstreams)", path.display()),
+        format!("plugins_dir: {}", plugins.display()),
+        format!("  plugin hdr (plugins_dir+config): {}", plugins.join("hdr.wasm").display()),
+        format!("  plugin own (config): {ADD_HEADER}"),
+        format!("  plugin spare (plugins_dir): {}", plugins.join("spare.wasm").display()),
+    ];
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), expected, "{stdout}");
 }
 
 #[test]

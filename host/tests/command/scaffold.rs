@@ -70,7 +70,11 @@ async fn a_scaffolded_plugin_builds_outside_the_repository_and_serves_traffic() 
     // The generated config as it is.
     let out = wasmgate(&crate_dir, &["check", "gateway.toml"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).trim(), "gateway.toml: ok (2 routes, 1 plugins, 1 upstreams)");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "gateway.toml: ok (2 routes, 1 plugins, 1 upstreams)
+  plugin hello (config): target/wasm32-wasip2/plugin/hello.wasm"
+    );
 
     // Served, with the placeholder upstream replaced by a real one and a
     // free port instead of 8080.

@@ -13,7 +13,7 @@
 //! JWKS URL, or the issuer's discovery URL):
 //!
 //! * `jwks/<upstream>/<url>/status`: the [`Status`] JSON, also what the
-//!   admin API is meant to show;
+//!   admin API shows (`/status`, `key_sources`);
 //! * `jwks/<upstream>/<url>/doc/<version>`: the raw JWKS text, expiring
 //!   when it may no longer be served (refresh time + `max_stale_seconds`);
 //! * `jwks/<upstream>/<url>/fetch` and `…/unknown-kid`: one-event-per-window

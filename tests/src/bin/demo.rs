@@ -35,20 +35,21 @@ async fn main() -> anyhow::Result<()> {
     println!(
         r#"
 wasmgate demo gateway on http://{addr}   admin API on http://{admin_addr}
-config: {config}   (edit it, or a plugin in target/plugins, and it reloads)
+config: {config}   (edit it, or a plugin in its plugins_dir target/demo-plugins, and it reloads)
 services: users {users}, orders {orders}, products {products}
 
 MEMBER={member}
 ADMIN={admin_token}
 
   curl -i http://{addr}/users/42                                        # 401: jwt-auth wants a token
+  curl -i -X OPTIONS -H "Origin: http://localhost:3000" -H "Access-Control-Request-Method: GET" http://{addr}/users/42   # 204: cors preflight, no token
   curl -i -H "Authorization: Bearer $MEMBER" http://{addr}/users/42     # transform: userName, request_id; rate-limit headers
   curl -i -H "Authorization: Bearer $MEMBER" -H "x-client: mobile" http://{addr}/users/42   # the mobile shape
   for i in 1 2 3 4 5 6 7; do curl -s -o /dev/null -w "%{{http_code}} " -H "Authorization: Bearer $MEMBER" http://{addr}/users/42; done   # 429 after 5/s
   curl -i -H "Authorization: Bearer $ADMIN" http://{addr}/users/7/dashboard   # aggregate: user + orders + products
   curl -i http://{addr}/products/p-1                                    # add-header
   curl -i http://{addr}/nowhere                                         # 404 problem+json
-  curl -s http://{admin_addr}/status                                    # loaded routes, plugin hashes, last reload
+  curl -s http://{admin_addr}/status                                    # routes, plugins and where each came from, last reload
 
 Ctrl-C to stop.
 "#,

@@ -46,6 +46,20 @@ async fn the_demo_walkthrough_works() {
     let keys: Vec<String> = reply.json().as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys, vec!["id", "userName"]);
 
+    // A page on another origin: cors answers its preflight without a token...
+    let app = ("origin", "http://localhost:3000");
+    let preflight =
+        [app, ("access-control-request-method", "GET"), ("access-control-request-headers", "authorization")];
+    let reply = c.send(Method::OPTIONS, "/users/42", &preflight, "").await;
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    assert_eq!(reply.header("access-control-allow-origin"), Some("http://localhost:3000"));
+    // ...the request itself still needs one, and the page may read the 401.
+    let reply = c.send(Method::GET, "/users/42", &[app], "").await;
+    assert_eq!(reply.header("access-control-allow-origin"), Some("http://localhost:3000"));
+    reply.problem(401);
+    let evil = [("origin", "https://evil.test"), ("access-control-request-method", "GET")];
+    c.send(Method::OPTIONS, "/users/42", &evil, "").await.problem(403);
+
     // Ten at once from one user: the 5/s budget refuses some.
     let calls: Vec<_> = (0..10)
         .map(|_| {
@@ -78,4 +92,13 @@ async fn the_demo_walkthrough_works() {
     assert_eq!(reply.json()["seen_by_service"]["x-gateway"], "wasmgate");
     assert_eq!(c.get("/orders").await.status, 200);
     c.get("/nowhere").await.problem(404);
+
+    // Every plugin came from the plugins folder; the entries gave settings.
+    let status = gw.admin.get("/status").await.json();
+    let origin = |name: &str| {
+        let plugins = status["plugins"].as_array().unwrap();
+        plugins.iter().find(|p| p["name"] == name).map(|p| p["origin"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(origin("cors").as_deref(), Some("plugins_dir+config"));
+    assert_eq!(origin("transform").as_deref(), Some("plugins_dir"));
 }

@@ -96,13 +96,13 @@ async fn instances_grown_by_a_big_request_are_not_kept_warm() {
         .plugin_with("upper", FIXTURE_BODY_UPPER, json!({"timeout_ms": 10000}))
         .route(route);
     let gw = TestGateway::start(&config.to_string()).await;
-    let pool = || wasmgate::status(&gw.gateway)["plugin_uses"][0]["idle_instances"].as_u64().unwrap();
+    let pool = async || wasmgate::status(&gw.gateway).await["plugin_uses"][0]["idle_instances"].as_u64().unwrap();
 
     assert_eq!(gw.client.send(Method::POST, "/upper", &[], "small").await.text(), "5");
-    assert_eq!(pool(), 1, "a lean instance goes back to the pool");
+    assert_eq!(pool().await, 1, "a lean instance goes back to the pool");
     let big = "x".repeat(6 << 20);
     assert_eq!(gw.client.send(Method::POST, "/upper", &[], big).await.text(), (6 << 20).to_string());
-    assert_eq!(pool(), 0, "an instance that grew past the retain size is dropped after its call");
+    assert_eq!(pool().await, 0, "an instance that grew past the retain size is dropped after its call");
     assert_eq!(gw.client.send(Method::POST, "/upper", &[], "again").await.text(), "5");
-    assert_eq!(pool(), 1, "a fresh instance serves the next call");
+    assert_eq!(pool().await, 1, "a fresh instance serves the next call");
 }

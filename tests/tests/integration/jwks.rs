@@ -11,7 +11,7 @@ use http::Method;
 use jwt_simple::prelude::*;
 use serde_json::{Map, Value, json};
 use wasmgate_testbed::plugins::JWT_AUTH;
-use wasmgate_testbed::{Answer, Reply, TestGateway, TestUpstream};
+use wasmgate_testbed::{Answer, Reply, TestGateway, TestUpstream, eventually};
 
 const ISSUER_PATH: &str = "/realms/main";
 
@@ -220,4 +220,68 @@ async fn openid_discovery_is_followed_to_the_jwks() {
     assert_eq!(idp.fetches(), ["/realms/main/.well-known/openid-configuration", "/realms/main/certs"]);
     let detail = call(&gw, &token(&key, json!({"iss": "http://elsewhere"}))).await.problem(401);
     assert_eq!(detail, "the token's issuer is not accepted");
+    let source = key_source(&gw).await;
+    assert_eq!(source["source"], format!("{issuer}/.well-known/openid-configuration"), "{source}");
+    assert_eq!(source["state"], "fresh", "{source}");
+}
+
+/// The one key source `/status` lists.
+async fn key_source(gw: &TestGateway) -> Value {
+    let status = gw.admin.get("/status").await.json();
+    let sources = status["key_sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 1, "{status}");
+    sources[0].clone()
+}
+
+#[tokio::test]
+async fn status_shows_the_key_source_never_fetched_then_fresh_then_stale_when_the_provider_is_gone() {
+    let key = es256("k1");
+    let idp = Idp::start(&[&key]).await;
+    let (gw, _api) = jwks_gateway(&idp).await;
+    let source = key_source(&gw).await;
+    let named = [&source["plugin"], &source["source"], &source["upstream"], &source["routes"]];
+    assert_eq!(named, [&json!("jwt-auth"), &json!("http://idp.example.com/jwks.json"), &json!("idp"), &json!(["api"])]);
+    assert_eq!(source["state"], "never-fetched", "{source}");
+
+    assert_eq!(call(&gw, &token(&key, json!({}))).await.status, 200);
+    let source = key_source(&gw).await;
+    assert_eq!((&source["state"], &source["keys"], &source["error"]), (&json!("fresh"), &json!(1), &Value::Null));
+    let fetched = source["last_success_ms"].as_u64().expect("a successful fetch");
+    assert!(source["refresh_at_ms"].as_u64() > Some(fetched), "{source}");
+
+    drop(idp);
+    // A token with another kid makes the plugin try a refresh, which fails.
+    assert!(call(&gw, &token(&es256("other"), json!({}))).await.problem(401).contains("unknown key id"));
+    let source = key_source(&gw).await;
+    assert_eq!(source["state"], "stale", "{source}");
+    assert!(source["error"].as_str().is_some_and(|e| e.contains("jwks.json")), "{source}");
+    assert_eq!(source["last_success_ms"].as_u64(), Some(fetched));
+}
+
+/// Without traffic nobody fetches and the document keeps saying `fresh`;
+/// `/status` reads it as of now.
+#[tokio::test]
+async fn status_reads_keys_past_their_refresh_time_as_stale_and_past_their_expiry_as_failing() {
+    let key = es256("k1");
+    let idp = Idp::start(&[&key]).await;
+    let timing = |stale: u32| {
+        format!(
+            r#"jwks_url = "http://idp.example.com/jwks.json", min_refresh_seconds = 1, max_refresh_seconds = 1, max_stale_seconds = {stale}"#
+        )
+    };
+    let (due, _api) = gateway(&idp.server.target(), &timing(3600), "").await;
+    let (expiring, _api2) = gateway(&idp.server.target(), &timing(1), "").await;
+    for gw in [&due, &expiring] {
+        assert_eq!(call(gw, &token(&key, json!({}))).await.status, 200);
+    }
+    eventually("keys past their refresh time read as stale", || async { key_source(&due).await["state"] == "stale" })
+        .await;
+    eventually("keys past their expiry read as failing", || async {
+        key_source(&expiring).await["state"] == "failing"
+    })
+    .await;
+    for gw in [&due, &expiring] {
+        assert_eq!(key_source(gw).await["reported_state"], "fresh", "as the plugin last wrote it");
+    }
+    assert_eq!(idp.fetches().len(), 2, "one fetch per gateway, none since");
 }

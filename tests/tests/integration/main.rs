@@ -26,6 +26,7 @@ mod key_auth;
 mod path_params;
 mod plugin_breaker;
 mod plugin_edits;
+mod plugins_dir;
 mod prefetch;
 mod proxy;
 mod rate_limit;

@@ -258,8 +258,8 @@ async fn the_admin_api_reloads_on_request() {
 }
 
 /// The content hash `/status` shows for the `stamp` plugin.
-fn stamp_hash(gateway: &wasmgate::Gateway) -> String {
-    let status = wasmgate::status(gateway);
+async fn stamp_hash(gateway: &wasmgate::Gateway) -> String {
+    let status = wasmgate::status(gateway).await;
     let plugins = status["plugins"].as_array().unwrap();
     let stamp = plugins.iter().find(|p| p["name"] == "stamp").expect("stamp is listed");
     stamp["hash"].as_str().unwrap().to_owned()
@@ -271,7 +271,7 @@ async fn a_reload_reports_what_changed() {
     let site = StampSite::new(CONFIG);
     let (config, plugin) = (&site.config, &site.plugin);
     let gw = wasmgate::Gateway::load(config).await.unwrap();
-    let old_hash = stamp_hash(&gw);
+    let old_hash = stamp_hash(&gw).await;
 
     std::fs::write(plugin, stamp_component("stamp-v0000009")).unwrap();
     std::fs::write(
@@ -280,7 +280,7 @@ async fn a_reload_reports_what_changed() {
     )
     .unwrap();
     let diff = gw.reload("test").await.unwrap();
-    let new_hash = stamp_hash(&gw);
+    let new_hash = stamp_hash(&gw).await;
     assert_ne!(old_hash, new_hash);
     assert_eq!(diff.routes_added, vec!["w".to_owned()]);
     assert!(diff.routes_removed.is_empty() && diff.routes_changed.is_empty(), "{diff}");
