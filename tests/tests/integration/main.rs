@@ -30,6 +30,7 @@ mod proxy;
 mod rate_limit;
 mod reload;
 mod response_edits;
+mod server_h2;
 mod server_limits;
 mod server_shutdown;
 mod server_smuggling;
