@@ -56,7 +56,7 @@ impl Gateway {
             metrics: Arc::new(PluginMetrics::default()),
             started: Instant::now(),
         };
-        let snapshot = Snapshot::build(config, &shared)
+        let snapshot = Snapshot::build(config, &shared, None)
             .await
             .map_err(|errors| StartError::Config(ConfigErrors::Invalid(errors)))?;
         let status = ReloadStatus { generation: 1, last_success_ms: Some(clock::now_ms()), ..ReloadStatus::default() };
@@ -83,7 +83,7 @@ impl Gateway {
             let _turn = self.reload.lock().await;
             let current = self.current.load_full();
             let result = match config::load(&current.config.source) {
-                Ok(config) => Snapshot::build(config, &self.shared).await.map_err(ConfigErrors::Invalid),
+                Ok(config) => Snapshot::build(config, &self.shared, Some(&current)).await.map_err(ConfigErrors::Invalid),
                 Err(e) => Err(e),
             };
             result.map(|snapshot| {

@@ -46,8 +46,13 @@ pub struct Shared {
 impl Snapshot {
     /// Compiles every plugin (concurrently, off the async workers) and
     /// configures every plugin use; reports every failure with the place in
-    /// the config it comes from.
-    pub async fn build(config: Config, shared: &Shared) -> Result<Self, Vec<ConfigError>> {
+    /// the config it comes from. On reload, `previous` is the snapshot
+    /// being replaced: its upstream targets' state carries over.
+    pub async fn build(
+        config: Config,
+        shared: &Shared,
+        previous: Option<&Snapshot>,
+    ) -> Result<Self, Vec<ConfigError>> {
         let runtime = &shared.runtime;
         let compiled =
             futures_util::future::join_all(config.plugins.iter().map(|p| runtime.compile(p.path.clone()))).await;
@@ -63,7 +68,7 @@ impl Snapshot {
             })
             .collect();
 
-        let upstreams = Arc::new(Upstreams::new(&config.upstreams));
+        let upstreams = Arc::new(Upstreams::new(&config.upstreams, previous.map(|p| &*p.upstreams)));
         let bounds = Bounds::from(&*config.server);
         let services = Arc::new(HostServices {
             state: shared.state.clone(),

@@ -41,6 +41,7 @@ mod upstream_balance;
 mod upstream_breaker;
 mod upstream_config;
 mod upstream_health;
+mod upstream_reload;
 mod upstream_retry;
 
 // Helpers shared by several subjects.
