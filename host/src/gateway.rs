@@ -73,7 +73,7 @@ impl Gateway {
             metrics,
             started: Instant::now(),
         };
-        let snapshot = Snapshot::build(config, &shared)
+        let snapshot = Snapshot::build(config, &shared, None)
             .await
             .map_err(|errors| StartError::Config(ConfigErrors::Invalid(errors)))?;
         let snapshot = Arc::new(snapshot);
@@ -109,7 +109,9 @@ impl Gateway {
             let _turn = self.reload.lock().await;
             let current = self.current.load_full();
             let result = match config::load(&current.config.source) {
-                Ok(config) => Snapshot::build(config, &self.shared).await.map_err(ConfigErrors::Invalid),
+                Ok(config) => {
+                    Snapshot::build(config, &self.shared, Some(&current)).await.map_err(ConfigErrors::Invalid)
+                }
                 Err(e) => Err(e),
             };
             result.map(|snapshot| {

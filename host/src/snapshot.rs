@@ -55,8 +55,13 @@ pub(crate) struct Shared {
 impl Snapshot {
     /// Compiles every plugin (concurrently, off the async workers) and
     /// configures every plugin use; reports every failure with the place in
-    /// the config it comes from.
-    pub(crate) async fn build(config: Config, shared: &Shared) -> Result<Self, Vec<ConfigError>> {
+    /// the config it comes from. On reload, `previous` is the snapshot
+    /// being replaced: its upstream targets' state carries over.
+    pub(crate) async fn build(
+        config: Config,
+        shared: &Shared,
+        previous: Option<&Snapshot>,
+    ) -> Result<Self, Vec<ConfigError>> {
         let runtime = &shared.runtime;
         let compiled = runtime.compile_all(config.plugins.iter().map(|p| p.path.clone())).await;
         let mut errors = Vec::new();
@@ -71,7 +76,7 @@ impl Snapshot {
             })
             .collect();
 
-        let upstreams = Arc::new(Upstreams::new(&config.upstreams, &shared.telemetry));
+        let upstreams = Arc::new(Upstreams::new(&config.upstreams, &shared.telemetry, previous.map(|p| &*p.upstreams)));
         let bounds = Bounds::from(&*config.server);
         let services = Arc::new(HostServices {
             state: shared.state.clone(),

@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod files;
 pub mod gateway;
+pub mod h2_wire;
 pub mod logs;
 pub mod memory;
 pub mod packages;

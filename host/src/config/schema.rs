@@ -62,9 +62,11 @@ pub(super) struct ConfigFile {
 /// max_connections = 10000          # open connections per listener; more are closed at once
 /// request_timeout_ms = 60000       # request head to response head; 0 = none.
 ///                                  # 408 if the client is still sending its body, else 504
-/// header_read_timeout_ms = 10000   # TLS handshake, and each HTTP/1 request head from its
-///                                  # first byte (the first: from connecting); then closed
-/// idle_timeout_ms = 60000          # connection with nothing in flight and no traffic: closed
+/// header_read_timeout_ms = 10000   # TLS handshake, and each request head (HTTP/1, or an
+///                                  # HTTP/2 header block) from its first byte (the first:
+///                                  # from connecting); then the connection is closed
+/// idle_timeout_ms = 60000          # connection with nothing in flight and no request traffic
+///                                  # (HTTP/2 pings and other control frames do not count): closed
 /// drain_timeout_ms = 30000         # on SIGTERM/SIGINT, time left to in-flight requests
 /// workers = 4                      # threads serving traffic and running plugins; default:
 ///                                  # one per core (start only). 1: a single-threaded scheduler

@@ -1,6 +1,10 @@
 //! HTTP/2 connections (ALPN `h2` on TLS, prior knowledge on plaintext),
-//! served by hyper, with every request through the limits and a watchdog
-//! that closes connections idle for too long.
+//! served by hyper, with every request through the limits, HTTP/2's own
+//! limits set, the client's frames watched (`h2_frames`) and a watchdog
+//! that closes a connection whose request head is late (the header read
+//! timeout, from the head's first byte; a new connection's first head
+//! from the connection's start) or that has been idle for too long (only
+//! requests count: pings and other control frames do not keep it open).
 
 use std::convert::Infallible;
 use std::io;
@@ -8,7 +12,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,9 +22,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
+use super::h2_frames::{Flood, FrameWatch};
 use super::limits::{self, RequestBody};
 use super::{Core, Handler, ServerSettings};
 use crate::body::{self, Body, BodyError};
+use crate::fields::join_cookies;
 use crate::proxy_headers::ClientTls;
 
 /// Serves one HTTP/2 connection until it ends, idles out, or shutdown has
@@ -40,16 +46,21 @@ pub(crate) async fn serve<H, I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new());
-    let io = ConnIo { inner: io, read, activity: activity.clone() };
+    let watch = FrameWatch::new(limits::h2_max_header_list(&settings).into());
+    let io = ConnIo { inner: io, read, activity: activity.clone(), watch };
     let state = Arc::new(ConnState { core, client, tls, activity: activity.clone() });
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(state.request(req).await) }
     });
-    let watchdog = activity.idle(settings.idle_timeout);
+    let watchdog = activity.watchdog(settings.header_read_timeout, settings.idle_timeout);
     tokio::pin!(watchdog);
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    builder.max_header_list_size(limits::h2_max_header_list(&settings));
+    builder
+        .max_header_list_size(limits::h2_max_header_list(&settings))
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESETS);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut draining = false;
@@ -65,13 +76,23 @@ pub(crate) async fn serve<H, I>(
                 draining = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = &mut watchdog => {
-                tracing::debug!(%client, "closing idle HTTP/2 connection");
+            reason = &mut watchdog => {
+                tracing::debug!(%client, reason, "closing HTTP/2 connection");
                 return;
             }
         }
     }
 }
+
+/// Streams a client may have open at once (hyper's default is 200): each
+/// is a request in the gateway, with its plugin instances.
+pub(crate) const MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Streams the client resets before the gateway has taken them up; past
+/// this the connection ends with GOAWAY (ENHANCE_YOUR_CALM).
+const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams the gateway had to reset for the client's protocol errors
+/// (CVE-2025-8671, "MadeYouReset"); past this the connection ends.
+const MAX_LOCAL_ERROR_RESETS: usize = 100;
 
 struct ConnState<H> {
     core: Arc<Core<H>>,
@@ -89,6 +110,7 @@ impl<H: Handler> ConnState<H> {
     async fn checked(&self, req: Request<Incoming>) -> Response<Body> {
         let settings = (self.core.settings)();
         let (mut parts, incoming) = req.into_parts();
+        join_cookies(&mut parts.headers);
         if let Some(resp) = limits::check_head(&settings, &parts) {
             return resp;
         }
@@ -113,14 +135,27 @@ impl<H: Handler> ConnState<H> {
 /// Shared by a connection's I/O, its streams and its watchdog.
 struct Activity {
     epoch: Instant,
-    /// Milliseconds since `epoch` of the last byte read or written.
+    /// Milliseconds since `epoch` of the last request traffic: a head or
+    /// DATA frame in, a response done.
     last_io: AtomicU64,
+    /// Since when a request head has been arriving ([`NONE`]: none is).
+    head_since: AtomicU64,
+    /// Request heads received whole.
+    heads: AtomicU64,
     in_flight: AtomicUsize,
 }
 
+const NONE: u64 = u64::MAX;
+
 impl Activity {
     fn new() -> Self {
-        Self { epoch: Instant::now(), last_io: AtomicU64::new(0), in_flight: AtomicUsize::new(0) }
+        Self {
+            epoch: Instant::now(),
+            last_io: AtomicU64::new(0),
+            head_since: AtomicU64::new(NONE),
+            heads: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
     }
 
     fn now(&self) -> u64 {
@@ -131,17 +166,27 @@ impl Activity {
         self.last_io.store(self.now(), Ordering::Relaxed);
     }
 
-    /// Resolves once the connection has had no stream and no traffic for
-    /// `idle`.
-    async fn idle(&self, idle: Duration) {
-        let tick = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let idle = idle.as_millis() as u64;
+    /// Resolves, with the reason, once the connection is to be closed: a
+    /// request head has taken `head` since its first byte, the connection
+    /// has had no complete head within `head` of its start, or it has had
+    /// no stream and no request traffic for `idle`.
+    async fn watchdog(&self, head: Duration, idle: Duration) -> &'static str {
+        let tick = (head.min(idle) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let (head, idle) = (head.as_millis() as u64, idle.as_millis() as u64);
         loop {
             tokio::time::sleep(tick).await;
+            let now = self.now();
+            let since = self.head_since.load(Ordering::Relaxed);
+            if since != NONE && now.saturating_sub(since) >= head {
+                return "a request head did not arrive within the header read timeout";
+            }
+            if self.heads.load(Ordering::Relaxed) == 0 && now >= head {
+                return "no request within the header read timeout";
+            }
             if self.in_flight.load(Ordering::Relaxed) == 0
-                && self.now().saturating_sub(self.last_io.load(Ordering::Relaxed)) >= idle
+                && now.saturating_sub(self.last_io.load(Ordering::Relaxed)) >= idle
             {
-                return;
+                return "idle";
             }
         }
     }
@@ -187,37 +232,50 @@ impl HttpBody for GuardedBody {
     }
 }
 
-/// The connection's byte stream, watched for activity, its first bytes
+/// The connection's byte stream, its frames watched, its first bytes
 /// read again when they were already read.
 struct ConnIo<I> {
     inner: I,
     read: Bytes,
     activity: Arc<Activity>,
+    watch: FrameWatch,
+}
+
+impl<I> ConnIo<I> {
+    fn watch(&mut self, bytes: &[u8]) -> Result<(), Flood> {
+        let progress = self.watch.read(bytes, self.activity.now())?;
+        let a = &self.activity;
+        a.head_since.store(progress.head_since.unwrap_or(NONE), Ordering::Relaxed);
+        a.heads.store(progress.heads, Ordering::Relaxed);
+        if progress.traffic {
+            a.touch();
+        }
+        Ok(())
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for ConnIo<I> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
         if !self.read.is_empty() {
             let n = self.read.len().min(buf.remaining());
             buf.put_slice(&self.read.split_to(n));
-            return Poll::Ready(Ok(()));
+        } else {
+            ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         }
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
+        match self.watch(&buf.filled()[before..]) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(flood) => {
+                tracing::warn!(reason = %flood, "closing HTTP/2 connection");
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, flood)))
+            }
         }
-        polled
     }
 }
 
 impl<I: AsyncWrite + Unpin> AsyncWrite for ConnIo<I> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -225,11 +283,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ConnIo<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

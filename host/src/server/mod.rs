@@ -6,7 +6,8 @@
 //!   listeners, prior knowledge on plaintext ones).
 //! - `h1`: HTTP/1.1 on the gateway's own loop (see `http1`), with the
 //!   timeouts against slow request heads (slowloris) and idle connections.
-//! - `h2`: HTTP/2 through hyper.
+//! - `h2`: HTTP/2 through hyper, with `h2_frames` watching the client's
+//!   frames for slow heads and floods.
 //! - `limits`: head, body and time limits on each request.
 //! - [`tls`]: certificates into rustls, re-read on reload.
 //! - `shutdown`: the signals; [`Running::shutdown`] drains.
@@ -19,6 +20,7 @@ mod accept;
 mod conn;
 mod h1;
 mod h2;
+mod h2_frames;
 mod limits;
 mod settings;
 mod shutdown;

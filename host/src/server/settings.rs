@@ -44,8 +44,9 @@ pub struct ServerSettings {
     /// From the request head to the response head: 408 while the client is
     /// still sending its body, 504 otherwise. `None`: no limit.
     pub request_timeout: Option<Duration>,
-    /// Time for the TLS handshake and for each HTTP/1 request head, from
-    /// its first byte.
+    /// Time for the TLS handshake and for each request head (HTTP/1, or
+    /// an HTTP/2 header block), from its first byte; a connection's first
+    /// head from its start.
     pub header_read_timeout: Duration,
     /// A connection with no request in flight and no traffic is closed
     /// after this.

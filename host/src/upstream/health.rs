@@ -5,6 +5,8 @@
 //!
 //! The task holds the targets, not the upstream: the upstream aborts it
 //! when dropped, so a reload that replaces the snapshot stops its checks.
+//! The new snapshot's task counts on from each target's health as it is
+//! (a target carried over a reload keeps it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,11 @@ impl Default for HealthCounter {
 }
 
 impl HealthCounter {
+    /// Counting from a target's health now (carried over a reload).
+    pub(crate) fn from_health(healthy: bool) -> Self {
+        Self { healthy, streak: 0 }
+    }
+
     /// Counts a check; returns the new health when it changes.
     pub(crate) fn record(&mut self, pass: bool, spec: &HealthSpec) -> Option<bool> {
         if pass == self.healthy {
@@ -62,7 +69,7 @@ pub(crate) fn spawn(upstream: Arc<str>, targets: Vec<Arc<Target>>, spec: HealthS
 }
 
 async fn run(upstream: Arc<str>, targets: Vec<Arc<Target>>, spec: HealthSpec) {
-    let mut counters = vec![HealthCounter::default(); targets.len()];
+    let mut counters: Vec<_> = targets.iter().map(|t| HealthCounter::from_health(t.is_healthy())).collect();
     let mut tick = tokio::time::interval(spec.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

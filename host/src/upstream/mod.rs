@@ -15,6 +15,14 @@
 //! - `failure`: why a try got no response, and what that means
 //! - [`target`]: a target's state, and one try on it
 //!
+//! A reload builds new upstreams from the new config, but what is known of
+//! the targets survives it: an upstream whose settings did not change is
+//! kept whole (its retry budget too), and in one that did, each target
+//! whose own settings did not change (address, weight, connection
+//! timeouts, health checks, outlier detection, breaker) is carried over
+//! with its health, ejection, breaker, requests in flight and pooled
+//! connections. Only new or changed targets start fresh (and healthy).
+//!
 //! A target takes traffic when it is healthy (or unchecked), not ejected,
 //! and its breaker lets the request through. When none does, the request
 //! fails at once with [`UpstreamError::NoTarget`] (503 with `Retry-After`)
@@ -78,6 +86,8 @@ pub(crate) struct TargetStatus {
 /// One named upstream service with its targets.
 pub(crate) struct Upstream {
     name: Arc<str>,
+    /// What it was built from, to tell what a reload changed.
+    spec: UpstreamSpec,
     targets: Vec<Arc<Target>>,
     balancer: Balancer,
     budget: RetryBudget,
@@ -107,9 +117,25 @@ impl Drop for Upstream {
 impl Upstream {
     /// Builds the upstream and, when configured, starts its health checks
     /// (which stop when it is dropped).
+    #[cfg(test)]
     pub(crate) fn new(spec: &UpstreamSpec, metrics: &Metrics) -> Self {
+        Self::carrying(spec, metrics, None)
+    }
+
+    /// Builds the upstream, keeping the targets of `previous` (the same
+    /// upstream in the config before a reload) whose settings did not
+    /// change.
+    fn carrying(spec: &UpstreamSpec, metrics: &Metrics, previous: Option<&Upstream>) -> Self {
         let name: Arc<str> = spec.name.as_str().into();
-        let targets: Vec<Arc<Target>> = spec.targets.iter().map(|t| Arc::new(Target::new(t, spec))).collect();
+        let kept = previous.filter(|p| same_target_settings(&p.spec, spec));
+        let targets: Vec<Arc<Target>> = spec
+            .targets
+            .iter()
+            .map(|t| {
+                let same = kept.and_then(|p| p.targets.iter().find(|old| old.addr == t.addr && old.weight == t.weight));
+                same.cloned().unwrap_or_else(|| Arc::new(Target::new(t, spec)))
+            })
+            .collect();
         let weighted: Vec<(&str, u32)> = spec.targets.iter().map(|t| (t.addr.as_str(), t.weight)).collect();
         let health = spec.health.clone().and_then(|h| health::spawn(name.clone(), targets.clone(), h));
         let sweeper = spawn_sweeper(&targets, spec.idle_timeout);
@@ -127,6 +153,7 @@ impl Upstream {
             metrics: metrics.upstream(&spec.name, spec.targets.iter().map(|t| t.addr.as_str())),
             targets,
             name,
+            spec: spec.clone(),
         }
     }
 
@@ -449,6 +476,16 @@ fn spawn_sweeper(targets: &[Arc<Target>], idle_timeout: Duration) -> Option<Abor
     Some(task.abort_handle())
 }
 
+/// Whether a target's state under `old` settings still holds under `new`:
+/// what it is, how it is connected to and how its failures are judged.
+fn same_target_settings(old: &UpstreamSpec, new: &UpstreamSpec) -> bool {
+    old.connect_timeout == new.connect_timeout
+        && old.idle_timeout == new.idle_timeout
+        && old.health == new.health
+        && old.outlier == new.outlier
+        && old.breaker == new.breaker
+}
+
 /// The upstreams of one snapshot, by name.
 #[derive(Default)]
 pub(crate) struct Upstreams {
@@ -456,8 +493,22 @@ pub(crate) struct Upstreams {
 }
 
 impl Upstreams {
-    pub(crate) fn new(specs: &[UpstreamSpec], metrics: &Metrics) -> Self {
-        Self { by_name: specs.iter().map(|s| (s.name.clone(), Arc::new(Upstream::new(s, metrics)))).collect() }
+    /// Builds the upstreams of a config; after a reload, `previous` are
+    /// those of the config before, whose state is carried over where the
+    /// settings allow (see the module doc).
+    pub(crate) fn new(specs: &[UpstreamSpec], metrics: &Metrics, previous: Option<&Upstreams>) -> Self {
+        let by_name = specs
+            .iter()
+            .map(|spec| {
+                let old = previous.and_then(|p| p.get(&spec.name));
+                let upstream = match old {
+                    Some(old) if old.spec == *spec => old.clone(),
+                    _ => Arc::new(Upstream::carrying(spec, metrics, old.map(|o| &**o))),
+                };
+                (spec.name.clone(), upstream)
+            })
+            .collect();
+        Self { by_name }
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Arc<Upstream>> {

@@ -56,6 +56,10 @@ impl Target {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn set_healthy(&self, healthy: bool) {
         self.healthy.store(healthy, Ordering::Relaxed);
     }

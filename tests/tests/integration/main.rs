@@ -32,6 +32,7 @@ mod proxy;
 mod rate_limit;
 mod reload;
 mod response_edits;
+mod server_h2;
 mod server_limits;
 mod server_shutdown;
 mod server_smuggling;
@@ -43,6 +44,7 @@ mod transform;
 mod upstream_balance;
 mod upstream_breaker;
 mod upstream_health;
+mod upstream_reload;
 mod upstream_retry;
 
 // Helpers shared by several subjects.

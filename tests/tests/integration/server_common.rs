@@ -17,6 +17,16 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use wasmgate::Gateway;
 use wasmgate::{Listeners, Running};
+use wasmgate_testbed::TestUpstream;
+
+/// A gateway config with these `[server]` keys, proxying everything to
+/// `up`.
+pub fn config(server: &str, up: &TestUpstream) -> String {
+    format!(
+        "[server]\n{server}\n[upstreams.up]\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"all\"\nprefix = \"/\"\nupstream = \"up\"\n",
+        up.target()
+    )
+}
 
 /// The longest any test waits for something that must happen.
 pub const BOUND: Duration = Duration::from_secs(15);
@@ -178,7 +188,10 @@ impl TlsGateway {
 
 /// Waits until `stream` is closed by the other side, writing a byte every
 /// `every` to look alive; false if it is still open after `BOUND`.
-pub async fn closed_while_trickling(stream: &mut TcpStream, bytes: &[u8], every: Duration) -> bool {
+pub async fn closed_while_trickling<S>(stream: &mut S, bytes: &[u8], every: Duration) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let deadline = tokio::time::Instant::now() + BOUND;
     let mut buf = [0u8; 1024];
     let mut i = 0;

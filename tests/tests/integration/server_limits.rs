@@ -4,20 +4,13 @@
 
 use std::time::Duration;
 
-use crate::server_common::{BOUND, closed_while_trickling, raw};
+use crate::server_common::{BOUND, closed_while_trickling, config, raw};
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wasmgate_testbed::{Answer, TestGateway, TestUpstream};
-
-fn config(server: &str, up: &TestUpstream) -> String {
-    format!(
-        "[server]\n{server}\n[upstreams.up]\ntargets = [\"{}\"]\n\n[[routes]]\nname = \"all\"\nprefix = \"/\"\nupstream = \"up\"\n",
-        up.target()
-    )
-}
 
 #[tokio::test]
 async fn request_target_and_headers_past_the_limits() {
