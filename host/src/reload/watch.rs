@@ -249,32 +249,34 @@ name = "r"
 path = "/"
 pipeline = [{ plugin = "p" }]
 "#;
+        let used = ["gateway.toml", "plugins/p.wasm", "jwks.json"];
+        let unrelated = ["gateway.log", "gateway.toml.swp", "plugins/other.wasm", "plugins", "jwks.json.tmp"];
+        let interest = assert_interest(&dir, text, &used, &unrelated);
+        assert!(interest.plugins_dirs.is_empty());
+    }
+
+    /// The interest of config `text` in `dir`: the `used` files matter, the
+    /// `unrelated` ones do not, and it watches `dir` and `dir/plugins`.
+    fn assert_interest(dir: &tempfile::TempDir, text: &str, used: &[&str], unrelated: &[&str]) -> Interest {
         let config = crate::config::parse(&dir.path().join("gateway.toml"), text).unwrap();
         let interest = Interest::new(files_of(&config));
-        assert!(interest.plugins_dirs.is_empty());
         let base = absolute(dir.path());
-        for used in ["gateway.toml", "plugins/p.wasm", "jwks.json"] {
+        for used in used {
             assert!(interest.matters(&base.join(used)), "{used}");
         }
-        for unrelated in ["gateway.log", "gateway.toml.swp", "plugins/other.wasm", "plugins", "jwks.json.tmp"] {
+        for unrelated in unrelated {
             assert!(!interest.matters(&base.join(unrelated)), "{unrelated}");
         }
         assert_eq!(interest.folders(), BTreeSet::from([base.clone(), base.join("plugins")]));
+        interest
     }
 
     #[test]
     fn any_plugin_file_in_the_plugins_folder_matters_even_one_not_loaded_yet() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("plugins")).unwrap();
-        let config = crate::config::parse(&dir.path().join("gateway.toml"), "plugins_dir = \"plugins\"\n").unwrap();
-        let interest = Interest::new(files_of(&config));
-        let base = absolute(dir.path());
-        for used in ["gateway.toml", "plugins/new.wasm", "plugins/has space.wasm"] {
-            assert!(interest.matters(&base.join(used)), "{used}");
-        }
-        for unrelated in ["plugins/.new.wasm", "plugins/new.wasm.tmp", "plugins/sub/new.wasm", "plugins", "new.wasm"] {
-            assert!(!interest.matters(&base.join(unrelated)), "{unrelated}");
-        }
-        assert_eq!(interest.folders(), BTreeSet::from([base.clone(), base.join("plugins")]));
+        let used = ["gateway.toml", "plugins/new.wasm", "plugins/has space.wasm"];
+        let unrelated = ["plugins/.new.wasm", "plugins/new.wasm.tmp", "plugins/sub/new.wasm", "plugins", "new.wasm"];
+        assert_interest(&dir, "plugins_dir = \"plugins\"\n", &used, &unrelated);
     }
 }
