@@ -83,7 +83,9 @@ impl Gateway {
             let _turn = self.reload.lock().await;
             let current = self.current.load_full();
             let result = match config::load(&current.config.source) {
-                Ok(config) => Snapshot::build(config, &self.shared, Some(&current)).await.map_err(ConfigErrors::Invalid),
+                Ok(config) => {
+                    Snapshot::build(config, &self.shared, Some(&current)).await.map_err(ConfigErrors::Invalid)
+                }
                 Err(e) => Err(e),
             };
             result.map(|snapshot| {

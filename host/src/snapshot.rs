@@ -48,11 +48,7 @@ impl Snapshot {
     /// configures every plugin use; reports every failure with the place in
     /// the config it comes from. On reload, `previous` is the snapshot
     /// being replaced: its upstream targets' state carries over.
-    pub async fn build(
-        config: Config,
-        shared: &Shared,
-        previous: Option<&Snapshot>,
-    ) -> Result<Self, Vec<ConfigError>> {
+    pub async fn build(config: Config, shared: &Shared, previous: Option<&Snapshot>) -> Result<Self, Vec<ConfigError>> {
         let runtime = &shared.runtime;
         let compiled =
             futures_util::future::join_all(config.plugins.iter().map(|p| runtime.compile(p.path.clone()))).await;

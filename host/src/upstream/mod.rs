@@ -542,7 +542,12 @@ mod tests {
     #[tokio::test]
     async fn no_available_target_fails_fast_with_retry_after() {
         let mut spec = UpstreamSpec::new("u", ["127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap()]);
-        spec.breaker = Some(BreakerSpec { failure_threshold: 1, open: Duration::from_secs(3), max_open_percent: 100, ..BreakerSpec::default() });
+        spec.breaker = Some(BreakerSpec {
+            failure_threshold: 1,
+            open: Duration::from_secs(3),
+            max_open_percent: 100,
+            ..BreakerSpec::default()
+        });
         let upstream = Upstream::new(&spec);
         let req = || http::Request::new(Payload::Bytes(Default::default()));
         // Both refuse: the first try and its retry (to the other) open both breakers.
@@ -550,7 +555,11 @@ mod tests {
         assert_eq!(e.status(), http::StatusCode::BAD_GATEWAY, "{e}");
         let e = upstream.send_with(req(), SendOptions::default()).await.unwrap_err();
         assert_eq!(e.status(), http::StatusCode::SERVICE_UNAVAILABLE, "{e}");
-        assert!(upstream.status().iter().all(|t| t.state == "circuit-open" && t.breaker == "open"), "{:?}", upstream.status());
+        assert!(
+            upstream.status().iter().all(|t| t.state == "circuit-open" && t.breaker == "open"),
+            "{:?}",
+            upstream.status()
+        );
         assert_eq!(e.retry_after(), Some(3));
         assert!(e.to_string().contains("circuit breaker open"), "{e}");
     }
@@ -560,7 +569,8 @@ mod tests {
         let addrs = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:4"];
         let mut spec = UpstreamSpec::new("u", addrs.map(|a| a.parse().unwrap()));
         spec.breaker = Some(BreakerSpec { failure_threshold: 1, ..BreakerSpec::default() });
-        spec.outlier = Some(OutlierSpec { consecutive_failures: 1, max_ejection_percent: 100, ..OutlierSpec::default() });
+        spec.outlier =
+            Some(OutlierSpec { consecutive_failures: 1, max_ejection_percent: 100, ..OutlierSpec::default() });
         let upstream = Upstream::new(&spec);
         let now = Instant::now();
         for t in &upstream.targets {

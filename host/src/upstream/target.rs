@@ -155,7 +155,8 @@ mod tests {
     #[tokio::test]
     async fn an_abandoned_attempt_frees_its_probe_and_in_flight_count() {
         let mut spec = UpstreamSpec::new("u", ["127.0.0.1:1".parse().unwrap()]);
-        spec.breaker = Some(BreakerSpec { failure_threshold: 1, open: Duration::from_secs(1), ..BreakerSpec::default() });
+        spec.breaker =
+            Some(BreakerSpec { failure_threshold: 1, open: Duration::from_secs(1), ..BreakerSpec::default() });
         let target = Arc::new(Target::new(&spec.targets[0], &spec));
         let t0 = Instant::now();
         let mut a = target.acquire(t0).unwrap();

@@ -210,4 +210,3 @@ where
     }
     false
 }
-

@@ -34,8 +34,9 @@ async fn closes_after(addr: SocketAddr, bytes: &[u8]) -> bool {
 /// `GET /` over a new h2c connection; the status, or why there is none.
 async fn h2c_get(addr: SocketAddr) -> Result<u16, String> {
     let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     let req = http::Request::get(format!("http://{addr}/")).body(Empty::<Bytes>::new()).unwrap();
     let resp = tokio::time::timeout(Duration::from_secs(1), sender.send_request(req))

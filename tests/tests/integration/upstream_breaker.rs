@@ -105,7 +105,8 @@ upstream = "two"
 /// Two targets serving `/bad` with `bad_status` and anything else with
 /// 200, behind routes `bad` (`/bad`) and `good` (the rest).
 async fn two_routes(bad_status: u16, failure_statuses: &str) -> (TestGateway, [TestUpstream; 2]) {
-    let target = || TestUpstream::start(move |seen| Answer::new(if seen.uri == "/bad" { bad_status } else { 200 }, "x"));
+    let target =
+        || TestUpstream::start(move |seen| Answer::new(if seen.uri == "/bad" { bad_status } else { 200 }, "x"));
     let (a, b) = (target().await, target().await);
     let gw = TestGateway::start(&format!(
         r#"

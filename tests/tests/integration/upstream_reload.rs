@@ -77,7 +77,11 @@ async fn health_checks_go_on_from_the_health_a_reload_carried_over() {
     let sick = Arc::new(AtomicBool::new(true));
     let flag = sick.clone();
     let up = TestUpstream::start(move |seen| {
-        if seen.uri == "/healthz" && flag.load(Ordering::SeqCst) { Answer::new(500, "sick") } else { Answer::new(200, "ok") }
+        if seen.uri == "/healthz" && flag.load(Ordering::SeqCst) {
+            Answer::new(500, "sick")
+        } else {
+            Answer::new(200, "ok")
+        }
     })
     .await;
     let config = |timeout_ms: u32| {
