@@ -12,7 +12,8 @@
 //!   file with an entry's settings), each plugin use (plugin on a route) with
 //!   its warm instances and its breaker (state, times opened, calls
 //!   short-circuited), upstream targets with their state (up, unhealthy,
-//!   ejected, circuit-open) and requests in flight, and the key sources
+//!   ejected, circuit-open), and beside it their health, ejection time
+//!   left and breaker state, and requests in flight; and the key sources
 //!   plugins fetch (jwt-auth's JWKS URLs) with their state (`key_sources`).
 //! - `POST /reload`: reload now; 200 with the diff, or 422 problem+json
 //!   with the errors, or 504 when it ran past `runtime.reload_timeout_ms`

@@ -271,6 +271,11 @@ pub(super) struct PluginBreakerFile {
 /// try_timeout_ms = 5000       # each try (default: only timeout_ms)
 /// connect_timeout_ms = 2000
 /// idle_timeout_ms = 90000     # pooled keep-alive connections unused this long are closed
+/// failure_statuses = []       # answers that count as a target failure for outlier detection
+///                             # and breakers, besides tries with no answer (connect errors,
+///                             # timeouts, connections lost); e.g. [502, 504]. By default an
+///                             # answer, a 503 from the application included, shows the
+///                             # target is alive: one failing route must not close the others
 ///
 /// # Retries (or inline: retries = { attempts = 3, budget_percent = 10 }).
 /// # After a connect failure any method is retried; after a retried status,
@@ -294,15 +299,19 @@ pub(super) struct PluginBreakerFile {
 ///
 /// [upstreams.users.outlier]   # passive: on by default
 /// enabled = true
-/// consecutive_failures = 5    # 5xx, connect errors, timeouts in a row eject the target...
+/// consecutive_failures = 5    # target failures (see failure_statuses) in a row eject it...
 /// base_ejection_ms = 10000    # ...for this long, doubling on each ejection that follows
 /// max_ejection_ms = 300000    # the last within this long, up to this long
-/// max_ejection_percent = 50   # never more than this share of the targets at once
+/// max_ejection_percent = 50   # never more than this share of the targets out at once
+///                             # (ejected or with an open breaker)
 ///
 /// [upstreams.users.breaker]   # per target
 /// failure_threshold = 5       # failures in a row open it: requests fail fast (503)
 /// open_ms = 10000             # then half-open: probes go through
 /// half_open_probes = 1        # this many successes close it, a failure reopens it
+/// max_open_percent = 50       # breakers stay closed rather than take more than this share
+///                             # of the targets out at once (ejected or open); one may
+///                             # always open, so a sole target's breaker works
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -314,6 +323,7 @@ pub(super) struct UpstreamFile {
     pub try_timeout_ms: Option<Spanned<u64>>,
     pub connect_timeout_ms: Option<Spanned<u64>>,
     pub idle_timeout_ms: Option<Spanned<u64>>,
+    pub failure_statuses: Option<Vec<Spanned<u16>>>,
     pub retries: Option<Spanned<RetriesFile>>,
     pub health: Option<Spanned<HealthFile>>,
     pub outlier: Option<Spanned<OutlierFile>>,
@@ -400,6 +410,7 @@ pub(super) struct BreakerFile {
     pub failure_threshold: Option<Spanned<u32>>,
     pub open_ms: Option<Spanned<u64>>,
     pub half_open_probes: Option<Spanned<u32>>,
+    pub max_open_percent: Option<Spanned<u32>>,
 }
 
 /// A plugin component. The limits default to `[runtime]`'s.

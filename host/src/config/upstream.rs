@@ -25,6 +25,9 @@ pub(super) fn check_upstream(c: &mut Checker<'_>, name: &str, up: &Spanned<Upstr
     spec.try_timeout =
         u.try_timeout_ms.as_ref().map(|_| c.ms(&u.try_timeout_ms, &format!("{key}.try_timeout_ms"), spec.timeout));
     spec.balance = balance(c, &key, u, &spec.targets);
+    if let Some(list) = &u.failure_statuses {
+        spec.failure_statuses = statuses(c, &format!("{key}.failure_statuses"), list);
+    }
     if let Some(r) = &u.retries {
         retries(c, &format!("{key}.retries"), r, &mut spec.retry);
     }
@@ -128,18 +131,23 @@ fn retries(c: &mut Checker<'_>, rkey: &str, r: &Spanned<RetriesFile>, retry: &mu
             })
             .collect();
     }
-    if let Some(statuses) = &file.statuses {
-        retry.statuses = statuses
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let status = *s.get_ref();
-                (400..=599).contains(&status).then_some(status).or_else(|| {
-                    c.error(s.span(), format!("{rkey}.statuses[{i}]"), format!("{status} is not a 4xx or 5xx status"))
-                })
-            })
-            .collect();
+    if let Some(list) = &file.statuses {
+        retry.statuses = statuses(c, &format!("{rkey}.statuses"), list);
     }
+}
+
+/// A list of 4xx and 5xx statuses; each other one is reported.
+fn statuses(c: &mut Checker<'_>, key: &str, list: &[Spanned<u16>]) -> Vec<u16> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let status = *s.get_ref();
+            (400..=599)
+                .contains(&status)
+                .then_some(status)
+                .or_else(|| c.error(s.span(), format!("{key}[{i}]"), format!("{status} is not a 4xx or 5xx status")))
+        })
+        .collect()
 }
 
 fn health(c: &mut Checker<'_>, hkey: &str, h: &Spanned<HealthFile>) -> HealthSpec {
@@ -190,6 +198,12 @@ fn breaker(c: &mut Checker<'_>, bkey: &str, b: &Spanned<BreakerFile>) -> Breaker
     breaker.open = c.ms(&file.open_ms, &format!("{bkey}.open_ms"), breaker.open);
     breaker.half_open_probes =
         c.positive(&file.half_open_probes, &format!("{bkey}.half_open_probes"), breaker.half_open_probes);
+    if let Some(p) = &file.max_open_percent {
+        breaker.max_open_percent = *p.get_ref();
+        if breaker.max_open_percent > 100 {
+            c.error::<()>(p.span(), format!("{bkey}.max_open_percent"), "must be 0 to 100");
+        }
+    }
     breaker
 }
 

@@ -92,6 +92,19 @@ impl Breaker {
     /// success, `Some(false)` failure, `None` abandoned (the client went
     /// away) which only frees a probe's place.
     pub(crate) fn record(&mut self, permit: Permit, outcome: Option<bool>, now: Instant) -> Option<Transition> {
+        self.record_capped(permit, outcome, now, false)
+    }
+
+    /// [`Self::record`]; with `capped` (too many targets are out already)
+    /// a closed breaker stays closed past its threshold, and opens on the
+    /// next failure once the cap allows.
+    pub(crate) fn record_capped(
+        &mut self,
+        permit: Permit,
+        outcome: Option<bool>,
+        now: Instant,
+        capped: bool,
+    ) -> Option<Transition> {
         match (self.state, permit, outcome) {
             (State::HalfOpen { in_flight, successes }, Permit::Probe, outcome) => {
                 let in_flight = in_flight.saturating_sub(1);
@@ -115,11 +128,11 @@ impl Breaker {
                 self.state = State::Closed { failures: 0 };
                 None
             }
-            (State::Closed { failures }, _, Some(false)) if failures + 1 >= self.spec.failure_threshold => {
+            (State::Closed { failures }, _, Some(false)) if failures + 1 >= self.spec.failure_threshold && !capped => {
                 self.open(now)
             }
             (State::Closed { failures }, _, Some(false)) => {
-                self.state = State::Closed { failures: failures + 1 };
+                self.state = State::Closed { failures: failures.saturating_add(1) };
                 None
             }
             // Requests let through before the breaker opened (or while it
@@ -133,9 +146,18 @@ impl Breaker {
         Some(Transition::Opened)
     }
 
-    #[cfg(test)]
-    fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed { .. })
+    }
+
+    /// `closed`, `open`, or `half-open` (probes let through, or the next
+    /// request will be one), for operators.
+    pub(crate) fn state_name(&self, now: Instant) -> &'static str {
+        match self.state {
+            State::Closed { .. } => "closed",
+            State::Open { until } if now < until => "open",
+            _ => "half-open",
+        }
     }
 }
 
@@ -148,6 +170,7 @@ mod tests {
             failure_threshold: threshold,
             open: Duration::from_secs(5),
             half_open_probes: probes,
+            max_open_percent: 50,
         })
     }
 
@@ -214,6 +237,21 @@ mod tests {
         assert_eq!(b.acquire(t1), None);
         assert_eq!(b.record(p, None, t1), None);
         assert_eq!(b.acquire(t1), Some(Permit::Probe));
+    }
+
+    #[test]
+    fn a_capped_breaker_stays_closed_until_the_cap_allows() {
+        let t0 = Instant::now();
+        let mut b = breaker(2, 1);
+        for _ in 0..3 {
+            let p = b.acquire(t0).unwrap();
+            assert_eq!(b.record_capped(p, Some(false), t0, true), None);
+        }
+        assert_eq!(b.state_name(t0), "closed");
+        let p = b.acquire(t0).unwrap();
+        assert_eq!(b.record_capped(p, Some(false), t0, false), Some(Transition::Opened));
+        assert_eq!(b.state_name(t0), "open");
+        assert_eq!(b.state_name(t0 + Duration::from_secs(5)), "half-open");
     }
 
     #[test]

@@ -79,8 +79,15 @@ pub(crate) struct TargetStatus {
     pub addr: String,
     pub weight: u32,
     pub in_flight: usize,
-    /// `up`, `unhealthy`, `ejected` or `circuit-open`.
+    /// `up`, or the first reason it takes no traffic: `unhealthy`,
+    /// `ejected` or `circuit-open`. The fields below show each.
     pub state: &'static str,
+    /// `healthy`, `unhealthy`, or `unchecked` (no active checks).
+    pub health: &'static str,
+    /// Milliseconds of ejection left, when ejected.
+    pub ejected_ms: Option<u64>,
+    /// `closed`, `open`, `half-open`, or `off` (no breaker).
+    pub breaker: &'static str,
 }
 
 /// One named upstream service with its targets.
@@ -98,8 +105,9 @@ pub(crate) struct Upstream {
     max_ejection_percent: usize,
     /// How long an unhealthy target takes to come back at best.
     recheck: Duration,
-    /// Serialises ejection decisions (the cap looks at every target).
-    ejecting: Mutex<()>,
+    /// Serialises decisions that take a target out (ejection, opening a
+    /// breaker): the caps look at every target.
+    taking_out: Mutex<()>,
     /// Background tasks: health checks, closing idle connections.
     tasks: Vec<AbortHandle>,
     /// Tries and retries, resolved when the snapshot was built.
@@ -148,7 +156,7 @@ impl Upstream {
             connect_timeout: spec.connect_timeout,
             max_ejection_percent: spec.outlier.as_ref().map_or(100, |o| o.max_ejection_percent as usize),
             recheck: spec.health.as_ref().map_or(Duration::from_secs(1), |h| h.interval * h.healthy_threshold),
-            ejecting: Mutex::new(()),
+            taking_out: Mutex::new(()),
             tasks: health.into_iter().chain(sweeper).collect(),
             metrics: metrics.upstream(&spec.name, spec.targets.iter().map(|t| t.addr.as_str())),
             targets,
@@ -170,16 +178,29 @@ impl Upstream {
         let now = Instant::now();
         self.targets
             .iter()
-            .map(|t| TargetStatus {
-                addr: t.addr.to_string(),
-                weight: t.weight,
-                in_flight: t.in_flight(),
-                state: match t.blocked(now) {
+            .map(|t| {
+                let state = match t.blocked(now) {
                     None => "up",
                     Some(Blocked::Unhealthy) => "unhealthy",
                     Some(Blocked::Ejected(_)) => "ejected",
                     Some(Blocked::Open(_)) => "circuit-open",
-                },
+                };
+                let health = match (&self.spec.health, t.is_healthy()) {
+                    (None, _) => "unchecked",
+                    (Some(_), true) => "healthy",
+                    (Some(_), false) => "unhealthy",
+                };
+                let passive = t.passive();
+                let ejected = passive.outlier.as_ref().and_then(|o| o.ejected_for(now));
+                TargetStatus {
+                    addr: t.addr.to_string(),
+                    weight: t.weight,
+                    in_flight: t.in_flight(),
+                    state,
+                    health,
+                    ejected_ms: ejected.map(|d| d.as_millis() as u64),
+                    breaker: passive.breaker.as_ref().map_or("off", |b| b.state_name(now)),
+                }
             })
             .collect()
     }
@@ -232,7 +253,7 @@ impl Upstream {
             let (failed, result) = match sent {
                 Ok(Ok(resp)) => {
                     let status = resp.status();
-                    self.report(&mut attempt, !status.is_server_error(), now);
+                    self.report(&mut attempt, !self.spec.failure_statuses.contains(&status.as_u16()), now);
                     let guard = attempt.take_in_flight();
                     let resp = resp.map(|inner| Tracked { inner, _guard: guard }.boxed());
                     if !self.retry.statuses.contains(&status.as_u16()) {
@@ -376,15 +397,21 @@ impl Upstream {
 
     /// Feeds a try's outcome to the target's breaker and outlier detection.
     /// A success without a breaker to tell takes the try's start as the
-    /// time (it only resets counts); anything else reads the clock.
+    /// time (it only resets counts); anything else reads the clock. A
+    /// failure may take the target out: that decision is made one at a
+    /// time, against the caps on targets out at once.
     fn report(&self, attempt: &mut Attempt, ok: bool, tried_at: Instant) {
         let target = attempt.target.clone();
         let permit = attempt.take_permit();
         let now = if ok && permit.is_none() { tried_at } else { Instant::now() };
+        let _one_at_a_time = (!ok).then(|| self.taking_out.lock().expect("take-out lock"));
+        let others_out = if ok { 0 } else { self.others_out(&target, now) };
+        let breaker_cap = self.spec.breaker.as_ref().map_or(100, |b| b.max_open_percent as usize);
+        let capped = (others_out + 1) > (self.targets.len() * breaker_cap / 100).max(1);
         let (transition, eject) = {
             let mut passive = target.passive();
             let transition = match (&mut passive.breaker, permit) {
-                (Some(b), Some(permit)) => b.record(permit, Some(ok), now),
+                (Some(b), Some(permit)) => b.record_capped(permit, Some(ok), now, capped),
                 _ => None,
             };
             (transition, passive.outlier.as_mut().is_some_and(|o| o.record(ok, now)))
@@ -397,23 +424,24 @@ impl Upstream {
             Some(Transition::Closed) => {
                 tracing::info!(upstream = %self.name, target = %target.addr, "circuit breaker closed");
             }
+            None if capped && !ok => {
+                tracing::debug!(upstream = %self.name, target = %target.addr, "breaker kept closed: too many targets are out");
+            }
             None => {}
         }
         if eject {
-            self.eject(&target, now);
+            self.eject(&target, now, others_out);
         }
     }
 
-    fn eject(&self, target: &Arc<Target>, now: Instant) {
-        let _one_at_a_time = self.ejecting.lock().expect("ejection lock");
-        let others = self
-            .targets
-            .iter()
-            .filter(|t| !Arc::ptr_eq(t, target))
-            .filter(|t| t.passive().outlier.as_ref().is_some_and(|o| o.is_ejected(now)))
-            .count();
-        if (others + 1) * 100 > self.targets.len() * self.max_ejection_percent {
-            tracing::debug!(upstream = %self.name, target = %target.addr, "not ejected: too many targets are");
+    /// Targets other than `target` that passive checks have taken out.
+    fn others_out(&self, target: &Arc<Target>, now: Instant) -> usize {
+        self.targets.iter().filter(|t| !Arc::ptr_eq(t, target) && t.taken_out(now)).count()
+    }
+
+    fn eject(&self, target: &Arc<Target>, now: Instant, others_out: usize) {
+        if (others_out + 1) * 100 > self.targets.len() * self.max_ejection_percent {
+            tracing::debug!(upstream = %self.name, target = %target.addr, "not ejected: too many targets are out");
             return;
         }
         let Some(length) = target.passive().outlier.as_mut().map(|o| o.eject(now)) else {
@@ -545,7 +573,12 @@ mod tests {
     #[tokio::test]
     async fn no_available_target_fails_fast_with_retry_after() {
         let mut spec = UpstreamSpec::new("u", ["127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap()]);
-        spec.breaker = Some(BreakerSpec { failure_threshold: 1, open: Duration::from_secs(3), half_open_probes: 1 });
+        spec.breaker = Some(BreakerSpec {
+            failure_threshold: 1,
+            open: Duration::from_secs(3),
+            max_open_percent: 100,
+            ..BreakerSpec::default()
+        });
         let upstream = Upstream::new(&spec, &Metrics::default());
         let req = || http::Request::new(Payload::Bytes(Default::default()));
         // Both refuse: the first try and its retry (to the other) open both breakers.
@@ -553,9 +586,32 @@ mod tests {
         assert_eq!(e.status(), http::StatusCode::BAD_GATEWAY, "{e}");
         let e = upstream.send_with(req(), SendOptions::default(), &mut Tries::default()).await.unwrap_err();
         assert_eq!(e.status(), http::StatusCode::SERVICE_UNAVAILABLE, "{e}");
-        assert!(upstream.status().iter().all(|t| t.state == "circuit-open"), "{:?}", upstream.status());
+        assert!(
+            upstream.status().iter().all(|t| t.state == "circuit-open" && t.breaker == "open"),
+            "{:?}",
+            upstream.status()
+        );
         assert_eq!(e.retry_after(), Some(3));
         assert!(e.to_string().contains("circuit breaker open"), "{e}");
+    }
+
+    #[test]
+    fn open_breakers_are_capped_with_ejections() {
+        let addrs = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:4"];
+        let mut spec = UpstreamSpec::new("u", addrs.map(|a| a.parse().unwrap()));
+        spec.breaker = Some(BreakerSpec { failure_threshold: 1, ..BreakerSpec::default() });
+        spec.outlier =
+            Some(OutlierSpec { consecutive_failures: 1, max_ejection_percent: 100, ..OutlierSpec::default() });
+        let upstream = Upstream::new(&spec, &Metrics::default());
+        let now = Instant::now();
+        for t in &upstream.targets {
+            if let Some(mut attempt) = t.acquire(now) {
+                upstream.report(&mut attempt, false, now);
+            }
+        }
+        let breakers: Vec<&str> = upstream.status().iter().map(|t| t.breaker).collect();
+        assert_eq!(breakers, ["open", "open", "closed", "closed"], "50% of four targets");
+        assert!(upstream.targets.iter().all(|t| t.taken_out(now)), "ejection's own cap is 100%");
     }
 
     #[test]

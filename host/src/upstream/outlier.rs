@@ -1,12 +1,14 @@
 //! Passive outlier detection: a target that fails `consecutive_failures`
-//! requests in a row (5xx answers, connect errors, timeouts) is ejected —
+//! requests in a row (target failures: no answer, or one of the
+//! upstream's `failure_statuses`) is ejected —
 //! it gets no traffic — for a while. The ejection doubles each time the
 //! target is ejected again within `max_ejection` of its last return, up to
 //! `max_ejection`; a target that stays well that long starts over from
 //! `base_ejection`.
 //!
-//! Pure: the clock is a parameter. The share of targets ejected at once is
-//! capped by the caller, which sees them all.
+//! Pure: the clock is a parameter. The share of targets out at once
+//! (ejected or with an open breaker) is capped by the caller, which sees
+//! them all.
 
 use std::time::{Duration, Instant};
 

@@ -35,6 +35,12 @@ pub struct UpstreamSpec {
     pub outlier: Option<OutlierSpec>,
     /// Per-target circuit breaker; off unless configured.
     pub breaker: Option<BreakerSpec>,
+    /// Answers that count as a target failure for outlier detection and
+    /// breakers, besides tries that got none (connect errors, timeouts,
+    /// lost connections). Empty by default: any answer, a 503 included,
+    /// shows the target is alive, and one route failing must not take
+    /// the target out for the others.
+    pub failure_statuses: Vec<u16>,
 }
 
 impl UpstreamSpec {
@@ -52,6 +58,7 @@ impl UpstreamSpec {
             health: None,
             outlier: Some(OutlierSpec::default()),
             breaker: None,
+            failure_statuses: Vec::new(),
         }
     }
 }
@@ -145,8 +152,9 @@ impl Default for HealthSpec {
     }
 }
 
-/// Passive outlier detection: consecutive failures (5xx answers, connect
-/// errors, timeouts) eject a target for a while.
+/// Passive outlier detection: consecutive target failures (connect
+/// errors, timeouts, lost connections, `failure_statuses`) eject a target
+/// for a while.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutlierSpec {
     pub consecutive_failures: u32,
@@ -154,8 +162,9 @@ pub struct OutlierSpec {
     /// one within `max_ejection` doubles it.
     pub base_ejection: Duration,
     pub max_ejection: Duration,
-    /// At most this share of the targets is ejected at once (so a bad
-    /// request pattern cannot eject everything); 100 allows all.
+    /// At most this share of the targets is out at once, ejected or with
+    /// an open breaker (so a bad request pattern cannot eject everything);
+    /// 100 allows all.
     pub max_ejection_percent: u32,
 }
 
@@ -178,10 +187,14 @@ pub struct BreakerSpec {
     pub open: Duration,
     /// Probes let through while half-open; this many successes close it.
     pub half_open_probes: u32,
+    /// A breaker stays closed rather than take more than this share of
+    /// the targets out at once (ejected or open), as outlier ejection
+    /// does; one breaker may always open, so a sole target's works.
+    pub max_open_percent: u32,
 }
 
 impl Default for BreakerSpec {
     fn default() -> Self {
-        Self { failure_threshold: 5, open: Duration::from_secs(10), half_open_probes: 1 }
+        Self { failure_threshold: 5, open: Duration::from_secs(10), half_open_probes: 1, max_open_percent: 50 }
     }
 }

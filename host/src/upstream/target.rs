@@ -80,6 +80,13 @@ impl Target {
         p.breaker.as_ref().and_then(|b| b.blocked_for(now)).map(Blocked::Open)
     }
 
+    /// Whether passive checks have taken it out: ejected, or its breaker
+    /// not closed. What the caps on both count.
+    pub(crate) fn taken_out(&self, now: Instant) -> bool {
+        let p = self.passive();
+        p.outlier.as_ref().is_some_and(|o| o.is_ejected(now)) || p.breaker.as_ref().is_some_and(|b| !b.is_closed())
+    }
+
     /// Lets one request through to this target, if it still may.
     pub(crate) fn acquire(self: &Arc<Self>, now: Instant) -> Option<Attempt> {
         if !self.healthy.load(Ordering::Relaxed) {
@@ -148,7 +155,8 @@ mod tests {
     #[tokio::test]
     async fn an_abandoned_attempt_frees_its_probe_and_in_flight_count() {
         let mut spec = UpstreamSpec::new("u", ["127.0.0.1:1".parse().unwrap()]);
-        spec.breaker = Some(BreakerSpec { failure_threshold: 1, open: Duration::from_secs(1), half_open_probes: 1 });
+        spec.breaker =
+            Some(BreakerSpec { failure_threshold: 1, open: Duration::from_secs(1), ..BreakerSpec::default() });
         let target = Arc::new(Target::new(&spec.targets[0], &spec));
         let t0 = Instant::now();
         let mut a = target.acquire(t0).unwrap();

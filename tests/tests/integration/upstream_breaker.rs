@@ -21,6 +21,7 @@ async fn a_flapping_target_trips_the_breaker_and_recovers_through_half_open() {
 [upstreams.flaky]
 targets = ["{}"]
 retries = {{ attempts = 1 }}
+failure_statuses = [500]
 outlier = {{ enabled = false }}
 [upstreams.flaky.breaker]
 failure_threshold = 3
@@ -79,6 +80,7 @@ async fn an_open_breaker_moves_traffic_to_the_other_targets() {
         r#"
 [upstreams.two]
 targets = ["{}", "{}"]
+failure_statuses = [502]
 outlier = {{ enabled = false }}
 breaker = {{ failure_threshold = 2, open_ms = 60000 }}
 
@@ -98,4 +100,93 @@ upstream = "two"
     }
     assert_eq!(bad.count(), 2, "open after two failures, then skipped");
     assert_eq!(good.count(), 20);
+}
+
+/// Two targets serving `/bad` with `bad_status` and anything else with
+/// 200, behind routes `bad` (`/bad`) and `good` (the rest).
+async fn two_routes(bad_status: u16, failure_statuses: &str) -> (TestGateway, [TestUpstream; 2]) {
+    let target =
+        || TestUpstream::start(move |seen| Answer::new(if seen.uri == "/bad" { bad_status } else { 200 }, "x"));
+    let (a, b) = (target().await, target().await);
+    let gw = TestGateway::start(&format!(
+        r#"
+[upstreams.two]
+targets = ["{}", "{}"]
+retries = {{ attempts = 1 }}
+failure_statuses = {failure_statuses}
+breaker = {{ failure_threshold = 3, open_ms = 60000 }}
+
+[[routes]]
+name = "bad"
+path = "/bad"
+upstream = "two"
+
+[[routes]]
+name = "good"
+prefix = "/"
+upstream = "two"
+"#,
+        a.target(),
+        b.target()
+    ))
+    .await;
+    (gw, [a, b])
+}
+
+/// Runs 100 requests to `/bad`, 10 at a time, while one client asks for
+/// `/good` after each batch: the statuses `/good` got.
+async fn bad_route_under_load(gw: &TestGateway) -> Vec<u16> {
+    let mut good = Vec::new();
+    for _ in 0..10 {
+        let batch: Vec<_> = (0..10)
+            .map(|_| {
+                let client = gw.client.clone();
+                tokio::spawn(async move { client.get("/bad").await.status })
+            })
+            .collect();
+        good.push(gw.client.get("/good").await.status);
+        for task in batch {
+            task.await.unwrap();
+        }
+    }
+    good
+}
+
+fn breakers(status: &serde_json::Value) -> Vec<String> {
+    let targets = status["upstreams"]["two"].as_array().expect("two's targets").clone();
+    targets.iter().map(|t| t["breaker"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_answering_503_does_not_take_the_upstream_out() {
+    let (gw, _targets) = two_routes(503, "[]").await;
+    let good = bad_route_under_load(&gw).await;
+    assert!(good.iter().all(|s| *s == 200), "{good:?}");
+    // An answer is a sign of life: nothing was taken out.
+    let status = gw.admin.get("/status").await.json();
+    assert_eq!(breakers(&status), ["closed", "closed"], "{status}");
+    for t in status["upstreams"]["two"].as_array().unwrap() {
+        assert_eq!((t["state"].as_str(), t["health"].as_str()), (Some("up"), Some("unchecked")), "{t}");
+        assert!(t["ejected_ms"].is_null(), "{t}");
+    }
+    assert_eq!(gw.client.get("/good").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_statuses_open_at_most_half_the_breakers() {
+    let (gw, _targets) = two_routes(500, "[500]").await;
+    let good = bad_route_under_load(&gw).await;
+    assert!(good.iter().all(|s| *s == 200), "the good route stays served: {good:?}");
+    let status = gw.admin.get("/status").await.json();
+    let mut open = breakers(&status);
+    open.sort();
+    assert_eq!(open, ["closed", "open"], "{status}");
+    // The other target is neither ejected nor open: it serves both routes.
+    let targets = status["upstreams"]["two"].as_array().unwrap();
+    let serving: Vec<_> = targets.iter().filter(|t| t["breaker"] == "closed").collect();
+    assert_eq!((serving[0]["state"].as_str(), serving[0]["ejected_ms"].is_null()), (Some("up"), true), "{status}");
+    for _ in 0..10 {
+        assert_eq!(gw.client.get("/good").await.status, 200);
+        assert_eq!(gw.client.get("/bad").await.status, 500, "the application's answer, not a 503");
+    }
 }

@@ -126,12 +126,13 @@ async fn ejection_never_takes_more_than_its_share() {
 }
 
 /// Every path to an upstream of `targets`, without retries, that ejects a
-/// target after `failures` failures in a row for a minute.
+/// target after `failures` failures (500 answers) in a row for a minute.
 async fn ejecting(targets: &[&TestUpstream], failures: u32) -> TestGateway {
     let targets: Vec<String> = targets.iter().map(|t| t.target()).collect();
     let upstream = json!({
         "targets": targets,
         "retries": {"attempts": 1},
+        "failure_statuses": [500],
         "outlier": {"consecutive_failures": failures, "base_ejection_ms": 60000},
     });
     TestGateway::start(&proxy_all("up", upstream).to_string()).await

@@ -114,7 +114,12 @@ outlier = { enabled = false }
     );
     assert_eq!(
         u.breaker,
-        Some(BreakerSpec { failure_threshold: 7, open: Duration::from_secs(3), half_open_probes: 2 })
+        Some(BreakerSpec {
+            failure_threshold: 7,
+            open: Duration::from_secs(3),
+            half_open_probes: 2,
+            max_open_percent: 50
+        })
     );
 }
 
