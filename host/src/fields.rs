@@ -70,3 +70,24 @@ mod tests {
         assert_eq!(one.get_all(header::COOKIE).iter().collect::<Vec<_>>(), ["a=1, b"]);
     }
 }
+
+/// Lowercase hex of `bytes` into `out`, which holds exactly two digits per
+/// byte (ids the gateway makes for every request: no allocation, no
+/// checks of its own output).
+pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 15)];
+    }
+}
+
+/// A header value of text the gateway wrote itself from hex digits and
+/// dashes ([`hex_into`]): checking it again, byte by byte, would cost
+/// more than making it.
+pub(crate) fn ascii_value(text: &[u8]) -> HeaderValue {
+    debug_assert!(text.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-'), "{text:?}");
+    // SAFETY: hex digits and dashes are visible ASCII, which a header value
+    // may hold; the callers pass only those (checked above in tests).
+    unsafe { HeaderValue::from_maybe_shared_unchecked(bytes::Bytes::copy_from_slice(text)) }
+}

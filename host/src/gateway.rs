@@ -198,31 +198,44 @@ impl Gateway {
     /// problem+json response. The response carries the request id and the
     /// gateway's `traceparent`; it is counted in the route's metrics, and
     /// its access-log line is queued once its body is sent.
-    pub async fn handle(&self, req: Request<Body>, client: SocketAddr) -> Response<Body> {
-        let start = Instant::now();
-        let snapshot = self.current.load_full();
-        let request_id = proxy_headers::request_id(req.headers());
-        let mut record = Box::new(RequestRecord::new(&req, client, request_id.clone(), start));
-        // Each upstream try becomes a span only when spans are exported.
-        record.upstream.keep_each = self.spans.is_some();
-        let mut resp = crate::handler::handle(&snapshot, req, client, request_id.clone(), &mut record).await;
-        let status = resp.status();
-        snapshot.route_metrics(record.route_index).record(&record.method, status, start.elapsed());
-        record.status = status.as_u16();
-        let headers = resp.headers_mut();
-        headers.insert(REQUEST_ID, request_id);
-        headers.insert(TRACEPARENT.clone(), record.trace.traceparent());
-        let sinks = Sinks { log: self.access_log.get().cloned(), spans: self.spans.clone() };
-        match sinks.is_empty() {
-            true => resp,
-            false => resp.map(|body| Logged::wrap(body, record, sinks)),
-        }
+    pub fn handle(&self, req: Request<Body>, client: SocketAddr) -> impl Future<Output = Response<Body>> + Send + '_ {
+        respond(self, req, client)
+    }
+}
+
+/// [`Gateway::handle`], for a borrowed gateway or one the future owns (the
+/// server's): the same future either way, with nothing around it.
+async fn respond<G>(gateway: G, req: Request<Body>, client: SocketAddr) -> Response<Body>
+where
+    G: std::ops::Deref<Target = Gateway> + Send,
+{
+    let start = Instant::now();
+    let snapshot = gateway.current.load_full();
+    let request_id = proxy_headers::request_id(req.headers());
+    let sinks = Sinks { log: gateway.access_log.get().cloned(), spans: gateway.spans.clone() };
+    let mut record = Box::new(RequestRecord::new(&req, client, request_id.clone(), start, !sinks.is_empty()));
+    // Each upstream try becomes a span only when spans are exported.
+    record.upstream.keep_each = gateway.spans.is_some();
+    let mut resp = crate::handler::handle(&snapshot, req, client, request_id.clone(), &mut record).await;
+    let status = resp.status();
+    snapshot.route_metrics(record.route_index).record(&record.method, status, start.elapsed());
+    record.status = status.as_u16();
+    let headers = resp.headers_mut();
+    headers.insert(REQUEST_ID, request_id);
+    headers.insert(TRACEPARENT.clone(), record.trace.traceparent());
+    match sinks.is_empty() {
+        true => resp,
+        false => resp.map(|body| Logged::wrap(body, record, sinks)),
     }
 }
 
 impl server::Site for Gateway {
-    fn answer(&self, req: Request<Body>, client: SocketAddr) -> impl Future<Output = Response<Body>> + Send + '_ {
-        self.handle(req, client)
+    fn answer(
+        self: Arc<Self>,
+        req: Request<Body>,
+        client: SocketAddr,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static {
+        respond(self, req, client)
     }
 
     fn settings(&self) -> Arc<ServerSettings> {

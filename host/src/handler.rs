@@ -37,7 +37,9 @@ pub(crate) async fn handle(
 ) -> Response<Body> {
     let (mut head, body) = req.into_parts();
     let normalized = normalize_path(&mut head.uri, snapshot.config.server.path_params);
-    head.uri.path().clone_into(&mut record.path);
+    if record.detail {
+        head.uri.path().clone_into(&mut record.path);
+    }
     if let Err(answer) = normalized {
         return answer.into_response();
     }
@@ -106,7 +108,7 @@ async fn proxy(
     let state = Box::new(RequestState::new(req.head, buffered, info));
     match request_phase(snapshot, route, state, stream, record).await {
         Reached::Response { resp, view: Some(view), ran } if ran > 0 => {
-            Box::pin(response_phase(route, view, resp, ran, &mut record.plugins)).await
+            Box::pin(response_phase(route, view, resp, ran, record.calls())).await
         }
         Reached::Response { resp, .. } | Reached::Final(resp) => resp,
     }
@@ -191,10 +193,12 @@ async fn request_phase(
         (RequestOutcome::Forward { req: state }, None)
     } else {
         let info = state.info.clone();
-        let phase = route.pipeline.request_phase(state, &snapshot.bounds, &mut record.plugins);
+        let phase = route.pipeline.request_phase(state, &snapshot.bounds, record.calls());
         (Box::pin(phase).await, Some(info))
     };
-    if let RequestOutcome::Forward { req } | RequestOutcome::Respond { req, .. } = &outcome {
+    if record.detail
+        && let RequestOutcome::Forward { req } | RequestOutcome::Respond { req, .. } = &outcome
+    {
         record.user = req.var("user").map(str::to_owned);
     }
     match outcome {
@@ -272,7 +276,7 @@ async fn response_phase(
     view: Box<RequestState>,
     response: Response<Body>,
     ran: usize,
-    calls: &mut Vec<PluginCall>,
+    calls: Option<&mut Vec<PluginCall>>,
 ) -> Response<Body> {
     let (head, body) = response.into_parts();
     let (buffered, stream) = if route.pipeline.needs().response_body {

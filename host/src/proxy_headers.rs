@@ -76,12 +76,8 @@ pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
         return id.clone();
     }
     let mut hex = [0u8; 32];
-    let mut n = fastrand::u128(..);
-    for digit in hex.iter_mut().rev() {
-        *digit = b"0123456789abcdef"[(n & 15) as usize];
-        n >>= 4;
-    }
-    HeaderValue::from_bytes(&hex).expect("hex is a valid header value")
+    crate::fields::hex_into(&fastrand::u128(..).to_be_bytes(), &mut hex);
+    crate::fields::ascii_value(&hex)
 }
 
 /// The client's address as `X-Forwarded-For` writes it.

@@ -71,15 +71,16 @@ impl Pipeline {
     /// The request travels boxed: it moves into each plugin call and back.
     /// A reply the server could not send (`bounds`) is the plugin's failure
     /// like any other, so a fail-open stage passes over it too.
-    /// Each call is counted and timed, and listed in `calls`.
+    /// Each call is counted and timed, and listed in `calls` when given.
+    /// One clock read ends a call and starts the next.
     pub(crate) async fn request_phase(
         &self,
         mut req: Box<RequestState>,
         bounds: &Bounds,
-        calls: &mut Vec<PluginCall>,
+        mut calls: Option<&mut Vec<PluginCall>>,
     ) -> RequestOutcome {
+        let mut started = Instant::now();
         for (i, stage) in self.stages.iter().enumerate() {
-            let started = Instant::now();
             let (back, result) = stage.pool.on_request(req).await;
             req = back;
             let result = result.and_then(|action| match action {
@@ -94,7 +95,7 @@ impl Pipeline {
                 Ok(Some(_)) => PluginResult::Respond,
                 Err(error) => failure(error, stage.on_error),
             };
-            stage.record(Phase::Request, outcome, started, calls);
+            started = stage.record(Phase::Request, outcome, started, calls.as_deref_mut());
             match result {
                 Ok(None) => {}
                 Ok(Some(resp)) => return RequestOutcome::Respond { req, resp, by: i },
@@ -115,20 +116,20 @@ impl Pipeline {
         mut req: Box<RequestState>,
         mut resp: Box<ResponseState>,
         ran: usize,
-        calls: &mut Vec<PluginCall>,
+        mut calls: Option<&mut Vec<PluginCall>>,
     ) -> Result<Box<ResponseState>, PluginError> {
+        let mut started = Instant::now();
         for stage in self.stages[..ran].iter().rev() {
             if !stage.pool.needs().response {
                 continue;
             }
-            let started = Instant::now();
             let (back_req, back_resp, result) = stage.pool.on_response(req, resp).await;
             (req, resp) = (back_req, back_resp);
             let outcome = match &result {
                 Ok(()) => PluginResult::Continue,
                 Err(error) => failure(error, stage.on_error),
             };
-            stage.record(Phase::Response, outcome, started, calls);
+            started = stage.record(Phase::Response, outcome, started, calls.as_deref_mut());
             if let Err(error) = result {
                 match stage.on_error {
                     FailPolicy::FailClosed => return Err(error),
@@ -144,11 +145,21 @@ impl Pipeline {
 
 impl Stage {
     /// One call: counted and timed in the stage's metrics, and listed for
-    /// the request's access-log line.
-    fn record(&self, phase: Phase, result: PluginResult, started: Instant, calls: &mut Vec<PluginCall>) {
-        let elapsed = started.elapsed();
+    /// the request's access-log line and spans. Returns when it ended.
+    fn record(
+        &self,
+        phase: Phase,
+        result: PluginResult,
+        started: Instant,
+        calls: Option<&mut Vec<PluginCall>>,
+    ) -> Instant {
+        let ended = Instant::now();
+        let elapsed = ended.saturating_duration_since(started);
         self.metrics.record(phase, result, elapsed);
-        calls.push(PluginCall { plugin: self.pool.plugin().clone(), started, phase, result, elapsed });
+        if let Some(calls) = calls {
+            calls.push(PluginCall { plugin: self.pool.plugin().clone(), started, phase, result, elapsed });
+        }
+        ended
     }
 }
 

@@ -141,8 +141,15 @@ pub async fn bind(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
 /// settings and certificates change on reload. `main.rs` wires the two;
 /// the server knows nothing of gateways or configs.
 pub trait Site: Send + Sync + 'static {
-    /// Answers one request; never fails (errors are answers too).
-    fn answer(&self, req: Request<Body>, client: SocketAddr) -> impl Future<Output = Response<Body>> + Send + '_;
+    /// Answers one request; never fails (errors are answers too). The
+    /// future owns the site: the server boxes it as it is, with no async
+    /// block around it to copy it into (the pipeline's future is large,
+    /// and each layer around it cost a copy of it per request).
+    fn answer(
+        self: Arc<Self>,
+        req: Request<Body>,
+        client: SocketAddr,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static;
     /// The settings for the next connection or request.
     fn settings(&self) -> Arc<ServerSettings>;
     /// The TLS config for the next handshake, if TLS is configured.
@@ -167,10 +174,7 @@ pub fn serve_listeners<S: Site>(site: Arc<S>, listeners: Listeners) -> anyhow::R
     };
     let for_settings = site.clone();
     let settings: SettingsSource = Box::new(move || for_settings.settings());
-    let handler = move |req, client| {
-        let site = site.clone();
-        async move { site.answer(req, client).await }
-    };
+    let handler = move |req, client| site.clone().answer(req, client);
     Ok(start(Core { handler, settings, tls }, listeners))
 }
 

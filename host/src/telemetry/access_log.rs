@@ -392,7 +392,7 @@ mod tests {
             .unwrap();
         let start = Instant::now();
         let mut r =
-            RequestRecord::new(&head, "10.0.0.9:5555".parse().unwrap(), HeaderValue::from_static("req-1"), start);
+            RequestRecord::new(&head, "10.0.0.9:5555".parse().unwrap(), HeaderValue::from_static("req-1"), start, true);
         r.time = UNIX_EPOCH + Duration::from_millis(1_764_943_223_123);
         r.path = "/users/7".into();
         r.route = Some("users".into());

@@ -90,19 +90,39 @@ pub(crate) struct RequestRecord {
     pub user: Option<String>,
     /// From the head to the end of the response body.
     pub duration: Duration,
+    /// Whether anything reads more than the route, method and status (an
+    /// access log or a span exporter): only then are the request's other
+    /// fields copied and its plugin calls listed. Metrics need none of it,
+    /// and a gateway without a log should not pay for one.
+    pub detail: bool,
 }
 
 impl RequestRecord {
-    /// The record of a request whose head just arrived.
-    pub(crate) fn new<B>(head: &http::Request<B>, client: SocketAddr, request_id: HeaderValue, start: Instant) -> Self {
+    /// The record of a request whose head just arrived; with `detail`, see
+    /// [`RequestRecord::detail`].
+    pub(crate) fn new<B>(
+        head: &http::Request<B>,
+        client: SocketAddr,
+        request_id: HeaderValue,
+        start: Instant,
+        detail: bool,
+    ) -> Self {
         let headers = head.headers();
-        let host = headers
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| head.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let (time, host, user_agent, bytes_in) = match detail {
+            true => (
+                SystemTime::now(),
+                headers
+                    .get(header::HOST)
+                    .cloned()
+                    .or_else(|| head.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())),
+                headers.get(header::USER_AGENT).cloned(),
+                crate::fields::content_length(headers).unwrap_or(0),
+            ),
+            false => (SystemTime::UNIX_EPOCH, None, None, 0),
+        };
         Self {
             start,
-            time: SystemTime::now(),
+            time,
             request_id,
             trace: TraceContext::from_headers(headers),
             client,
@@ -110,17 +130,23 @@ impl RequestRecord {
             host,
             path: String::new(),
             version: head.version(),
-            user_agent: headers.get(header::USER_AGENT).cloned(),
+            user_agent,
             route_index: None,
             route: None,
             status: 0,
-            bytes_in: crate::fields::content_length(headers).unwrap_or(0),
+            bytes_in,
             bytes_out: 0,
             upstream: Tries::default(),
             plugins: Vec::new(),
             user: None,
             duration: Duration::ZERO,
+            detail,
         }
+    }
+
+    /// Where the plugin calls are listed: nowhere without `detail`.
+    pub(crate) fn calls(&mut self) -> Option<&mut Vec<PluginCall>> {
+        self.detail.then_some(&mut self.plugins)
     }
 
     /// Time spent in plugin calls.
