@@ -2,6 +2,7 @@
 //! every side: a client's headers against the server's limits, a plugin's
 //! writes against the same limits, and the declared body length.
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// A field's share of `max_header_bytes`: its name, value, `: ` and line
@@ -48,6 +49,38 @@ pub(crate) fn join_cookies(headers: &mut HeaderMap) {
     }
 }
 
+/// Two lowercase hex digits per byte value, made at compile time.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [DIGITS[i >> 4], DIGITS[i & 15]];
+        i += 1;
+    }
+    pairs
+};
+
+/// Lowercase hex of `bytes` into `out`, which holds two digits per byte
+/// (ids the gateway makes for every request: a table load per byte, no
+/// allocation, no checks of its own output).
+pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    let (pairs, _) = out.as_chunks_mut::<2>();
+    for (byte, pair) in bytes.iter().zip(pairs) {
+        *pair = HEX_PAIRS[usize::from(*byte)];
+    }
+}
+
+/// A header value of text the gateway wrote itself from hex digits and
+/// dashes ([`hex_into`]): checking it again, byte by byte, would cost
+/// more than making it.
+pub(crate) fn ascii_value(text: Bytes) -> HeaderValue {
+    debug_assert!(text.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-'), "{text:?}");
+    // SAFETY: hex digits and dashes are visible ASCII, which a header value
+    // may hold; the callers pass only those (checked above in tests).
+    unsafe { HeaderValue::from_maybe_shared_unchecked(text) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,25 +102,4 @@ mod tests {
         join_cookies(&mut one);
         assert_eq!(one.get_all(header::COOKIE).iter().collect::<Vec<_>>(), ["a=1, b"]);
     }
-}
-
-/// Lowercase hex of `bytes` into `out`, which holds exactly two digits per
-/// byte (ids the gateway makes for every request: no allocation, no
-/// checks of its own output).
-pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 15)];
-    }
-}
-
-/// A header value of text the gateway wrote itself from hex digits and
-/// dashes ([`hex_into`]): checking it again, byte by byte, would cost
-/// more than making it.
-pub(crate) fn ascii_value(text: &[u8]) -> HeaderValue {
-    debug_assert!(text.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-'), "{text:?}");
-    // SAFETY: hex digits and dashes are visible ASCII, which a header value
-    // may hold; the callers pass only those (checked above in tests).
-    unsafe { HeaderValue::from_maybe_shared_unchecked(bytes::Bytes::copy_from_slice(text)) }
 }

@@ -24,7 +24,7 @@ use crate::state::StateStore;
 use crate::telemetry::otlp::{Exporter, OtlpSettings};
 use crate::telemetry::record::Logged;
 use crate::telemetry::trace_context::TRACEPARENT;
-use crate::telemetry::{AccessLog, Metrics, RequestRecord, Sinks};
+use crate::telemetry::{AccessLog, Metrics, RequestRecord, Sinks, TraceContext};
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -211,9 +211,10 @@ where
 {
     let start = Instant::now();
     let snapshot = gateway.current.load_full();
-    let request_id = proxy_headers::request_id(req.headers());
+    let trace = TraceContext::from_headers(req.headers());
+    let request_id = proxy_headers::request_id(req.headers(), &trace);
     let sinks = Sinks { log: gateway.access_log.get().cloned(), spans: gateway.spans.clone() };
-    let mut record = Box::new(RequestRecord::new(&req, client, request_id.clone(), start, !sinks.is_empty()));
+    let mut record = Box::new(RequestRecord::new(&req, client, request_id.clone(), trace, start, !sinks.is_empty()));
     // Each upstream try becomes a span only when spans are exported.
     record.upstream.keep_each = gateway.spans.is_some();
     let mut resp = crate::handler::handle(&snapshot, req, client, request_id.clone(), &mut record).await;

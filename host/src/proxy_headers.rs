@@ -5,6 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
+use crate::telemetry::TraceContext;
+
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -67,17 +69,16 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The request id the client sent, or a new random one (128 bits in hex).
-pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
+/// The request id the client sent, or a new one (128 bits in hex, see
+/// [`TraceContext::new_request_id`]).
+pub(crate) fn request_id(headers: &HeaderMap, trace: &TraceContext) -> HeaderValue {
     if let Some(id) = headers.get(REQUEST_ID)
         && !id.is_empty()
         && id.len() <= 200
     {
         return id.clone();
     }
-    let mut hex = [0u8; 32];
-    crate::fields::hex_into(&fastrand::u128(..).to_be_bytes(), &mut hex);
-    crate::fields::ascii_value(&hex)
+    trace.new_request_id()
 }
 
 /// The client's address as `X-Forwarded-For` writes it.
@@ -157,8 +158,10 @@ mod tests {
     fn appends_to_forwarded_for_and_keeps_request_id() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
-        let id = request_id(&h);
+        let trace = TraceContext::from_headers(&h);
+        let id = request_id(&h, &trace);
         assert_eq!(id.len(), 32);
+        assert_eq!(id.to_str().unwrap(), trace.trace_id_hex(), "a trace started here lends its id");
         forward(&mut h, "10.0.0.1:5555".parse().unwrap(), Some(&HeaderValue::from_static("api.test")), &id, false);
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.1");
         let mut fresh = HeaderMap::new();
@@ -167,11 +170,19 @@ mod tests {
         forward(&mut fresh, "192.168.100.254:80".parse().unwrap(), None, &id, false);
         assert_eq!(fresh["x-forwarded-for"], "2001:db8::1, 192.168.100.254");
         assert!(id.to_str().unwrap().bytes().all(|b| b.is_ascii_hexdigit()), "{id:?}");
-        assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
+        let none = HeaderMap::new();
+        assert_ne!(request_id(&none, &TraceContext::from_headers(&none)), id);
+        let mut continued = HeaderMap::new();
+        continued
+            .insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        let trace = TraceContext::from_headers(&continued);
+        let (one, two) = (request_id(&continued, &trace), request_id(&continued, &trace));
+        assert_ne!(one, two, "requests of a continued trace get ids of their own");
+        assert_ne!(one.to_str().unwrap(), trace.trace_id_hex());
         assert_eq!(h["x-forwarded-host"], "api.test");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-request-id"], id);
         h.insert("x-request-id", HeaderValue::from_static("given"));
-        assert_eq!(request_id(&h), "given");
+        assert_eq!(request_id(&h, &trace), "given");
     }
 }

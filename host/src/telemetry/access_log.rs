@@ -377,6 +377,7 @@ mod tests {
 
     use super::super::metrics::{Phase, PluginResult};
     use super::super::record::{PluginCall, Tries};
+    use super::super::trace_context::TraceContext;
     use super::*;
 
     fn record() -> RequestRecord {
@@ -391,8 +392,14 @@ mod tests {
             .body(())
             .unwrap();
         let start = Instant::now();
-        let mut r =
-            RequestRecord::new(&head, "10.0.0.9:5555".parse().unwrap(), HeaderValue::from_static("req-1"), start, true);
+        let mut r = RequestRecord::new(
+            &head,
+            "10.0.0.9:5555".parse().unwrap(),
+            HeaderValue::from_static("req-1"),
+            TraceContext::from_headers(head.headers()),
+            start,
+            true,
+        );
         r.time = UNIX_EPOCH + Duration::from_millis(1_764_943_223_123);
         r.path = "/users/7".into();
         r.route = Some("users".into());

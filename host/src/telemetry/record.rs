@@ -104,6 +104,7 @@ impl RequestRecord {
         head: &http::Request<B>,
         client: SocketAddr,
         request_id: HeaderValue,
+        trace: TraceContext,
         start: Instant,
         detail: bool,
     ) -> Self {
@@ -124,7 +125,7 @@ impl RequestRecord {
             start,
             time,
             request_id,
-            trace: TraceContext::from_headers(headers),
+            trace,
             client,
             method: head.method().clone(),
             host,

@@ -9,6 +9,7 @@
 //! A later version may append fields after the flags; those are accepted
 //! and ignored, version `ff` never is.
 
+use bytes::Bytes;
 use http::HeaderValue;
 use http::header::{HeaderMap, HeaderName};
 
@@ -36,6 +37,8 @@ pub(crate) struct TraceContext {
     /// `traceparent` naming the gateway's span, made once: the upstream
     /// request and the response both carry it.
     traceparent: HeaderValue,
+    /// Its text: a trace started here lends its id to the request id.
+    text: Bytes,
 }
 
 impl TraceContext {
@@ -57,8 +60,24 @@ impl TraceContext {
             None => (new_trace_id(), None, SAMPLED, None),
         };
         let span_id = new_span_id();
-        let traceparent = header_value(&trace_id, &span_id, flags);
-        Self { trace_id, span_id, parent_id, flags, state, traceparent }
+        let text = traceparent_text(&trace_id, &span_id, flags);
+        let traceparent = crate::fields::ascii_value(text.clone());
+        Self { trace_id, span_id, parent_id, flags, state, traceparent, text }
+    }
+
+    /// An id for a request that came without one: the trace id when the
+    /// trace started here (one id to search the logs and the traces by,
+    /// and one value less to make), else a random one (a continued trace
+    /// spans many requests).
+    pub(crate) fn new_request_id(&self) -> HeaderValue {
+        match self.parent_id {
+            None => crate::fields::ascii_value(self.text.slice(3..35)),
+            Some(_) => {
+                let mut hex = [0u8; 32];
+                crate::fields::hex_into(&fastrand::u128(..).to_be_bytes(), &mut hex);
+                crate::fields::ascii_value(Bytes::copy_from_slice(&hex))
+            }
+        }
     }
 
     /// The trace id as 32 lowercase hex digits.
@@ -89,12 +108,12 @@ impl TraceContext {
 
 /// `00-<trace id>-<span id>-<flags>`, written in place: made for every
 /// request, so no pass checks the digits it has just written.
-fn header_value(trace_id: &[u8; 16], span_id: &[u8; 8], flags: u8) -> HeaderValue {
+fn traceparent_text(trace_id: &[u8; 16], span_id: &[u8; 8], flags: u8) -> Bytes {
     let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
     crate::fields::hex_into(trace_id, &mut text[3..35]);
     crate::fields::hex_into(span_id, &mut text[36..52]);
     crate::fields::hex_into(&[flags], &mut text[53..55]);
-    crate::fields::ascii_value(&text)
+    Bytes::copy_from_slice(&text)
 }
 
 /// A valid incoming `traceparent`.
