@@ -11,7 +11,7 @@ mod validate;
 
 use std::path::Path;
 
-pub(crate) use error::SourceMap;
+pub(crate) use error::{Location, SourceMap};
 pub use error::{ConfigError, ConfigErrors};
 pub use validate::Config;
 pub(crate) use validate::PluginSpec;
