@@ -2,8 +2,9 @@
 //! controls (`TestDns`): a name stands for one target per address, and
 //! follows its answers while traffic runs, without a reload and without a
 //! failed request; a name that stops resolving keeps its addresses; a
-//! refused connection makes the gateway ask again; a name that does not
-//! resolve at load is a config error.
+//! refused connection makes the gateway ask again; a reload takes the
+//! addresses over (with their targets' state) without asking unless `[dns]`
+//! changed; a name that does not resolve at load is a config error.
 //!
 //! The services listen on the same port of 127.0.0.1 and 127.0.0.2
 //! (Linux routes all of 127/8 to the loopback interface): a name's
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use http::Method;
 use wasmgate_testbed::dns::TestDns;
 use wasmgate_testbed::gateway::refused;
 use wasmgate_testbed::scrape::Scrape;
@@ -172,6 +174,64 @@ async fn a_refused_connection_resolves_the_name_again() {
     eventually("requests reach 127.0.0.1", || async { gw.client.get("/").await.status == 200 }).await;
     assert_eq!(targets(&gw).await, [pair("127.0.0.1", port)]);
     assert!(a.count() >= 1);
+}
+
+#[tokio::test]
+async fn a_reload_takes_the_addresses_over_unless_the_nameservers_changed() {
+    let dns = TestDns::start().await;
+    let (_a, b, port) = services_on_one_port(Duration::ZERO).await;
+    drop(b);
+    dns.set(NAME, &["127.0.0.1", "127.0.0.2"]);
+    let config = |dns: &TestDns, timeout_ms: u32| {
+        format!(
+            r#"{}
+[upstreams.users]
+targets = ["{NAME}:{port}"]
+resolve_interval_ms = 60000
+timeout_ms = {timeout_ms}
+retries = {{ attempts = 1 }}
+outlier = {{ consecutive_failures = 1, base_ejection_ms = 60000 }}
+
+[[routes]]
+name = "all"
+prefix = "/"
+upstream = "users"
+"#,
+            dns.section()
+        )
+    };
+    let gw = TestGateway::start(&config(&dns, 30_000)).await;
+    let path = gw.config_dir().join("gateway.toml");
+    let asked = dns.queries(NAME);
+    let statuses = [gw.client.get("/").await.status, gw.client.get("/").await.status];
+    assert_eq!(statuses, [200, 502], "round robin: the second goes to the closed 127.0.0.2");
+    let state = |gw: &TestGateway| {
+        let admin = gw.admin.clone();
+        async move {
+            let status = admin.get("/status").await.json();
+            let targets = status["upstreams"]["users"].as_array().cloned().unwrap_or_default();
+            targets.iter().map(|t| format!("{} {}", t["addr"], t["state"]).replace('"', "")).collect::<Vec<_>>()
+        }
+    };
+    let ejected = [format!("127.0.0.1:{port} up"), format!("127.0.0.2:{port} ejected")];
+    assert_eq!(state(&gw).await, ejected);
+    // The refused connection had the name asked again (same answer).
+    eventually("the name is asked again", || async { dns.queries(NAME) > asked }).await;
+    let asked = dns.queries(NAME);
+
+    std::fs::write(&path, config(&dns, 20_000)).unwrap();
+    let reply = gw.admin.send(Method::POST, "/reload", &[], "").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(state(&gw).await, ejected, "the targets and their state are carried over");
+    assert_eq!(dns.queries(NAME), asked, "without asking the nameserver");
+
+    let other = TestDns::start().await;
+    other.set(NAME, &["127.0.0.1"]);
+    std::fs::write(&path, config(&other, 20_000)).unwrap();
+    let reply = gw.admin.send(Method::POST, "/reload", &[], "").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(state(&gw).await, [format!("127.0.0.1:{port} up")], "resolved again through the new nameserver");
+    assert_eq!(other.queries(NAME), 2, "A and AAAA");
 }
 
 #[tokio::test]
