@@ -7,8 +7,8 @@ use http::uri::Authority;
 use toml::Spanned;
 
 use super::checker::Checker;
-use super::schema::{BalanceFile, BreakerFile, HealthFile, OutlierFile, RetriesFile, UpstreamFile};
 use super::error::Location;
+use super::schema::{BalanceFile, BreakerFile, HealthFile, OutlierFile, RetriesFile, UpstreamFile};
 use crate::upstream::spec::{MAX_ATTEMPTS, MAX_WEIGHT, MIN_RESOLVE_INTERVAL};
 use crate::upstream::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, RetrySpec, TargetSpec, UpstreamSpec};
 

@@ -590,13 +590,17 @@ fn check_server(c: &mut Checker<'_>, f: &ServerFile, base: &Path) -> ServerSetti
 fn check_dns(c: &mut Checker<'_>, f: &DnsFile, base: &Path) -> DnsSettings {
     let nameservers = f.nameservers.iter().flatten().enumerate().filter_map(|(i, ns)| {
         let text = ns.get_ref();
-        let parsed = text.parse::<SocketAddr>().ok().or_else(|| Some(SocketAddr::new(text.parse::<IpAddr>().ok()?, 53)));
+        let parsed =
+            text.parse::<SocketAddr>().ok().or_else(|| Some(SocketAddr::new(text.parse::<IpAddr>().ok()?, 53)));
         parsed.or_else(|| {
             let message = format!("{text:?} is not a nameserver address (ip or ip:port)");
             c.error(ns.span(), format!("dns.nameservers[{i}]"), message)
         })
     });
-    DnsSettings { nameservers: nameservers.collect(), hosts_file: f.hosts_file.as_ref().map(|h| base.join(h.get_ref())) }
+    DnsSettings {
+        nameservers: nameservers.collect(),
+        hosts_file: f.hosts_file.as_ref().map(|h| base.join(h.get_ref())),
+    }
 }
 
 fn check_state(c: &mut Checker<'_>, f: &StateFile) -> Option<StateSettings> {

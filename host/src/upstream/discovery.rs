@@ -38,7 +38,13 @@ pub(crate) async fn resolve(
     if let Ok(r) = &result
         && r.dropped > 0
     {
-        tracing::warn!(upstream, name, kept = r.addrs.len(), dropped = r.dropped, "too many addresses: the lowest are kept");
+        tracing::warn!(
+            upstream,
+            name,
+            kept = r.addrs.len(),
+            dropped = r.dropped,
+            "too many addresses: the lowest are kept"
+        );
     }
     result
 }

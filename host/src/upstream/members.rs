@@ -85,7 +85,8 @@ mod tests {
         assert_eq!(first.targets[2].name, None);
 
         first.targets[0].set_healthy(false);
-        let second = Members::new(&spec, addresses("users.internal", &["10.0.0.1", "10.0.0.2"]), &first.targets, &metrics);
+        let second =
+            Members::new(&spec, addresses("users.internal", &["10.0.0.1", "10.0.0.2"]), &first.targets, &metrics);
         let addrs: Vec<&str> = second.targets.iter().map(|t| t.addr.as_str()).collect();
         assert_eq!(addrs, ["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.9:80"]);
         assert!(Arc::ptr_eq(&first.targets[0], &second.targets[0]), "the staying address keeps its state");
