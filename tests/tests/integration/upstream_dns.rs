@@ -37,13 +37,14 @@ async fn services_on_one_port(delay: Duration) -> (TestUpstream, TestUpstream, u
     panic!("no port free on both 127.0.0.1 and 127.0.0.2");
 }
 
-fn config(dns: &TestDns, port: u16, resolve_interval_ms: u64) -> String {
+/// A gateway on `dns` with upstream `users` of `targets` (TOML strings)
+/// and `settings`, the route to it.
+fn config(dns: &TestDns, targets: &str, settings: &str) -> String {
     format!(
-        r#"
-{}
+        r#"{}
 [upstreams.users]
-targets = ["{NAME}:{port}"]
-resolve_interval_ms = {resolve_interval_ms}
+targets = [{targets}]
+{settings}
 
 [[routes]]
 name = "all"
@@ -52,6 +53,11 @@ upstream = "users"
 "#,
         dns.section()
     )
+}
+
+/// The name on `port`, resolved again every `resolve_interval_ms`.
+fn named(dns: &TestDns, port: u16, resolve_interval_ms: u64) -> String {
+    config(dns, &format!("\"{NAME}:{port}\""), &format!("resolve_interval_ms = {resolve_interval_ms}"))
 }
 
 /// `/status`'s targets of upstream `users`: address and name.
@@ -78,7 +84,7 @@ async fn a_name_follows_its_answers_while_traffic_runs_without_a_failed_request(
     // Requests take a while, so some are in flight when 127.0.0.2 leaves.
     let (a, b, port) = services_on_one_port(Duration::from_millis(20)).await;
     dns.set(NAME, &["127.0.0.1", "127.0.0.2"]);
-    let gw = TestGateway::start(&config(&dns, port, 1000)).await;
+    let gw = TestGateway::start(&named(&dns, port, 1000)).await;
     assert_eq!(targets(&gw).await, [pair("127.0.0.1", port), pair("127.0.0.2", port)]);
 
     for _ in 0..10 {
@@ -142,7 +148,7 @@ async fn a_name_that_stops_resolving_keeps_its_last_addresses() {
     let dns = TestDns::start().await;
     let (a, _b, port) = services_on_one_port(Duration::ZERO).await;
     dns.set(NAME, &["127.0.0.1"]);
-    let gw = TestGateway::start(&config(&dns, port, 1000)).await;
+    let gw = TestGateway::start(&named(&dns, port, 1000)).await;
     assert_eq!(gw.client.get("/").await.text(), "a");
 
     dns.remove(NAME);
@@ -164,7 +170,7 @@ async fn a_refused_connection_resolves_the_name_again() {
     drop(b);
     dns.set(NAME, &["127.0.0.2"]);
     // A minute between resolutions: only the failure can trigger one.
-    let gw = TestGateway::start(&config(&dns, port, 60_000)).await;
+    let gw = TestGateway::start(&named(&dns, port, 60_000)).await;
     dns.set(NAME, &["127.0.0.1"]);
     let asked = dns.queries(NAME);
     assert!(asked > 0);
@@ -182,25 +188,14 @@ async fn a_reload_takes_the_addresses_over_unless_the_nameservers_changed() {
     let (_a, b, port) = services_on_one_port(Duration::ZERO).await;
     drop(b);
     dns.set(NAME, &["127.0.0.1", "127.0.0.2"]);
-    let config = |dns: &TestDns, timeout_ms: u32| {
-        format!(
-            r#"{}
-[upstreams.users]
-targets = ["{NAME}:{port}"]
-resolve_interval_ms = 60000
-timeout_ms = {timeout_ms}
-retries = {{ attempts = 1 }}
-outlier = {{ consecutive_failures = 1, base_ejection_ms = 60000 }}
-
-[[routes]]
-name = "all"
-prefix = "/"
-upstream = "users"
-"#,
-            dns.section()
-        )
+    let with_timeout = |dns: &TestDns, timeout_ms: u32| {
+        let settings = format!(
+            "resolve_interval_ms = 60000\ntimeout_ms = {timeout_ms}\nretries = {{ attempts = 1 }}\n\
+             outlier = {{ consecutive_failures = 1, base_ejection_ms = 60000 }}"
+        );
+        config(dns, &format!("\"{NAME}:{port}\""), &settings)
     };
-    let gw = TestGateway::start(&config(&dns, 30_000)).await;
+    let gw = TestGateway::start(&with_timeout(&dns, 30_000)).await;
     let path = gw.config_dir().join("gateway.toml");
     let asked = dns.queries(NAME);
     let statuses = [gw.client.get("/").await.status, gw.client.get("/").await.status];
@@ -219,7 +214,7 @@ upstream = "users"
     eventually("the name is asked again", || async { dns.queries(NAME) > asked }).await;
     let asked = dns.queries(NAME);
 
-    std::fs::write(&path, config(&dns, 20_000)).unwrap();
+    std::fs::write(&path, with_timeout(&dns, 20_000)).unwrap();
     let reply = gw.admin.send(Method::POST, "/reload", &[], "").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(state(&gw).await, ejected, "the targets and their state are carried over");
@@ -227,7 +222,7 @@ upstream = "users"
 
     let other = TestDns::start().await;
     other.set(NAME, &["127.0.0.1"]);
-    std::fs::write(&path, config(&other, 20_000)).unwrap();
+    std::fs::write(&path, with_timeout(&other, 20_000)).unwrap();
     let reply = gw.admin.send(Method::POST, "/reload", &[], "").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(state(&gw).await, [format!("127.0.0.1:{port} up")], "resolved again through the new nameserver");
@@ -238,18 +233,7 @@ upstream = "users"
 async fn a_name_that_does_not_resolve_at_load_is_a_config_error() {
     let dns = TestDns::start().await;
     dns.set(NAME, &["127.0.0.1"]);
-    let toml = format!(
-        r#"{}
-[upstreams.users]
-targets = ["127.0.0.1:1", "nobody.wasmgate.test:80", "{NAME}:80"]
-
-[[routes]]
-name = "all"
-prefix = "/"
-upstream = "users"
-"#,
-        dns.section()
-    );
+    let toml = config(&dns, &format!("\"127.0.0.1:1\", \"nobody.wasmgate.test:80\", \"{NAME}:80\""), "");
     let (errors, path) = refused(&toml).await;
     assert_eq!(errors.len(), 1, "{errors:?}");
     let expected = format!("{path}:5:27: upstreams.users.targets[1]: no address found for \"nobody.wasmgate.test\"");
