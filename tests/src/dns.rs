@@ -1,9 +1,8 @@
 //! A nameserver on `127.0.0.1:0` (UDP) that answers A and AAAA queries
 //! from a table the test changes while the gateway runs, and counts the
-//! queries it gets. A name missing from the table is answered NXDOMAIN;
-//! a name marked silent gets no answer at all (a nameserver outage).
+//! queries it gets. A name missing from the table is answered NXDOMAIN.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +18,6 @@ const TTL: u32 = 300;
 #[derive(Default)]
 struct Zone {
     addrs: HashMap<String, Vec<IpAddr>>,
-    silent: HashSet<String>,
     queries: HashMap<String, usize>,
 }
 
@@ -38,12 +36,10 @@ impl TestDns {
         Self { addr, zone, task }
     }
 
-    /// `name` resolves to `addrs` from now on (and answers again).
+    /// `name` resolves to `addrs` from now on.
     pub fn set(&self, name: &str, addrs: &[&str]) {
         let addrs = addrs.iter().map(|a| a.parse().expect("an IP address")).collect();
-        let mut zone = self.zone.lock().unwrap();
-        zone.silent.remove(name);
-        zone.addrs.insert(name.to_owned(), addrs);
+        self.zone.lock().unwrap().addrs.insert(name.to_owned(), addrs);
     }
 
     /// `name` does not exist from now on (NXDOMAIN).
@@ -51,12 +47,7 @@ impl TestDns {
         self.zone.lock().unwrap().addrs.remove(name);
     }
 
-    /// Queries for `name` go unanswered from now on.
-    pub fn silence(&self, name: &str) {
-        self.zone.lock().unwrap().silent.insert(name.to_owned());
-    }
-
-    /// Queries for `name` so far (A and AAAA each count).
+    /// Queries for `name` so far (each record type counts).
     pub fn queries(&self, name: &str) -> usize {
         self.zone.lock().unwrap().queries.get(name).copied().unwrap_or(0)
     }
@@ -78,15 +69,15 @@ async fn serve(socket: UdpSocket, zone: Arc<Mutex<Zone>>) {
     loop {
         let Ok((len, from)) = socket.recv_from(&mut buf).await else { continue };
         let Ok(query) = Message::from_vec(&buf[..len]) else { continue };
-        let Some(reply) = answer(&query, &mut zone.lock().unwrap()) else { continue };
+        let reply = answer(&query, &mut zone.lock().unwrap());
         if let Ok(bytes) = reply.to_vec() {
             let _ = socket.send_to(&bytes, from).await;
         }
     }
 }
 
-/// The reply to `query`, `None` for a silenced name.
-fn answer(query: &Message, zone: &mut Zone) -> Option<Message> {
+/// The reply to `query`.
+fn answer(query: &Message, zone: &mut Zone) -> Message {
     let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
     reply.metadata.recursion_desired = query.metadata.recursion_desired;
     reply.metadata.recursion_available = true;
@@ -94,9 +85,6 @@ fn answer(query: &Message, zone: &mut Zone) -> Option<Message> {
     for q in &query.queries {
         let name = q.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
         *zone.queries.entry(name.clone()).or_default() += 1;
-        if zone.silent.contains(&name) {
-            return None;
-        }
         reply.add_query(q.clone());
         let Some(addrs) = zone.addrs.get(&name) else {
             reply.metadata.response_code = ResponseCode::NXDomain;
@@ -111,5 +99,5 @@ fn answer(query: &Message, zone: &mut Zone) -> Option<Message> {
             reply.add_answer(Record::from_rdata(q.name().clone(), TTL, rdata));
         }
     }
-    Some(reply)
+    reply
 }

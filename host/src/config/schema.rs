@@ -286,14 +286,15 @@ pub(super) struct PluginBreakerFile {
 ///
 /// A target whose host is not an IP address is a DNS name (see `[dns]`):
 /// it is resolved when the config is loaded (a name that does not resolve
-/// then is an error) and stands for one target per address (A and AAAA
-/// records, at most 64), each balanced, checked, ejected and broken on its
-/// own, with the name's weight. Names are resolved again in the background
-/// every `resolve_interval_ms` (sooner when the records' TTL runs out, and
-/// soon after a connection to one of the name's addresses fails; never
-/// more than once a second): targets come and go without a reload, those
-/// that stay keep their state, removed ones finish their requests. A name
-/// that stops resolving keeps its last addresses.
+/// then is an error) and stands for one target per address (its A
+/// records, or AAAA records when it has none; at most 64), each balanced,
+/// checked, ejected and broken on its own, with the name's weight. Names
+/// are resolved again in the background every `resolve_interval_ms`
+/// (sooner when the records' TTL runs out, and soon after a connection to
+/// one of the name's addresses fails; never more than once a second):
+/// targets come and go without a reload, those that stay keep their
+/// state, removed ones finish their requests. A name that stops resolving
+/// keeps its last addresses.
 ///
 /// ```toml
 /// [upstreams.users]

@@ -43,7 +43,7 @@ impl Members {
             let port = configured.addr.port_u16().unwrap_or_default();
             let addrs: Vec<Authority> = match name {
                 None => vec![configured.addr.clone()],
-                Some(name) => addresses.get(name).into_iter().flatten().map(|ip| authority(*ip, port)).collect(),
+                Some(name) => addresses.get(name).into_iter().flatten().filter_map(|ip| authority(*ip, port)).collect(),
             };
             for addr in addrs {
                 let same = previous.iter().find(|old| old.is(&addr, configured.weight, name));
@@ -59,10 +59,9 @@ impl Members {
     }
 }
 
-/// `ip:port` (`[ip]:port` for IPv6) as an authority.
-fn authority(ip: IpAddr, port: u16) -> Authority {
-    let text = SocketAddr::new(ip, port).to_string();
-    text.parse().expect("a socket address is an authority")
+/// `ip:port` (`[ip]:port` for IPv6) as an authority (which it always is).
+fn authority(ip: IpAddr, port: u16) -> Option<Authority> {
+    SocketAddr::new(ip, port).to_string().parse().ok()
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ pub struct DnsSettings {
 /// What a name resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Resolved {
-    /// Sorted, without duplicates, at most [`MAX_ADDRESSES_PER_NAME`].
+    /// Sorted, without duplicates, at most [`MAX_ADDRESSES_PER_NAME`];
+    /// never empty.
     pub addrs: Vec<IpAddr>,
     /// Addresses past the bound, left out.
     pub dropped: usize,
@@ -96,7 +97,9 @@ impl Resolver {
         };
         let options = builder.options_mut();
         options.cache_size = 0;
-        options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        // Asking for AAAA as well would wait on the nameservers even when
+        // the hosts file has the name's IPv4 addresses.
+        options.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
         if settings.hosts_file.is_some() {
             options.use_hosts_file = ResolveHosts::Never;
         }
@@ -110,7 +113,8 @@ impl Resolver {
         Ok(Self { inner: Arc::new(resolver) })
     }
 
-    /// The addresses of `name` (A and AAAA records, or the hosts file's).
+    /// The addresses of `name`: its A records, or its AAAA records when it
+    /// has none (from the hosts file first).
     pub(crate) async fn resolve(&self, name: &str) -> Result<Resolved, ResolveError> {
         let failed = |reason: String| ResolveError::Failed { name: name.to_owned(), reason };
         let lookup = match tokio::time::timeout(LOOKUP_TIMEOUT, self.inner.lookup_ip(name)).await {
@@ -121,7 +125,8 @@ impl Resolver {
             Ok(Err(e)) => return Err(failed(e.to_string())),
             Ok(Ok(lookup)) => lookup,
         };
-        let mut addrs: Vec<IpAddr> = lookup.iter().collect();
+        // An unspecified or multicast address names no server to connect to.
+        let mut addrs: Vec<IpAddr> = lookup.iter().filter(|ip| !ip.is_unspecified() && !ip.is_multicast()).collect();
         addrs.sort_unstable();
         addrs.dedup();
         if addrs.is_empty() {
@@ -142,13 +147,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wasmgate-hosts-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("hosts");
-        std::fs::write(&path, "10.0.0.2 users.internal\n10.0.0.1 users.internal\n::1 users.internal\n").unwrap();
+        let many: String = (1..=70).map(|i| format!("10.1.0.{i} many.internal\n")).collect();
+        let users = "10.0.0.2 users.internal\n10.0.0.1 users.internal\n0.0.0.0 users.internal\n";
+        std::fs::write(&path, format!("{users}{many}")).unwrap();
         // A nameserver nothing answers on: only the hosts file can answer.
         let settings = DnsSettings { nameservers: vec!["127.0.0.1:9".parse().unwrap()], hosts_file: Some(path) };
         let resolver = Resolver::new(&settings).unwrap();
         let resolved = resolver.resolve("users.internal").await.unwrap();
-        let expected: Vec<IpAddr> = ["10.0.0.1", "10.0.0.2", "::1"].iter().map(|a| a.parse().unwrap()).collect();
-        assert_eq!((resolved.addrs, resolved.dropped), (expected, 0));
+        let expected: Vec<IpAddr> = ["10.0.0.1", "10.0.0.2"].iter().map(|a| a.parse().unwrap()).collect();
+        assert_eq!((resolved.addrs, resolved.dropped), (expected, 0), "sorted, 0.0.0.0 left out");
+        let many = resolver.resolve("many.internal").await.unwrap();
+        assert_eq!((many.addrs.len(), many.dropped), (MAX_ADDRESSES_PER_NAME, 70 - MAX_ADDRESSES_PER_NAME));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

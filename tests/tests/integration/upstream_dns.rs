@@ -226,7 +226,7 @@ async fn a_reload_takes_the_addresses_over_unless_the_nameservers_changed() {
     let reply = gw.admin.send(Method::POST, "/reload", &[], "").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(state(&gw).await, [format!("127.0.0.1:{port} up")], "resolved again through the new nameserver");
-    assert_eq!(other.queries(NAME), 2, "A and AAAA");
+    assert!(other.queries(NAME) > 0, "the new nameserver was asked");
 }
 
 #[tokio::test]
