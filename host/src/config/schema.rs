@@ -229,7 +229,9 @@ pub(super) struct RuntimeFile {
 /// nameservers = ["10.0.0.2:53", "[fd00::2]:53"]  # ask these (UDP, then TCP), in order,
 ///                                                # instead of the system's; port 53 if none
 /// hosts_file = "hosts"                           # read before the nameservers, instead of
-///                                                # /etc/hosts; relative to this file
+///                                                # /etc/hosts; relative to this file; read
+///                                                # again on reload, which then resolves
+///                                                # every name again
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -434,9 +434,8 @@ impl Upstream {
         Err(self.no_target(targets, now))
     }
 
-    /// No target takes the request. None at all (every name of the
-    /// upstream lost its addresses, which resolution never leaves it with
-    /// at load) reads as the targets being unavailable.
+    /// No target takes the request (an empty set, which resolution never
+    /// leaves, reads as unavailable targets too).
     fn no_target(&self, targets: &[Arc<Target>], now: Instant) -> UpstreamError {
         let blocked: Vec<Blocked> = targets.iter().filter_map(|t| t.blocked(now)).collect();
         let all_open = !blocked.is_empty() && blocked.iter().all(|b| matches!(b, Blocked::Open(_)));
@@ -597,14 +596,15 @@ impl Upstreams {
     /// targets; after a reload, `previous` are those of the config before,
     /// whose state is carried over where the settings allow (see the
     /// module doc), and whose names' addresses are taken over rather than
-    /// resolved again (unless `[dns]` changed).
+    /// resolved again (unless `[dns]` changed or names a hosts file, which
+    /// each reload reads again).
     pub(crate) async fn build(
         specs: &[UpstreamSpec],
         dns: &DnsSettings,
         metrics: &Metrics,
         previous: Option<&Upstreams>,
     ) -> Result<Self, Vec<Unresolved>> {
-        let same_dns = previous.filter(|p| p.dns == *dns);
+        let same_dns = previous.filter(|p| p.dns == *dns && dns.hosts_file.is_none());
         let unresolved = |spec: &UpstreamSpec, name: &str, reason: String| Unresolved {
             upstream: spec.name.clone(),
             target: spec.targets.iter().position(|t| t.name() == Some(name)).unwrap_or_default(),

@@ -4,7 +4,8 @@
 //! failed request; a name that stops resolving keeps its addresses; a
 //! refused connection makes the gateway ask again; a reload takes the
 //! addresses over (with their targets' state) without asking unless `[dns]`
-//! changed; a name that does not resolve at load is a config error.
+//! changed; a hosts file answers first and is read again on reload; a name
+//! that does not resolve at load is a config error.
 //!
 //! The services listen on the same port of 127.0.0.1 and 127.0.0.2
 //! (Linux routes all of 127/8 to the loopback interface): a name's
@@ -227,6 +228,28 @@ async fn a_reload_takes_the_addresses_over_unless_the_nameservers_changed() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(state(&gw).await, [format!("127.0.0.1:{port} up")], "resolved again through the new nameserver");
     assert!(other.queries(NAME) > 0, "the new nameserver was asked");
+}
+
+#[tokio::test]
+async fn a_hosts_file_answers_first_and_is_read_again_on_reload() {
+    let (_a, _b, port) = services_on_one_port(Duration::ZERO).await;
+    // The nameserver knows nothing: only the hosts file can answer.
+    let dns = TestDns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, format!("127.0.0.1 {NAME}\n")).unwrap();
+    let with_hosts = format!("[dns]\nhosts_file = \"{}\"\n", hosts.display());
+    let toml = named(&dns, port, 60_000).replace("[dns]\n", &with_hosts);
+    let gw = TestGateway::start(&toml).await;
+    assert_eq!(targets(&gw).await, [pair("127.0.0.1", port)]);
+    assert_eq!(gw.client.get("/").await.text(), "a");
+
+    std::fs::write(&hosts, format!("127.0.0.2 {NAME}\n")).unwrap();
+    let reply = gw.admin.send(Method::POST, "/reload", &[], "").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(targets(&gw).await, [pair("127.0.0.2", port)]);
+    assert_eq!(gw.client.get("/").await.text(), "b");
+    assert_eq!(dns.queries(NAME), 0);
 }
 
 #[tokio::test]
