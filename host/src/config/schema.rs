@@ -226,7 +226,7 @@ pub(super) struct RuntimeFile {
 ///
 /// ```toml
 /// [dns]
-/// nameservers = ["10.0.0.2:53", "[fd00::2]:53"]  # ask these (UDP, then TCP), in order,
+/// nameservers = ["10.0.0.2:53", "[fd00::2]:53"]  # ask these (UDP; TCP for truncated answers)
 ///                                                # instead of the system's; port 53 if none
 /// hosts_file = "hosts"                           # read before the nameservers, instead of
 ///                                                # /etc/hosts; relative to this file; read
