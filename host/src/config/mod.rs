@@ -11,8 +11,8 @@ mod validate;
 
 use std::path::Path;
 
-pub(crate) use error::SourceMap;
 pub use error::{ConfigError, ConfigErrors};
+pub(crate) use error::{Location, SourceMap};
 pub use validate::Config;
 pub(crate) use validate::PluginSpec;
 pub(crate) use validate::{AccessLogFormat, AccessLogSettings};

@@ -16,6 +16,7 @@ use crate::pipeline::FailPolicy;
 /// [state]
 /// [access_log]
 /// [tracing]
+/// [dns]
 /// [upstreams.<name>]
 /// [plugins.<name>]
 /// [[routes]]
@@ -35,6 +36,8 @@ pub(super) struct ConfigFile {
     #[serde(default)]
     pub access_log: AccessLogFile,
     pub tracing: Option<Spanned<TracingFile>>,
+    #[serde(default)]
+    pub dns: DnsFile,
     #[serde(default)]
     pub upstreams: BTreeMap<String, Spanned<UpstreamFile>>,
     #[serde(default)]
@@ -216,6 +219,27 @@ pub(super) struct RuntimeFile {
     pub breaker: Option<PluginBreakerFile>,
 }
 
+/// Where upstream targets given as DNS names are resolved. By default the
+/// system's resolver configuration (`/etc/resolv.conf`: nameservers,
+/// search domains, options) and `/etc/hosts`. Takes effect on reload too:
+/// names are then resolved again.
+///
+/// ```toml
+/// [dns]
+/// nameservers = ["10.0.0.2:53", "[fd00::2]:53"]  # ask these (UDP; TCP for truncated answers)
+///                                                # instead of the system's; port 53 if none
+/// hosts_file = "hosts"                           # read before the nameservers, instead of
+///                                                # /etc/hosts; relative to this file; read
+///                                                # again on reload, which then resolves
+///                                                # every name again
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DnsFile {
+    pub nameservers: Option<Vec<Spanned<String>>>,
+    pub hosts_file: Option<Spanned<String>>,
+}
+
 /// Where the plugins' `state` import (rate-limit cells, counters, key/value
 /// with TTL) is kept. The values shown are the defaults, except `backend`
 /// (default "local": this process's memory) and `url` (none). Takes effect
@@ -262,9 +286,23 @@ pub(super) struct PluginBreakerFile {
 /// weights) and those that are off unless given: `try_timeout_ms`,
 /// `[health]`, `[breaker]`.
 ///
+/// A target whose host is not an IP address is a DNS name (see `[dns]`):
+/// it is resolved when the config is loaded (a name that does not resolve
+/// then is an error) and stands for one target per address (its A
+/// records, or AAAA records when it has none; at most 64), each balanced,
+/// checked, ejected and broken on its own, with the name's weight. Names
+/// are resolved again in the background every `resolve_interval_ms`
+/// (sooner when the records' TTL runs out, and soon after a connection to
+/// one of the name's addresses fails; never more than once a second):
+/// targets come and go without a reload, those that stay keep their
+/// state, removed ones finish their requests. A name that stops resolving
+/// keeps its last addresses.
+///
 /// ```toml
 /// [upstreams.users]
 /// targets = ["127.0.0.1:9101", { addr = "127.0.0.1:9102", weight = 3 }]  # weight 1..=100, default 1
+/// # targets = ["users.internal:8080", "10.0.0.5:8080"]  # a DNS name and an address
+/// resolve_interval_ms = 30000 # with DNS names: at least 1000
 /// balance = "weighted"        # | "round-robin" | "least-request" | "hash"
 /// # hash_on = "client-ip"     # with balance = "hash" only: | "header:x-user-id"
 /// timeout_ms = 30000          # whole request, retries included; a route's timeout_ms replaces it
@@ -328,6 +366,7 @@ pub(super) struct UpstreamFile {
     pub health: Option<Spanned<HealthFile>>,
     pub outlier: Option<Spanned<OutlierFile>>,
     pub breaker: Option<Spanned<BreakerFile>>,
+    pub resolve_interval_ms: Option<Spanned<u64>>,
 }
 
 /// A target: `"host:port"`, or `{ addr = "host:port", weight = 3 }`.

@@ -3,7 +3,7 @@
 //! location instead of stopping at the first.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,9 @@ use toml::Spanned;
 use super::checker::{Checker, EmbeddedFiles};
 use super::error::{ConfigError, Location, SourceMap};
 use super::plugins::{PluginDefaults, PluginOrigin, unknown_plugin};
-use super::schema::{AccessLogFile, ConfigFile, PluginBreakerFile, RouteFile, ServerFile, StateFile, TracingFile};
+use super::schema::{
+    AccessLogFile, ConfigFile, DnsFile, PluginBreakerFile, RouteFile, ServerFile, StateFile, TracingFile,
+};
 use super::upstream::check_upstream;
 use crate::normalize::PathParams;
 use crate::pipeline::FailPolicy;
@@ -22,7 +24,7 @@ use crate::router::{HostPattern, PathPattern, RouteMatcher, Router};
 use crate::runtime::{BreakerSpec, EngineLimits, PluginLimits};
 use crate::server::{ServerSettings, TlsSettings};
 use crate::state::{OnUnavailable, RedisSettings, StateSettings};
-use crate::upstream::UpstreamSpec;
+use crate::upstream::{DnsSettings, UpstreamSpec};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_BODY: u64 = 1 << 20;
@@ -99,8 +101,13 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// `[state]`: the backend of the plugins' `state` import.
     pub state: StateSettings,
+    /// `[dns]`: where upstream targets' names are resolved.
+    pub dns: DnsSettings,
     /// `[upstreams.*]`, in file order.
     pub upstreams: Vec<UpstreamSpec>,
+    /// Where each upstream's targets were written, in order, by upstream
+    /// name: what a name that does not resolve is blamed on.
+    pub target_locations: BTreeMap<String, Vec<Location>>,
     /// `plugins_dir`, resolved: watched for plugin files coming and going.
     pub plugins_dir: Option<PathBuf>,
     /// `[plugins.*]` and the plugins found in `plugins_dir`, by name.
@@ -298,8 +305,16 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
     let cache_dir = rt.cache_dir.as_ref().map(|d| base.join(d.get_ref()));
     let state = check_state(&mut c, &file.state).unwrap_or_default();
 
-    let upstreams: Vec<UpstreamSpec> =
-        file.upstreams.iter().filter_map(|(name, up)| check_upstream(&mut c, name, up)).collect();
+    let dns = check_dns(&mut c, &file.dns, &base);
+    let (upstreams, target_locations): (Vec<UpstreamSpec>, BTreeMap<String, Vec<Location>>) = file
+        .upstreams
+        .iter()
+        .filter_map(|(name, up)| check_upstream(&mut c, name, up))
+        .map(|(spec, written)| {
+            let name = spec.name.clone();
+            (spec, (name, written))
+        })
+        .unzip();
 
     let defaults =
         PluginDefaults { limits: default_limits, breaker: default_breaker, max_memory_bytes: engine.max_memory_bytes };
@@ -345,7 +360,9 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
             reload_timeout,
             cache_dir,
             state,
+            dns,
             upstreams,
+            target_locations,
             plugins_dir,
             plugins,
             routes,
@@ -568,6 +585,24 @@ fn check_server(c: &mut Checker<'_>, f: &ServerFile, base: &Path) -> ServerSetti
 
 /// `[state]`: a Redis backend needs a usable URL, and only it takes one.
 /// `None` for an unknown backend.
+/// `[dns]`: nameservers as `ip` or `ip:port` (port 53 by default), the
+/// hosts file relative to the config's folder.
+fn check_dns(c: &mut Checker<'_>, f: &DnsFile, base: &Path) -> DnsSettings {
+    let nameservers = f.nameservers.iter().flatten().enumerate().filter_map(|(i, ns)| {
+        let text = ns.get_ref();
+        let parsed =
+            text.parse::<SocketAddr>().ok().or_else(|| Some(SocketAddr::new(text.parse::<IpAddr>().ok()?, 53)));
+        parsed.or_else(|| {
+            let message = format!("{text:?} is not a nameserver address (ip or ip:port)");
+            c.error(ns.span(), format!("dns.nameservers[{i}]"), message)
+        })
+    });
+    DnsSettings {
+        nameservers: nameservers.collect(),
+        hosts_file: f.hosts_file.as_ref().map(|h| base.join(h.get_ref())),
+    }
+}
+
 fn check_state(c: &mut Checker<'_>, f: &StateFile) -> Option<StateSettings> {
     let redis = match &f.backend {
         None => false,

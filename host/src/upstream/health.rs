@@ -3,18 +3,22 @@
 //! one could outlive the process it was made to) and flips the target's
 //! health after enough passes or failures in a row. 2xx passes.
 //!
-//! The task holds the targets, not the upstream: the upstream aborts it
+//! The task holds the target set, not the upstream: the upstream aborts it
 //! when dropped, so a reload that replaces the snapshot stops its checks.
 //! The new snapshot's task counts on from each target's health as it is
-//! (a target carried over a reload keeps it).
+//! (a target carried over a reload keeps it). Each round checks the set
+//! as it is then: a name's new addresses are checked from the next round,
+//! removed ones no more.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, USER_AGENT};
 use tokio::task::AbortHandle;
 
+use super::members::Members;
 use super::pool::Pool;
 use super::roundtrip::{self, Outbound, Outgoing};
 use super::spec::HealthSpec;
@@ -60,23 +64,33 @@ impl HealthCounter {
 }
 
 /// Starts the checks (needs a tokio runtime; without one there are none).
-pub(crate) fn spawn(upstream: Arc<str>, targets: Vec<Arc<Target>>, spec: HealthSpec) -> Option<AbortHandle> {
+pub(crate) fn spawn(upstream: Arc<str>, members: Arc<ArcSwap<Members>>, spec: HealthSpec) -> Option<AbortHandle> {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         tracing::warn!(upstream = %upstream, "no async runtime: health checks are off");
         return None;
     };
-    Some(runtime.spawn(run(upstream, targets, spec)).abort_handle())
+    Some(runtime.spawn(run(upstream, members, spec)).abort_handle())
 }
 
-async fn run(upstream: Arc<str>, targets: Vec<Arc<Target>>, spec: HealthSpec) {
-    let mut counters: Vec<_> = targets.iter().map(|t| HealthCounter::from_health(t.is_healthy())).collect();
+async fn run(upstream: Arc<str>, members: Arc<ArcSwap<Members>>, spec: HealthSpec) {
+    let mut counted: Vec<(Arc<Target>, HealthCounter)> = Vec::new();
     let mut tick = tokio::time::interval(spec.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let checks = targets.iter().map(|t| probe(&t.addr, &spec.path, spec.timeout));
+        // The streaks of targets still there go on; new ones start one.
+        let targets = members.load().targets.clone();
+        counted = targets
+            .into_iter()
+            .map(|t| {
+                let known = counted.iter().find(|(old, _)| Arc::ptr_eq(old, &t)).map(|(_, c)| c.clone());
+                let counter = known.unwrap_or_else(|| HealthCounter::from_health(t.is_healthy()));
+                (t, counter)
+            })
+            .collect();
+        let checks = counted.iter().map(|(t, _)| probe(&t.addr, &spec.path, spec.timeout));
         let results = futures_util::future::join_all(checks).await;
-        for ((target, counter), result) in targets.iter().zip(&mut counters).zip(results) {
+        for ((target, counter), result) in counted.iter_mut().zip(results) {
             match counter.record(result.is_ok(), &spec) {
                 Some(true) => {
                     tracing::info!(upstream = %upstream, target = %target.addr, "target is healthy again");

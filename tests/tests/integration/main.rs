@@ -43,6 +43,7 @@ mod traces;
 mod transform;
 mod upstream_balance;
 mod upstream_breaker;
+mod upstream_dns;
 mod upstream_health;
 mod upstream_reload;
 mod upstream_retry;
