@@ -68,7 +68,7 @@ impl Gateway {
         let metrics = Arc::new(PluginMetrics::default());
         let shared = Shared {
             runtime,
-            state: Arc::new(StateStore::new(&config.state).map_err(StartError::State)?),
+            state: Arc::new(StateStore::new(&config.state, config.state_memory).map_err(StartError::State)?),
             telemetry: Arc::new(Metrics::new(metrics.clone())),
             metrics,
             started: Instant::now(),
