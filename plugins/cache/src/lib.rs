@@ -75,8 +75,13 @@ pub struct Cache {
 /// this one may change the request before it goes upstream, so the key is
 /// the one made here.
 const KEY_VAR: &str = "cache.key";
-/// Set with the key when the request carried `Authorization`.
+/// Set with the key when the request was authenticated (see
+/// [`authenticated`]).
 const AUTH_VAR: &str = "cache.authorized";
+/// The vars jwt-auth and key-auth set for an authenticated caller: they
+/// may have removed the credential itself from the request (key-auth
+/// does), yet the answer is still that caller's.
+const IDENTITY_VARS: [&str; 2] = ["user", "consumer"];
 const X_CACHE: &str = "x-cache";
 
 /// Never stored: recomputed on every answer, or framing the host sets.
@@ -132,7 +137,9 @@ impl Plugin for Cache {
             .prefetch_header("pragma")
             .prefetch_header("authorization")
             .prefetch_var(KEY_VAR)
-            .prefetch_var(AUTH_VAR);
+            .prefetch_var(AUTH_VAR)
+            .prefetch_var(IDENTITY_VARS[0])
+            .prefetch_var(IDENTITY_VARS[1]);
         for name in &self.vary {
             needs = needs.prefetch_header(name.as_str());
         }
@@ -164,7 +171,7 @@ impl Plugin for Cache {
         // to store.
         if method == "GET" {
             req.set_var(KEY_VAR, &key);
-            if req.header("authorization").is_some() {
+            if authenticated(req) {
                 req.set_var(AUTH_VAR, "1");
             }
         }
@@ -199,6 +206,13 @@ impl Plugin for Cache {
 }
 
 export_plugin!(Cache);
+
+/// Whether the request carries credentials, or an earlier stage
+/// authenticated its caller: RFC 9111 §3.5's `Authorization`, widened to
+/// the credentials the gateway's own auth plugins take.
+fn authenticated(req: &Request) -> bool {
+    req.header("authorization").is_some() || IDENTITY_VARS.iter().any(|var| req.var(var).is_some())
+}
 
 fn bypass(req: &Request) -> Action {
     metrics::counter_add("cache_bypasses", 1);

@@ -220,6 +220,10 @@ fn authorized_requests_are_stored_only_when_the_response_allows_it() {
     let authorized = |uri: &str| get(uri).header("authorization", "Bearer t");
     send(&cache, authorized("/mine"), ok("max-age=60", "mine"));
     assert_eq!(send(&cache, get("/mine"), ok("max-age=60", "x")).x_cache, "MISS");
+    send(&cache, get("/consumer").var("consumer", "acme"), ok("max-age=60", "acme's"));
+    assert_eq!(send(&cache, get("/consumer"), ok("max-age=60", "x")).x_cache, "MISS", "key-auth's caller");
+    send(&cache, get("/user").var("user", "alice"), ok("max-age=60", "alice's"));
+    assert_eq!(send(&cache, get("/user"), ok("max-age=60", "x")).x_cache, "MISS", "jwt-auth's caller");
     for (uri, control) in [("/p", "public, max-age=60"), ("/s", "s-maxage=60"), ("/m", "must-revalidate, max-age=60")] {
         send(&cache, authorized(uri), ok(control, "shared"));
         assert_eq!(send(&cache, authorized(uri), ok("", "x")).x_cache, "HIT", "{control}");
@@ -280,5 +284,5 @@ fn needs_the_response_body_and_prefetches_what_every_request_reads() {
     let needs = plugin(json!({ "vary": ["Origin"] })).needs();
     assert!(needs.response && needs.response_body && !needs.request_body);
     assert_eq!(needs.prefetch_headers, ["host", "cache-control", "pragma", "authorization", "origin"]);
-    assert_eq!(needs.prefetch_vars, [KEY_VAR, AUTH_VAR]);
+    assert_eq!(needs.prefetch_vars, [KEY_VAR, AUTH_VAR, "user", "consumer"]);
 }
