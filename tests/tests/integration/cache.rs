@@ -263,6 +263,6 @@ async fn gateways_sharing_redis_share_entries_and_purges() {
     assert_eq!(purged.json()["deleted"], 1, "{}", purged.text());
     assert_eq!(x_cache(&get(&one, "/api/shared", &host).await), "MISS");
     assert_eq!(up.count(), 2);
-    let ttl: i64 = redis.command("PTTL wasmgate:v:cache:GET api.example.test/api/shared")[1..].parse().unwrap();
+    let ttl: i64 = redis.command("PTTL \"wasmgate:v:cache:GET api.example.test/api/shared\"")[1..].parse().unwrap();
     assert!(ttl > 0 && ttl <= 60_000, "entries carry their freshness as a Redis TTL ({ttl} ms)");
 }
