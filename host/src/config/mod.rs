@@ -143,7 +143,10 @@ mod tests {
         use crate::state::MemoryBudget;
         let memory = |text: &str| parse(Path::new("gw.toml"), text).unwrap().state_memory;
         assert_eq!(memory(""), MemoryBudget { values: 192 << 20, counters: 64 << 20 });
-        assert_eq!(memory("[state]\nmax_memory_bytes = 4194304\n"), MemoryBudget { values: 3 << 20, counters: 1 << 20 });
+        assert_eq!(
+            memory("[state]\nmax_memory_bytes = 4194304\n"),
+            MemoryBudget { values: 3 << 20, counters: 1 << 20 }
+        );
         let split = memory("[state]\nmax_memory_bytes = 4194304\ncounter_memory_bytes = 65536\n");
         assert_eq!(split, MemoryBudget { values: (4 << 20) - (64 << 10), counters: 64 << 10 });
         let e = errors("[state]\nmax_memory_bytes = 1000\n");

@@ -28,9 +28,10 @@ const SHARDS: usize = 16;
 const SWEEP_EVERY: u32 = 1024;
 /// What an entry costs beyond its key and value bytes: its slot in the
 /// map (hash, key and value headers, expiry, recency), its index, and the
-/// allocator's headers of the key and value. Measured: 100,000 entries of
-/// a 60-byte key and a 1 KiB value took about 1.15 times what this counts
-/// in resident memory.
+/// allocator's headers of the key and value. Measured by filling a 128 MiB
+/// budget with 60-byte keys: resident memory grew by 1.04 times the count
+/// with 16-byte values (627,000 entries), 1.01 times with 100-byte and
+/// 1 KiB ones.
 pub(crate) const ENTRY_OVERHEAD: usize = 128;
 /// Entries a write samples to choose the one it evicts.
 const EVICTION_SAMPLE: usize = 5;

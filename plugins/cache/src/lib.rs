@@ -161,7 +161,10 @@ impl Plugin for Cache {
         // `Pragma: no-cache` counts only without `Cache-Control` (RFC 9111 §5.4).
         let no_cache = control.no_cache
             || (req.header("cache-control").is_none()
-                && req.header_all("pragma").iter().any(|p| p.split(',').any(|d| d.trim().eq_ignore_ascii_case("no-cache"))));
+                && req
+                    .header_all("pragma")
+                    .iter()
+                    .any(|p| p.split(',').any(|d| d.trim().eq_ignore_ascii_case("no-cache"))));
         let now_ms = clock::now_ms();
         if !no_cache && let Some(reply) = self.lookup(&key, now_ms) {
             metrics::counter_add("cache_hits", 1);
@@ -281,8 +284,11 @@ impl Cache {
             .min(self.max_ttl_s);
         let age = age_s(resp.header("age").as_deref());
         let fresh_s = lifetime.checked_sub(age).filter(|s| *s > 0)?;
-        let headers: Headers =
-            resp.headers().into_iter().filter(|(name, _)| !UNSTORED.iter().any(|u| name.eq_ignore_ascii_case(u))).collect();
+        let headers: Headers = resp
+            .headers()
+            .into_iter()
+            .filter(|(name, _)| !UNSTORED.iter().any(|u| name.eq_ignore_ascii_case(u)))
+            .collect();
         let body = resp.body().unwrap_or_default();
         let size = Entry::encoded_len(&headers, body.len());
         if size > self.max_entry_bytes {

@@ -135,9 +135,8 @@ fn default_ttl_covers_responses_that_say_nothing() {
 #[test]
 fn no_store_private_and_no_cache_responses_are_never_stored() {
     let cache = plugin(json!({ "default_ttl_s": 60 }));
-    for (i, control) in ["no-store", "private, max-age=60", "no-cache", "no-cache=\"set-cookie\", max-age=60"]
-        .into_iter()
-        .enumerate()
+    for (i, control) in
+        ["no-store", "private, max-age=60", "no-cache", "no-cache=\"set-cookie\", max-age=60"].into_iter().enumerate()
     {
         let uri = format!("/{i}");
         send(&cache, get(&uri), ok(control, "x"));
@@ -272,10 +271,19 @@ fn a_foreign_value_under_the_key_is_a_miss() {
 #[test]
 fn bad_configs_say_what_is_wrong() {
     assert_eq!(config_error(json!({ "statuses": [] })), "`statuses` must list at least one status");
-    assert_eq!(config_error(json!({ "statuses": [200, 206] })), "statuses[1]: 206 cannot be cached (200 to 599, not 206)");
+    assert_eq!(
+        config_error(json!({ "statuses": [200, 206] })),
+        "statuses[1]: 206 cannot be cached (200 to 599, not 206)"
+    );
     assert_eq!(config_error(json!({ "vary": ["ok", "bad name"] })), "vary[1]: `bad name` is not a header name");
-    assert_eq!(config_error(json!({ "max_entry_bytes": 2_000_000 })), "`max_entry_bytes` must be 1 to 1048576, got 2000000");
-    assert_eq!(config_error(json!({ "default_ttl_s": 10, "max_ttl_s": 5 })), "`default_ttl_s` (10) is above `max_ttl_s` (5)");
+    assert_eq!(
+        config_error(json!({ "max_entry_bytes": 2_000_000 })),
+        "`max_entry_bytes` must be 1 to 1048576, got 2000000"
+    );
+    assert_eq!(
+        config_error(json!({ "default_ttl_s": 10, "max_ttl_s": 5 })),
+        "`default_ttl_s` (10) is above `max_ttl_s` (5)"
+    );
     assert!(config_error(json!({ "ttl": 5 })).contains("unknown field `ttl`"));
 }
 

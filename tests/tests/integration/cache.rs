@@ -183,7 +183,11 @@ async fn a_hit_still_needs_what_earlier_stages_require() {
     const SECRET: &str = "integration-secret-of-32-bytes!!";
     let up = upstream().await;
     let toml = config(&up, json!({}))
-        .plugin_with("jwt-auth", JWT_AUTH, json!({ "config": { "keys": [{ "secret": SECRET, "algorithms": ["HS256"] }] } }))
+        .plugin_with(
+            "jwt-auth",
+            JWT_AUTH,
+            json!({ "config": { "keys": [{ "secret": SECRET, "algorithms": ["HS256"] }] } }),
+        )
         .route(
             Route::prefix("private", "/private")
                 .upstream("api")
