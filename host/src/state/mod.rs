@@ -6,8 +6,7 @@ mod local;
 pub(crate) mod outage;
 mod redis;
 
-pub use local::MemoryBudget;
-pub(crate) use local::{LocalStore, Usage};
+pub(crate) use local::{LocalStore, MemoryBudget};
 pub(crate) use outage::OnUnavailable;
 pub(crate) use redis::{RedisSettings, RedisStore};
 /// The rate-limit algorithm is the SDK's, so a plugin's unit tests against
