@@ -59,16 +59,9 @@ fn default_max_entry_bytes() -> usize {
 /// The host keeps values of at most 1 MiB.
 const MAX_ENTRY_BYTES: usize = 1 << 20;
 
+/// The config, checked, with `vary` lowercased.
 #[derive(Debug)]
-pub struct Cache {
-    statuses: Vec<u16>,
-    /// Lowercase.
-    vary: Vec<String>,
-    default_ttl_s: u64,
-    max_ttl_s: u64,
-    max_entry_bytes: usize,
-    store_set_cookie: bool,
-}
+pub struct Cache(Config);
 
 /// The request's key, for the response phase: set on a miss (and on a
 /// request's `no-cache`) when the response may be stored. Plugins after
@@ -90,7 +83,7 @@ const UNSTORED: [&str; 4] = [X_CACHE, "age", "content-length", "transfer-encodin
 impl Plugin for Cache {
     type Config = Config;
 
-    fn configure(config: Config) -> Result<Self, String> {
+    fn configure(mut config: Config) -> Result<Self, String> {
         if config.statuses.is_empty() {
             return Err("`statuses` must list at least one status".into());
         }
@@ -99,12 +92,11 @@ impl Plugin for Cache {
                 return Err(format!("statuses[{i}]: {status} cannot be cached (200 to 599, not 206)"));
             }
         }
-        let mut vary = Vec::with_capacity(config.vary.len());
-        for (i, name) in config.vary.iter().enumerate() {
+        for (i, name) in config.vary.iter_mut().enumerate() {
             if !is_token(name) || name == "*" {
                 return Err(format!("vary[{i}]: `{name}` is not a header name"));
             }
-            vary.push(name.to_ascii_lowercase());
+            name.make_ascii_lowercase();
         }
         if !(1..=MAX_ENTRY_BYTES).contains(&config.max_entry_bytes) {
             return Err(format!("`max_entry_bytes` must be 1 to {MAX_ENTRY_BYTES}, got {}", config.max_entry_bytes));
@@ -118,14 +110,7 @@ impl Plugin for Cache {
                 config.default_ttl_s, config.max_ttl_s
             ));
         }
-        Ok(Cache {
-            statuses: config.statuses,
-            vary,
-            default_ttl_s: config.default_ttl_s,
-            max_ttl_s: config.max_ttl_s,
-            max_entry_bytes: config.max_entry_bytes,
-            store_set_cookie: config.store_set_cookie,
-        })
+        Ok(Cache(config))
     }
 
     /// What every request reads comes with the call; the response phase
@@ -140,7 +125,7 @@ impl Plugin for Cache {
             .prefetch_var(AUTH_VAR)
             .prefetch_var(IDENTITY_VARS[0])
             .prefetch_var(IDENTITY_VARS[1]);
-        for name in &self.vary {
+        for name in &self.0.vary {
             needs = needs.prefetch_header(name.as_str());
         }
         needs
@@ -155,7 +140,7 @@ impl Plugin for Cache {
         if control.no_store {
             return bypass(req);
         }
-        let Some(key) = key::key(req, &self.vary) else {
+        let Some(key) = key::key(req, &self.0.vary) else {
             return bypass(req);
         };
         // `Pragma: no-cache` counts only without `Cache-Control` (RFC 9111 §5.4).
@@ -257,7 +242,7 @@ impl Cache {
     /// within the size limit.
     fn storable(&self, req: &Request, resp: &Response, now_ms: u64) -> Option<Entry> {
         let status = resp.status();
-        if !self.statuses.contains(&status) {
+        if !self.0.statuses.contains(&status) {
             return None;
         }
         let control = Directives::parse(&resp.header_all("cache-control"));
@@ -267,12 +252,12 @@ impl Cache {
         if req.var(AUTH_VAR).is_some() && !(control.public || control.s_maxage.is_some() || control.must_revalidate) {
             return None;
         }
-        if !self.store_set_cookie && resp.header("set-cookie").is_some() {
+        if !self.0.store_set_cookie && resp.header("set-cookie").is_some() {
             return None;
         }
         for value in resp.header_all("vary") {
             for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                if !self.vary.iter().any(|v| v.eq_ignore_ascii_case(name)) {
+                if !self.0.vary.iter().any(|v| v.eq_ignore_ascii_case(name)) {
                     log::debug(format!("cache: not stored: it varies on `{name}`, which `vary` does not list"));
                     return None;
                 }
@@ -280,8 +265,8 @@ impl Cache {
         }
         let lifetime = control
             .lifetime(resp.header("expires").as_deref(), resp.header("date").as_deref(), now_ms)
-            .unwrap_or(self.default_ttl_s)
-            .min(self.max_ttl_s);
+            .unwrap_or(self.0.default_ttl_s)
+            .min(self.0.max_ttl_s);
         let age = age_s(resp.header("age").as_deref());
         let fresh_s = lifetime.checked_sub(age).filter(|s| *s > 0)?;
         let headers: Headers = resp
@@ -291,8 +276,8 @@ impl Cache {
             .collect();
         let body = resp.body().unwrap_or_default();
         let size = Entry::encoded_len(&headers, body.len());
-        if size > self.max_entry_bytes {
-            log::debug(format!("cache: not stored: {size} bytes, over max_entry_bytes ({})", self.max_entry_bytes));
+        if size > self.0.max_entry_bytes {
+            log::debug(format!("cache: not stored: {size} bytes, over max_entry_bytes ({})", self.0.max_entry_bytes));
             return None;
         }
         Some(Entry {
