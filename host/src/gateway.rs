@@ -265,7 +265,7 @@ fn warn_restart_only(old: &Config, new: &Config) {
     if old.server.max_connections != new.server.max_connections {
         tracing::warn!("server.max_connections changed: takes effect after a restart");
     }
-    if old.state != new.state {
+    if old.state != new.state || old.state_memory != new.state_memory {
         tracing::warn!("[state] changed: takes effect after a restart");
     }
     if old.engine != new.engine || old.cache_dir != new.cache_dir {
