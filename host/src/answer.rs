@@ -72,6 +72,15 @@ pub enum Answer {
     /// Admin API: 404.
     #[error("no admin endpoint {0}")]
     NoAdminEndpoint(String),
+    /// Admin API: 400, a request it cannot act on.
+    #[error("{0}")]
+    AdminBadRequest(String),
+    /// Admin API: 404, a plugin the loaded config does not have.
+    #[error("no plugin named {0:?} in the loaded config")]
+    NoSuchPlugin(String),
+    /// Admin API: a state purge the backend failed (503 when unreachable).
+    #[error("the state backend failed the purge: {detail}")]
+    PurgeFailed { detail: String, unavailable: bool },
     /// Admin API: 401, `[admin] token` set and not given.
     #[error("the admin API needs `Authorization: Bearer <token>` (or the token as a Basic password)")]
     AdminUnauthorized,
@@ -80,8 +89,10 @@ pub enum Answer {
 impl Answer {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadPath(_) | Self::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
-            Self::NoRoute { .. } | Self::NoAdminEndpoint(_) => StatusCode::NOT_FOUND,
+            Self::BadPath(_) | Self::BodyUnreadable(_) | Self::AdminBadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NoRoute { .. } | Self::NoAdminEndpoint(_) | Self::NoSuchPlugin(_) => StatusCode::NOT_FOUND,
+            Self::PurgeFailed { unavailable: true, .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PurgeFailed { unavailable: false, .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::MethodNotAllowed { .. } | Self::AdminMethod => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Refused { status, .. } => *status,

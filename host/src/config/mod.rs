@@ -139,6 +139,27 @@ mod tests {
     }
 
     #[test]
+    fn state_memory_defaults_to_256_mib_a_quarter_for_counters_and_is_checked() {
+        use crate::state::MemoryBudget;
+        let memory = |text: &str| parse(Path::new("gw.toml"), text).unwrap().state_memory;
+        assert_eq!(memory(""), MemoryBudget { values: 192 << 20, counters: 64 << 20 });
+        assert_eq!(
+            memory("[state]\nmax_memory_bytes = 4194304\n"),
+            MemoryBudget { values: 3 << 20, counters: 1 << 20 }
+        );
+        let split = memory("[state]\nmax_memory_bytes = 4194304\ncounter_memory_bytes = 65536\n");
+        assert_eq!(split, MemoryBudget { values: (4 << 20) - (64 << 10), counters: 64 << 10 });
+        let e = errors("[state]\nmax_memory_bytes = 1000\n");
+        assert_eq!(e, ["gw.toml:2:20: state.max_memory_bytes: at least 1048576 (1 MiB), got 1000"]);
+        let e = errors("[state]\nmax_memory_bytes = 1048576\ncounter_memory_bytes = 1048576\n");
+        assert_eq!(
+            e,
+            ["gw.toml:3:24: state.counter_memory_bytes: must leave at least 65536 bytes to each of counters \
+              and values of max_memory_bytes = 1048576, got 1048576"]
+        );
+    }
+
+    #[test]
     fn bad_toml_names_the_line() {
         let e = errors("[server]\nlisten = [\n");
         assert!(e[0].starts_with("gw.toml:"), "{e:?}");

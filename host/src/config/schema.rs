@@ -247,6 +247,11 @@ pub(super) struct DnsFile {
 ///
 /// ```toml
 /// [state]
+/// max_memory_bytes = 268435456  # local memory (and Redis's "local" fallback), counted as
+///                               # key + value + 128 bytes per entry; past it, writes evict
+///                               # (least recently used of a sample). At least 1 MiB
+/// counter_memory_bytes = 67108864  # the part of it for rate-limit cells and counters
+///                                  # (default a quarter); values get the rest
 /// backend = "redis"          # shared by every gateway with the same url and key_prefix
 /// url = "redis://:secret@10.0.0.5:6379/0"  # redis:// or rediss:// (TLS); password in the URL
 /// key_prefix = "wasmgate:"   # before every key, so gateways can share a Redis with others
@@ -267,6 +272,8 @@ pub(super) struct StateFile {
     pub pool_size: Option<Spanned<u64>>,
     pub timeout_ms: Option<Spanned<u64>>,
     pub on_unavailable: Option<Spanned<String>>,
+    pub max_memory_bytes: Option<Spanned<u64>>,
+    pub counter_memory_bytes: Option<Spanned<u64>>,
 }
 
 /// `[runtime.breaker]` and `[plugins.<name>.breaker]`: a plugin's keys

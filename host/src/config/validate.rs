@@ -23,7 +23,7 @@ use crate::pipeline::FailPolicy;
 use crate::router::{HostPattern, PathPattern, RouteMatcher, Router};
 use crate::runtime::{BreakerSpec, EngineLimits, PluginLimits};
 use crate::server::{ServerSettings, TlsSettings};
-use crate::state::{OnUnavailable, RedisSettings, StateSettings};
+use crate::state::{MemoryBudget, OnUnavailable, RedisSettings, StateSettings};
 use crate::upstream::{DnsSettings, UpstreamSpec};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -101,6 +101,8 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// `[state]`: the backend of the plugins' `state` import.
     pub state: StateSettings,
+    /// `[state] max_memory_bytes` and `counter_memory_bytes`.
+    pub state_memory: MemoryBudget,
     /// `[dns]`: where upstream targets' names are resolved.
     pub dns: DnsSettings,
     /// `[upstreams.*]`, in file order.
@@ -304,6 +306,7 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
         c.ms(&rt.reload_timeout_ms, "runtime.reload_timeout_ms", Duration::from_millis(DEFAULT_RELOAD_TIMEOUT_MS));
     let cache_dir = rt.cache_dir.as_ref().map(|d| base.join(d.get_ref()));
     let state = check_state(&mut c, &file.state).unwrap_or_default();
+    let state_memory = check_state_memory(&mut c, &file.state);
 
     let dns = check_dns(&mut c, &file.dns, &base);
     let (upstreams, target_locations): (Vec<UpstreamSpec>, BTreeMap<String, Vec<Location>>) = file
@@ -360,6 +363,7 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
             reload_timeout,
             cache_dir,
             state,
+            state_memory,
             dns,
             upstreams,
             target_locations,
@@ -645,6 +649,36 @@ fn check_state(c: &mut Checker<'_>, f: &StateFile) -> Option<StateSettings> {
         c.error::<()>(p.span(), "state.pool_size", format!("at most {MAX_STATE_POOL}"));
     }
     Some(if redis { StateSettings::Redis(settings) } else { StateSettings::Local })
+}
+
+/// `[state] max_memory_bytes` and `counter_memory_bytes`: a total of at
+/// least [`MemoryBudget::MIN_TOTAL`], and each class at least
+/// [`MemoryBudget::MIN_CLASS`] of it.
+fn check_state_memory(c: &mut Checker<'_>, f: &StateFile) -> MemoryBudget {
+    let default = MemoryBudget::default();
+    let total = match &f.max_memory_bytes {
+        Some(t) if *t.get_ref() < MemoryBudget::MIN_TOTAL as u64 => {
+            let min = MemoryBudget::MIN_TOTAL;
+            c.error::<()>(t.span(), "state.max_memory_bytes", format!("at least {min} (1 MiB), got {}", t.get_ref()));
+            return default;
+        }
+        Some(t) => usize::try_from(*t.get_ref()).unwrap_or(usize::MAX),
+        None => default.total(),
+    };
+    let counters = f.counter_memory_bytes.as_ref().map(|n| (n, usize::try_from(*n.get_ref()).unwrap_or(usize::MAX)));
+    let budget = MemoryBudget::split(total, counters.map(|(_, n)| n));
+    if let Some((n, _)) = counters
+        && (budget.counters < MemoryBudget::MIN_CLASS || budget.values < MemoryBudget::MIN_CLASS)
+    {
+        let min = MemoryBudget::MIN_CLASS;
+        let message = format!(
+            "must leave at least {min} bytes to each of counters and values of max_memory_bytes = {total}, got {}",
+            n.get_ref()
+        );
+        c.error::<()>(n.span(), "state.counter_memory_bytes", message);
+        return default;
+    }
+    budget
 }
 
 /// `[upstreams.<name>]`; `None` only without any target (every other

@@ -10,6 +10,7 @@
 
 mod aggregate;
 mod artifact_cache;
+mod cache;
 mod config_errors;
 mod cors;
 mod dashboard;
