@@ -275,20 +275,28 @@ async fn response_phase(
     calls: &mut Vec<PluginCall>,
 ) -> Response<Body> {
     let (head, body) = response.into_parts();
-    let (buffered, stream) = if route.pipeline.needs().response_body {
-        match body::collect(body, route.max_body_bytes).await {
-            Ok(bytes) => (Some(bytes), None),
+    // The trailers come with the body: a plugin reading a gRPC reply's
+    // body needs its `grpc-status`.
+    let (buffered, trailers, stream) = if route.pipeline.needs().response_body {
+        match body::collect_with_trailers(body, route.max_body_bytes).await {
+            Ok((bytes, trailers)) => (Some(bytes), trailers, None),
             Err(e) => return Answer::UpstreamBody(e.to_string()).into_response(),
         }
     } else {
-        (None, Some(body))
+        (None, http::HeaderMap::new(), Some(body))
     };
-    let state = Box::new(ResponseState { head, body: buffered });
+    let state = Box::new(ResponseState { head, body: buffered, trailers });
     let request_id = view.info.request_id.clone();
     match route.pipeline.response_phase(view, state, ran, calls).await {
         Ok(state) => {
-            let ResponseState { mut head, body } = *state;
+            let ResponseState { mut head, body, trailers } = *state;
             let body = match body {
+                // With trailers, no length: HTTP/1.1 carries them only in
+                // a chunked body.
+                Some(bytes) if !trailers.is_empty() => {
+                    head.headers.remove(header::CONTENT_LENGTH);
+                    body::full_with_trailers(bytes, trailers)
+                }
                 Some(bytes) => {
                     set_content_length(&mut head.headers, bytes.len());
                     body::full(bytes)

@@ -357,11 +357,20 @@ message_builders!(TestResponse);
 pub struct TestResponse {
     message: MockMessage,
     status: Cell<u16>,
+    trailers: RefCell<Headers>,
 }
 
 impl TestResponse {
     pub fn new(status: u16) -> Self {
-        Self { message: MockMessage::new(), status: Cell::new(status) }
+        Self { message: MockMessage::new(), status: Cell::new(status), trailers: RefCell::default() }
+    }
+
+    /// Appends a trailer, as an upstream sending it after the body would.
+    /// Like the host, the plugin sees trailers only with the body it asked
+    /// for.
+    pub fn trailer(self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.trailers.borrow_mut().push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+        self
     }
 
     /// The plugin's view of this response; also how tests inspect it after
@@ -378,6 +387,18 @@ impl ResponseBackend for TestResponse {
 
     fn set_status(&self, status: u16) {
         self.status.set(status);
+    }
+
+    fn trailer(&self, name: &str) -> Option<Vec<u8>> {
+        self.trailers().into_iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    fn trailers(&self) -> Headers {
+        if self.message.buffered.get() { self.trailers.borrow().clone() } else { Vec::new() }
+    }
+
+    fn set_trailers(&self, trailers: &[(String, Vec<u8>)]) {
+        *self.trailers.borrow_mut() = trailers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())).collect();
     }
 }
 
