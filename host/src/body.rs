@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -76,12 +77,13 @@ pub(crate) async fn collect_with_trailers(body: Body, limit: usize) -> Result<(B
 }
 
 /// A body of these bytes followed by these trailers (none when empty).
+/// Of no announced length, so that an HTTP/1.1 peer gets it chunked, the
+/// one framing that carries trailers (the server sends a body whose length
+/// is known with `Content-Length`).
 pub(crate) fn full_with_trailers(bytes: Bytes, trailers: HeaderMap) -> Body {
     if trailers.is_empty() {
         return full(bytes);
     }
-    Full::new(bytes)
-        .map_err(|never| match never {})
-        .with_trailers(std::future::ready(Some(Ok(trailers))))
-        .boxed()
+    let frames = [Ok(Frame::data(bytes)), Ok(Frame::trailers(trailers))];
+    StreamBody::new(futures_util::stream::iter(frames)).boxed()
 }

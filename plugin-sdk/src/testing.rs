@@ -624,7 +624,7 @@ pub(crate) mod imports {
 mod tests {
     use super::*;
     use crate::host::{clock, http, log, metrics, state};
-    use crate::{Needs, NoConfig, Reply};
+    use crate::{Needs, NoConfig, Reply, Request, Response};
 
     #[test]
     fn logs_are_captured_in_order_and_reset_clears_everything() {
@@ -640,6 +640,47 @@ mod tests {
         assert_eq!(counter("hits"), 0);
         assert_eq!(state::get("k").unwrap(), None);
         assert_eq!(clock::now_ms(), START_MS);
+    }
+
+    /// Reads its trailers in the response phase and drops them.
+    struct TrailerReader(Needs);
+
+    impl Plugin for TrailerReader {
+        type Config = NoConfig;
+        fn configure(_: NoConfig) -> Result<Self, String> {
+            Ok(TrailerReader(Needs::default()))
+        }
+        fn needs(&self) -> Needs {
+            self.0.clone()
+        }
+        fn on_response(&self, _req: &Request, resp: &Response) {
+            let seen = resp.trailer("Grpc-Status").unwrap_or_else(|| "none".into());
+            resp.set_header("x-seen", seen);
+            resp.set_trailers(&[]);
+        }
+    }
+
+    #[test]
+    fn trailers_are_seen_with_the_body_only_and_can_be_replaced() {
+        let req = TestRequest::new("GET", "/");
+        let upstream = || TestResponse::new(200).body("x").trailer("grpc-status", "5").trailer("x-other", "1");
+        let with_body = TrailerReader(Needs { response: true, response_body: true, ..Needs::default() });
+        let resp = upstream();
+        assert!(run_response(&with_body, &req, &resp));
+        assert_eq!(resp.as_response().header("x-seen").as_deref(), Some("5"));
+        assert_eq!(resp.as_response().trailers(), Vec::new());
+
+        let headers_only = TrailerReader(Needs { response: true, ..Needs::default() });
+        let resp = upstream();
+        assert!(run_response(&headers_only, &req, &resp));
+        assert_eq!(resp.as_response().header("x-seen").as_deref(), Some("none"));
+
+        let resp = upstream();
+        resp.as_response().replace_with(&Reply::new(404));
+        assert_eq!(resp.as_response().trailers(), Vec::new(), "a replaced response has none");
+        let resp = upstream();
+        resp.as_response().set_trailers(&[("X-New".into(), b"v".to_vec())]);
+        assert_eq!(resp.as_response().trailers(), [("x-new".to_owned(), b"v".to_vec())]);
     }
 
     #[test]

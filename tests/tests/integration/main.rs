@@ -11,11 +11,13 @@
 mod aggregate;
 mod artifact_cache;
 mod config_errors;
+mod contract;
 mod cors;
 mod dashboard;
 mod deadlines;
 mod demo;
 mod fanout;
+mod grpc_transcode;
 mod hostile;
 mod http1_wire;
 mod ip_filter;
