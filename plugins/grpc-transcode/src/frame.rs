@@ -33,7 +33,9 @@ impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Truncated => f.write_str("the reply body ends inside a gRPC message"),
-            Self::Compressed => f.write_str("the reply holds a compressed gRPC message (grpc-encoding is not supported)"),
+            Self::Compressed => {
+                f.write_str("the reply holds a compressed gRPC message (grpc-encoding is not supported)")
+            }
             Self::TooLarge { len, limit } => {
                 write!(f, "a gRPC message of {len} bytes, over max_response_message_bytes ({limit})")
             }
@@ -87,7 +89,10 @@ mod tests {
         assert_eq!(split(&[0, 0, 0], LIMITS), Err(FrameError::Truncated));
         assert_eq!(split(&[0, 0, 0, 0, 4, 1], LIMITS), Err(FrameError::Truncated));
         assert_eq!(split(&[1, 0, 0, 0, 0], LIMITS), Err(FrameError::Compressed));
-        assert_eq!(split(&[0, 255, 255, 255, 255], LIMITS), Err(FrameError::TooLarge { len: u32::MAX as usize, limit: 8 }));
+        assert_eq!(
+            split(&[0, 255, 255, 255, 255], LIMITS),
+            Err(FrameError::TooLarge { len: u32::MAX as usize, limit: 8 })
+        );
         let four: Vec<u8> = (0..4).flat_map(|_| encode(b"x").unwrap()).collect();
         assert_eq!(split(&four, LIMITS), Err(FrameError::TooMany { limit: 3 }));
     }

@@ -123,8 +123,7 @@ impl Plugin for GrpcTranscode {
     type Config = Config;
 
     fn configure(config: Config) -> Result<Self, String> {
-        let compact: Vec<u8> =
-            config.descriptor_set_base64.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        let compact: Vec<u8> = config.descriptor_set_base64.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
         let set = base64::engine::general_purpose::STANDARD
             .decode(&compact)
             .map_err(|e| format!("descriptor_set_base64: not base64: {e}"))?;
@@ -167,8 +166,7 @@ impl Plugin for GrpcTranscode {
     }
 
     fn needs(&self) -> Needs {
-        Needs { request_body: true, response: true, response_body: true, ..Needs::default() }
-            .prefetch_var(ROUTE_VAR)
+        Needs { request_body: true, response: true, response_body: true, ..Needs::default() }.prefetch_var(ROUTE_VAR)
     }
 
     fn on_request(&self, req: &Request) -> Action {

@@ -93,7 +93,13 @@ pub(crate) fn compile(
 }
 
 fn compile_configured(pool: &DescriptorPool, route: &RouteConfig) -> Result<Route, String> {
-    let verbs = [("GET", &route.get), ("PUT", &route.put), ("POST", &route.post), ("DELETE", &route.delete), ("PATCH", &route.patch)];
+    let verbs = [
+        ("GET", &route.get),
+        ("PUT", &route.put),
+        ("POST", &route.post),
+        ("DELETE", &route.delete),
+        ("PATCH", &route.patch),
+    ];
     let mut given = verbs.iter().filter_map(|(verb, template)| template.as_ref().map(|t| (*verb, t)));
     let (Some((http_method, template)), None) = (given.next(), given.next()) else {
         return Err("give exactly one of get, put, post, delete, patch".into());
@@ -109,7 +115,13 @@ fn compile_configured(pool: &DescriptorPool, route: &RouteConfig) -> Result<Rout
     if method.is_client_streaming() {
         return Err(format!("method {:?}: client-streaming methods cannot be transcoded", route.method));
     }
-    build(http_method, template, &method, route.body.as_deref().unwrap_or(""), route.response_body.as_deref().unwrap_or(""))
+    build(
+        http_method,
+        template,
+        &method,
+        route.body.as_deref().unwrap_or(""),
+        route.response_body.as_deref().unwrap_or(""),
+    )
 }
 
 /// The routes of one annotation and its additional bindings. Client
@@ -134,7 +146,13 @@ fn compile_rule(method: &MethodDescriptor, rule: &HttpRule) -> Result<Vec<Route>
     Ok(routes)
 }
 
-fn build(http_method: &str, template: &str, method: &MethodDescriptor, body: &str, response_body: &str) -> Result<Route, String> {
+fn build(
+    http_method: &str,
+    template: &str,
+    method: &MethodDescriptor,
+    body: &str,
+    response_body: &str,
+) -> Result<Route, String> {
     if !wasmgate_sdk::text::is_token(http_method) {
         return Err(format!("invalid HTTP method {http_method:?}"));
     }
@@ -154,9 +172,10 @@ fn build(http_method: &str, template: &str, method: &MethodDescriptor, body: &st
     };
     let response_body = match response_body {
         "" => None,
-        name => Some(fields::field(&method.output(), name).ok_or_else(|| {
-            format!("response_body: {} has no field {name:?}", method.output().full_name())
-        })?),
+        name => Some(
+            fields::field(&method.output(), name)
+                .ok_or_else(|| format!("response_body: {} has no field {name:?}", method.output().full_name()))?,
+        ),
     };
     Ok(Route {
         http_method: http_method.to_owned(),

@@ -11,17 +11,34 @@ use wasmgate_sdk::testing::{self, TestRequest, TestResponse};
 
 use super::*;
 
-/// The test descriptor set, encoded.
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata");
+
+/// The checked-in descriptor set (`testdata/catalog.pb.b64`, which the
+/// gateway's tests and benchmarks embed too), decoded.
 fn descriptor_set() -> &'static [u8] {
     static SET: OnceLock<Vec<u8>> = OnceLock::new();
     SET.get_or_init(|| {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata");
-        // Encoded by protox itself: `prost_types` would drop the options'
-        // extensions, `google.api.http` among them.
-        let mut compiler = protox::Compiler::new([dir]).unwrap();
-        compiler.include_imports(true).open_file("catalog.proto").expect("catalog.proto compiles");
-        compiler.encode_file_descriptor_set()
+        let text = std::fs::read_to_string(format!("{TESTDATA}/catalog.pb.b64")).unwrap();
+        base64::engine::general_purpose::STANDARD.decode(text.trim()).unwrap()
     })
+}
+
+/// `testdata/catalog.pb.b64` is `catalog.proto` compiled (with its
+/// imports) by protox; `GRPC_TRANSCODE_REGENERATE=1 cargo test -p
+/// grpc-transcode checked_in` rewrites it after a change to the protos.
+#[test]
+fn the_checked_in_descriptor_set_is_catalog_proto_compiled() {
+    // Encoded by protox itself: `prost_types` would drop the options'
+    // extensions, `google.api.http` among them.
+    let mut compiler = protox::Compiler::new([TESTDATA]).unwrap();
+    compiler.include_imports(true).open_file("catalog.proto").expect("catalog.proto compiles");
+    let compiled = base64::engine::general_purpose::STANDARD.encode(compiler.encode_file_descriptor_set());
+    let path = format!("{TESTDATA}/catalog.pb.b64");
+    if std::env::var_os("GRPC_TRANSCODE_REGENERATE").is_some() {
+        std::fs::write(&path, format!("{compiled}\n")).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap();
+    assert!(checked_in.trim() == compiled, "{path} is stale: regenerate it (see this test's doc)");
 }
 
 fn pool() -> DescriptorPool {
@@ -331,8 +348,7 @@ fn the_descriptor_set_may_be_wrapped_base64() {
         .chunks(76)
         .map(|line| format!("{}\n", std::str::from_utf8(line).unwrap()))
         .collect();
-    let plugin: GrpcTranscode =
-        testing::configure(&json!({"descriptor_set_base64": wrapped}).to_string()).unwrap();
+    let plugin: GrpcTranscode = testing::configure(&json!({"descriptor_set_base64": wrapped}).to_string()).unwrap();
     transcoded(&plugin, get("/v1/products/p-1"));
 }
 
@@ -360,7 +376,7 @@ fn json_of(resp: &TestResponse) -> Value {
 fn a_unary_reply_becomes_json_with_its_status_from_the_trailers() {
     let plugin = plugin(json!({}));
     let product = json!({"id": "p-1", "name": "Teapot", "priceCents": "2500", "createdAt": "2024-05-01T10:00:00Z"});
-    let resp = reply_to(&plugin, get("/v1/products/p-1"), grpc_ok(frames("catalog.Product", &[product.clone()])));
+    let resp = reply_to(&plugin, get("/v1/products/p-1"), grpc_ok(frames("catalog.Product", std::slice::from_ref(&product))));
     let view = resp.as_response();
     assert_eq!(view.status(), 200);
     assert_eq!(view.header("content-type").as_deref(), Some("application/json"));
@@ -388,7 +404,8 @@ fn errors_map_to_http_statuses_from_trailers_or_headers() {
                "detail": "product p-404 not found", "grpc_status": 5, "grpc_code": "NOT_FOUND"})
     );
     // In the trailers, after a body: the trailers' status wins.
-    for (code, status) in [(3, 400), (6, 409), (7, 403), (16, 401), (8, 429), (12, 501), (14, 503), (4, 504), (13, 500)] {
+    for (code, status) in [(3, 400), (6, 409), (7, 403), (16, 401), (8, 429), (12, 501), (14, 503), (4, 504), (13, 500)]
+    {
         let resp = TestResponse::new(200)
             .header("grpc-status", "0")
             .body(frames("catalog.Product", &[json!({})]))
@@ -424,19 +441,30 @@ fn the_status_comes_from_a_trailers_source_or_the_headers() {
 fn replies_that_are_not_readable_grpc_are_502() {
     let plugin = plugin(json!({"max_response_message_bytes": 64, "max_response_messages": 3}));
     let detail = |body: Vec<u8>| {
-        let resp = reply_to(&plugin, get("/v1/shelves/s/products"), TestResponse::new(200).body(body).trailer("grpc-status", "0"));
+        let resp = reply_to(
+            &plugin,
+            get("/v1/shelves/s/products"),
+            TestResponse::new(200).body(body).trailer("grpc-status", "0"),
+        );
         assert_eq!(resp.as_response().status(), 502);
         json_of(&resp)["detail"].as_str().unwrap().to_owned()
     };
-    assert_eq!(detail(frames("catalog.Product", &vec![json!({}); 4])), "more than max_response_messages (3) gRPC messages");
+    assert_eq!(
+        detail(frames("catalog.Product", &vec![json!({}); 4])),
+        "more than max_response_messages (3) gRPC messages"
+    );
     let big = frames("catalog.Product", &[json!({"name": "x".repeat(100)})]);
     assert_eq!(detail(big), "a gRPC message of 102 bytes, over max_response_message_bytes (64)");
-    assert_eq!(detail(vec![1, 0, 0, 0, 0]), "the reply holds a compressed gRPC message (grpc-encoding is not supported)");
+    assert_eq!(
+        detail(vec![1, 0, 0, 0, 0]),
+        "the reply holds a compressed gRPC message (grpc-encoding is not supported)"
+    );
     assert_eq!(detail(vec![0, 0, 0, 0, 9, 1]), "the reply body ends inside a gRPC message");
     assert!(detail(frame::encode(&[0xff, 0xff]).unwrap()).starts_with("the reply is not a valid catalog.Product"));
 
     let unary = |body: Vec<u8>| {
-        let resp = reply_to(&plugin, get("/v1/products/p"), TestResponse::new(200).body(body).trailer("grpc-status", "0"));
+        let resp =
+            reply_to(&plugin, get("/v1/products/p"), TestResponse::new(200).body(body).trailer("grpc-status", "0"));
         (resp.as_response().status(), json_of(&resp)["detail"].clone())
     };
     assert_eq!(unary(frames("catalog.Product", &[json!({}), json!({})])), (502, json!("a unary reply of 2 messages")));
@@ -475,7 +503,8 @@ fn response_body_field_and_json_options() {
     assert_eq!(json_of(&resp), json!([]), "an empty repeated field is still the answer");
 
     let options = plugin(json!({"emit_defaults": true, "original_field_names": true}));
-    let resp = reply_to(&options, get("/v1/products/p"), grpc_ok(frames("catalog.Product", &[json!({"priceCents": "5"})])));
+    let resp =
+        reply_to(&options, get("/v1/products/p"), grpc_ok(frames("catalog.Product", &[json!({"priceCents": "5"})])));
     let body = json_of(&resp);
     assert_eq!(body["price_cents"], "5");
     assert_eq!(body["in_stock"], false);
@@ -501,4 +530,3 @@ fn it_asks_for_both_bodies_and_the_response_phase() {
     let needs = plugin(json!({})).needs();
     assert!(needs.request_body && needs.response && needs.response_body);
 }
-

@@ -15,8 +15,8 @@ async fn a_plugin_built_for_contract_0_2_0_loads_and_serves() {
     assert!(imports("wasmgate:plugin/types@0.2.0"));
     assert!(!imports("wasmgate:plugin/types@0.2.1"));
 
-    let up = TestUpstream::start(|seen| Answer::new(200, format!("saw {}", seen.header("x-contract").unwrap_or("-"))))
-        .await;
+    let up =
+        TestUpstream::start(|seen| Answer::new(200, format!("saw {}", seen.header("x-contract").unwrap_or("-")))).await;
     let config = GatewayConfig::new()
         .plugin("old", FIXTURE_CONTRACT_0_2_0)
         .upstream("api", &up)

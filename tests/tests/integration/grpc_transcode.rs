@@ -11,16 +11,15 @@ use serde_json::{Value, json};
 use wasmgate_testbed::plugins::{GRPC_TRANSCODE, TRANSFORM};
 use wasmgate_testbed::{Answer, Client, TestGateway, TestUpstream};
 
-/// `plugins/grpc-transcode/testdata/catalog.proto`, compiled.
-fn descriptor_set() -> Vec<u8> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/grpc-transcode/testdata");
-    let mut compiler = protox::Compiler::new([dir]).unwrap();
-    compiler.include_imports(true).open_file("catalog.proto").expect("catalog.proto compiles");
-    compiler.encode_file_descriptor_set()
-}
+/// `plugins/grpc-transcode/testdata/catalog.proto` compiled, in base64 (the
+/// plugin's tests check it is current).
+const DESCRIPTOR_SET: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/grpc-transcode/testdata/catalog.pb.b64"));
 
 fn pool() -> DescriptorPool {
-    DescriptorPool::decode(descriptor_set().as_slice()).unwrap()
+    use base64::Engine as _;
+    let set = base64::engine::general_purpose::STANDARD.decode(DESCRIPTOR_SET.trim()).unwrap();
+    DescriptorPool::decode(set.as_slice()).unwrap()
 }
 
 /// Messages of `type` from their JSON, each framed as gRPC sends it.
@@ -53,10 +52,8 @@ async fn gateway(up: &TestUpstream, config: Value) -> (TestGateway, tempfile::Te
 /// As `gateway`, with transform (configured with `transform`) before
 /// grpc-transcode when not null.
 async fn gateway_after(up: &TestUpstream, config: Value, transform: Value) -> (TestGateway, tempfile::TempDir) {
-    use base64::Engine as _;
     let dir = tempfile::tempdir().unwrap();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(descriptor_set());
-    std::fs::write(dir.path().join("catalog.pb.b64"), encoded).unwrap();
+    std::fs::write(dir.path().join("catalog.pb.b64"), DESCRIPTOR_SET).unwrap();
     let mut stage = json!({"descriptor_set_base64": {"$file": "catalog.pb.b64"}});
     stage.as_object_mut().unwrap().extend(config.as_object().cloned().unwrap_or_default());
     let toml = format!(
@@ -178,7 +175,8 @@ async fn a_post_body_and_grpc_errors_from_trailers_or_headers() {
 async fn a_server_stream_becomes_a_json_array() {
     let up = TestUpstream::start(|seen| {
         let request = message("catalog.ListProductsRequest", &seen.body);
-        let products: Vec<Value> = (1..=3).map(|i| json!({"id": format!("{}-{i}", request["shelf"].as_str().unwrap())})).collect();
+        let products: Vec<Value> =
+            (1..=3).map(|i| json!({"id": format!("{}-{i}", request["shelf"].as_str().unwrap())})).collect();
         grpc(frames("catalog.Product", &products), "0", "")
     })
     .await;
