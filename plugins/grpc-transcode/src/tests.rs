@@ -376,7 +376,8 @@ fn json_of(resp: &TestResponse) -> Value {
 fn a_unary_reply_becomes_json_with_its_status_from_the_trailers() {
     let plugin = plugin(json!({}));
     let product = json!({"id": "p-1", "name": "Teapot", "priceCents": "2500", "createdAt": "2024-05-01T10:00:00Z"});
-    let resp = reply_to(&plugin, get("/v1/products/p-1"), grpc_ok(frames("catalog.Product", std::slice::from_ref(&product))));
+    let resp =
+        reply_to(&plugin, get("/v1/products/p-1"), grpc_ok(frames("catalog.Product", std::slice::from_ref(&product))));
     let view = resp.as_response();
     assert_eq!(view.status(), 200);
     assert_eq!(view.header("content-type").as_deref(), Some("application/json"));

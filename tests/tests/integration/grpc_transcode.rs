@@ -8,6 +8,7 @@
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{Value, json};
+use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::{GRPC_TRANSCODE, TRANSFORM};
 use wasmgate_testbed::{Answer, Client, TestGateway, TestUpstream};
 
@@ -56,40 +57,18 @@ async fn gateway_after(up: &TestUpstream, config: Value, transform: Value) -> (T
     std::fs::write(dir.path().join("catalog.pb.b64"), DESCRIPTOR_SET).unwrap();
     let mut stage = json!({"descriptor_set_base64": {"$file": "catalog.pb.b64"}});
     stage.as_object_mut().unwrap().extend(config.as_object().cloned().unwrap_or_default());
-    let toml = format!(
-        r#"
-[upstreams.catalog]
-targets = ["{target}"]
-
-[plugins.grpc-transcode]
-path = "{GRPC_TRANSCODE}"
-
-[plugins.transform]
-path = "{TRANSFORM}"
-
-[[routes]]
-name = "catalog"
-prefix = "/v1"
-upstream = "catalog"
-pipeline = [{first}{{ plugin = "grpc-transcode", config = {stage} }}]
-"#,
-        target = up.target(),
-        stage = toml_inline(&stage),
-        first = match transform {
-            Value::Null => String::new(),
-            config => format!("{{ plugin = \"transform\", config = {} }}, ", toml_inline(&config)),
-        },
-    );
+    let mut route = Route::prefix("catalog", "/v1").upstream("catalog");
+    if !transform.is_null() {
+        route = route.stage("transform", transform);
+    }
+    let config = GatewayConfig::new()
+        .upstream("catalog", up)
+        .plugin("grpc-transcode", GRPC_TRANSCODE)
+        .plugin("transform", TRANSFORM)
+        .route(route.stage("grpc-transcode", stage));
     let path = dir.path().join("gateway.toml");
-    std::fs::write(&path, toml).unwrap();
+    std::fs::write(&path, config.to_string()).unwrap();
     (TestGateway::start_at(&path).await, dir)
-}
-
-/// A JSON object as a TOML inline table.
-fn toml_inline(value: &Value) -> String {
-    let table = toml::Table::try_from(value).unwrap();
-    let fields: Vec<String> = table.iter().map(|(k, v)| format!("{k:?} = {v}")).collect();
-    format!("{{ {} }}", fields.join(", "))
 }
 
 /// A gRPC answer: `body`, then the status in the trailers.
