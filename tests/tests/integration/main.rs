@@ -46,6 +46,7 @@ mod upstream_breaker;
 mod upstream_health;
 mod upstream_reload;
 mod upstream_retry;
+mod upstream_tls;
 
 // Helpers shared by several subjects.
 mod server_common;
