@@ -16,6 +16,7 @@ mod dashboard;
 mod deadlines;
 mod demo;
 mod fanout;
+mod grpc;
 mod hostile;
 mod http1_wire;
 mod ip_filter;

@@ -50,14 +50,17 @@ pub fn server_tls(cert_pem: &str, key_pem: &str, client_ca: Option<&Ca>) -> Arc<
 /// Serves `service` on `listener` (HTTP/1.1 or HTTP/2, prior knowledge or
 /// ALPN), over TLS when `tls` is given; `on_tls` learns of each handshake
 /// whether the client presented a certificate.
-pub fn serve<S>(
+pub fn serve<S, B>(
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
     on_tls: impl Fn(bool) + Send + 'static,
     service: S,
 ) where
-    S: Service<Request<Incoming>, Response = Response<UpBody>, Error = Infallible> + Clone + Send + Sync + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     tokio::spawn(async move {
         loop {
@@ -81,8 +84,6 @@ pub fn serve<S>(
         }
     });
 }
-
-pub type UpBody = StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
 
 /// A request as the echo upstream saw it.
 #[derive(Debug, Clone)]
@@ -124,7 +125,7 @@ impl Echo {
                     headers: head.headers,
                     trailers: trailers.clone(),
                 });
-                let mut frames = vec![Ok(Frame::data(Bytes::from(text)))];
+                let mut frames: Vec<Result<Frame<Bytes>, Infallible>> = vec![Ok(Frame::data(Bytes::from(text)))];
                 if let Some(mut trailers) = trailers {
                     trailers.insert("x-upstream-trailer", HeaderValue::from_static("done"));
                     frames.push(Ok(Frame::trailers(trailers)));
