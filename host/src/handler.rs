@@ -12,9 +12,10 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Request, Response, Uri};
 
-use crate::answer::Answer;
+use crate::answer::{self, Answer};
 use crate::body::{self, Body, CollectError};
 use crate::fields::{content_length, set_content_length};
+use crate::grpc;
 use crate::message::{RequestInfo, RequestState, ResponseState};
 use crate::normalize::{self, PathParams};
 use crate::pipeline::RequestOutcome;
@@ -36,10 +37,11 @@ pub(crate) async fn handle(
     record: &mut RequestRecord,
 ) -> Response<Body> {
     let (mut head, body) = req.into_parts();
+    let grpc_call = grpc::is_grpc(&head.headers);
     let normalized = normalize_path(&mut head.uri, snapshot.config.server.path_params);
     head.uri.path().clone_into(&mut record.path);
     if let Err(answer) = normalized {
-        return answer.into_response();
+        return answer::in_form(grpc_call, answer.into_response());
     }
     let websocket = WebSocket::take(&mut head);
     let tls = head.extensions.get::<ClientTls>().is_some();
@@ -47,7 +49,7 @@ pub(crate) async fn handle(
     let resp = proxy(snapshot, incoming, websocket.as_ref(), record).await;
     match websocket {
         Some(websocket) => websocket.finish(resp),
-        None => resp,
+        None => answer::in_form(grpc_call, resp),
     }
 }
 
@@ -248,7 +250,12 @@ async fn forward(
         }
         None => stream.map_or(Payload::Bytes(Bytes::new()), Payload::from_body),
     };
-    let opts = SendOptions { timeout: route.timeout, client_ip: Some(req.info.client_addr.ip()) };
+    // A gRPC call's own deadline bounds the upstream's (or the route's).
+    let timeout = match grpc::timeout(&head.headers) {
+        Some(call) => Some(call.min(route.timeout.unwrap_or_else(|| upstream.timeout()))),
+        None => route.timeout,
+    };
+    let opts = SendOptions { timeout, client_ip: Some(req.info.client_addr.ip()) };
     match upstream.send_with(Request::from_parts(head, payload), opts, tries).await {
         Ok(resp) => {
             let (mut head, body) = resp.into_parts();

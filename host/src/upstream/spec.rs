@@ -6,6 +6,8 @@ use std::time::Duration;
 use http::uri::Authority;
 use http::{HeaderName, Method};
 
+pub(crate) use super::tls::TlsSpec;
+
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -41,6 +43,20 @@ pub struct UpstreamSpec {
     /// shows the target is alive, and one route failing must not take
     /// the target out for the others.
     pub failure_statuses: Vec<u16>,
+    /// HTTP/1.1, or HTTP/2 (ALPN `h2` over TLS, prior knowledge without).
+    pub protocol: Protocol,
+    /// TLS to every target; plaintext when `None`.
+    pub tls: Option<TlsSpec>,
+}
+
+/// The HTTP version spoken to an upstream's targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// Keep-alive connections, one request at a time each.
+    #[default]
+    Http1,
+    /// One multiplexed connection per target (h2 over TLS, h2c without).
+    H2,
 }
 
 impl UpstreamSpec {
@@ -59,6 +75,8 @@ impl UpstreamSpec {
             outlier: Some(OutlierSpec::default()),
             breaker: None,
             failure_statuses: Vec::new(),
+            protocol: Protocol::Http1,
+            tls: None,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use http::uri::Authority;
 
 use super::breaker::{Breaker, Permit};
+use super::connect::Connector;
 use super::outlier::Outlier;
 use super::pool::Pool;
 use super::spec::{TargetSpec, UpstreamSpec};
@@ -42,7 +43,11 @@ impl Target {
         Self {
             addr: spec.addr.clone(),
             weight: spec.weight,
-            pool: Pool::new(spec.addr.clone(), upstream.connect_timeout, upstream.idle_timeout),
+            pool: Pool::new(
+                Connector::new(spec.addr.clone(), upstream.connect_timeout, upstream.tls.as_ref()),
+                upstream.protocol,
+                upstream.idle_timeout,
+            ),
             in_flight: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             passive: Mutex::new(Passive {

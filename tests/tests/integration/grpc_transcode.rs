@@ -1,16 +1,30 @@
-//! grpc-transcode in a gateway: JSON clients reach a service that speaks
-//! gRPC's framing and trailers, the descriptor set embedded with `$file`.
+//! grpc-transcode in a gateway: JSON clients reach a gRPC service, the
+//! descriptor set embedded with `$file`.
 //!
-//! These upstreams are HTTP/1.1 services answering gRPC messages with
-//! chunked trailers: the contract's trailers (0.2.1) reach the plugin and
-//! the JSON answer goes out without them.
+//! A tonic server behind an `h2` upstream is the real case
+//! (`json_clients_reach_a_tonic_service_over_h2`); the other tests use
+//! HTTP/1.1 services answering gRPC messages with chunked trailers, which
+//! show each step alone: the contract's trailers (0.2.1) reach the plugin,
+//! and the JSON answer goes out without them.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use hyper::body::Incoming;
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tonic::Status;
+use tonic_prost::ProstCodec;
 use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::{GRPC_TRANSCODE, TRANSFORM};
 use wasmgate_testbed::{Answer, Client, TestGateway, TestUpstream};
+
+use crate::upstream_tls::serve;
 
 /// `plugins/grpc-transcode/testdata/catalog.proto` compiled, in base64 (the
 /// plugin's tests check it is current).
@@ -53,6 +67,11 @@ async fn gateway(up: &TestUpstream, config: Value) -> (TestGateway, tempfile::Te
 /// As `gateway`, with transform (configured with `transform`) before
 /// grpc-transcode when not null.
 async fn gateway_after(up: &TestUpstream, config: Value, transform: Value) -> (TestGateway, tempfile::TempDir) {
+    gateway_for(json!({"targets": [up.target()]}), config, transform).await
+}
+
+/// As `gateway_after`, with the upstream's settings given whole.
+async fn gateway_for(upstream: Value, config: Value, transform: Value) -> (TestGateway, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("catalog.pb.b64"), DESCRIPTOR_SET).unwrap();
     let mut stage = json!({"descriptor_set_base64": {"$file": "catalog.pb.b64"}});
@@ -62,7 +81,7 @@ async fn gateway_after(up: &TestUpstream, config: Value, transform: Value) -> (T
         route = route.stage("transform", transform);
     }
     let config = GatewayConfig::new()
-        .upstream("catalog", up)
+        .upstream_with("catalog", upstream)
         .plugin("grpc-transcode", GRPC_TRANSCODE)
         .plugin("transform", TRANSFORM)
         .route(route.stage("grpc-transcode", stage));
@@ -180,4 +199,156 @@ async fn trailers_of_a_buffered_body_reach_the_client() {
         assert_eq!(reply.text(), "streamed");
         assert_eq!(reply.trailers.get("x-checksum").map(|v| v.to_str().unwrap()), Some("abc"));
     }
+}
+
+/// `catalog.proto`'s messages as the service's own code has them (prost,
+/// hand-written: no codegen step), as far as the service reads them.
+mod catalog {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct GetProductRequest {
+        #[prost(string, tag = "1")]
+        pub id: String,
+        #[prost(int32, tag = "2")]
+        pub view: i32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Product {
+        #[prost(string, tag = "1")]
+        pub id: String,
+        #[prost(string, tag = "2")]
+        pub name: String,
+        #[prost(int64, tag = "3")]
+        pub price_cents: i64,
+        #[prost(string, repeated, tag = "4")]
+        pub tags: Vec<String>,
+        #[prost(int32, tag = "5")]
+        pub view: i32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct CreateProductRequest {
+        #[prost(message, optional, tag = "1")]
+        pub product: Option<Product>,
+        #[prost(bool, tag = "2")]
+        pub validate_only: bool,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ListProductsRequest {
+        #[prost(string, tag = "1")]
+        pub shelf: String,
+        #[prost(int32, tag = "2")]
+        pub page_size: i32,
+    }
+}
+
+type Call<T> = Pin<Box<dyn Future<Output = Result<tonic::Response<T>, Status>> + Send>>;
+
+/// One method of the tonic service, as a closure.
+#[derive(Clone)]
+struct Method<F>(F);
+
+impl<Req, Resp, F> tower_service::Service<tonic::Request<Req>> for Method<F>
+where
+    F: Fn(Req) -> Result<Resp, Status>,
+    Req: Send + 'static,
+    Resp: Send + 'static,
+{
+    type Response = tonic::Response<Resp>;
+    type Error = Status;
+    type Future = Call<Resp>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: tonic::Request<Req>) -> Self::Future {
+        let answer = (self.0)(req.into_inner()).map(tonic::Response::new);
+        Box::pin(std::future::ready(answer))
+    }
+}
+
+type Products = futures_util::stream::Iter<std::vec::IntoIter<Result<catalog::Product, Status>>>;
+
+/// `catalog.Products` as a tonic server on `127.0.0.1:0` (h2c): `Get`
+/// (`p-404` is NOT_FOUND), `Create` (a nameless product is
+/// INVALID_ARGUMENT) and the server-streaming `List` (`page_size` products).
+async fn catalog_server() -> SocketAddr {
+    use catalog::*;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = hyper::service::service_fn(|req: http::Request<Incoming>| async move {
+        let resp = match req.uri().path() {
+            "/catalog.Products/Get" => {
+                let get = Method(|req: GetProductRequest| match req.id.as_str() {
+                    "p-404" => Err(Status::not_found("no product p-404")),
+                    id => Ok(Product {
+                        id: id.into(),
+                        name: "Teapot".into(),
+                        price_cents: 2500,
+                        view: req.view,
+                        ..Default::default()
+                    }),
+                });
+                tonic::server::Grpc::new(ProstCodec::<Product, GetProductRequest>::default()).unary(get, req).await
+            }
+            "/catalog.Products/Create" => {
+                let create = Method(|req: CreateProductRequest| match req.product {
+                    Some(product) if !product.name.is_empty() => Ok(Product { id: "p-new".into(), ..product }),
+                    _ => Err(Status::invalid_argument("a product needs a name")),
+                });
+                tonic::server::Grpc::new(ProstCodec::<Product, CreateProductRequest>::default())
+                    .unary(create, req)
+                    .await
+            }
+            "/catalog.Products/List" => {
+                let list = Method(|req: ListProductsRequest| -> Result<Products, Status> {
+                    let products = (1..=req.page_size)
+                        .map(|i| Ok(Product { id: format!("{}-{i}", req.shelf), ..Default::default() }))
+                        .collect::<Vec<_>>();
+                    Ok(futures_util::stream::iter(products))
+                });
+                tonic::server::Grpc::new(ProstCodec::<Product, ListProductsRequest>::default())
+                    .server_streaming(list, req)
+                    .await
+            }
+            _ => Status::unimplemented("no such method").into_http(),
+        };
+        Ok::<_, Infallible>(resp)
+    });
+    serve(listener, None, |_| {}, service);
+    addr
+}
+
+#[tokio::test]
+async fn json_clients_reach_a_tonic_service_over_h2() {
+    let server = catalog_server().await;
+    let upstream = json!({"targets": [server.to_string()], "protocol": "h2"});
+    let (gw, _dir) = gateway_for(upstream, json!({}), Value::Null).await;
+
+    let got = gw.client.get("/v1/products/p-1?view=FULL").await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.header("content-type"), Some("application/json"));
+    assert_eq!(got.json(), json!({"id": "p-1", "name": "Teapot", "priceCents": "2500", "view": "FULL"}));
+    assert!(got.trailers.is_empty());
+
+    let body = json!({"name": "Kettle", "tags": ["tea", "kitchen"]}).to_string();
+    let created =
+        gw.client.send(http::Method::POST, "/v1/products", &[("content-type", "application/json")], body).await;
+    assert_eq!(created.status, 200, "{}", created.text());
+    assert_eq!(created.json(), json!({"id": "p-new", "name": "Kettle", "tags": ["tea", "kitchen"]}));
+
+    let nameless = gw.client.send(http::Method::POST, "/v1/products", &[], json!({"priceCents": 5}).to_string()).await;
+    assert_eq!(nameless.problem(400), "a product needs a name");
+    assert_eq!(nameless.json()["grpc_code"], "INVALID_ARGUMENT");
+
+    let missing = gw.client.get("/v1/products/p-404").await;
+    assert_eq!(missing.problem(404), "no product p-404");
+    assert_eq!(missing.json()["grpc_code"], "NOT_FOUND");
+
+    // Over HTTP/2 from the client too; a stream as one JSON array.
+    let listed = Client::http2(gw.addr).get("/v1/shelves/s1/products?page_size=3").await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(listed.json(), json!([{"id": "s1-1"}, {"id": "s1-2"}, {"id": "s1-3"}]));
 }

@@ -17,6 +17,7 @@ mod dashboard;
 mod deadlines;
 mod demo;
 mod fanout;
+mod grpc;
 mod grpc_transcode;
 mod hostile;
 mod http1_wire;
@@ -48,6 +49,7 @@ mod upstream_breaker;
 mod upstream_health;
 mod upstream_reload;
 mod upstream_retry;
+mod upstream_tls;
 
 // Helpers shared by several subjects.
 mod server_common;
