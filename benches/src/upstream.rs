@@ -6,6 +6,8 @@
 //! GET /orders...      an order list (for aggregation)
 //! GET /products/...   a product (for aggregation)
 //! GET .../bytes/{n}  a JSON object of about n bytes (built once per n)
+//! POST /catalog.Products/...  a gRPC reply: one `catalog.Product` message
+//!                     (grpc-transcode's test service), `grpc-status: 0`
 //! anything else       a small user JSON document (~110 bytes)
 //! ```
 
@@ -25,6 +27,14 @@ pub const USER: &str =
     r#"{"id":"42","user_name":"user42","email":"user42@example.com","role":"member","created":"2024-01-01T00:00:00Z"}"#;
 pub const ORDERS: &str = r#"{"orders":[{"order_id":"o-100","product_id":"p-1","quantity":2},{"order_id":"o-101","product_id":"p-7","quantity":1}]}"#;
 pub const PRODUCT: &str = r#"{"product_id":"p-1","title":"Product p-1","price_cents":1999}"#;
+/// `catalog.Product { id: "p-1", name: "Teapot", price_cents: 2500 }`,
+/// framed as gRPC sends it.
+pub const GRPC_PRODUCT: &[u8] = &[
+    0, 0, 0, 0, 16, // uncompressed, 16 bytes
+    0x0a, 3, b'p', b'-', b'1', // id
+    0x12, 6, b'T', b'e', b'a', b'p', b'o', b't', // name
+    0x18, 0xc4, 0x13, // price_cents = 2500
+];
 
 #[derive(Default)]
 struct Bodies {
@@ -61,13 +71,20 @@ pub async fn serve(listener: TcpListener) {
         let bodies = bodies.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                let body = bodies.answer(req.uri().path());
+                let grpc = req.uri().path().starts_with("/catalog.Products/");
+                let body = if grpc { Bytes::from_static(GRPC_PRODUCT) } else { bodies.answer(req.uri().path()) };
                 async move {
                     // Drain what the client sent, so the connection stays reusable.
                     let _ = req.into_body().collect().await;
-                    let resp =
-                        hyper::Response::builder().header("content-type", "application/json").body(Full::new(body));
-                    Ok::<_, Infallible>(resp.expect("a fixed response is valid"))
+                    let resp = match grpc {
+                        // The status in the headers: HTTP/1.1 trailers would
+                        // need a chunked body, and the plugin reads either.
+                        true => hyper::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .header("grpc-status", "0"),
+                        false => hyper::Response::builder().header("content-type", "application/json"),
+                    };
+                    Ok::<_, Infallible>(resp.body(Full::new(body)).expect("a fixed response is valid"))
                 }
             });
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;

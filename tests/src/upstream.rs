@@ -34,12 +34,20 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// Sent after the body. Over HTTP/1.1 only when the request said
+    /// `TE: trailers` and the answer names them in a `Trailer` header.
+    pub trailers: Vec<(String, String)>,
     pub delay: Duration,
 }
 
 impl Answer {
     pub fn new(status: u16, body: impl Into<Bytes>) -> Self {
-        Self { status, headers: Vec::new(), body: body.into(), delay: Duration::ZERO }
+        Self { status, headers: Vec::new(), body: body.into(), trailers: Vec::new(), delay: Duration::ZERO }
+    }
+
+    pub fn trailer(mut self, name: &str, value: &str) -> Self {
+        self.trailers.push((name.into(), value.into()));
+        self
     }
 
     pub fn json(value: &serde_json::Value) -> Self {
@@ -54,6 +62,42 @@ impl Answer {
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
+    }
+}
+
+/// A body followed by trailers, of no announced length: a server sends it
+/// chunked, the one HTTP/1.1 framing that carries trailers.
+struct Trailing {
+    data: Option<Bytes>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl Trailing {
+    fn new(data: Bytes, trailers: &[(String, String)]) -> Self {
+        let trailers = trailers
+            .iter()
+            .map(|(k, v)| (http::HeaderName::try_from(k).unwrap(), http::HeaderValue::try_from(v).unwrap()))
+            .collect();
+        Self { data: Some(data), trailers: Some(trailers) }
+    }
+}
+
+impl hyper::body::Body for Trailing {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        let frame = match (self.data.take(), self.trailers.take()) {
+            (Some(data), trailers) => {
+                self.trailers = trailers;
+                Some(hyper::body::Frame::data(data))
+            }
+            (None, trailers) => trailers.map(hyper::body::Frame::trailers),
+        };
+        std::task::Poll::Ready(frame.map(Ok))
     }
 }
 
@@ -187,7 +231,11 @@ async fn serve(listener: TcpListener, seen: Arc<Record>, respond: Responder, gat
                     if !answer.delay.is_zero() {
                         tokio::time::sleep(answer.delay).await;
                     }
-                    let mut resp = hyper::Response::new(Full::new(answer.body));
+                    let body = match answer.trailers.is_empty() {
+                        true => Full::new(answer.body).boxed(),
+                        false => Trailing::new(answer.body, &answer.trailers).boxed(),
+                    };
+                    let mut resp = hyper::Response::new(body);
                     *resp.status_mut() = http::StatusCode::from_u16(answer.status).unwrap();
                     for (k, v) in answer.headers {
                         resp.headers_mut()

@@ -321,6 +321,22 @@ pub(super) struct PluginBreakerFile {
 ///                             # timeouts, connections lost); e.g. [502, 504]. By default an
 ///                             # answer, a 503 from the application included, shows the
 ///                             # target is alive: one failing route must not close the others
+/// protocol = "http1"          # | "h2": HTTP/2, one multiplexed connection per target; by ALPN
+///                             # over TLS, with prior knowledge (h2c) without TLS. gRPC needs "h2"
+/// tls = false                 # true: TLS, verified against the system's trust store, with the
+///                             # target's host as the name; or the [upstreams.users.tls] table
+///
+/// # TLS to the targets (`tls = true` is this table with every default).
+/// # The files (relative to this file) are read again on every reload; one
+/// # that cannot be read or parsed is a config error.
+/// [upstreams.users.tls]
+/// server_name = "users.internal"  # SNI and the name the certificate must hold (default: target host)
+/// ca_file = "certs/ca.pem"        # PEM bundle to verify against (default: the system's trust store)
+/// client_cert_file = "certs/gw.pem"  # mutual TLS: the chain the gateway presents, leaf first...
+/// client_key_file = "certs/gw.key"   # ...and its key (both or neither)
+/// min_version = "1.2"             # | "1.3"
+/// insecure_skip_verify = false    # true accepts any certificate for any name: for tests only,
+///                                 # logged as a warning at every load
 ///
 /// # Retries (or inline: retries = { attempts = 3, budget_percent = 10 }).
 /// # After a connect failure any method is retried; after a retried status,
@@ -374,6 +390,53 @@ pub(super) struct UpstreamFile {
     pub outlier: Option<Spanned<OutlierFile>>,
     pub breaker: Option<Spanned<BreakerFile>>,
     pub resolve_interval_ms: Option<Spanned<u64>>,
+    pub protocol: Option<Spanned<ProtocolFile>>,
+    pub tls: Option<Spanned<UpstreamTlsFile>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ProtocolFile {
+    Http1,
+    H2,
+}
+
+/// `tls = true | false`, or the `[upstreams.<name>.tls]` table (TLS on).
+#[derive(Debug, Default)]
+pub(super) struct UpstreamTlsFile {
+    pub enabled: bool,
+    pub settings: UpstreamTlsTable,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpstreamTlsTable {
+    pub server_name: Option<String>,
+    pub ca_file: Option<String>,
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
+    pub min_version: Option<String>,
+    pub insecure_skip_verify: Option<bool>,
+}
+
+impl<'de> Deserialize<'de> for UpstreamTlsFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UpstreamTlsFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a table of TLS settings")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<UpstreamTlsFile, E> {
+                Ok(UpstreamTlsFile { enabled: v, settings: UpstreamTlsTable::default() })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<UpstreamTlsFile, A::Error> {
+                let settings = UpstreamTlsTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(UpstreamTlsFile { enabled: true, settings })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// A target: `"host:port"`, or `{ addr = "host:port", weight = 3 }`.

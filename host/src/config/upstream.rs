@@ -8,9 +8,15 @@ use toml::Spanned;
 
 use super::checker::Checker;
 use super::error::Location;
-use super::schema::{BalanceFile, BreakerFile, HealthFile, OutlierFile, RetriesFile, UpstreamFile};
+use super::schema::{
+    BalanceFile, BreakerFile, HealthFile, OutlierFile, ProtocolFile, RetriesFile, UpstreamFile, UpstreamTlsFile,
+};
+use crate::upstream::connect::host_name;
 use crate::upstream::spec::{MAX_ATTEMPTS, MAX_WEIGHT, MIN_RESOLVE_INTERVAL};
-use crate::upstream::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, RetrySpec, TargetSpec, UpstreamSpec};
+use crate::upstream::tls::{MinVersion, TlsSettings, TlsSpec};
+use crate::upstream::{
+    Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, Protocol, RetrySpec, TargetSpec, UpstreamSpec,
+};
 
 /// The upstream's checked settings, and where each of its targets was
 /// written (for errors found when its names are resolved).
@@ -55,7 +61,64 @@ pub(super) fn check_upstream(
         let min = MIN_RESOLVE_INTERVAL.as_millis();
         c.error::<()>(ms.span(), interval_key, format!("must be at least {min}, got {}", ms.get_ref()));
     }
+    spec.protocol = match u.protocol.as_ref().map(|p| *p.get_ref()) {
+        None | Some(ProtocolFile::Http1) => Protocol::Http1,
+        Some(ProtocolFile::H2) => Protocol::H2,
+    };
+    if let Some(t) = u.tls.as_ref().filter(|t| t.get_ref().enabled) {
+        spec.tls = tls(c, &format!("{key}.tls"), t, &spec);
+    }
     Some((spec, written))
+}
+
+/// The TLS settings, their files read now (on every load and reload).
+fn tls(c: &mut Checker<'_>, tkey: &str, t: &Spanned<UpstreamTlsFile>, spec: &UpstreamSpec) -> Option<TlsSpec> {
+    let file = &t.get_ref().settings;
+    let span = t.span();
+    let path = |p: &Option<String>| p.as_ref().map(|p| c.files.base.join(p));
+    let mut settings = TlsSettings {
+        server_name: file.server_name.clone(),
+        ca_file: path(&file.ca_file),
+        client_cert: None,
+        min_version: None,
+        insecure_skip_verify: file.insecure_skip_verify.unwrap_or(false),
+    };
+    match (path(&file.client_cert_file), path(&file.client_key_file)) {
+        (Some(cert), Some(key)) => settings.client_cert = Some((cert, key)),
+        (None, None) => {}
+        (Some(_), None) => return c.error(span, format!("{tkey}.client_key_file"), "client_cert_file needs it too"),
+        (None, Some(_)) => return c.error(span, format!("{tkey}.client_cert_file"), "client_key_file needs it too"),
+    }
+    settings.min_version = match file.min_version.as_deref() {
+        None | Some("1.2") => Some(MinVersion::Tls12),
+        Some("1.3") => Some(MinVersion::Tls13),
+        Some(other) => {
+            return c.error(span, format!("{tkey}.min_version"), format!("{other:?}: expected \"1.2\" or \"1.3\""));
+        }
+    };
+    if settings.server_name.is_none()
+        && let Some(bad) = spec.targets.iter().find(|t| host_name(&t.addr).is_none())
+    {
+        let message = format!("target {} has no host usable as a TLS server name: set server_name", bad.addr);
+        return c.error(span, format!("{tkey}.server_name"), message);
+    }
+    let alpn: &[&[u8]] = match spec.protocol {
+        Protocol::Http1 => &[b"http/1.1"],
+        Protocol::H2 => &[b"h2"],
+    };
+    let loaded = match TlsSpec::load(&settings, alpn) {
+        Ok(loaded) => loaded,
+        Err(e) => return c.error(span, format!("{tkey}.{}", e.key), e.message),
+    };
+    for path in loaded.paths() {
+        if !c.files.read.iter().any(|p| p == path) {
+            c.files.read.push(path.to_owned());
+        }
+    }
+    if loaded.insecure_skip_verify {
+        tracing::warn!(upstream = %spec.name, "{tkey}.insecure_skip_verify: upstream certificates are NOT verified");
+    }
+    Some(loaded)
 }
 
 /// The targets that parse, with where each was written; each bad one is

@@ -21,7 +21,7 @@ use tokio::task::AbortHandle;
 use super::members::Members;
 use super::pool::Pool;
 use super::roundtrip::{self, Outbound, Outgoing};
-use super::spec::HealthSpec;
+use super::spec::{HealthSpec, Protocol};
 use super::target::Target;
 
 /// Passes and failures in a row, and the verdict they lead to.
@@ -88,7 +88,7 @@ async fn run(upstream: Arc<str>, members: Arc<ArcSwap<Members>>, spec: HealthSpe
                 (t, counter)
             })
             .collect();
-        let checks = counted.iter().map(|(t, _)| probe(&t.addr, &spec.path, spec.timeout));
+        let checks = counted.iter().map(|(t, _)| probe(&t.pool, &spec.path, spec.timeout));
         let results = futures_util::future::join_all(checks).await;
         for ((target, counter), result) in counted.iter_mut().zip(results) {
             match counter.record(result.is_ok(), &spec) {
@@ -108,18 +108,26 @@ async fn run(upstream: Arc<str>, members: Arc<ArcSwap<Members>>, spec: HealthSpe
     }
 }
 
-/// One check; the error says why it failed.
-pub(crate) async fn probe(addr: &http::uri::Authority, path: &str, timeout: Duration) -> Result<(), String> {
+/// One check, on a connection of its own made as the target's are (TLS,
+/// HTTP/2 as configured); the error says why it failed.
+pub(crate) async fn probe(target: &Pool, path: &str, timeout: Duration) -> Result<(), String> {
     let check = async {
-        let pool = Pool::new(addr.clone(), timeout, timeout);
-        let conn = pool.connect().await.map_err(|e| e.to_string())?;
+        let pool = Pool::new(target.connector().with_timeout(timeout), target.protocol(), timeout);
         let mut headers = HeaderMap::new();
         headers.insert(USER_AGENT, HeaderValue::from_static("wasmgate-health-check"));
         let req =
             Outbound { method: &http::Method::GET, target: path, headers: &headers, at: std::time::Instant::now() };
-        let resp = roundtrip::on_conn(&pool, conn, &req, Outgoing::Bytes(Bytes::new()))
-            .await
-            .map_err(|f| format!("request: {}", f.error))?;
+        let resp = match pool.protocol() {
+            Protocol::Http1 => {
+                let conn = pool.connect().await.map_err(|e| e.to_string())?;
+                roundtrip::on_conn(&pool, conn, &req, Outgoing::Bytes(Bytes::new()))
+                    .await
+                    .map_err(|f| format!("request: {}", f.error))?
+            }
+            Protocol::H2 => roundtrip::send(&pool, &req, Outgoing::Bytes(Bytes::new()))
+                .await
+                .map_err(|e| format!("request: {}", super::failure::error_chain(&e)))?,
+        };
         let status = resp.status();
         if status.is_success() { Ok(()) } else { Err(format!("status {status}")) }
     };
@@ -131,6 +139,7 @@ mod tests {
     use hyper_util::rt::TokioIo;
 
     use super::*;
+    use crate::upstream::connect::Connector;
 
     #[test]
     fn thresholds_need_a_streak() {
@@ -168,9 +177,10 @@ mod tests {
             }
         });
         let t = Duration::from_secs(5);
-        assert_eq!(probe(&addr, "/ok", t).await, Ok(()));
-        assert!(probe(&addr, "/bad", t).await.unwrap_err().contains("500"));
+        let pool = |addr: &http::uri::Authority| Pool::new(Connector::new(addr.clone(), None, t, None), Protocol::Http1, t);
+        assert_eq!(probe(&pool(&addr), "/ok", t).await, Ok(()));
+        assert!(probe(&pool(&addr), "/bad", t).await.unwrap_err().contains("500"));
         let closed: http::uri::Authority = "127.0.0.1:1".parse().unwrap();
-        assert!(probe(&closed, "/ok", t).await.unwrap_err().starts_with("connect"));
+        assert!(probe(&pool(&closed), "/ok", t).await.unwrap_err().starts_with("connect"));
     }
 }

@@ -10,7 +10,10 @@
 //! - [`breaker`]: per-target circuit breaker
 //! - [`retry`]: which failures are retried, backoff, retry budget
 //! - [`pool`]: each target's keep-alive connections
+//! - [`connect`]: a new connection to a target, TCP or TLS
+//! - [`tls`]: the TLS client settings of an upstream
 //! - [`roundtrip`]: one request and response on a connection (HTTP/1.1)
+//! - [`h2`]: HTTP/2 upstreams: a shared multiplexed connection per target
 //! - [`client`]: replayable bodies, tracked responses
 //! - `failure`: why a try got no response, and what that means
 //! - [`target`]: a target's state, and one try on it
@@ -38,9 +41,11 @@
 pub(crate) mod balance;
 pub(crate) mod breaker;
 pub(crate) mod client;
+pub(crate) mod connect;
 pub(crate) mod discovery;
 mod error;
 mod failure;
+pub(crate) mod h2;
 pub(crate) mod health;
 pub(crate) mod members;
 pub(crate) mod outlier;
@@ -50,6 +55,7 @@ pub(crate) mod retry;
 pub(crate) mod roundtrip;
 pub(crate) mod spec;
 pub(crate) mod target;
+pub(crate) mod tls;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -64,7 +70,9 @@ use tokio::task::AbortHandle;
 pub(crate) use client::Payload;
 pub(crate) use error::UpstreamError;
 pub(crate) use resolve::DnsSettings;
-pub(crate) use spec::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, RetrySpec, TargetSpec, UpstreamSpec};
+pub(crate) use spec::{
+    Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, Protocol, RetrySpec, TargetSpec, UpstreamSpec,
+};
 
 use self::breaker::Transition;
 use self::client::{Replay, Tracked};
@@ -304,7 +312,12 @@ impl Upstream {
                 }
                 Ok(Err(e)) => {
                     self.report(&members, &mut attempt, false, now);
-                    tracing::debug!(upstream = %self.name, target = %target.addr, error = %error_chain(&e), "try failed");
+                    if let failure::ClientError::Tls(_) = e {
+                        // Why a certificate did not verify is for the operator.
+                        tracing::warn!(upstream = %self.name, target = %target.addr, error = %error_chain(&e), "TLS to the upstream failed");
+                    } else {
+                        tracing::debug!(upstream = %self.name, target = %target.addr, error = %error_chain(&e), "try failed");
+                    }
                     match classify(&e) {
                         ClientFailure::Connect { timed_out, reason } => {
                             replay.reclaim(slot);
@@ -563,13 +576,16 @@ fn spawn_sweeper(members: Arc<ArcSwap<Members>>, idle_timeout: Duration) -> Opti
 }
 
 /// Whether a target's state under `old` settings still holds under `new`:
-/// what it is, how it is connected to and how its failures are judged.
+/// what it is, how it is connected to (TLS settings and the bytes of its
+/// certificate files, protocol) and how its failures are judged.
 fn same_target_settings(old: &UpstreamSpec, new: &UpstreamSpec) -> bool {
     old.connect_timeout == new.connect_timeout
         && old.idle_timeout == new.idle_timeout
         && old.health == new.health
         && old.outlier == new.outlier
         && old.breaker == new.breaker
+        && old.protocol == new.protocol
+        && old.tls == new.tls
 }
 
 /// The upstreams of one snapshot, by name.

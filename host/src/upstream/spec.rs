@@ -7,6 +7,8 @@ use std::time::Duration;
 use http::uri::Authority;
 use http::{HeaderName, Method};
 
+pub(crate) use super::tls::TlsSpec;
+
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -54,6 +56,20 @@ pub struct UpstreamSpec {
     /// How often the DNS names among `targets` are resolved again (sooner
     /// when a record's TTL says so, never under [`MIN_RESOLVE_INTERVAL`]).
     pub resolve_interval: Duration,
+    /// HTTP/1.1, or HTTP/2 (ALPN `h2` over TLS, prior knowledge without).
+    pub protocol: Protocol,
+    /// TLS to every target; plaintext when `None`.
+    pub tls: Option<TlsSpec>,
+}
+
+/// The HTTP version spoken to an upstream's targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// Keep-alive connections, one request at a time each.
+    #[default]
+    Http1,
+    /// One multiplexed connection per target (h2 over TLS, h2c without).
+    H2,
 }
 
 impl UpstreamSpec {
@@ -73,6 +89,8 @@ impl UpstreamSpec {
             breaker: None,
             failure_statuses: Vec::new(),
             resolve_interval: DEFAULT_RESOLVE_INTERVAL,
+            protocol: Protocol::Http1,
+            tls: None,
         }
     }
 

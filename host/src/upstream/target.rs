@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use http::uri::Authority;
 
 use super::breaker::{Breaker, Permit};
+use super::connect::Connector;
 use super::outlier::Outlier;
 use super::pool::Pool;
 use super::spec::UpstreamSpec;
@@ -54,7 +55,11 @@ impl Target {
         metrics: TargetMetrics,
     ) -> Self {
         Self {
-            pool: Pool::new(addr.clone(), upstream.connect_timeout, upstream.idle_timeout),
+            pool: Pool::new(
+                Connector::new(addr.clone(), name.as_deref(), upstream.connect_timeout, upstream.tls.as_ref()),
+                upstream.protocol,
+                upstream.idle_timeout,
+            ),
             addr,
             weight,
             name,
