@@ -10,17 +10,26 @@
 //!                     (grpc-transcode's test service), `grpc-status: 0`
 //! anything else       a small user JSON document (~110 bytes)
 //! ```
+//!
+//! [`Mode`] picks the protocol: plaintext HTTP/1.1, HTTP/1.1 over TLS, or
+//! gRPC-shaped h2c (every POST echoes its body, a gRPC frame, with
+//! `grpc-status: 0` in the trailers), for the TLS-upstream and gRPC rows.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
+use http::HeaderMap;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 pub const USER: &str =
@@ -60,8 +69,42 @@ impl Bodies {
     }
 }
 
+/// How the bench upstream speaks.
+#[derive(Clone)]
+pub enum Mode {
+    Http1,
+    /// HTTP/1.1 over TLS with this certificate.
+    Tls(tokio_rustls::TlsAcceptor),
+    /// h2c with prior knowledge, gRPC-shaped echo answers.
+    Grpc,
+}
+
+impl Mode {
+    /// TLS with the PEM certificate chain and key in these files.
+    pub fn tls(cert: &str, key: &str) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_file_iter(cert).and_then(|c| c.collect::<Result<Vec<_>, _>>()).expect("cert");
+        let key = PrivateKeyDer::from_pem_file(key).expect("key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("certificate and key");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self::Tls(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
 /// Serves HTTP/1.1 on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener) {
+    serve_mode(listener, Mode::Http1).await
+}
+
+/// Serves in `mode` on `listener` until the task is dropped.
+pub async fn serve_mode(listener: TcpListener, mode: Mode) {
     let bodies = Arc::new(Bodies::default());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -69,26 +112,70 @@ pub async fn serve(listener: TcpListener) {
         };
         let _ = stream.set_nodelay(true);
         let bodies = bodies.clone();
+        let mode = mode.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                let grpc = req.uri().path().starts_with("/catalog.Products/");
-                let body = if grpc { Bytes::from_static(GRPC_PRODUCT) } else { bodies.answer(req.uri().path()) };
-                async move {
-                    // Drain what the client sent, so the connection stays reusable.
-                    let _ = req.into_body().collect().await;
-                    let resp = match grpc {
-                        // The status in the headers: HTTP/1.1 trailers would
-                        // need a chunked body, and the plugin reads either.
-                        true => hyper::Response::builder()
-                            .header("content-type", "application/grpc")
-                            .header("grpc-status", "0"),
-                        false => hyper::Response::builder().header("content-type", "application/json"),
-                    };
-                    Ok::<_, Infallible>(resp.body(Full::new(body)).expect("a fixed response is valid"))
+            match mode {
+                Mode::Http1 => http1_conn(stream, bodies).await,
+                Mode::Tls(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        http1_conn(tls, bodies).await
+                    }
                 }
-            });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                Mode::Grpc => {
+                    let service = hyper::service::service_fn(|req: hyper::Request<Incoming>| async move {
+                        let message = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                        let resp = hyper::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(GrpcReply { message: Some(message), done: false });
+                        Ok::<_, Infallible>(resp.expect("a fixed response is valid"))
+                    });
+                    let _ =
+                        http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+                }
+            }
         });
+    }
+}
+
+async fn http1_conn<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: I, bodies: Arc<Bodies>) {
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let grpc = req.uri().path().starts_with("/catalog.Products/");
+        let body = if grpc { Bytes::from_static(GRPC_PRODUCT) } else { bodies.answer(req.uri().path()) };
+        async move {
+            // Drain what the client sent, so the connection stays reusable.
+            let _ = req.into_body().collect().await;
+            let resp = match grpc {
+                // The status in the headers: HTTP/1.1 trailers would
+                // need a chunked body, and the plugin reads either.
+                true => hyper::Response::builder().header("content-type", "application/grpc").header("grpc-status", "0"),
+                false => hyper::Response::builder().header("content-type", "application/json"),
+            };
+            Ok::<_, Infallible>(resp.body(Full::new(body)).expect("a fixed response is valid"))
+        }
+    });
+    let _ = http1::Builder::new().serve_connection(TokioIo::new(io), service).await;
+}
+
+/// A gRPC answer: the message, then `grpc-status: 0` as trailers.
+struct GrpcReply {
+    message: Option<Bytes>,
+    done: bool,
+}
+
+impl hyper::body::Body for GrpcReply {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(message) = self.message.take() {
+            return Poll::Ready(Some(Ok(Frame::data(message))));
+        }
+        if std::mem::replace(&mut self.done, true) {
+            return Poll::Ready(None);
+        }
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 }
 

@@ -232,3 +232,28 @@ resolve_interval_ms = 999
     ];
     assert_reported(&e, &expect);
 }
+
+#[test]
+fn tls_and_protocol_settings_and_their_mistakes() {
+    let specs = parse("[upstreams.u]\ntargets = [\"127.0.0.1:1\"]\nprotocol = \"h2\"\ntls = true\n").unwrap();
+    assert_eq!(specs[0].protocol, crate::upstream::Protocol::H2);
+    let tls = specs[0].tls.as_ref().expect("tls = true turns TLS on");
+    assert!(!tls.insecure_skip_verify && tls.server_name.is_none(), "verified, the target's host as the name");
+    let off = parse("[upstreams.u]\ntargets = [\"127.0.0.1:1\"]\ntls = false\n").unwrap();
+    assert_eq!((off[0].tls.as_ref(), off[0].protocol), (None, crate::upstream::Protocol::Http1));
+
+    let one =
+        |table: &str| errors(&format!("[upstreams.u]\ntargets = [\"127.0.0.1:1\"]\n[upstreams.u.tls]\n{table}\n"));
+    let e = one("client_cert_file = \"gw.pem\"");
+    assert!(e[0].starts_with("gw.toml:3:") && e[0].contains("upstreams.u.tls.client_key_file"), "{e:?}");
+    let e = one("min_version = \"1.1\"");
+    assert!(e[0].contains("upstreams.u.tls.min_version") && e[0].contains("\"1.1\""), "{e:?}");
+    let e = one("ca_file = \"/nonexistent/ca.pem\"");
+    assert!(e[0].contains("upstreams.u.tls.ca_file") && e[0].contains("/nonexistent/ca.pem"), "{e:?}");
+    let e = one("server_name = \"not a name\"");
+    assert!(e[0].contains("upstreams.u.tls.server_name"), "{e:?}");
+    let e = one("verify = false");
+    assert!(e[0].contains("unknown field `verify`"), "{e:?}");
+    let e = errors("[upstreams.u]\ntargets = [\"127.0.0.1:1\"]\nprotocol = \"h2c\"\n");
+    assert!(e[0].contains("unknown variant `h2c`"), "{e:?}");
+}
