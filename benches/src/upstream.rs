@@ -147,7 +147,9 @@ async fn http1_conn<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: I, b
             let resp = match grpc {
                 // The status in the headers: HTTP/1.1 trailers would
                 // need a chunked body, and the plugin reads either.
-                true => hyper::Response::builder().header("content-type", "application/grpc").header("grpc-status", "0"),
+                true => {
+                    hyper::Response::builder().header("content-type", "application/grpc").header("grpc-status", "0")
+                }
                 false => hyper::Response::builder().header("content-type", "application/json"),
             };
             Ok::<_, Infallible>(resp.body(Full::new(body)).expect("a fixed response is valid"))

@@ -177,7 +177,8 @@ mod tests {
             }
         });
         let t = Duration::from_secs(5);
-        let pool = |addr: &http::uri::Authority| Pool::new(Connector::new(addr.clone(), None, t, None), Protocol::Http1, t);
+        let pool =
+            |addr: &http::uri::Authority| Pool::new(Connector::new(addr.clone(), None, t, None), Protocol::Http1, t);
         assert_eq!(probe(&pool(&addr), "/ok", t).await, Ok(()));
         assert!(probe(&pool(&addr), "/bad", t).await.unwrap_err().contains("500"));
         let closed: http::uri::Authority = "127.0.0.1:1".parse().unwrap();
