@@ -30,6 +30,8 @@ ensure_tools() {
     command -v wrk >/dev/null || missing+=(wrk)
     command -v nginx >/dev/null || missing+=(nginx-light)
     command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v h2load >/dev/null || missing+=(nghttp2-client)
+    command -v openssl >/dev/null || missing+=(openssl)
     if ((${#missing[@]})); then
         log "installing ${missing[*]} (apt-get)"
         apt-get update -qq
@@ -93,6 +95,23 @@ start_gateway() {
 }
 
 start_nginx() {
+    start_nginx_with "upstream backend {
+        server $UPSTREAM_ADDR;
+        keepalive 128;
+    }
+    server {
+        listen $NGINX_ADDR;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+    }"
+}
+
+# start_nginx_with 'UPSTREAM AND SERVER BLOCKS' — nginx with these in its
+# http block (and the settings every row shares).
+start_nginx_with() {
     require_free "$NGINX_ADDR"
     mkdir -p "$WORK/nginx"
     cat >"$WORK/nginx/nginx.conf" <<CONF
@@ -105,18 +124,7 @@ http {
     access_log off;
     client_body_temp_path $WORK/nginx/body;
     proxy_temp_path $WORK/nginx/proxy;
-    upstream backend {
-        server $UPSTREAM_ADDR;
-        keepalive 128;
-    }
-    server {
-        listen $NGINX_ADDR;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
+    $1
 }
 CONF
     nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &

@@ -2,8 +2,9 @@
 # Load benchmark: the bench upstream directly, nginx as a plain proxy_pass,
 # and wasmgate (empty pipeline, three no-op plugins, full 4-stage pipeline
 # with its rate-limit state in memory and in Redis, aggregation), each under
-# the same wrk load, in one run. Writes
-# benches/results/load.md.
+# the same wrk load, in one run; then a TLS upstream (wrk; nginx with
+# proxy_ssl) and gRPC over h2c (h2load; nginx with grpc_pass), each beside
+# nginx doing the same. Writes benches/results/load.md.
 #
 #   bash benches/load.sh    # DURATION=10 CONNS=64 LAT_DURATION=5 WORKERS=1 ROUNDS=3 by default
 #
@@ -84,6 +85,120 @@ redis-server --port "${REDIS_ADDR##*:}" --bind 127.0.0.1 --save '' --appendonly 
 PIDS+=("$!")
 wait_port "$REDIS_ADDR"
 
+# The TLS-upstream and gRPC rows: a CA and a certificate for the upstream
+# (openssl), bench-upstream over TLS and as a gRPC (h2c) service, and the
+# gateway configs for them.
+TLS_UPSTREAM_ADDR=127.0.0.1:9201
+GRPC_UPSTREAM_ADDR=127.0.0.1:9202
+PKI="$WORK/pki"
+mkdir -p "$PKI"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+    -keyout "$PKI/ca.key" -out "$PKI/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "$PKI/server.key" -out "$PKI/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$PKI/ext.cnf"
+openssl x509 -req -days 2 -in "$PKI/server.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
+    -extfile "$PKI/ext.cnf" -out "$PKI/server.pem" 2>/dev/null
+for addr in "$TLS_UPSTREAM_ADDR" "$GRPC_UPSTREAM_ADDR"; do require_free "$addr"; done
+TOKIO_WORKER_THREADS=$UPSTREAM_THREADS "$BIN/bench-upstream" "$TLS_UPSTREAM_ADDR" --tls "$PKI/server.pem" "$PKI/server.key" \
+    2>"$WORK/tls-upstream.log" &
+PIDS+=("$!")
+TOKIO_WORKER_THREADS=$UPSTREAM_THREADS "$BIN/bench-upstream" "$GRPC_UPSTREAM_ADDR" --grpc 2>"$WORK/grpc-upstream.log" &
+PIDS+=("$!")
+wait_port "$TLS_UPSTREAM_ADDR"
+wait_port "$GRPC_UPSTREAM_ADDR"
+gateway_config() { # NAME 'UPSTREAM SETTINGS'
+    cat >"$WORK/$1.toml" <<CONF
+[server]
+listen = ["$GATEWAY_ADDR"]
+[access_log]
+enabled = false
+[runtime]
+cache_dir = "$ROOT/target/wasmgate-cache"
+[upstreams.backend]
+$2
+[[routes]]
+name = "proxy"
+prefix = "/"
+upstream = "backend"
+CONF
+}
+gateway_config tls "targets = [\"$TLS_UPSTREAM_ADDR\"]
+tls = { server_name = \"localhost\", ca_file = \"$PKI/ca.pem\" }"
+gateway_config grpc "targets = [\"$GRPC_UPSTREAM_ADDR\"]
+protocol = \"h2\""
+NGINX_TLS="upstream backend { server $TLS_UPSTREAM_ADDR; keepalive 128; }
+    server {
+        listen $NGINX_ADDR;
+        location / {
+            proxy_pass https://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate $PKI/ca.pem;
+            proxy_ssl_name localhost;
+            proxy_ssl_server_name on;
+            proxy_ssl_session_reuse on;
+        }
+    }"
+# keepalive_requests: nginx closes a client's HTTP/2 connection after 1000
+# requests by default, and h2load does not reconnect within a timed run
+# (the connection's calls just stop); the gateway sets no such limit.
+NGINX_GRPC="upstream backend { server $GRPC_UPSTREAM_ADDR; keepalive 128; keepalive_requests 100000000; }
+    server {
+        listen $NGINX_ADDR http2;
+        keepalive_requests 100000000;
+        location / { grpc_pass grpc://backend; }
+    }"
+# One unary call: a gRPC frame (uncompressed, 7 bytes) holding field 1 = "bench".
+printf '\x00\x00\x00\x00\x07\x0a\x05bench' >"$WORK/grpc.bin"
+GRPC_PATH=/bench.Echo/Get
+
+# measure_grpc NAME ADDR ROUND: h2load, CONNS connections, one stream each
+# (as many calls in flight as wrk's rows have requests), after a warm-up.
+measure_grpc() {
+    local name=$1 k="$1 $3" before after
+    log "$name (round $3): h2c $2$GRPC_PATH"
+    local check
+    check=$(curl -sS --http2-prior-knowledge -D - -o /dev/null -H 'content-type: application/grpc' -H 'te: trailers' \
+        --data-binary @"$WORK/grpc.bin" "http://$2$GRPC_PATH" | tr -d '\r')
+    if ! grep -q '^grpc-status: 0$' <<<"$check"; then
+        log "$name: no grpc-status 0 from $2: $check"
+        exit 1
+    fi
+    before=$(cpu_ticks)
+    h2load -c "$CONNS" -m 1 -D "$DURATION" --warm-up-time="$WARMUP" -H 'content-type: application/grpc' \
+        -H 'te: trailers' -d "$WORK/grpc.bin" "http://$2$GRPC_PATH" >"$WORK/$name.txt" 2>&1
+    after=$(cpu_ticks)
+    R_RPS[$k]=$(awk '/^finished in/ { gsub(",", "", $4); printf "%.0f", $4 }' "$WORK/$name.txt")
+    # h2load gives no percentiles: the mean, and the mean + 2 sd as a tail.
+    R_P50[$k]=$(h2load_us mean "$WORK/$name.txt")
+    R_P99[$k]=$(h2load_us tail "$WORK/$name.txt")
+    R_ERR[$k]=$(awk '/^requests:/ { print $10 + $12 }' "$WORK/$name.txt")
+    R_P50_1[$k]=""
+    R_P99_1[$k]=""
+    R_RSS[$k]=$(peak_mb)
+    R_CPU[$k]=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v r="${R_RPS[$k]}" -v d="$DURATION" \
+        'BEGIN { if (r > 0) printf "%.1f", t / hz * 1e6 / (r * d); else print "—" }')
+    log "$name: ${R_RPS[$k]} calls/s, mean ${R_P50[$k]} µs, errors ${R_ERR[$k]}"
+}
+
+# h2load_us mean|tail FILE: the mean time per request, or mean + 2 sd, in µs.
+h2load_us() {
+    awk -v which="$1" '
+        function us(v,  unit) { unit = v; gsub(/[0-9.]/, "", unit); sub(/[a-z]+$/, "", v)
+            return v * ((unit == "us") ? 1 : (unit == "ms") ? 1000 : (unit == "s") ? 1000000 : 1) }
+        /^time for request:/ { m = us($6); sd = us($7); printf "%.0f", (which == "mean") ? m : m + 2 * sd; exit }' "$2"
+}
+
+EXTRA=(tls-nginx tls grpc-nginx grpc)
+declare -A LABEL_EXTRA=(
+    [tls-nginx]="nginx proxy_pass https (proxy_ssl_verify, keep-alive)"
+    [tls]="wasmgate, TLS upstream (CA file, keep-alive)"
+    [grpc-nginx]="nginx grpc_pass (h2c both sides)"
+    [grpc]="wasmgate, protocol = \"h2\" (h2c both sides)"
+)
+
 for round in $(seq 1 "$ROUNDS"); do
     SERVER_PIDS=("$UPSTREAM_PID")
     measure direct "http://$UPSTREAM_ADDR/users/42" "$round"
@@ -105,9 +220,25 @@ for round in $(seq 1 "$ROUNDS"); do
         stop_servers
         wait_free "$GATEWAY_ADDR"
     done
+
+    start_nginx_with "$NGINX_TLS"
+    measure tls-nginx "http://$NGINX_ADDR/users/42" "$round"
+    stop_servers
+    start_gateway "$WORK/tls.toml"
+    measure tls "http://$GATEWAY_ADDR/users/42" "$round"
+    stop_servers
+    wait_free "$GATEWAY_ADDR"
+
+    start_nginx_with "$NGINX_GRPC"
+    measure_grpc grpc-nginx "$NGINX_ADDR" "$round"
+    stop_servers
+    start_gateway "$WORK/grpc.toml"
+    measure_grpc grpc "$GATEWAY_ADDR" "$round"
+    stop_servers
+    wait_free "$GATEWAY_ADDR"
 done
 
-for s in "${SCENARIOS[@]}"; do
+for s in "${SCENARIOS[@]}" "${EXTRA[@]}"; do
     RPS[$s]=$(median $(column R_RPS "$s"))
     P50[$s]=$(median $(column R_P50 "$s"))
     P99[$s]=$(median $(column R_P99 "$s"))
@@ -188,6 +319,26 @@ check() { awk "BEGIN { print (($1) ? \"**met**\" : \"**missed**\") }"; }
     echo "full p50 $SIDE_FULL_P50 µs, p99 $SIDE_FULL_P99 µs. The full pipeline adds **$SIDE_ADDED µs** at the median. The"
     echo "wrk columns above measure the two in separate runs, minutes apart, where the noise of a shared machine"
     echo "is larger than the difference."
+    echo
+    echo "## TLS upstream and gRPC, beside nginx doing the same"
+    echo
+    echo "In the same run, interleaved with the rows above. TLS: the same wrk load through a proxy to"
+    echo "\`bench-upstream --tls\` (HTTP/1.1 over TLS, ECDSA P-256 certificate for \`localhost\` from a CA made"
+    echo "with openssl): nginx \`proxy_pass https://\` with \`proxy_ssl_verify on\`, the CA as"
+    echo "\`proxy_ssl_trusted_certificate\`, \`proxy_ssl_name localhost\` and keep-alive; wasmgate with"
+    echo "\`tls = { server_name = \"localhost\", ca_file = ... }\`. gRPC: \`h2load -c$CONNS -m1 -D$DURATION\`"
+    echo "(${WARMUP}s warm-up) sending one unary call per request (a 12-byte gRPC frame) over h2c to nginx"
+    echo "(\`listen ... http2\`, \`grpc_pass grpc://\`, keep-alive) or to wasmgate (\`protocol = \"h2\"\`), both in"
+    echo "front of \`bench-upstream --grpc\` (h2c; echoes the message, \`grpc-status: 0\` in the trailers)."
+    echo "h2load reports no percentiles: for the gRPC rows the latency columns are h2load's mean time"
+    echo "per request and its mean + 2 standard deviations."
+    echo
+    echo "| scenario | req/s ($CONNS conns) | vs nginx doing the same | p50 (gRPC: mean) | p99 (gRPC: mean + 2 sd) | peak RSS | server CPU per request | errors | req/s per round |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for s in "${EXTRA[@]}"; do
+        base=${s%-nginx}-nginx
+        echo "| ${LABEL_EXTRA[$s]} | ${RPS[$s]} | $(ratio "${RPS[$s]}" "${RPS[$base]}") | $(us "${P50[$s]}") | $(us "${P99[$s]}") | ${RSS[$s]} MB | ${CPU[$s]} µs | ${ERR[$s]} | ${RUNS[$s]} |"
+    done
     echo
     echo "## Targets (ratios from this run)"
     echo

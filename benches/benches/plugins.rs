@@ -1,21 +1,28 @@
 //! Cost of each real plugin on a typical request, through `Gateway::handle`
 //! without sockets. Every plugin route ends in the `respond` fixture, so the
 //! baseline is the route with `respond` alone, measured in the same run;
-//! the aggregate route needs real upstream calls, so its baseline is a
-//! plain proxied call to the same (in-process) upstream.
+//! the aggregate and grpc-transcode routes need real upstream calls, so
+//! their baseline is a plain proxied call to the same (in-process)
+//! upstream.
 //!
 //! Run: `cargo bench -p wasmgate-benches --bench plugins`; with
-//! `WASMGATE_BENCH_PLUGINS=<dir>` the four plugins come from that folder
+//! `WASMGATE_BENCH_PLUGINS=<dir>` the plugins come from that folder
 //! (to compare builds, e.g. another opt-level).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasmgate::internals::body;
 use wasmgate_benches::{gateway, plugin_path, request_with, send, upstream};
 use wasmgate_testbed::demo::TOKEN_MEMBER;
-use wasmgate_testbed::plugins::{AGGREGATE, FIXTURE_RESPOND, JWT_AUTH, RATE_LIMIT, TRANSFORM};
+use wasmgate_testbed::plugins::{AGGREGATE, FIXTURE_RESPOND, GRPC_TRANSCODE, JWT_AUTH, RATE_LIMIT, TRANSFORM};
+
+/// grpc-transcode's test service, `catalog.Products`, compiled.
+const CATALOG: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/grpc-transcode/testdata/catalog.pb.b64"));
 
 fn config(upstream: std::net::SocketAddr) -> String {
-    let [jwt_auth, rate_limit, transform, aggregate] = [JWT_AUTH, RATE_LIMIT, TRANSFORM, AGGREGATE].map(plugin_path);
+    let [jwt_auth, rate_limit, transform, aggregate, grpc_transcode] =
+        [JWT_AUTH, RATE_LIMIT, TRANSFORM, AGGREGATE, GRPC_TRANSCODE].map(plugin_path);
+    let catalog = CATALOG.trim();
     format!(
         r#"
 [runtime]
@@ -45,6 +52,10 @@ path = "{transform}"
 
 [plugins.aggregate]
 path = "{aggregate}"
+
+[plugins.grpc-transcode]
+path = "{grpc_transcode}"
+config = {{ descriptor_set_base64 = "{catalog}" }}
 
 [[routes]]
 name = "baseline"
@@ -113,6 +124,14 @@ name = "proxy"
 path = "/users/{{id}}"
 upstream = "users"
 
+# GET /v1/products/{{id}} as the gRPC call catalog.Products/Get, its reply
+# back to JSON: against the proxied call's baseline.
+[[routes]]
+name = "grpc"
+prefix = "/v1"
+upstream = "users"
+pipeline = [{{ plugin = "grpc-transcode" }}]
+
 [[routes]]
 name = "aggregate"
 path = "/agg/{{id}}"
@@ -138,6 +157,7 @@ fn cases() -> Vec<Case> {
         ("transform-json-request-body", "/json", vec![("content-type", "application/json")], Some(upstream::USER)),
         ("0-baseline-proxy-one-call", "/users/42", vec![], None),
         ("aggregate-three-calls", "/agg/42", vec![], None),
+        ("grpc-transcode-unary", "/v1/products/p-1?view=FULL", vec![], None),
     ]
 }
 

@@ -6,25 +6,44 @@
 //! GET /orders...      an order list (for aggregation)
 //! GET /products/...   a product (for aggregation)
 //! GET .../bytes/{n}  a JSON object of about n bytes (built once per n)
+//! POST /catalog.Products/...  a gRPC reply: one `catalog.Product` message
+//!                     (grpc-transcode's test service), `grpc-status: 0`
 //! anything else       a small user JSON document (~110 bytes)
 //! ```
+//!
+//! [`Mode`] picks the protocol: plaintext HTTP/1.1, HTTP/1.1 over TLS, or
+//! gRPC-shaped h2c (every POST echoes its body, a gRPC frame, with
+//! `grpc-status: 0` in the trailers), for the TLS-upstream and gRPC rows.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
+use http::HeaderMap;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 pub const USER: &str =
     r#"{"id":"42","user_name":"user42","email":"user42@example.com","role":"member","created":"2024-01-01T00:00:00Z"}"#;
 pub const ORDERS: &str = r#"{"orders":[{"order_id":"o-100","product_id":"p-1","quantity":2},{"order_id":"o-101","product_id":"p-7","quantity":1}]}"#;
 pub const PRODUCT: &str = r#"{"product_id":"p-1","title":"Product p-1","price_cents":1999}"#;
+/// `catalog.Product { id: "p-1", name: "Teapot", price_cents: 2500 }`,
+/// framed as gRPC sends it.
+pub const GRPC_PRODUCT: &[u8] = &[
+    0, 0, 0, 0, 16, // uncompressed, 16 bytes
+    0x0a, 3, b'p', b'-', b'1', // id
+    0x12, 6, b'T', b'e', b'a', b'p', b'o', b't', // name
+    0x18, 0xc4, 0x13, // price_cents = 2500
+];
 
 #[derive(Default)]
 struct Bodies {
@@ -50,8 +69,42 @@ impl Bodies {
     }
 }
 
+/// How the bench upstream speaks.
+#[derive(Clone)]
+pub enum Mode {
+    Http1,
+    /// HTTP/1.1 over TLS with this certificate.
+    Tls(tokio_rustls::TlsAcceptor),
+    /// h2c with prior knowledge, gRPC-shaped echo answers.
+    Grpc,
+}
+
+impl Mode {
+    /// TLS with the PEM certificate chain and key in these files.
+    pub fn tls(cert: &str, key: &str) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_file_iter(cert).and_then(|c| c.collect::<Result<Vec<_>, _>>()).expect("cert");
+        let key = PrivateKeyDer::from_pem_file(key).expect("key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("certificate and key");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self::Tls(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
 /// Serves HTTP/1.1 on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener) {
+    serve_mode(listener, Mode::Http1).await
+}
+
+/// Serves in `mode` on `listener` until the task is dropped.
+pub async fn serve_mode(listener: TcpListener, mode: Mode) {
     let bodies = Arc::new(Bodies::default());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -59,19 +112,72 @@ pub async fn serve(listener: TcpListener) {
         };
         let _ = stream.set_nodelay(true);
         let bodies = bodies.clone();
+        let mode = mode.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                let body = bodies.answer(req.uri().path());
-                async move {
-                    // Drain what the client sent, so the connection stays reusable.
-                    let _ = req.into_body().collect().await;
-                    let resp =
-                        hyper::Response::builder().header("content-type", "application/json").body(Full::new(body));
-                    Ok::<_, Infallible>(resp.expect("a fixed response is valid"))
+            match mode {
+                Mode::Http1 => http1_conn(stream, bodies).await,
+                Mode::Tls(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        http1_conn(tls, bodies).await
+                    }
                 }
-            });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                Mode::Grpc => {
+                    let service = hyper::service::service_fn(|req: hyper::Request<Incoming>| async move {
+                        let message = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                        let resp = hyper::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(GrpcReply { message: Some(message), done: false });
+                        Ok::<_, Infallible>(resp.expect("a fixed response is valid"))
+                    });
+                    let _ =
+                        http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+                }
+            }
         });
+    }
+}
+
+async fn http1_conn<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: I, bodies: Arc<Bodies>) {
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let grpc = req.uri().path().starts_with("/catalog.Products/");
+        let body = if grpc { Bytes::from_static(GRPC_PRODUCT) } else { bodies.answer(req.uri().path()) };
+        async move {
+            // Drain what the client sent, so the connection stays reusable.
+            let _ = req.into_body().collect().await;
+            let resp = match grpc {
+                // The status in the headers: HTTP/1.1 trailers would
+                // need a chunked body, and the plugin reads either.
+                true => {
+                    hyper::Response::builder().header("content-type", "application/grpc").header("grpc-status", "0")
+                }
+                false => hyper::Response::builder().header("content-type", "application/json"),
+            };
+            Ok::<_, Infallible>(resp.body(Full::new(body)).expect("a fixed response is valid"))
+        }
+    });
+    let _ = http1::Builder::new().serve_connection(TokioIo::new(io), service).await;
+}
+
+/// A gRPC answer: the message, then `grpc-status: 0` as trailers.
+struct GrpcReply {
+    message: Option<Bytes>,
+    done: bool,
+}
+
+impl hyper::body::Body for GrpcReply {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(message) = self.message.take() {
+            return Poll::Ready(Some(Ok(Frame::data(message))));
+        }
+        if std::mem::replace(&mut self.done, true) {
+            return Poll::Ready(None);
+        }
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 }
 

@@ -19,6 +19,12 @@
 //!   with the errors, or 504 when it ran past `runtime.reload_timeout_ms`
 //!   and was abandoned (either way the previous config keeps serving).
 //! - `GET /metrics`: the Prometheus registry, text format 0.0.4.
+//! - `DELETE /state/<plugin>?prefix=<prefix>`: drops the plugin's state
+//!   entries (values, rate-limit cells, counters) whose key starts with
+//!   `prefix` (percent-encoded; empty or absent: all of them), in local
+//!   memory or Redis: 200 with `deleted` and `complete` (false when a Redis
+//!   scan stopped at its time bound: purge again). How the cache plugin
+//!   purges responses; `<plugin>` is the name `/status` lists.
 //!
 //! With `[admin] token` set, every endpoint but the two probes needs
 //! `Authorization: Bearer <token>`: 401 problem+json otherwise. Probes
@@ -39,6 +45,7 @@ use serde_json::json;
 use crate::answer::Answer;
 use crate::body::{self, Body};
 use crate::gateway::Gateway;
+use crate::message::bounds::MAX_STATE_KEY_BYTES;
 use crate::reload::ReloadError;
 use crate::server::{self, Running};
 use crate::telemetry::metrics;
@@ -77,12 +84,44 @@ async fn handle(gateway: Arc<Gateway>, req: Request<Body>, _client: SocketAddr) 
                 Answer::Reload { detail: error.to_string(), abandoned }.into_response()
             }
         },
+        (&Method::DELETE, path) if let Some(plugin) = path.strip_prefix("/state/") => {
+            match purge(&gateway, plugin, req.uri().query()).await {
+                Ok(purged) => json_response(StatusCode::OK, purged),
+                Err(answer) => answer.into_response(),
+            }
+        }
         (&Method::GET, path) if let Some(asset) = dashboard::asset(path) => asset,
         (_, "/healthz" | "/readyz" | "/status" | "/reload" | "/metrics" | "/" | "/dashboard.js" | "/dashboard.css") => {
             Answer::AdminMethod.into_response()
         }
+        (_, path) if path.starts_with("/state/") => Answer::AdminMethod.into_response(),
         (_, path) => Answer::NoAdminEndpoint(path.to_owned()).into_response(),
     }
+}
+
+/// `DELETE /state/<plugin>?prefix=`: the plugin's namespace, as the
+/// `state` import makes it, then the prefix.
+async fn purge(gateway: &Gateway, plugin: &str, query: Option<&str>) -> Result<serde_json::Value, Answer> {
+    if !gateway.snapshot().plugin_versions().contains_key(plugin) {
+        return Err(Answer::NoSuchPlugin(plugin.to_owned()));
+    }
+    let mut prefix = String::new();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match &*name {
+            "prefix" => prefix = value.into_owned(),
+            other => return Err(Answer::AdminBadRequest(format!("unknown parameter {other:?}: only `prefix` is"))),
+        }
+    }
+    if prefix.len() > MAX_STATE_KEY_BYTES {
+        return Err(Answer::AdminBadRequest(format!("a prefix takes at most {MAX_STATE_KEY_BYTES} bytes")));
+    }
+    let namespaced = format!("{}{prefix}", crate::state::namespace(plugin));
+    let purged = gateway.state().purge(&namespaced).await.map_err(|e| Answer::PurgeFailed {
+        unavailable: matches!(e, crate::state::StateError::Unavailable(_)),
+        detail: e.to_string(),
+    })?;
+    tracing::info!(plugin, prefix, deleted = purged.deleted, complete = purged.complete, "state purged");
+    Ok(json!({"plugin": plugin, "prefix": prefix, "deleted": purged.deleted, "complete": purged.complete}))
 }
 
 /// Whether `Authorization` carries the token: `Bearer <token>` for API

@@ -6,6 +6,9 @@
 //! a client is told (Pingora's `fail_to_proxy` is the model). Details are
 //! written for an API client's developer; what only an operator needs (a
 //! plugin's trap, a backtrace) goes to the log, never here.
+//!
+//! A gRPC call is told in gRPC's terms instead ([`in_form`]): a
+//! trailers-only response (HTTP 200, `grpc-status`, `grpc-message`).
 
 use std::sync::Arc;
 
@@ -14,6 +17,7 @@ use http::{Method, Response, StatusCode};
 use serde::Serialize;
 
 use crate::body::{self, Body};
+use crate::grpc;
 use crate::runtime::PluginError;
 use crate::upstream::UpstreamError;
 
@@ -72,6 +76,15 @@ pub enum Answer {
     /// Admin API: 404.
     #[error("no admin endpoint {0}")]
     NoAdminEndpoint(String),
+    /// Admin API: 400, a request it cannot act on.
+    #[error("{0}")]
+    AdminBadRequest(String),
+    /// Admin API: 404, a plugin the loaded config does not have.
+    #[error("no plugin named {0:?} in the loaded config")]
+    NoSuchPlugin(String),
+    /// Admin API: a state purge the backend failed (503 when unreachable).
+    #[error("the state backend failed the purge: {detail}")]
+    PurgeFailed { detail: String, unavailable: bool },
     /// Admin API: 401, `[admin] token` set and not given.
     #[error("the admin API needs `Authorization: Bearer <token>` (or the token as a Basic password)")]
     AdminUnauthorized,
@@ -80,8 +93,10 @@ pub enum Answer {
 impl Answer {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadPath(_) | Self::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
-            Self::NoRoute { .. } | Self::NoAdminEndpoint(_) => StatusCode::NOT_FOUND,
+            Self::BadPath(_) | Self::BodyUnreadable(_) | Self::AdminBadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NoRoute { .. } | Self::NoAdminEndpoint(_) | Self::NoSuchPlugin(_) => StatusCode::NOT_FOUND,
+            Self::PurgeFailed { unavailable: true, .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PurgeFailed { unavailable: false, .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::MethodNotAllowed { .. } | Self::AdminMethod => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Refused { status, .. } => *status,
@@ -120,6 +135,7 @@ impl Answer {
         let json = serde_json::to_vec(&problem).unwrap_or_default();
         let mut resp = Response::new(body::full(json));
         *resp.status_mut() = status;
+        resp.extensions_mut().insert(Detail(detail.into()));
         let headers = resp.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Self::MethodNotAllowed { allowed, .. } = &self {
@@ -147,6 +163,39 @@ impl Answer {
         }
         resp
     }
+}
+
+/// The `detail` of an answer made here, kept with its response for
+/// [`in_form`].
+#[derive(Clone)]
+struct Detail(Arc<str>);
+
+/// The response in the form the request asked for. A gRPC call (request
+/// `content-type: application/grpc*`) gets every answer from 400 up that
+/// is not gRPC itself (the gateway's own, a plugin's reply, an upstream's
+/// HTTP error) as a gRPC status in a trailers-only response: HTTP 200,
+/// `content-type: application/grpc`, `grpc-status` mapped from the HTTP
+/// status (`grpc::code`), `grpc-message` the problem's detail. gRPC
+/// clients read no problem+json.
+pub(crate) fn in_form(grpc_call: bool, resp: Response<Body>) -> Response<Body> {
+    if !grpc_call || resp.status().as_u16() < 400 || grpc::is_grpc(resp.headers()) {
+        return resp;
+    }
+    let (mut head, _) = resp.into_parts();
+    let message = match head.extensions.get::<Detail>() {
+        Some(Detail(detail)) => grpc::encode_message(detail),
+        None => grpc::encode_message(head.status.canonical_reason().unwrap_or("error")),
+    };
+    let code = grpc::code(head.status);
+    head.status = StatusCode::OK;
+    head.headers.remove(header::CONTENT_LENGTH);
+    head.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    head.headers.insert("grpc-status", HeaderValue::from(u16::from(code)));
+    // Percent-encoded printable ASCII: always a valid value.
+    if let Ok(message) = HeaderValue::try_from(message) {
+        head.headers.insert("grpc-message", message);
+    }
+    Response::from_parts(head, body::empty())
 }
 
 impl From<Answer> for Response<Body> {
@@ -193,6 +242,23 @@ mod tests {
         );
         let plain = json(Answer::NoAdminEndpoint("/x".into()).into_response()).await;
         assert!(plain.get("plugin").is_none() && plain.get("request_id").is_none(), "{plain}");
+    }
+
+    #[tokio::test]
+    async fn grpc_calls_get_trailers_only_statuses() {
+        let resp = in_form(true, Answer::NoRoute { method: Method::POST, path: "/a.B/C".into() }.into_response());
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[CONTENT_TYPE], "application/grpc");
+        assert_eq!(resp.headers()["grpc-status"], "5");
+        assert_eq!(resp.headers()["grpc-message"], "no route for POST /a.B/C");
+        assert!(resp.into_body().collect().await.unwrap().to_bytes().is_empty());
+        let mut reply = Response::new(body::full("denied"));
+        *reply.status_mut() = StatusCode::UNAUTHORIZED;
+        let resp = in_form(true, reply);
+        assert_eq!((resp.headers()["grpc-status"].to_str().unwrap(), resp.status()), ("16", StatusCode::OK));
+        assert_eq!(resp.headers()["grpc-message"], "Unauthorized");
+        let problem = in_form(false, Answer::NoAdminEndpoint("/x".into()).into_response());
+        assert_eq!(problem.headers()[CONTENT_TYPE], PROBLEM_JSON, "other requests keep problem+json");
     }
 
     #[test]

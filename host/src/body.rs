@@ -1,8 +1,10 @@
 //! The one body type that flows through the gateway.
 
 use bytes::Bytes;
+use http::HeaderMap;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -58,9 +60,30 @@ pub(crate) enum CollectError {
 
 /// Reads a whole body, refusing more than `limit` bytes.
 pub(crate) async fn collect(body: Body, limit: usize) -> Result<Bytes, CollectError> {
+    Ok(collect_with_trailers(body, limit).await?.0)
+}
+
+/// Reads a whole body and the trailers after it (none: an empty map),
+/// refusing more than `limit` bytes of body.
+pub(crate) async fn collect_with_trailers(body: Body, limit: usize) -> Result<(Bytes, HeaderMap), CollectError> {
     match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
+        Ok(mut collected) => {
+            let trailers = collected.trailers().cloned().unwrap_or_default();
+            Ok((std::mem::take(&mut collected).to_bytes(), trailers))
+        }
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(CollectError::TooLarge { limit }),
         Err(e) => Err(CollectError::Read(e)),
     }
+}
+
+/// A body of these bytes followed by these trailers (none when empty).
+/// Of no announced length, so that an HTTP/1.1 peer gets it chunked, the
+/// one framing that carries trailers (the server sends a body whose length
+/// is known with `Content-Length`).
+pub(crate) fn full_with_trailers(bytes: Bytes, trailers: HeaderMap) -> Body {
+    if trailers.is_empty() {
+        return full(bytes);
+    }
+    let frames = [Ok(Frame::data(bytes)), Ok(Frame::trailers(trailers))];
+    StreamBody::new(futures_util::stream::iter(frames)).boxed()
 }

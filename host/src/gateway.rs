@@ -68,7 +68,7 @@ impl Gateway {
         let metrics = Arc::new(PluginMetrics::default());
         let shared = Shared {
             runtime,
-            state: Arc::new(StateStore::new(&config.state).map_err(StartError::State)?),
+            state: Arc::new(StateStore::new(&config.state, config.state_memory).map_err(StartError::State)?),
             telemetry: Arc::new(Metrics::new(metrics.clone())),
             metrics,
             started: Instant::now(),
@@ -279,7 +279,7 @@ fn warn_restart_only(old: &Config, new: &Config) {
     if old.server.max_connections != new.server.max_connections {
         tracing::warn!("server.max_connections changed: takes effect after a restart");
     }
-    if old.state != new.state {
+    if old.state != new.state || old.state_memory != new.state_memory {
         tracing::warn!("[state] changed: takes effect after a restart");
     }
     if old.engine != new.engine || old.cache_dir != new.cache_dir {

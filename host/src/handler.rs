@@ -12,9 +12,10 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Request, Response, Uri};
 
-use crate::answer::Answer;
+use crate::answer::{self, Answer};
 use crate::body::{self, Body, CollectError};
 use crate::fields::{content_length, set_content_length};
+use crate::grpc;
 use crate::message::{RequestInfo, RequestState, ResponseState};
 use crate::normalize::{self, PathParams};
 use crate::pipeline::RequestOutcome;
@@ -36,12 +37,13 @@ pub(crate) async fn handle(
     record: &mut RequestRecord,
 ) -> Response<Body> {
     let (mut head, body) = req.into_parts();
+    let grpc_call = grpc::is_grpc(&head.headers);
     let normalized = normalize_path(&mut head.uri, snapshot.config.server.path_params);
     if record.detail {
         head.uri.path().clone_into(&mut record.path);
     }
     if let Err(answer) = normalized {
-        return answer.into_response();
+        return answer::in_form(grpc_call, answer.into_response());
     }
     let websocket = WebSocket::take(&mut head);
     let tls = head.extensions.get::<ClientTls>().is_some();
@@ -49,7 +51,7 @@ pub(crate) async fn handle(
     let resp = proxy(snapshot, incoming, websocket.as_ref(), record).await;
     match websocket {
         Some(websocket) => websocket.finish(resp),
-        None => resp,
+        None => answer::in_form(grpc_call, resp),
     }
 }
 
@@ -252,7 +254,12 @@ async fn forward(
         }
         None => stream.map_or(Payload::Bytes(Bytes::new()), Payload::from_body),
     };
-    let opts = SendOptions { timeout: route.timeout, client_ip: Some(req.info.client_addr.ip()) };
+    // A gRPC call's own deadline bounds the upstream's (or the route's).
+    let timeout = match grpc::timeout(&head.headers) {
+        Some(call) => Some(call.min(route.timeout.unwrap_or_else(|| upstream.timeout()))),
+        None => route.timeout,
+    };
+    let opts = SendOptions { timeout, client_ip: Some(req.info.client_addr.ip()) };
     match upstream.send_with(Request::from_parts(head, payload), opts, tries).await {
         Ok(resp) => {
             let (mut head, body) = resp.into_parts();
@@ -279,20 +286,28 @@ async fn response_phase(
     calls: Option<&mut Vec<PluginCall>>,
 ) -> Response<Body> {
     let (head, body) = response.into_parts();
-    let (buffered, stream) = if route.pipeline.needs().response_body {
-        match body::collect(body, route.max_body_bytes).await {
-            Ok(bytes) => (Some(bytes), None),
+    // The trailers come with the body: a plugin reading a gRPC reply's
+    // body needs its `grpc-status`.
+    let (buffered, trailers, stream) = if route.pipeline.needs().response_body {
+        match body::collect_with_trailers(body, route.max_body_bytes).await {
+            Ok((bytes, trailers)) => (Some(bytes), trailers, None),
             Err(e) => return Answer::UpstreamBody(e.to_string()).into_response(),
         }
     } else {
-        (None, Some(body))
+        (None, http::HeaderMap::new(), Some(body))
     };
-    let state = Box::new(ResponseState { head, body: buffered });
+    let state = Box::new(ResponseState { head, body: buffered, trailers });
     let request_id = view.info.request_id.clone();
     match route.pipeline.response_phase(view, state, ran, calls).await {
         Ok(state) => {
-            let ResponseState { mut head, body } = *state;
+            let ResponseState { mut head, body, trailers } = *state;
             let body = match body {
+                // With trailers, no length: HTTP/1.1 carries them only in
+                // a chunked body.
+                Some(bytes) if !trailers.is_empty() => {
+                    head.headers.remove(header::CONTENT_LENGTH);
+                    body::full_with_trailers(bytes, trailers)
+                }
                 Some(bytes) => {
                     set_content_length(&mut head.headers, bytes.len());
                     body::full(bytes)

@@ -27,6 +27,7 @@ mod clock;
 mod config;
 mod fields;
 mod gateway;
+mod grpc;
 mod handler;
 mod http1;
 #[doc(hidden)]

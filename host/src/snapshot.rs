@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::PluginSpec;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Location};
 use crate::message::bounds::Bounds;
 use crate::pipeline::{Pipeline, Stage};
 use crate::router::Router;
@@ -15,7 +15,7 @@ use crate::runtime::{ContentHash, PluginIdentity, PluginPool, Prepared, Runtime}
 use crate::services::HostServices;
 use crate::telemetry::scrape::{Instances, ScrapeSource, TargetState};
 use crate::telemetry::{Metrics, RouteMetrics};
-use crate::upstream::{Upstream, Upstreams};
+use crate::upstream::{Unresolved, Upstream, Upstreams};
 
 pub(crate) struct Route {
     pub name: Arc<str>,
@@ -76,7 +76,12 @@ impl Snapshot {
             })
             .collect();
 
-        let upstreams = Arc::new(Upstreams::new(&config.upstreams, &shared.telemetry, previous.map(|p| &*p.upstreams)));
+        let previous_upstreams = previous.map(|p| &*p.upstreams);
+        let upstreams = Upstreams::build(&config.upstreams, &config.dns, &shared.telemetry, previous_upstreams).await;
+        let upstreams = Arc::new(upstreams.unwrap_or_else(|unresolved| {
+            errors.extend(unresolved.into_iter().map(|u| unresolved_error(&config, u)));
+            Upstreams::default()
+        }));
         let bounds = Bounds::from(&*config.server);
         let services = Arc::new(HostServices {
             state: shared.state.clone(),
@@ -167,6 +172,18 @@ impl Snapshot {
             .map(|(spec, hash)| (spec.name.as_str(), (hash.short(), spec)))
             .collect()
     }
+}
+
+/// A name that did not resolve, blamed on the target that names it.
+fn unresolved_error(config: &Config, unresolved: Unresolved) -> ConfigError {
+    let at = config.target_locations.get(&unresolved.upstream).and_then(|l| l.get(unresolved.target)).cloned();
+    let at = at.unwrap_or_else(|| Location {
+        file: config.source.as_path().into(),
+        line: 0,
+        column: 0,
+        key: format!("upstreams.{}.targets", unresolved.upstream),
+    });
+    ConfigError { at, message: unresolved.reason }
 }
 
 /// The serving snapshot, read at scrape time.

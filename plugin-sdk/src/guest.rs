@@ -214,6 +214,15 @@ impl ResponseBackend for Batched<'_, wit::Response> {
     fn set_status(&self, status: u16) {
         self.write_through().set_status(status)
     }
+    fn trailer(&self, name: &str) -> Option<Vec<u8>> {
+        self.resource.trailer(name)
+    }
+    fn trailers(&self) -> Headers {
+        self.resource.trailers()
+    }
+    fn set_trailers(&self, trailers: &[(String, Vec<u8>)]) {
+        self.write_through().set_trailers(trailers)
+    }
 }
 
 /// Text the host sent: always UTF-8 (vars are checked when set, request

@@ -357,11 +357,20 @@ message_builders!(TestResponse);
 pub struct TestResponse {
     message: MockMessage,
     status: Cell<u16>,
+    trailers: RefCell<Headers>,
 }
 
 impl TestResponse {
     pub fn new(status: u16) -> Self {
-        Self { message: MockMessage::new(), status: Cell::new(status) }
+        Self { message: MockMessage::new(), status: Cell::new(status), trailers: RefCell::default() }
+    }
+
+    /// Appends a trailer, as an upstream sending it after the body would.
+    /// Like the host, the plugin sees trailers only with the body it asked
+    /// for.
+    pub fn trailer(self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.trailers.borrow_mut().push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+        self
     }
 
     /// The plugin's view of this response; also how tests inspect it after
@@ -378,6 +387,18 @@ impl ResponseBackend for TestResponse {
 
     fn set_status(&self, status: u16) {
         self.status.set(status);
+    }
+
+    fn trailer(&self, name: &str) -> Option<Vec<u8>> {
+        self.trailers().into_iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    fn trailers(&self) -> Headers {
+        if self.message.buffered.get() { self.trailers.borrow().clone() } else { Vec::new() }
+    }
+
+    fn set_trailers(&self, trailers: &[(String, Vec<u8>)]) {
+        *self.trailers.borrow_mut() = trailers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())).collect();
     }
 }
 
@@ -603,7 +624,7 @@ pub(crate) mod imports {
 mod tests {
     use super::*;
     use crate::host::{clock, http, log, metrics, state};
-    use crate::{Needs, NoConfig, Reply};
+    use crate::{Needs, NoConfig, Reply, Request, Response};
 
     #[test]
     fn logs_are_captured_in_order_and_reset_clears_everything() {
@@ -619,6 +640,47 @@ mod tests {
         assert_eq!(counter("hits"), 0);
         assert_eq!(state::get("k").unwrap(), None);
         assert_eq!(clock::now_ms(), START_MS);
+    }
+
+    /// Reads its trailers in the response phase and drops them.
+    struct TrailerReader(Needs);
+
+    impl Plugin for TrailerReader {
+        type Config = NoConfig;
+        fn configure(_: NoConfig) -> Result<Self, String> {
+            Ok(TrailerReader(Needs::default()))
+        }
+        fn needs(&self) -> Needs {
+            self.0.clone()
+        }
+        fn on_response(&self, _req: &Request, resp: &Response) {
+            let seen = resp.trailer("Grpc-Status").unwrap_or_else(|| "none".into());
+            resp.set_header("x-seen", seen);
+            resp.set_trailers(&[]);
+        }
+    }
+
+    #[test]
+    fn trailers_are_seen_with_the_body_only_and_can_be_replaced() {
+        let req = TestRequest::new("GET", "/");
+        let upstream = || TestResponse::new(200).body("x").trailer("grpc-status", "5").trailer("x-other", "1");
+        let with_body = TrailerReader(Needs { response: true, response_body: true, ..Needs::default() });
+        let resp = upstream();
+        assert!(run_response(&with_body, &req, &resp));
+        assert_eq!(resp.as_response().header("x-seen").as_deref(), Some("5"));
+        assert_eq!(resp.as_response().trailers(), Vec::new());
+
+        let headers_only = TrailerReader(Needs { response: true, ..Needs::default() });
+        let resp = upstream();
+        assert!(run_response(&headers_only, &req, &resp));
+        assert_eq!(resp.as_response().header("x-seen").as_deref(), Some("none"));
+
+        let resp = upstream();
+        resp.as_response().replace_with(&Reply::new(404));
+        assert_eq!(resp.as_response().trailers(), Vec::new(), "a replaced response has none");
+        let resp = upstream();
+        resp.as_response().set_trailers(&[("X-New".into(), b"v".to_vec())]);
+        assert_eq!(resp.as_response().trailers(), [("x-new".to_owned(), b"v".to_vec())]);
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub(crate) trait RequestBackend {
 pub(crate) trait ResponseBackend {
     fn status(&self) -> u16;
     fn set_status(&self, status: u16);
+    fn trailer(&self, name: &str) -> Option<Vec<u8>>;
+    fn trailers(&self) -> Headers;
+    fn set_trailers(&self, trailers: &[(String, Vec<u8>)]);
 }
 
 /// Why a body could not be read or written as JSON.
@@ -267,6 +270,25 @@ impl<'a> Response<'a> {
         self.backend.set_status(status);
     }
 
+    /// First value of a trailer (a field the upstream sent after the body,
+    /// as gRPC's `grpc-status`), decoded lossily. Trailers are kept with
+    /// the buffered body: `None` unless the plugin asked for
+    /// `response_body` in [`Needs`], and when the upstream sent none.
+    pub fn trailer(&self, name: &str) -> Option<String> {
+        self.backend.trailer(name).map(lossy)
+    }
+
+    /// Every trailer, in order.
+    pub fn trailers(&self) -> Headers {
+        self.backend.trailers()
+    }
+
+    /// Replaces every trailer: `&[]` sends none, as a reply rewritten into
+    /// a complete body (JSON from gRPC) wants.
+    pub fn set_trailers(&self, trailers: &[(String, Vec<u8>)]) {
+        self.backend.set_trailers(trailers);
+    }
+
     /// Turns the response into `reply`, for plugins that replace an upstream
     /// answer wholesale (e.g. masking an error).
     pub fn replace_with(&self, reply: &Reply) {
@@ -278,6 +300,7 @@ impl<'a> Response<'a> {
             self.append_header(name, value);
         }
         self.set_body(&reply.body);
+        self.set_trailers(&[]);
     }
 }
 

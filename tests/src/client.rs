@@ -14,6 +14,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    /// Fields sent after the body (empty when none were).
+    pub trailers: http::HeaderMap,
 }
 
 impl Reply {
@@ -79,8 +81,8 @@ impl KeepAlive {
         let req = http::Request::get(path).header("host", "gateway").body(Full::new(Bytes::new())).expect("a request");
         let resp = self.sender.send_request(req).await.map_err(|e| format!("no response: {e}"))?;
         let (head, body) = resp.into_parts();
-        let body = body.collect().await.map_err(|e| format!("the body broke off: {e}"))?.to_bytes();
-        Ok(Reply { status: head.status.as_u16(), headers: head.headers, body })
+        let body = body.collect().await.map_err(|e| format!("the body broke off: {e}"))?;
+        Ok(reply(head, body))
     }
 }
 
@@ -118,7 +120,11 @@ impl Client {
         let req = req.body(Full::new(body.into())).expect("a valid test request");
         let resp = self.inner.request(req).await.expect("the gateway answers");
         let (head, body) = resp.into_parts();
-        let body = body.collect().await.expect("reading the response body").to_bytes();
-        Reply { status: head.status.as_u16(), headers: head.headers, body }
+        reply(head, body.collect().await.expect("reading the response body"))
     }
+}
+
+fn reply(head: http::response::Parts, body: http_body_util::Collected<Bytes>) -> Reply {
+    let trailers = body.trailers().cloned().unwrap_or_default();
+    Reply { status: head.status.as_u16(), headers: head.headers, body: body.to_bytes(), trailers }
 }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod collector;
 pub mod config;
 pub mod demo;
+pub mod dns;
 pub mod files;
 pub mod gateway;
 pub mod h2_wire;

@@ -34,12 +34,20 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// Sent after the body. Over HTTP/1.1 only when the request said
+    /// `TE: trailers` and the answer names them in a `Trailer` header.
+    pub trailers: Vec<(String, String)>,
     pub delay: Duration,
 }
 
 impl Answer {
     pub fn new(status: u16, body: impl Into<Bytes>) -> Self {
-        Self { status, headers: Vec::new(), body: body.into(), delay: Duration::ZERO }
+        Self { status, headers: Vec::new(), body: body.into(), trailers: Vec::new(), delay: Duration::ZERO }
+    }
+
+    pub fn trailer(mut self, name: &str, value: &str) -> Self {
+        self.trailers.push((name.into(), value.into()));
+        self
     }
 
     pub fn json(value: &serde_json::Value) -> Self {
@@ -57,6 +65,42 @@ impl Answer {
     }
 }
 
+/// A body followed by trailers, of no announced length: a server sends it
+/// chunked, the one HTTP/1.1 framing that carries trailers.
+struct Trailing {
+    data: Option<Bytes>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl Trailing {
+    fn new(data: Bytes, trailers: &[(String, String)]) -> Self {
+        let trailers = trailers
+            .iter()
+            .map(|(k, v)| (http::HeaderName::try_from(k).unwrap(), http::HeaderValue::try_from(v).unwrap()))
+            .collect();
+        Self { data: Some(data), trailers: Some(trailers) }
+    }
+}
+
+impl hyper::body::Body for Trailing {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        let frame = match (self.data.take(), self.trailers.take()) {
+            (Some(data), trailers) => {
+                self.trailers = trailers;
+                Some(hyper::body::Frame::data(data))
+            }
+            (None, trailers) => trailers.map(hyper::body::Frame::trailers),
+        };
+        std::task::Poll::Ready(frame.map(Ok))
+    }
+}
+
 type Responder = Arc<dyn Fn(&Seen) -> Answer + Send + Sync>;
 
 /// Holds every request until the barrier's party is complete: a way to
@@ -65,8 +109,16 @@ pub type Gate = Arc<tokio::sync::Barrier>;
 
 pub struct TestUpstream {
     pub addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    seen: Arc<Record>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The requests received, or only their count.
+#[derive(Default)]
+struct Record {
+    seen: Mutex<Vec<Seen>>,
+    count: std::sync::atomic::AtomicUsize,
+    count_only: bool,
 }
 
 impl TestUpstream {
@@ -81,22 +133,32 @@ impl TestUpstream {
     }
 
     pub async fn start_on(addr: SocketAddr, respond: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Self {
-        Self::start_with(addr, None, respond).await
+        Self::start_with(addr, None, Record::default(), respond).await
     }
 
     /// Like `start`, but every request first waits at `gate`.
     pub async fn start_gated(gate: Gate, respond: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Self {
-        Self::start_with("127.0.0.1:0".parse().unwrap(), Some(gate), respond).await
+        Self::start_with("127.0.0.1:0".parse().unwrap(), Some(gate), Record::default(), respond).await
+    }
+
+    /// Like `start`, but keeps only the count of requests (`seen` stays
+    /// empty): for floods in memory tests, where the requests kept would be
+    /// most of what is measured (their headers hold on to the read buffer
+    /// of their connection, about 8 KiB each).
+    pub async fn counting(respond: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Self {
+        let record = Record { count_only: true, ..Record::default() };
+        Self::start_with("127.0.0.1:0".parse().unwrap(), None, record, respond).await
     }
 
     async fn start_with(
         addr: SocketAddr,
         gate: Option<Gate>,
+        record: Record,
         respond: impl Fn(&Seen) -> Answer + Send + Sync + 'static,
     ) -> Self {
         let listener = TcpListener::bind(addr).await.unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
         let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(record);
         let respond: Responder = Arc::new(respond);
         let task = tokio::spawn(serve(listener, seen.clone(), respond, gate));
         Self { addr, seen, task }
@@ -104,11 +166,11 @@ impl TestUpstream {
 
     /// Every request received so far.
     pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.seen.seen.lock().unwrap().clone()
     }
 
     pub fn count(&self) -> usize {
-        self.seen.lock().unwrap().len()
+        self.seen.count.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// `host:port`, as upstream targets are written in config.
@@ -131,7 +193,7 @@ impl Drop for TestUpstream {
 /// Connections are tasks of this one, so dropping the upstream (which
 /// aborts it) closes them too, as a stopped server would: a client's
 /// pooled keep-alive connection does not outlive it.
-async fn serve(listener: TcpListener, seen: Arc<Mutex<Vec<Seen>>>, respond: Responder, gate: Option<Gate>) {
+async fn serve(listener: TcpListener, seen: Arc<Record>, respond: Responder, gate: Option<Gate>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -161,12 +223,19 @@ async fn serve(listener: TcpListener, seen: Arc<Mutex<Vec<Seen>>>, respond: Resp
                         headers: head.headers,
                         body,
                     };
-                    seen.lock().unwrap().push(record.clone());
+                    if !seen.count_only {
+                        seen.seen.lock().unwrap().push(record.clone());
+                    }
+                    seen.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let answer = respond(&record);
                     if !answer.delay.is_zero() {
                         tokio::time::sleep(answer.delay).await;
                     }
-                    let mut resp = hyper::Response::new(Full::new(answer.body));
+                    let body = match answer.trailers.is_empty() {
+                        true => Full::new(answer.body).boxed(),
+                        false => Trailing::new(answer.body, &answer.trailers).boxed(),
+                    };
+                    let mut resp = hyper::Response::new(body);
                     *resp.status_mut() = http::StatusCode::from_u16(answer.status).unwrap();
                     for (k, v) in answer.headers {
                         resp.headers_mut()

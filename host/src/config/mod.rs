@@ -11,8 +11,8 @@ mod validate;
 
 use std::path::Path;
 
-pub(crate) use error::SourceMap;
 pub use error::{ConfigError, ConfigErrors};
+pub(crate) use error::{Location, SourceMap};
 pub use validate::Config;
 pub(crate) use validate::PluginSpec;
 pub(crate) use validate::{AccessLogFormat, AccessLogSettings};
@@ -135,6 +135,27 @@ mod tests {
                 "gw.toml:5:14: state.timeout_ms: must be greater than 0, got 0",
                 "gw.toml:4:13: state.pool_size: at most 64"
             ]
+        );
+    }
+
+    #[test]
+    fn state_memory_defaults_to_256_mib_a_quarter_for_counters_and_is_checked() {
+        use crate::state::MemoryBudget;
+        let memory = |text: &str| parse(Path::new("gw.toml"), text).unwrap().state_memory;
+        assert_eq!(memory(""), MemoryBudget { values: 192 << 20, counters: 64 << 20 });
+        assert_eq!(
+            memory("[state]\nmax_memory_bytes = 4194304\n"),
+            MemoryBudget { values: 3 << 20, counters: 1 << 20 }
+        );
+        let split = memory("[state]\nmax_memory_bytes = 4194304\ncounter_memory_bytes = 65536\n");
+        assert_eq!(split, MemoryBudget { values: (4 << 20) - (64 << 10), counters: 64 << 10 });
+        let e = errors("[state]\nmax_memory_bytes = 1000\n");
+        assert_eq!(e, ["gw.toml:2:20: state.max_memory_bytes: at least 1048576 (1 MiB), got 1000"]);
+        let e = errors("[state]\nmax_memory_bytes = 1048576\ncounter_memory_bytes = 1048576\n");
+        assert_eq!(
+            e,
+            ["gw.toml:3:24: state.counter_memory_bytes: must leave at least 65536 bytes to each of counters \
+              and values of max_memory_bytes = 1048576, got 1048576"]
         );
     }
 

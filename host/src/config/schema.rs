@@ -16,6 +16,7 @@ use crate::pipeline::FailPolicy;
 /// [state]
 /// [access_log]
 /// [tracing]
+/// [dns]
 /// [upstreams.<name>]
 /// [plugins.<name>]
 /// [[routes]]
@@ -35,6 +36,8 @@ pub(super) struct ConfigFile {
     #[serde(default)]
     pub access_log: AccessLogFile,
     pub tracing: Option<Spanned<TracingFile>>,
+    #[serde(default)]
+    pub dns: DnsFile,
     #[serde(default)]
     pub upstreams: BTreeMap<String, Spanned<UpstreamFile>>,
     #[serde(default)]
@@ -216,6 +219,27 @@ pub(super) struct RuntimeFile {
     pub breaker: Option<PluginBreakerFile>,
 }
 
+/// Where upstream targets given as DNS names are resolved. By default the
+/// system's resolver configuration (`/etc/resolv.conf`: nameservers,
+/// search domains, options) and `/etc/hosts`. Takes effect on reload too:
+/// names are then resolved again.
+///
+/// ```toml
+/// [dns]
+/// nameservers = ["10.0.0.2:53", "[fd00::2]:53"]  # ask these (UDP; TCP for truncated answers)
+///                                                # instead of the system's; port 53 if none
+/// hosts_file = "hosts"                           # read before the nameservers, instead of
+///                                                # /etc/hosts; relative to this file; read
+///                                                # again on reload, which then resolves
+///                                                # every name again
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DnsFile {
+    pub nameservers: Option<Vec<Spanned<String>>>,
+    pub hosts_file: Option<Spanned<String>>,
+}
+
 /// Where the plugins' `state` import (rate-limit cells, counters, key/value
 /// with TTL) is kept. The values shown are the defaults, except `backend`
 /// (default "local": this process's memory) and `url` (none). Takes effect
@@ -223,6 +247,11 @@ pub(super) struct RuntimeFile {
 ///
 /// ```toml
 /// [state]
+/// max_memory_bytes = 268435456  # local memory (and Redis's "local" fallback), counted as
+///                               # key + value + 128 bytes per entry; past it, writes evict
+///                               # (least recently used of a sample). At least 1 MiB
+/// counter_memory_bytes = 67108864  # the part of it for rate-limit cells and counters
+///                                  # (default a quarter); values get the rest
 /// backend = "redis"          # shared by every gateway with the same url and key_prefix
 /// url = "redis://:secret@10.0.0.5:6379/0"  # redis:// or rediss:// (TLS); password in the URL
 /// key_prefix = "wasmgate:"   # before every key, so gateways can share a Redis with others
@@ -243,6 +272,8 @@ pub(super) struct StateFile {
     pub pool_size: Option<Spanned<u64>>,
     pub timeout_ms: Option<Spanned<u64>>,
     pub on_unavailable: Option<Spanned<String>>,
+    pub max_memory_bytes: Option<Spanned<u64>>,
+    pub counter_memory_bytes: Option<Spanned<u64>>,
 }
 
 /// `[runtime.breaker]` and `[plugins.<name>.breaker]`: a plugin's keys
@@ -262,9 +293,23 @@ pub(super) struct PluginBreakerFile {
 /// weights) and those that are off unless given: `try_timeout_ms`,
 /// `[health]`, `[breaker]`.
 ///
+/// A target whose host is not an IP address is a DNS name (see `[dns]`):
+/// it is resolved when the config is loaded (a name that does not resolve
+/// then is an error) and stands for one target per address (its A
+/// records, or AAAA records when it has none; at most 64), each balanced,
+/// checked, ejected and broken on its own, with the name's weight. Names
+/// are resolved again in the background every `resolve_interval_ms`
+/// (sooner when the records' TTL runs out, and soon after a connection to
+/// one of the name's addresses fails; never more than once a second):
+/// targets come and go without a reload, those that stay keep their
+/// state, removed ones finish their requests. A name that stops resolving
+/// keeps its last addresses.
+///
 /// ```toml
 /// [upstreams.users]
 /// targets = ["127.0.0.1:9101", { addr = "127.0.0.1:9102", weight = 3 }]  # weight 1..=100, default 1
+/// # targets = ["users.internal:8080", "10.0.0.5:8080"]  # a DNS name and an address
+/// resolve_interval_ms = 30000 # with DNS names: at least 1000
 /// balance = "weighted"        # | "round-robin" | "least-request" | "hash"
 /// # hash_on = "client-ip"     # with balance = "hash" only: | "header:x-user-id"
 /// timeout_ms = 30000          # whole request, retries included; a route's timeout_ms replaces it
@@ -276,6 +321,22 @@ pub(super) struct PluginBreakerFile {
 ///                             # timeouts, connections lost); e.g. [502, 504]. By default an
 ///                             # answer, a 503 from the application included, shows the
 ///                             # target is alive: one failing route must not close the others
+/// protocol = "http1"          # | "h2": HTTP/2, one multiplexed connection per target; by ALPN
+///                             # over TLS, with prior knowledge (h2c) without TLS. gRPC needs "h2"
+/// tls = false                 # true: TLS, verified against the system's trust store, with the
+///                             # target's host as the name; or the [upstreams.users.tls] table
+///
+/// # TLS to the targets (`tls = true` is this table with every default).
+/// # The files (relative to this file) are read again on every reload; one
+/// # that cannot be read or parsed is a config error.
+/// [upstreams.users.tls]
+/// server_name = "users.internal"  # SNI and the name the certificate must hold (default: target host)
+/// ca_file = "certs/ca.pem"        # PEM bundle to verify against (default: the system's trust store)
+/// client_cert_file = "certs/gw.pem"  # mutual TLS: the chain the gateway presents, leaf first...
+/// client_key_file = "certs/gw.key"   # ...and its key (both or neither)
+/// min_version = "1.2"             # | "1.3"
+/// insecure_skip_verify = false    # true accepts any certificate for any name: for tests only,
+///                                 # logged as a warning at every load
 ///
 /// # Retries (or inline: retries = { attempts = 3, budget_percent = 10 }).
 /// # After a connect failure any method is retried; after a retried status,
@@ -328,6 +389,54 @@ pub(super) struct UpstreamFile {
     pub health: Option<Spanned<HealthFile>>,
     pub outlier: Option<Spanned<OutlierFile>>,
     pub breaker: Option<Spanned<BreakerFile>>,
+    pub resolve_interval_ms: Option<Spanned<u64>>,
+    pub protocol: Option<Spanned<ProtocolFile>>,
+    pub tls: Option<Spanned<UpstreamTlsFile>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ProtocolFile {
+    Http1,
+    H2,
+}
+
+/// `tls = true | false`, or the `[upstreams.<name>.tls]` table (TLS on).
+#[derive(Debug, Default)]
+pub(super) struct UpstreamTlsFile {
+    pub enabled: bool,
+    pub settings: UpstreamTlsTable,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpstreamTlsTable {
+    pub server_name: Option<String>,
+    pub ca_file: Option<String>,
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
+    pub min_version: Option<String>,
+    pub insecure_skip_verify: Option<bool>,
+}
+
+impl<'de> Deserialize<'de> for UpstreamTlsFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UpstreamTlsFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a table of TLS settings")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<UpstreamTlsFile, E> {
+                Ok(UpstreamTlsFile { enabled: v, settings: UpstreamTlsTable::default() })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<UpstreamTlsFile, A::Error> {
+                let settings = UpstreamTlsTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(UpstreamTlsFile { enabled: true, settings })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// A target: `"host:port"`, or `{ addr = "host:port", weight = 3 }`.

@@ -7,18 +7,32 @@ use http::uri::Authority;
 use toml::Spanned;
 
 use super::checker::Checker;
-use super::schema::{BalanceFile, BreakerFile, HealthFile, OutlierFile, RetriesFile, UpstreamFile};
-use crate::upstream::spec::{MAX_ATTEMPTS, MAX_WEIGHT};
-use crate::upstream::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, RetrySpec, TargetSpec, UpstreamSpec};
+use super::error::Location;
+use super::schema::{
+    BalanceFile, BreakerFile, HealthFile, OutlierFile, ProtocolFile, RetriesFile, UpstreamFile, UpstreamTlsFile,
+};
+use crate::upstream::connect::host_name;
+use crate::upstream::spec::{MAX_ATTEMPTS, MAX_WEIGHT, MIN_RESOLVE_INTERVAL};
+use crate::upstream::tls::{MinVersion, TlsSettings, TlsSpec};
+use crate::upstream::{
+    Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, Protocol, RetrySpec, TargetSpec, UpstreamSpec,
+};
 
-pub(super) fn check_upstream(c: &mut Checker<'_>, name: &str, up: &Spanned<UpstreamFile>) -> Option<UpstreamSpec> {
+/// The upstream's checked settings, and where each of its targets was
+/// written (for errors found when its names are resolved).
+pub(super) fn check_upstream(
+    c: &mut Checker<'_>,
+    name: &str,
+    up: &Spanned<UpstreamFile>,
+) -> Option<(UpstreamSpec, Vec<Location>)> {
     let key = format!("upstreams.{name}");
     let u = up.get_ref();
     if u.targets.get_ref().is_empty() {
         return c.error(u.targets.span(), format!("{key}.targets"), "an upstream needs at least one target");
     }
     let mut spec = UpstreamSpec::new(name, []);
-    spec.targets = targets(c, &key, u);
+    let (targets, written) = targets(c, &key, u);
+    spec.targets = targets;
     spec.timeout = c.ms(&u.timeout_ms, &format!("{key}.timeout_ms"), spec.timeout);
     spec.connect_timeout = c.ms(&u.connect_timeout_ms, &format!("{key}.connect_timeout_ms"), spec.connect_timeout);
     spec.idle_timeout = c.ms(&u.idle_timeout_ms, &format!("{key}.idle_timeout_ms"), spec.idle_timeout);
@@ -41,16 +55,82 @@ pub(super) fn check_upstream(c: &mut Checker<'_>, name: &str, up: &Spanned<Upstr
     if let Some(b) = &u.breaker {
         spec.breaker = Some(breaker(c, &format!("{key}.breaker"), b));
     }
-    Some(spec)
+    let interval_key = format!("{key}.resolve_interval_ms");
+    spec.resolve_interval = c.ms(&u.resolve_interval_ms, &interval_key, spec.resolve_interval);
+    if let Some(ms) = u.resolve_interval_ms.as_ref().filter(|_| spec.resolve_interval < MIN_RESOLVE_INTERVAL) {
+        let min = MIN_RESOLVE_INTERVAL.as_millis();
+        c.error::<()>(ms.span(), interval_key, format!("must be at least {min}, got {}", ms.get_ref()));
+    }
+    spec.protocol = match u.protocol.as_ref().map(|p| *p.get_ref()) {
+        None | Some(ProtocolFile::Http1) => Protocol::Http1,
+        Some(ProtocolFile::H2) => Protocol::H2,
+    };
+    if let Some(t) = u.tls.as_ref().filter(|t| t.get_ref().enabled) {
+        spec.tls = tls(c, &format!("{key}.tls"), t, &spec);
+    }
+    Some((spec, written))
 }
 
-/// The targets that parse; each bad one is reported.
-fn targets(c: &mut Checker<'_>, key: &str, u: &UpstreamFile) -> Vec<TargetSpec> {
+/// The TLS settings, their files read now (on every load and reload).
+fn tls(c: &mut Checker<'_>, tkey: &str, t: &Spanned<UpstreamTlsFile>, spec: &UpstreamSpec) -> Option<TlsSpec> {
+    let file = &t.get_ref().settings;
+    let span = t.span();
+    let path = |p: &Option<String>| p.as_ref().map(|p| c.files.base.join(p));
+    let mut settings = TlsSettings {
+        server_name: file.server_name.clone(),
+        ca_file: path(&file.ca_file),
+        client_cert: None,
+        min_version: None,
+        insecure_skip_verify: file.insecure_skip_verify.unwrap_or(false),
+    };
+    match (path(&file.client_cert_file), path(&file.client_key_file)) {
+        (Some(cert), Some(key)) => settings.client_cert = Some((cert, key)),
+        (None, None) => {}
+        (Some(_), None) => return c.error(span, format!("{tkey}.client_key_file"), "client_cert_file needs it too"),
+        (None, Some(_)) => return c.error(span, format!("{tkey}.client_cert_file"), "client_key_file needs it too"),
+    }
+    settings.min_version = match file.min_version.as_deref() {
+        None | Some("1.2") => Some(MinVersion::Tls12),
+        Some("1.3") => Some(MinVersion::Tls13),
+        Some(other) => {
+            return c.error(span, format!("{tkey}.min_version"), format!("{other:?}: expected \"1.2\" or \"1.3\""));
+        }
+    };
+    if settings.server_name.is_none()
+        && let Some(bad) = spec.targets.iter().find(|t| host_name(&t.addr).is_none())
+    {
+        let message = format!("target {} has no host usable as a TLS server name: set server_name", bad.addr);
+        return c.error(span, format!("{tkey}.server_name"), message);
+    }
+    let alpn: &[&[u8]] = match spec.protocol {
+        Protocol::Http1 => &[b"http/1.1"],
+        Protocol::H2 => &[b"h2"],
+    };
+    let loaded = match TlsSpec::load(&settings, alpn) {
+        Ok(loaded) => loaded,
+        Err(e) => return c.error(span, format!("{tkey}.{}", e.key), e.message),
+    };
+    for path in loaded.paths() {
+        if !c.files.read.iter().any(|p| p == path) {
+            c.files.read.push(path.to_owned());
+        }
+    }
+    if loaded.insecure_skip_verify {
+        tracing::warn!(upstream = %spec.name, "{tkey}.insecure_skip_verify: upstream certificates are NOT verified");
+    }
+    Some(loaded)
+}
+
+/// The targets that parse, with where each was written; each bad one is
+/// reported.
+fn targets(c: &mut Checker<'_>, key: &str, u: &UpstreamFile) -> (Vec<TargetSpec>, Vec<Location>) {
     let mut targets = Vec::new();
+    let mut written = Vec::new();
     for (i, t) in u.targets.get_ref().iter().enumerate() {
         let tkey = format!("{key}.targets[{i}]");
         let file = t.get_ref();
-        let Some(addr) = file.addr.parse::<Authority>().ok().filter(|a| a.port().is_some()) else {
+        let addr = file.addr.parse::<Authority>().ok().filter(|a| a.port().is_some() && !a.as_str().contains('@'));
+        let Some(addr) = addr else {
             c.error::<()>(t.span(), tkey, format!("{:?} is not a host:port target", file.addr));
             continue;
         };
@@ -59,10 +139,28 @@ fn targets(c: &mut Checker<'_>, key: &str, u: &UpstreamFile) -> Vec<TargetSpec> 
             c.error::<()>(t.span(), tkey, format!("weight must be 1 to {MAX_WEIGHT}, got {weight}"));
             continue;
         }
-        targets.push(TargetSpec { addr, weight });
+        let target = TargetSpec { addr, weight };
+        if let Some(name) = target.name().filter(|n| !is_dns_name(n)) {
+            c.error::<()>(t.span(), tkey, format!("{name:?} is neither an IP address nor a DNS name"));
+            continue;
+        }
+        written.push(c.map.locate(t.span(), tkey));
+        targets.push(target);
     }
+    (targets, written)
+}
 
-    targets
+/// Letters, digits, `-` and `_` in dot-separated labels of 1 to 63
+/// characters, 253 at most in all (a final dot allowed).
+fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok)
 }
 
 /// The balancer, with `hash_on` for `hash`.

@@ -3,7 +3,7 @@
 //! location instead of stopping at the first.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,15 +14,17 @@ use toml::Spanned;
 use super::checker::{Checker, EmbeddedFiles};
 use super::error::{ConfigError, Location, SourceMap};
 use super::plugins::{PluginDefaults, PluginOrigin, unknown_plugin};
-use super::schema::{AccessLogFile, ConfigFile, PluginBreakerFile, RouteFile, ServerFile, StateFile, TracingFile};
+use super::schema::{
+    AccessLogFile, ConfigFile, DnsFile, PluginBreakerFile, RouteFile, ServerFile, StateFile, TracingFile,
+};
 use super::upstream::check_upstream;
 use crate::normalize::PathParams;
 use crate::pipeline::FailPolicy;
 use crate::router::{HostPattern, PathPattern, RouteMatcher, Router};
 use crate::runtime::{BreakerSpec, EngineLimits, PluginLimits};
 use crate::server::{ServerSettings, TlsSettings};
-use crate::state::{OnUnavailable, RedisSettings, StateSettings};
-use crate::upstream::UpstreamSpec;
+use crate::state::{MemoryBudget, OnUnavailable, RedisSettings, StateSettings};
+use crate::upstream::{DnsSettings, UpstreamSpec};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_BODY: u64 = 1 << 20;
@@ -99,8 +101,15 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// `[state]`: the backend of the plugins' `state` import.
     pub state: StateSettings,
+    /// `[state] max_memory_bytes` and `counter_memory_bytes`.
+    pub state_memory: MemoryBudget,
+    /// `[dns]`: where upstream targets' names are resolved.
+    pub dns: DnsSettings,
     /// `[upstreams.*]`, in file order.
     pub upstreams: Vec<UpstreamSpec>,
+    /// Where each upstream's targets were written, in order, by upstream
+    /// name: what a name that does not resolve is blamed on.
+    pub target_locations: BTreeMap<String, Vec<Location>>,
     /// `plugins_dir`, resolved: watched for plugin files coming and going.
     pub plugins_dir: Option<PathBuf>,
     /// `[plugins.*]` and the plugins found in `plugins_dir`, by name.
@@ -297,9 +306,18 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
         c.ms(&rt.reload_timeout_ms, "runtime.reload_timeout_ms", Duration::from_millis(DEFAULT_RELOAD_TIMEOUT_MS));
     let cache_dir = rt.cache_dir.as_ref().map(|d| base.join(d.get_ref()));
     let state = check_state(&mut c, &file.state).unwrap_or_default();
+    let state_memory = check_state_memory(&mut c, &file.state);
 
-    let upstreams: Vec<UpstreamSpec> =
-        file.upstreams.iter().filter_map(|(name, up)| check_upstream(&mut c, name, up)).collect();
+    let dns = check_dns(&mut c, &file.dns, &base);
+    let (upstreams, target_locations): (Vec<UpstreamSpec>, BTreeMap<String, Vec<Location>>) = file
+        .upstreams
+        .iter()
+        .filter_map(|(name, up)| check_upstream(&mut c, name, up))
+        .map(|(spec, written)| {
+            let name = spec.name.clone();
+            (spec, (name, written))
+        })
+        .unzip();
 
     let defaults =
         PluginDefaults { limits: default_limits, breaker: default_breaker, max_memory_bytes: engine.max_memory_bytes };
@@ -345,7 +363,10 @@ pub(super) fn check(file: ConfigFile, map: &SourceMap) -> Result<Config, Vec<Con
             reload_timeout,
             cache_dir,
             state,
+            state_memory,
+            dns,
             upstreams,
+            target_locations,
             plugins_dir,
             plugins,
             routes,
@@ -568,6 +589,24 @@ fn check_server(c: &mut Checker<'_>, f: &ServerFile, base: &Path) -> ServerSetti
 
 /// `[state]`: a Redis backend needs a usable URL, and only it takes one.
 /// `None` for an unknown backend.
+/// `[dns]`: nameservers as `ip` or `ip:port` (port 53 by default), the
+/// hosts file relative to the config's folder.
+fn check_dns(c: &mut Checker<'_>, f: &DnsFile, base: &Path) -> DnsSettings {
+    let nameservers = f.nameservers.iter().flatten().enumerate().filter_map(|(i, ns)| {
+        let text = ns.get_ref();
+        let parsed =
+            text.parse::<SocketAddr>().ok().or_else(|| Some(SocketAddr::new(text.parse::<IpAddr>().ok()?, 53)));
+        parsed.or_else(|| {
+            let message = format!("{text:?} is not a nameserver address (ip or ip:port)");
+            c.error(ns.span(), format!("dns.nameservers[{i}]"), message)
+        })
+    });
+    DnsSettings {
+        nameservers: nameservers.collect(),
+        hosts_file: f.hosts_file.as_ref().map(|h| base.join(h.get_ref())),
+    }
+}
+
 fn check_state(c: &mut Checker<'_>, f: &StateFile) -> Option<StateSettings> {
     let redis = match &f.backend {
         None => false,
@@ -610,6 +649,36 @@ fn check_state(c: &mut Checker<'_>, f: &StateFile) -> Option<StateSettings> {
         c.error::<()>(p.span(), "state.pool_size", format!("at most {MAX_STATE_POOL}"));
     }
     Some(if redis { StateSettings::Redis(settings) } else { StateSettings::Local })
+}
+
+/// `[state] max_memory_bytes` and `counter_memory_bytes`: a total of at
+/// least [`MemoryBudget::MIN_TOTAL`], and each class at least
+/// [`MemoryBudget::MIN_CLASS`] of it.
+fn check_state_memory(c: &mut Checker<'_>, f: &StateFile) -> MemoryBudget {
+    let default = MemoryBudget::default();
+    let total = match &f.max_memory_bytes {
+        Some(t) if *t.get_ref() < MemoryBudget::MIN_TOTAL as u64 => {
+            let min = MemoryBudget::MIN_TOTAL;
+            c.error::<()>(t.span(), "state.max_memory_bytes", format!("at least {min} (1 MiB), got {}", t.get_ref()));
+            return default;
+        }
+        Some(t) => usize::try_from(*t.get_ref()).unwrap_or(usize::MAX),
+        None => default.total(),
+    };
+    let counters = f.counter_memory_bytes.as_ref().map(|n| (n, usize::try_from(*n.get_ref()).unwrap_or(usize::MAX)));
+    let budget = MemoryBudget::split(total, counters.map(|(_, n)| n));
+    if let Some((n, _)) = counters
+        && (budget.counters < MemoryBudget::MIN_CLASS || budget.values < MemoryBudget::MIN_CLASS)
+    {
+        let min = MemoryBudget::MIN_CLASS;
+        let message = format!(
+            "must leave at least {min} bytes to each of counters and values of max_memory_bytes = {total}, got {}",
+            n.get_ref()
+        );
+        c.error::<()>(n.span(), "state.counter_memory_bytes", message);
+        return default;
+    }
+    budget
 }
 
 /// `[upstreams.<name>]`; `None` only without any target (every other

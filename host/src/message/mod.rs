@@ -96,6 +96,24 @@ pub(crate) struct ResponseState {
     pub head: http::response::Parts,
     /// Present when a plugin of the pipeline asked for the body.
     pub body: Option<Bytes>,
+    /// The trailers that go with `body`: the upstream's, read with the
+    /// buffered body, or a plugin's. Sent only with a body the host holds
+    /// (buffered or set by a plugin); a streamed body carries its own.
+    pub trailers: HeaderMap,
+}
+
+impl ResponseState {
+    /// Replaces the trailers with a list a plugin built, held to the
+    /// limits of headers.
+    pub(crate) fn set_trailers(&mut self, fields: Vec<(String, Vec<u8>)>, bounds: &Bounds) -> Result<(), MessageError> {
+        bounds.check_fields(fields.iter().map(|(name, value)| (name.as_str(), value.as_slice())))?;
+        let mut trailers = HeaderMap::new();
+        for (name, value) in fields {
+            Headers::append(&mut trailers, &name, value)?;
+        }
+        self.trailers = trailers;
+        Ok(())
+    }
 }
 
 /// A plugin asked for something HTTP cannot carry.

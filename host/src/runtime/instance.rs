@@ -95,7 +95,7 @@ pub(super) struct InstanceState {
 
 impl InstanceState {
     pub(super) fn new(identity: Arc<PluginIdentity>, services: Arc<HostServices>, memory_bytes: usize) -> Self {
-        let key_prefix = format!("{}:", identity.plugin);
+        let key_prefix = crate::state::namespace(&identity.plugin);
         let bounds = services.bounds;
         Self {
             // No preopens, no environment, no sockets: a plugin reaches the

@@ -38,14 +38,21 @@ use bindings::PluginPre;
 use instance::InstanceState;
 
 /// The version of `wit/plugin.wit` the host is built from.
-pub(crate) const CONTRACT_VERSION: &str = "0.2.0";
+pub(crate) const CONTRACT_VERSION: &str = "0.2.1";
 
-/// The contract version an import names, when it is not ours: a plugin
-/// built against another version fails to link with a message about a
-/// missing resource implementation, which says nothing of the cause.
+/// The contract version an import names, when the host cannot serve it: a
+/// plugin built against another version fails to link with a message
+/// about a missing resource implementation, which says nothing of the
+/// cause. An earlier patch of our minor version is served (a new patch
+/// only adds, and wasmtime links `@0.2.0` imports to `@0.2.1` by semver).
 fn foreign_contract(import: &str) -> Option<&str> {
     let (_, version) = import.strip_prefix("wasmgate:plugin/")?.split_once('@')?;
-    (version != CONTRACT_VERSION).then_some(version)
+    let (ours, patch) = CONTRACT_VERSION.rsplit_once('.')?;
+    let compatible = version
+        .strip_prefix(ours)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|theirs| Some(theirs.parse::<u32>().ok()? <= patch.parse::<u32>().ok()?));
+    (compatible != Some(true)).then_some(version)
 }
 
 /// Shared by every snapshot: compiled artifacts and instance slots outlive
@@ -149,5 +156,11 @@ mod tests {
         assert_eq!(foreign_contract("wasmgate:plugin/types@0.1.0"), Some("0.1.0"));
         assert_eq!(foreign_contract(&format!("wasmgate:plugin/log@{CONTRACT_VERSION}")), None);
         assert_eq!(foreign_contract("wasi:io/streams@0.2.6"), None);
+        // Earlier patches of the minor version are served, later ones not.
+        assert_eq!(foreign_contract("wasmgate:plugin/types@0.2.0"), None);
+        assert_eq!(foreign_contract("wasmgate:plugin/types@0.2.2"), Some("0.2.2"));
+        assert_eq!(foreign_contract("wasmgate:plugin/types@0.3.0"), Some("0.3.0"));
+        assert_eq!(foreign_contract("wasmgate:plugin/types@0.20.1"), Some("0.20.1"));
+        assert_eq!(foreign_contract("wasmgate:plugin/types@0.2.x"), Some("0.2.x"));
     }
 }

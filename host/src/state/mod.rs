@@ -6,7 +6,7 @@ mod local;
 pub(crate) mod outage;
 mod redis;
 
-pub(crate) use local::LocalStore;
+pub(crate) use local::{LocalStore, MemoryBudget};
 pub(crate) use outage::OnUnavailable;
 pub(crate) use redis::{RedisSettings, RedisStore};
 /// The rate-limit algorithm is the SDK's, so a plugin's unit tests against
@@ -38,6 +38,12 @@ impl Rate {
     pub(crate) fn per(limit: u64, window_ms: u64, burst: u64) -> Self {
         Self { limit, window_ms, burst, cost: 1 }
     }
+}
+
+/// The start of every key of `plugin`'s in the store: plugins share one
+/// store, each in its own namespace.
+pub(crate) fn namespace(plugin: &str) -> String {
+    format!("{plugin}:")
 }
 
 /// Why a state operation failed.
@@ -89,6 +95,15 @@ pub enum StateSettings {
     Redis(RedisSettings),
 }
 
+/// What a purge did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Purged {
+    pub deleted: u64,
+    /// False when the scan stopped at its bound with keys possibly left:
+    /// purge again.
+    pub complete: bool,
+}
+
 /// The backends, as an enum: the set is closed and the calls are hot.
 pub(crate) enum StateStore {
     Local(LocalStore),
@@ -96,30 +111,43 @@ pub(crate) enum StateStore {
 }
 
 impl StateStore {
-    pub(crate) fn local() -> Self {
-        Self::Local(LocalStore::default())
-    }
-
-    /// The store `[state]` asks for; needs a Tokio runtime for Redis, which
-    /// is connected on first use.
-    pub(crate) fn new(settings: &StateSettings) -> Result<Self, String> {
+    /// The store `[state]` asks for, the local memory (Redis's fallback
+    /// too) held to `budget`; needs a Tokio runtime for Redis, which is
+    /// connected on first use.
+    pub(crate) fn new(settings: &StateSettings, budget: MemoryBudget) -> Result<Self, String> {
         Ok(match settings {
-            StateSettings::Local => Self::local(),
-            StateSettings::Redis(redis) => Self::Redis(RedisStore::new(redis)?),
+            StateSettings::Local => Self::Local(LocalStore::new(budget)),
+            StateSettings::Redis(redis) => Self::Redis(RedisStore::new(redis, budget)?),
         })
     }
 
     /// The backend, outages begun since start and calls answered by the
-    /// `on_unavailable` policy meanwhile, for `/status` (zeros with the
-    /// local backend, which is always available).
+    /// `on_unavailable` policy meanwhile (zeros with the local backend,
+    /// which is always available), and what the local memory holds of
+    /// values and of cells and counters against their budgets (with Redis:
+    /// what its `local` fallback holds), for `/status`.
     pub(crate) fn status(&self) -> serde_json::Value {
+        let (backend, local, outages, answered) = match self {
+            Self::Local(s) => ("local", s, 0, 0),
+            Self::Redis(s) => ("redis", s.fallback(), s.outage().outages(), s.outage().answered_by_policy()),
+        };
+        let (values, counters) = local.usage();
+        serde_json::json!({
+            "backend": backend,
+            "outages": outages,
+            "answered_by_policy": answered,
+            "memory": {"values": values, "counters": counters},
+        })
+    }
+
+    /// Drops the values, cells and counters whose key starts with `prefix`
+    /// (the plugin's namespace included): how many, and whether all were
+    /// reached (Redis is scanned within a bound, see
+    /// [`RedisStore::purge`]).
+    pub(crate) async fn purge(&self, prefix: &str) -> Result<Purged, StateError> {
         match self {
-            Self::Local(_) => serde_json::json!({"backend": "local", "outages": 0, "answered_by_policy": 0}),
-            Self::Redis(s) => serde_json::json!({
-                "backend": "redis",
-                "outages": s.outage().outages(),
-                "answered_by_policy": s.outage().answered_by_policy(),
-            }),
+            Self::Local(s) => Ok(Purged { deleted: s.purge(prefix), complete: true }),
+            Self::Redis(s) => s.purge(prefix).await,
         }
     }
 
@@ -132,7 +160,7 @@ impl StateStore {
 
     pub(crate) async fn increment(&self, key: &str, delta: i64, ttl_ms: u64) -> Result<i64, StateError> {
         match self {
-            Self::Local(s) => Ok(s.increment(key, delta, ttl_ms)),
+            Self::Local(s) => s.increment(key, delta, ttl_ms),
             Self::Redis(s) => s.increment(key, delta, ttl_ms).await,
         }
     }
@@ -146,10 +174,7 @@ impl StateStore {
 
     pub(crate) async fn set(&self, key: &str, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), StateError> {
         match self {
-            Self::Local(s) => {
-                s.set(key, value, ttl_ms);
-                Ok(())
-            }
+            Self::Local(s) => s.set(key, value, ttl_ms),
             Self::Redis(s) => s.set(key, value, ttl_ms).await,
         }
     }

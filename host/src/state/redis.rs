@@ -25,10 +25,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, RedisResult, Script, ServerErrorKind};
 use wasmgate_sdk::gcra;
 
-use super::local::LocalStore;
+use super::local::{LocalStore, MemoryBudget};
 
 use super::outage::{OnUnavailable, Outage};
-use super::{Decision, Rate, StateError};
+use super::{Decision, Purged, Rate, StateError};
 use crate::clock;
 
 const BACKEND: &str = "redis";
@@ -36,6 +36,13 @@ const BACKEND: &str = "redis";
 /// Longest TTL sent to Redis (about 35,000 years): Redis refuses an expiry
 /// time past `i64::MAX` ms, and a plugin may ask for `u64::MAX`.
 const MAX_TTL_MS: u64 = 1 << 50;
+
+/// Keys one `SCAN` step of a purge asks Redis to look at.
+const PURGE_SCAN_COUNT: u64 = 1_000;
+/// How long a purge may scan before it answers with what it did: a purge
+/// of a large keyspace is repeated rather than holding the admin call (and
+/// a connection shared with request traffic) for minutes.
+const PURGE_TIME: Duration = Duration::from_secs(10);
 
 /// KEYS[1]: the cell. ARGV: cost × T and the tolerance in µs, then (tests
 /// only) a fixed time in ms instead of the server's. Answers the time in ms,
@@ -142,7 +149,7 @@ impl RedisStore {
     /// Connects lazily: a gateway starts while Redis is down (the policy
     /// answers until it is up), and each connection reconnects by itself.
     /// Needs a Tokio runtime.
-    pub(crate) fn new(settings: &RedisSettings) -> Result<Self, String> {
+    pub(crate) fn new(settings: &RedisSettings, fallback: MemoryBudget) -> Result<Self, String> {
         let client = redis::Client::open(settings.url.as_str()).map_err(|e| format!("state.url: {e}"))?;
         // One attempt per call: a call waits for no retry schedule, and the
         // next call tries again.
@@ -160,7 +167,7 @@ impl RedisStore {
             prefix: settings.key_prefix.clone(),
             timeout: settings.timeout,
             policy: settings.on_unavailable,
-            fallback: LocalStore::default(),
+            fallback: LocalStore::new(fallback),
             outage: Outage::default(),
             take: Script::new(TAKE),
             increment: Script::new(INCREMENT),
@@ -169,6 +176,11 @@ impl RedisStore {
 
     pub(crate) fn outage(&self) -> &Outage {
         &self.outage
+    }
+
+    /// What answers while Redis is away, with `on_unavailable = "local"`.
+    pub(crate) fn fallback(&self) -> &LocalStore {
+        &self.fallback
     }
 
     fn connection(&self) -> ConnectionManager {
@@ -182,17 +194,27 @@ impl RedisStore {
         format!("{}{kind}:{key}", self.prefix)
     }
 
+    /// Runs one call within the timeout; `Unavailable` when Redis did not
+    /// answer it.
+    async fn attempt<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Result<T, StateError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if !unavailable(&e) => Err(StateError::Backend(e.to_string())),
+            Ok(Err(e)) => Err(StateError::Unavailable(e.to_string())),
+            Err(_) => Err(StateError::Unavailable(format!("no answer within {} ms", self.timeout.as_millis()))),
+        }
+    }
+
     /// Runs one call within the timeout. `None`: Redis did not answer, and
     /// the policy lets the caller answer in its stead.
     async fn call<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Result<Option<T>, StateError> {
-        let error = match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(value)) => {
+        let error = match self.attempt(call).await {
+            Ok(value) => {
                 self.outage.succeeded(BACKEND);
                 return Ok(Some(value));
             }
-            Ok(Err(e)) if !unavailable(&e) => return Err(StateError::Backend(e.to_string())),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
+            Err(StateError::Unavailable(error)) => error,
+            Err(e) => return Err(e),
         };
         self.outage.failed(BACKEND, self.policy, &error);
         match self.policy {
@@ -240,7 +262,7 @@ impl RedisStore {
         let mut connection = self.connection();
         match self.call(invocation.invoke_async::<i64>(&mut connection)).await? {
             Some(value) => Ok(value),
-            None if self.policy == OnUnavailable::Local => Ok(self.fallback.increment(key, delta, ttl_ms)),
+            None if self.policy == OnUnavailable::Local => self.fallback.increment(key, delta, ttl_ms),
             None => Ok(delta),
         }
     }
@@ -272,9 +294,8 @@ impl RedisStore {
         let mut connection = self.connection();
         match self.call(cmd.exec_async(&mut connection)).await? {
             None if self.policy == OnUnavailable::Local => self.fallback.set(key, value, ttl_ms),
-            _ => {}
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     pub(crate) async fn delete(&self, key: &str) -> Result<(), StateError> {
@@ -286,6 +307,47 @@ impl RedisStore {
         }
         Ok(())
     }
+
+    /// `SCAN`s for the cells, counters and values under `prefix` and
+    /// `UNLINK`s them (freed in Redis's background), a step of
+    /// [`PURGE_SCAN_COUNT`] keys at a time, for at most [`PURGE_TIME`];
+    /// the local fallback's are dropped too. An unreachable Redis is an
+    /// error whatever `on_unavailable` says: nothing was purged.
+    pub(crate) async fn purge(&self, prefix: &str) -> Result<Purged, StateError> {
+        let pattern = format!("{}[tcv]:{}*", glob_escape(&self.prefix), glob_escape(prefix));
+        let mut deleted = self.fallback.purge(prefix);
+        let deadline = tokio::time::Instant::now() + PURGE_TIME;
+        let mut cursor = 0u64;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(PURGE_SCAN_COUNT);
+            let (next, keys) = self.attempt(scan.query_async::<(u64, Vec<Vec<u8>>)>(&mut self.connection())).await?;
+            if !keys.is_empty() {
+                let mut unlink = redis::cmd("UNLINK");
+                unlink.arg(keys);
+                deleted += self.attempt(unlink.query_async::<u64>(&mut self.connection())).await?;
+            }
+            cursor = next;
+            if cursor == 0 {
+                return Ok(Purged { deleted, complete: true });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Purged { deleted, complete: false });
+            }
+        }
+    }
+}
+
+/// `text` matched literally by a Redis glob pattern.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Whether an error means Redis cannot serve now (the policy answers),
@@ -307,6 +369,10 @@ mod tests {
     use crate::state::StateStore;
     use wasmgate_testbed::redis::TestRedis;
 
+    fn connect(settings: &RedisSettings) -> RedisStore {
+        RedisStore::new(settings, MemoryBudget::default()).unwrap()
+    }
+
     fn settings(redis: &TestRedis, prefix: &str) -> RedisSettings {
         RedisSettings {
             url: redis.url(),
@@ -325,7 +391,7 @@ mod tests {
         let mut server = TestRedis::start();
         let store = |server: &TestRedis, on_unavailable| {
             let timeout = Duration::from_millis(300);
-            RedisStore::new(&RedisSettings { on_unavailable, timeout, ..settings(server, "o:") }).unwrap()
+            connect(&RedisSettings { on_unavailable, timeout, ..settings(server, "o:") })
         };
         let open = store(&server, OnUnavailable::FailOpen);
         let closed = store(&server, OnUnavailable::FailClosed);
@@ -414,7 +480,7 @@ mod tests {
     #[tokio::test]
     async fn redis_and_local_decide_alike() {
         let server = TestRedis::start();
-        let redis = RedisStore::new(&settings(&server, "eq:")).unwrap();
+        let redis = connect(&settings(&server, "eq:"));
         let local = LocalStore::default();
         let t0 = clock::now_ms();
         // (ms after t0, key, limit, window, burst, cost)
@@ -453,9 +519,9 @@ mod tests {
     #[tokio::test]
     async fn stores_on_one_server_share_cells_counters_and_values() {
         let server = TestRedis::start();
-        let one = RedisStore::new(&settings(&server, "shared:")).unwrap();
-        let two = RedisStore::new(&settings(&server, "shared:")).unwrap();
-        let other = RedisStore::new(&settings(&server, "other:")).unwrap();
+        let one = connect(&settings(&server, "shared:"));
+        let two = connect(&settings(&server, "shared:"));
+        let other = connect(&settings(&server, "other:"));
         for _ in 0..3 {
             assert!(one.take("k", Rate::per(3, 60_000, 3)).await.unwrap().allowed);
         }
@@ -487,5 +553,32 @@ mod tests {
         two.delete("n").await.unwrap();
         assert_eq!(one.get("v").await.unwrap(), None);
         assert_eq!(one.increment("n", 1, 60_000).await.unwrap(), 1);
+    }
+
+    /// A purge reaches every kind under the prefix, takes glob characters
+    /// in the prefix literally, leaves other prefixes and gateways alone,
+    /// and scans a keyspace larger than one step.
+    #[tokio::test]
+    async fn purge_unlinks_by_prefix_in_steps() {
+        let server = TestRedis::start();
+        let store = connect(&settings(&server, "p:"));
+        let other = connect(&settings(&server, "q:"));
+        for i in 0..2_500 {
+            store.set(&format!("cache:GET h/a/{i}"), b"v".to_vec(), Some(60_000)).await.unwrap();
+        }
+        store.set("cache:GET h/a*", b"star".to_vec(), None).await.unwrap();
+        store.set("cache:GET h/b/1", b"v".to_vec(), None).await.unwrap();
+        store.increment("cache:GET h/a/n", 1, 60_000).await.unwrap();
+        assert!(store.take("cache:GET h/a/t", Rate::per(3, 60_000, 3)).await.unwrap().allowed);
+        other.set("cache:GET h/a/1", b"v".to_vec(), None).await.unwrap();
+
+        let purged = store.purge("cache:GET h/a*").await.unwrap();
+        assert_eq!(purged, Purged { deleted: 1, complete: true }, "`*` is literal");
+        let purged = store.purge("cache:GET h/a/").await.unwrap();
+        assert_eq!(purged, Purged { deleted: 2_502, complete: true });
+        assert_eq!(store.get("cache:GET h/a/7").await.unwrap(), None);
+        assert_eq!(store.increment("cache:GET h/a/n", 1, 60_000).await.unwrap(), 1, "the counter went too");
+        assert!(store.get("cache:GET h/b/1").await.unwrap().is_some());
+        assert!(other.get("cache:GET h/a/1").await.unwrap().is_some(), "another key_prefix");
     }
 }

@@ -65,6 +65,13 @@ struct UpstreamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResolutionLabels {
+    upstream: Arc<str>,
+    name: Arc<str>,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamOutcomeLabels {
     upstream: Arc<str>,
     target: Arc<str>,
@@ -116,6 +123,7 @@ pub(crate) struct Metrics {
     upstream_requests: Family<UpstreamOutcomeLabels, Counter>,
     upstream_duration: Histograms<UpstreamLabels>,
     upstream_retries: Family<UpstreamLabels, Counter>,
+    resolutions: Family<ResolutionLabels, Counter>,
     plugin_calls: Family<PluginCallLabels, Counter>,
     plugin_duration: Histograms<PluginPhaseLabels>,
     reloads: Family<ResultLabels, Counter>,
@@ -166,6 +174,12 @@ impl Metrics {
         );
         let upstream_retries = Family::default();
         registry.register("wasmgate_upstream_retries", "Tries after the first, by upstream", upstream_retries.clone());
+        let resolutions = Family::default();
+        registry.register(
+            "wasmgate_dns_resolutions",
+            "Resolutions of upstream targets' DNS names, by upstream, name and result (ok, not-found, error)",
+            resolutions.clone(),
+        );
         let plugin_calls = Family::default();
         registry.register(
             "wasmgate_plugin_calls",
@@ -218,6 +232,7 @@ impl Metrics {
             upstream_requests,
             upstream_duration,
             upstream_retries,
+            resolutions,
             plugin_calls,
             plugin_duration,
             reloads,
@@ -262,20 +277,16 @@ impl Metrics {
         }
     }
 
-    /// An upstream's handles, and one per target (`host:port`), in order.
-    pub(crate) fn upstream<'a>(&self, name: &str, targets: impl Iterator<Item = &'a str>) -> UpstreamMetrics {
+    /// An upstream's handles; its targets' come from it.
+    pub(crate) fn upstream(&self, name: &str) -> UpstreamMetrics {
         let name: Arc<str> = name.into();
         let labels = UpstreamLabels { upstream: name.clone() };
         UpstreamMetrics {
             duration: self.upstream_duration.get_or_create_owned(&labels),
             retries: self.upstream_retries.get_or_create_owned(&labels),
-            targets: targets
-                .map(|addr| TargetMetrics {
-                    upstream: name.clone(),
-                    target: addr.into(),
-                    outcomes: Lazy::new(&self.upstream_requests, STATUS_SLOTS + ERROR_KINDS.len()),
-                })
-                .collect(),
+            requests: self.upstream_requests.clone(),
+            resolutions: self.resolutions.clone(),
+            name,
         }
     }
 
@@ -511,19 +522,32 @@ impl UpstreamOutcome {
     }
 }
 
+/// An upstream's handles. Targets come and go with DNS answers, so their
+/// handles are made here, when they are.
 pub(crate) struct UpstreamMetrics {
+    name: Arc<str>,
     duration: Histogram,
     retries: Counter,
-    targets: Box<[TargetMetrics]>,
+    requests: Family<UpstreamOutcomeLabels, Counter>,
+    resolutions: Family<ResolutionLabels, Counter>,
 }
 
 impl UpstreamMetrics {
-    /// The target at `index` in the upstream's `targets`.
-    pub(crate) fn target(&self, index: usize) -> Option<&TargetMetrics> {
-        self.targets.get(index)
+    /// The handles of the target at `addr` (`host:port`).
+    pub(crate) fn target(&self, addr: &str) -> TargetMetrics {
+        TargetMetrics {
+            upstream: self.name.clone(),
+            target: addr.into(),
+            outcomes: Lazy::new(&self.requests, STATUS_SLOTS + ERROR_KINDS.len()),
+        }
     }
 
-    /// The target with this `host:port` (a short scan, no allocation).
+    /// One resolution of a target's DNS name (rare: no handle is kept).
+    pub(crate) fn record_resolution(&self, name: &str, result: &'static str) {
+        let labels = ResolutionLabels { upstream: self.name.clone(), name: name.into(), result };
+        self.resolutions.get_or_create(&labels).inc();
+    }
+
     /// One try on `target`: how it ended and how long it took.
     pub(crate) fn record_try(&self, target: &TargetMetrics, outcome: UpstreamOutcome, elapsed: Duration) {
         target.record(outcome);
@@ -613,11 +637,13 @@ pub(crate) mod tests {
         auth.record(Phase::Request, PluginResult::Continue, Duration::from_micros(20));
         auth.record(Phase::Request, PluginResult::Trap, Duration::from_micros(40));
         auth.record(Phase::Response, PluginResult::FailOpen, Duration::from_micros(40));
-        let upstream = metrics.upstream("users", ["127.0.0.1:9101", "127.0.0.1:9102"].into_iter());
-        assert!(upstream.target(2).is_none());
-        upstream.record_try(upstream.target(1).unwrap(), UpstreamOutcome::Connect, Duration::from_millis(1));
+        let upstream = metrics.upstream("users");
+        upstream.record_try(&upstream.target("127.0.0.1:9102"), UpstreamOutcome::Connect, Duration::from_millis(1));
         upstream.record_retry();
-        upstream.record_try(upstream.target(0).unwrap(), UpstreamOutcome::Status(503), Duration::from_millis(2));
+        upstream.record_try(&upstream.target("127.0.0.1:9101"), UpstreamOutcome::Status(503), Duration::from_millis(2));
+        upstream.record_resolution("users.internal", "ok");
+        upstream.record_resolution("users.internal", "ok");
+        upstream.record_resolution("users.internal", "error");
 
         let s = parse(&metrics.render());
         let calls = |phase, result| {
@@ -651,6 +677,14 @@ pub(crate) mod tests {
         assert_eq!(tries("127.0.0.1:9101", "503"), Some(1.0));
         assert_eq!(value(&s, "wasmgate_upstream_retries_total", &[("upstream", "users")]), Some(1.0));
         assert_eq!(value(&s, "wasmgate_upstream_request_duration_seconds", &[("upstream", "users")]), Some(2.0));
+        let resolutions = |result| {
+            value(
+                &s,
+                "wasmgate_dns_resolutions_total",
+                &[("upstream", "users"), ("name", "users.internal"), ("result", result)],
+            )
+        };
+        assert_eq!((resolutions("ok"), resolutions("error")), (Some(2.0), Some(1.0)));
     }
 
     #[test]

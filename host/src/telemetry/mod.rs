@@ -30,7 +30,7 @@ pub(crate) mod trace_context;
 
 pub(crate) use access_log::AccessLog;
 pub(crate) use metrics::{
-    Metrics, Phase, PluginResult, PluginUseMetrics, RouteMetrics, UpstreamMetrics, UpstreamOutcome,
+    Metrics, Phase, PluginResult, PluginUseMetrics, RouteMetrics, TargetMetrics, UpstreamMetrics, UpstreamOutcome,
 };
 pub(crate) use record::{PluginCall, RequestRecord, Sinks, Tries, Try};
 pub(crate) use trace_context::TraceContext;

@@ -21,6 +21,13 @@ pub(crate) enum ClientError {
         #[source]
         source: Option<io::Error>,
     },
+    /// The TLS handshake failed (a certificate that does not verify, no
+    /// common version, ALPN without h2 for an HTTP/2 upstream).
+    #[error("TLS: {0}")]
+    Tls(#[source] io::Error),
+    /// An HTTP/2 stream or connection failed.
+    #[error("HTTP/2: {0}")]
+    H2(#[source] hyper::Error),
     #[error("invalid response: {0}")]
     Invalid(String),
     /// The client's body failed while it was being sent (too large, cut off).
@@ -63,7 +70,9 @@ pub(super) fn classify(e: &ClientError) -> ClientFailure {
                 "connection failed"
             },
         },
+        ClientError::Tls(_) => ClientFailure::Connect { timed_out: false, reason: "TLS handshake failed" },
         ClientError::Broken { reason, .. } => ClientFailure::Broken { reason },
+        ClientError::H2(_) => ClientFailure::Broken { reason: "HTTP/2 stream failed" },
         ClientError::Invalid(_) => ClientFailure::Broken { reason: "invalid response" },
         ClientError::Body(_) => ClientFailure::Broken { reason: "the request body could not be read" },
     }
@@ -73,9 +82,9 @@ pub(super) fn classify(e: &ClientError) -> ClientFailure {
 pub(super) fn outcome(e: &ClientError) -> UpstreamOutcome {
     match e {
         ClientError::Connect { timed_out: true, .. } => UpstreamOutcome::Timeout,
-        ClientError::Connect { .. } => UpstreamOutcome::Connect,
+        ClientError::Connect { .. } | ClientError::Tls(_) => UpstreamOutcome::Connect,
         // Lost, reset or closed before a whole response head.
-        ClientError::Broken { .. } => UpstreamOutcome::Reset,
+        ClientError::Broken { .. } | ClientError::H2(_) => UpstreamOutcome::Reset,
         ClientError::Invalid(_) | ClientError::Body(_) => UpstreamOutcome::Other,
     }
 }

@@ -3,21 +3,25 @@
 //! one could outlive the process it was made to) and flips the target's
 //! health after enough passes or failures in a row. 2xx passes.
 //!
-//! The task holds the targets, not the upstream: the upstream aborts it
+//! The task holds the target set, not the upstream: the upstream aborts it
 //! when dropped, so a reload that replaces the snapshot stops its checks.
 //! The new snapshot's task counts on from each target's health as it is
-//! (a target carried over a reload keeps it).
+//! (a target carried over a reload keeps it). Each round checks the set
+//! as it is then: a name's new addresses are checked from the next round,
+//! removed ones no more.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, USER_AGENT};
 use tokio::task::AbortHandle;
 
+use super::members::Members;
 use super::pool::Pool;
 use super::roundtrip::{self, Outbound, Outgoing};
-use super::spec::HealthSpec;
+use super::spec::{HealthSpec, Protocol};
 use super::target::Target;
 
 /// Passes and failures in a row, and the verdict they lead to.
@@ -60,23 +64,33 @@ impl HealthCounter {
 }
 
 /// Starts the checks (needs a tokio runtime; without one there are none).
-pub(crate) fn spawn(upstream: Arc<str>, targets: Vec<Arc<Target>>, spec: HealthSpec) -> Option<AbortHandle> {
+pub(crate) fn spawn(upstream: Arc<str>, members: Arc<ArcSwap<Members>>, spec: HealthSpec) -> Option<AbortHandle> {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         tracing::warn!(upstream = %upstream, "no async runtime: health checks are off");
         return None;
     };
-    Some(runtime.spawn(run(upstream, targets, spec)).abort_handle())
+    Some(runtime.spawn(run(upstream, members, spec)).abort_handle())
 }
 
-async fn run(upstream: Arc<str>, targets: Vec<Arc<Target>>, spec: HealthSpec) {
-    let mut counters: Vec<_> = targets.iter().map(|t| HealthCounter::from_health(t.is_healthy())).collect();
+async fn run(upstream: Arc<str>, members: Arc<ArcSwap<Members>>, spec: HealthSpec) {
+    let mut counted: Vec<(Arc<Target>, HealthCounter)> = Vec::new();
     let mut tick = tokio::time::interval(spec.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let checks = targets.iter().map(|t| probe(&t.addr, &spec.path, spec.timeout));
+        // The streaks of targets still there go on; new ones start one.
+        let targets = members.load().targets.clone();
+        counted = targets
+            .into_iter()
+            .map(|t| {
+                let known = counted.iter().find(|(old, _)| Arc::ptr_eq(old, &t)).map(|(_, c)| c.clone());
+                let counter = known.unwrap_or_else(|| HealthCounter::from_health(t.is_healthy()));
+                (t, counter)
+            })
+            .collect();
+        let checks = counted.iter().map(|(t, _)| probe(&t.pool, &spec.path, spec.timeout));
         let results = futures_util::future::join_all(checks).await;
-        for ((target, counter), result) in targets.iter().zip(&mut counters).zip(results) {
+        for ((target, counter), result) in counted.iter_mut().zip(results) {
             match counter.record(result.is_ok(), &spec) {
                 Some(true) => {
                     tracing::info!(upstream = %upstream, target = %target.addr, "target is healthy again");
@@ -94,18 +108,26 @@ async fn run(upstream: Arc<str>, targets: Vec<Arc<Target>>, spec: HealthSpec) {
     }
 }
 
-/// One check; the error says why it failed.
-pub(crate) async fn probe(addr: &http::uri::Authority, path: &str, timeout: Duration) -> Result<(), String> {
+/// One check, on a connection of its own made as the target's are (TLS,
+/// HTTP/2 as configured); the error says why it failed.
+pub(crate) async fn probe(target: &Pool, path: &str, timeout: Duration) -> Result<(), String> {
     let check = async {
-        let pool = Pool::new(addr.clone(), timeout, timeout);
-        let conn = pool.connect().await.map_err(|e| e.to_string())?;
+        let pool = Pool::new(target.connector().with_timeout(timeout), target.protocol(), timeout);
         let mut headers = HeaderMap::new();
         headers.insert(USER_AGENT, HeaderValue::from_static("wasmgate-health-check"));
         let req =
             Outbound { method: &http::Method::GET, target: path, headers: &headers, at: std::time::Instant::now() };
-        let resp = roundtrip::on_conn(&pool, conn, &req, Outgoing::Bytes(Bytes::new()))
-            .await
-            .map_err(|f| format!("request: {}", f.error))?;
+        let resp = match pool.protocol() {
+            Protocol::Http1 => {
+                let conn = pool.connect().await.map_err(|e| e.to_string())?;
+                roundtrip::on_conn(&pool, conn, &req, Outgoing::Bytes(Bytes::new()))
+                    .await
+                    .map_err(|f| format!("request: {}", f.error))?
+            }
+            Protocol::H2 => roundtrip::send(&pool, &req, Outgoing::Bytes(Bytes::new()))
+                .await
+                .map_err(|e| format!("request: {}", super::failure::error_chain(&e)))?,
+        };
         let status = resp.status();
         if status.is_success() { Ok(()) } else { Err(format!("status {status}")) }
     };
@@ -117,6 +139,7 @@ mod tests {
     use hyper_util::rt::TokioIo;
 
     use super::*;
+    use crate::upstream::connect::Connector;
 
     #[test]
     fn thresholds_need_a_streak() {
@@ -154,9 +177,11 @@ mod tests {
             }
         });
         let t = Duration::from_secs(5);
-        assert_eq!(probe(&addr, "/ok", t).await, Ok(()));
-        assert!(probe(&addr, "/bad", t).await.unwrap_err().contains("500"));
+        let pool =
+            |addr: &http::uri::Authority| Pool::new(Connector::new(addr.clone(), None, t, None), Protocol::Http1, t);
+        assert_eq!(probe(&pool(&addr), "/ok", t).await, Ok(()));
+        assert!(probe(&pool(&addr), "/bad", t).await.unwrap_err().contains("500"));
         let closed: http::uri::Authority = "127.0.0.1:1".parse().unwrap();
-        assert!(probe(&closed, "/ok", t).await.unwrap_err().starts_with("connect"));
+        assert!(probe(&pool(&closed), "/ok", t).await.unwrap_err().starts_with("connect"));
     }
 }

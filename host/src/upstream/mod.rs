@@ -10,10 +10,17 @@
 //! - [`breaker`]: per-target circuit breaker
 //! - [`retry`]: which failures are retried, backoff, retry budget
 //! - [`pool`]: each target's keep-alive connections
+//! - [`connect`]: a new connection to a target, TCP or TLS
+//! - [`tls`]: the TLS client settings of an upstream
 //! - [`roundtrip`]: one request and response on a connection (HTTP/1.1)
+//! - [`h2`]: HTTP/2 upstreams: a shared multiplexed connection per target
 //! - [`client`]: replayable bodies, tracked responses
 //! - `failure`: why a try got no response, and what that means
 //! - [`target`]: a target's state, and one try on it
+//! - [`members`]: the targets balanced over now (a DNS name is one per
+//!   address)
+//! - [`resolve`], [`discovery`]: resolving target names, at load and
+//!   again in the background
 //!
 //! A reload builds new upstreams from the new config, but what is known of
 //! the targets survives it: an upstream whose settings did not change is
@@ -22,6 +29,9 @@
 //! timeouts, health checks, outlier detection, breaker) is carried over
 //! with its health, ejection, breaker, requests in flight and pooled
 //! connections. Only new or changed targets start fresh (and healthy).
+//! The same holds when a DNS name's addresses change between reloads
+//! (see [`discovery`]). A reload resolves only names it has no addresses
+//! for yet: one that cannot be resolved then is a config error.
 //!
 //! A target takes traffic when it is healthy (or unchecked), not ejected,
 //! and its breaker lets the request through. When none does, the request
@@ -31,32 +41,45 @@
 pub(crate) mod balance;
 pub(crate) mod breaker;
 pub(crate) mod client;
+pub(crate) mod connect;
+pub(crate) mod discovery;
 mod error;
 mod failure;
+pub(crate) mod h2;
 pub(crate) mod health;
+pub(crate) mod members;
 pub(crate) mod outlier;
 pub(crate) mod pool;
+pub(crate) mod resolve;
 pub(crate) mod retry;
 pub(crate) mod roundtrip;
 pub(crate) mod spec;
 pub(crate) mod target;
+pub(crate) mod tls;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use http::uri::Authority;
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 pub(crate) use client::Payload;
 pub(crate) use error::UpstreamError;
-pub(crate) use spec::{Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, RetrySpec, TargetSpec, UpstreamSpec};
+pub(crate) use resolve::DnsSettings;
+pub(crate) use spec::{
+    Balance, BreakerSpec, HashOn, HealthSpec, OutlierSpec, Protocol, RetrySpec, TargetSpec, UpstreamSpec,
+};
 
-use self::balance::Balancer;
 use self::breaker::Transition;
 use self::client::{Replay, Tracked};
+use self::discovery::Discovery;
 use self::failure::{ClientFailure, classify, error_chain};
+use self::members::{Addresses, Members};
+use self::resolve::Resolver;
 use self::retry::{Failed, RetryBudget, backoff, retryable};
 use self::roundtrip::Outbound;
 use self::target::{Attempt, Blocked, Target};
@@ -77,6 +100,9 @@ pub(crate) struct SendOptions {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub(crate) struct TargetStatus {
     pub addr: String,
+    /// The DNS name it is an address of, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub weight: u32,
     pub in_flight: usize,
     /// `up`, or the first reason it takes no traffic: `unhealthy`,
@@ -95,8 +121,10 @@ pub(crate) struct Upstream {
     name: Arc<str>,
     /// What it was built from, to tell what a reload changed.
     spec: UpstreamSpec,
-    targets: Vec<Arc<Target>>,
-    balancer: Balancer,
+    /// The targets now; replaced whole when a name's addresses change.
+    members: Arc<ArcSwap<Members>>,
+    /// Wakes the re-resolution of names early; `None` without names.
+    rediscover: Option<Arc<Notify>>,
     budget: RetryBudget,
     retry: RetrySpec,
     timeout: Duration,
@@ -108,10 +136,11 @@ pub(crate) struct Upstream {
     /// Serialises decisions that take a target out (ejection, opening a
     /// breaker): the caps look at every target.
     taking_out: Mutex<()>,
-    /// Background tasks: health checks, closing idle connections.
+    /// Background tasks: health checks, closing idle connections,
+    /// resolving names again.
     tasks: Vec<AbortHandle>,
     /// Tries and retries, resolved when the snapshot was built.
-    metrics: UpstreamMetrics,
+    metrics: Arc<UpstreamMetrics>,
 }
 
 impl Drop for Upstream {
@@ -127,28 +156,44 @@ impl Upstream {
     /// (which stop when it is dropped).
     #[cfg(test)]
     pub(crate) fn new(spec: &UpstreamSpec, metrics: &Metrics) -> Self {
-        Self::carrying(spec, metrics, None)
+        Self::carrying(spec, metrics, None, Addresses::new(), None)
     }
 
     /// Builds the upstream, keeping the targets of `previous` (the same
     /// upstream in the config before a reload) whose settings did not
-    /// change.
-    fn carrying(spec: &UpstreamSpec, metrics: &Metrics, previous: Option<&Upstream>) -> Self {
+    /// change. `addresses`: each DNS name's, resolved already; with
+    /// names, `discovery`'s resolver resolves them again, first after its
+    /// delay.
+    fn carrying(
+        spec: &UpstreamSpec,
+        metrics: &Metrics,
+        previous: Option<&Upstream>,
+        addresses: Addresses,
+        discovery: Option<(Resolver, Duration)>,
+    ) -> Self {
         let name: Arc<str> = spec.name.as_str().into();
-        let kept = previous.filter(|p| same_target_settings(&p.spec, spec));
-        let targets: Vec<Arc<Target>> = spec
-            .targets
-            .iter()
-            .map(|t| {
-                let same = kept.and_then(|p| p.targets.iter().find(|old| old.addr == t.addr && old.weight == t.weight));
-                same.cloned().unwrap_or_else(|| Arc::new(Target::new(t, spec)))
-            })
-            .collect();
-        let weighted: Vec<(&str, u32)> = spec.targets.iter().map(|t| (t.addr.as_str(), t.weight)).collect();
-        let health = spec.health.clone().and_then(|h| health::spawn(name.clone(), targets.clone(), h));
-        let sweeper = spawn_sweeper(&targets, spec.idle_timeout);
+        let metrics = Arc::new(metrics.upstream(&spec.name));
+        let kept = previous.filter(|p| same_target_settings(&p.spec, spec)).map(|p| p.members.load_full());
+        let members = Members::new(spec, addresses, kept.as_ref().map_or(&[], |m| &m.targets[..]), &metrics);
+        let members = Arc::new(ArcSwap::from_pointee(members));
+        let health = spec.health.clone().and_then(|h| health::spawn(name.clone(), members.clone(), h));
+        let sweeper = spawn_sweeper(members.clone(), spec.idle_timeout);
+        let rediscover = discovery.filter(|_| spec.has_names()).map(|(resolver, first)| {
+            let poke = Arc::new(Notify::new());
+            let discovery = Discovery {
+                upstream: name.clone(),
+                spec: spec.clone(),
+                resolver,
+                members: members.clone(),
+                metrics: metrics.clone(),
+                poke: poke.clone(),
+            };
+            (poke, discovery.spawn(first))
+        });
+        let (rediscover, discovery) = rediscover.unzip();
         Self {
-            balancer: Balancer::new(&spec.balance, &weighted),
+            members,
+            rediscover,
             budget: RetryBudget::new(spec.retry.budget_percent, spec.retry.min_per_second, Instant::now()),
             retry: spec.retry.clone(),
             timeout: spec.timeout,
@@ -157,9 +202,8 @@ impl Upstream {
             max_ejection_percent: spec.outlier.as_ref().map_or(100, |o| o.max_ejection_percent as usize),
             recheck: spec.health.as_ref().map_or(Duration::from_secs(1), |h| h.interval * h.healthy_threshold),
             taking_out: Mutex::new(()),
-            tasks: health.into_iter().chain(sweeper).collect(),
-            metrics: metrics.upstream(&spec.name, spec.targets.iter().map(|t| t.addr.as_str())),
-            targets,
+            tasks: health.into_iter().chain(sweeper).chain(discovery.flatten()).collect(),
+            metrics,
             name,
             spec: spec.clone(),
         }
@@ -176,7 +220,9 @@ impl Upstream {
     /// Each target's state now, for operators.
     pub(crate) fn status(&self) -> Vec<TargetStatus> {
         let now = Instant::now();
-        self.targets
+        let members = self.members.load();
+        members
+            .targets
             .iter()
             .map(|t| {
                 let state = match t.blocked(now) {
@@ -194,6 +240,7 @@ impl Upstream {
                 let ejected = passive.outlier.as_ref().and_then(|o| o.ejected_for(now));
                 TargetStatus {
                     addr: t.addr.to_string(),
+                    name: t.name.as_deref().map(str::to_owned),
                     weight: t.weight,
                     in_flight: t.in_flight(),
                     state,
@@ -221,7 +268,9 @@ impl Upstream {
         let deadline = start + total;
         let (head, payload) = req.into_parts();
         let pq = head.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let key = self.balancer.key(&head.headers, opts.client_ip);
+        // This request's targets, whatever DNS answers come meanwhile.
+        let members = self.members.load_full();
+        let key = members.balancer.key(&head.headers, opts.client_ip);
         let idempotent = self.retry.methods.contains(&head.method);
         let mut replay = Replay::new(payload);
         self.budget.deposit(start);
@@ -231,7 +280,7 @@ impl Upstream {
         let mut last: Option<Result<http::Response<Body>, UpstreamError>> = None;
         let mut now = start;
         loop {
-            let (index, mut attempt) = match self.choose(tried.as_slice(), key, now) {
+            let (index, mut attempt) = match self.choose(&members, tried.as_slice(), key, now) {
                 Ok(chosen) => chosen,
                 Err(e) => return last.unwrap_or(Err(e)),
             };
@@ -248,12 +297,12 @@ impl Upstream {
             let outbound = Outbound { method: &head.method, target: pq, headers: &head.headers, at: now };
             let until = tokio::time::Instant::from_std(now + limit);
             let sent = tokio::time::timeout_at(until, roundtrip::send(&target.pool, &outbound, body)).await;
-            self.record_try(index, &target, &sent, now, start, tries);
+            self.record_try(&target, &sent, now, start, tries);
 
             let (failed, result) = match sent {
                 Ok(Ok(resp)) => {
                     let status = resp.status();
-                    self.report(&mut attempt, !self.spec.failure_statuses.contains(&status.as_u16()), now);
+                    self.report(&members, &mut attempt, !self.spec.failure_statuses.contains(&status.as_u16()), now);
                     let guard = attempt.take_in_flight();
                     let resp = resp.map(|inner| Tracked { inner, _guard: guard }.boxed());
                     if !self.retry.statuses.contains(&status.as_u16()) {
@@ -262,11 +311,17 @@ impl Upstream {
                     (Failed::Status, Ok(resp))
                 }
                 Ok(Err(e)) => {
-                    self.report(&mut attempt, false, now);
-                    tracing::debug!(upstream = %self.name, target = %target.addr, error = %error_chain(&e), "try failed");
+                    self.report(&members, &mut attempt, false, now);
+                    if let failure::ClientError::Tls(_) = e {
+                        // Why a certificate did not verify is for the operator.
+                        tracing::warn!(upstream = %self.name, target = %target.addr, error = %error_chain(&e), "TLS to the upstream failed");
+                    } else {
+                        tracing::debug!(upstream = %self.name, target = %target.addr, error = %error_chain(&e), "try failed");
+                    }
                     match classify(&e) {
                         ClientFailure::Connect { timed_out, reason } => {
                             replay.reclaim(slot);
+                            self.maybe_moved(&target);
                             let error = if timed_out {
                                 self.timed_out(&target.addr, self.connect_timeout)
                             } else {
@@ -280,7 +335,7 @@ impl Upstream {
                     }
                 }
                 Err(_) => {
-                    self.report(&mut attempt, false, now);
+                    self.report(&members, &mut attempt, false, now);
                     if !per_try {
                         // The request's own deadline: nothing is left for a retry.
                         return Err(UpstreamError::Timeout {
@@ -316,10 +371,17 @@ impl Upstream {
         }
     }
 
+    /// A connection to `target` failed: if it is an address of a name,
+    /// the name may have moved, so it is resolved again soon.
+    fn maybe_moved(&self, target: &Target) {
+        if let (Some(_), Some(poke)) = (&target.name, &self.rediscover) {
+            poke.notify_one();
+        }
+    }
+
     /// Counts one try by outcome, and tells `tries` about it.
     fn record_try<T>(
         &self,
-        index: usize,
         target: &Target,
         sent: &Result<Result<http::Response<T>, failure::ClientError>, tokio::time::error::Elapsed>,
         tried_at: Instant,
@@ -332,9 +394,7 @@ impl Upstream {
             Ok(Err(e)) => failure::outcome(e),
             Err(_) => UpstreamOutcome::Timeout,
         };
-        if let Some(metrics) = self.metrics.target(index) {
-            self.metrics.record_try(metrics, outcome, now.saturating_duration_since(tried_at));
-        }
+        self.metrics.record_try(&target.metrics, outcome, now.saturating_duration_since(tried_at));
         tries.attempts += 1;
         tries.target = Some(target.addr.clone());
         tries.status = match outcome {
@@ -350,11 +410,18 @@ impl Upstream {
 
     /// A target for the next try: an available one not tried yet by this
     /// request, or any available one when every one was tried.
-    fn choose(&self, tried: &[usize], key: Option<u64>, now: Instant) -> Result<(usize, Attempt), UpstreamError> {
-        if let [only] = &self.targets[..] {
-            return only.acquire(now).map(|attempt| (0, attempt)).ok_or_else(|| self.no_target(now));
+    fn choose(
+        &self,
+        members: &Members,
+        tried: &[usize],
+        key: Option<u64>,
+        now: Instant,
+    ) -> Result<(usize, Attempt), UpstreamError> {
+        let targets = &members.targets;
+        if let [only] = &targets[..] {
+            return only.acquire(now).map(|attempt| (0, attempt)).ok_or_else(|| self.no_target(targets, now));
         }
-        let n = self.targets.len();
+        let n = targets.len();
         // Flags on the stack for the usual handful of targets.
         let (mut small, mut large) = ([false; 2 * SMALL_UPSTREAM], Vec::new());
         let flags = if n <= SMALL_UPSTREAM {
@@ -364,24 +431,26 @@ impl Upstream {
             &mut large[..]
         };
         let (available, eligible) = flags.split_at_mut(n);
-        for (i, t) in self.targets.iter().enumerate() {
+        for (i, t) in targets.iter().enumerate() {
             available[i] = t.blocked(now).is_none();
             eligible[i] = available[i] && !tried.contains(&i);
         }
         if !eligible.contains(&true) {
             eligible.copy_from_slice(available);
         }
-        while let Some(i) = self.balancer.pick(eligible, |i| self.targets[i].in_flight(), key) {
-            if let Some(attempt) = self.targets[i].acquire(now) {
+        while let Some(i) = members.balancer.pick(eligible, |i| targets[i].in_flight(), key) {
+            if let Some(attempt) = targets[i].acquire(now) {
                 return Ok((i, attempt));
             }
             eligible[i] = false;
         }
-        Err(self.no_target(now))
+        Err(self.no_target(targets, now))
     }
 
-    fn no_target(&self, now: Instant) -> UpstreamError {
-        let blocked: Vec<Blocked> = self.targets.iter().filter_map(|t| t.blocked(now)).collect();
+    /// No target takes the request (an empty set, which resolution never
+    /// leaves, reads as unavailable targets too).
+    fn no_target(&self, targets: &[Arc<Target>], now: Instant) -> UpstreamError {
+        let blocked: Vec<Blocked> = targets.iter().filter_map(|t| t.blocked(now)).collect();
         let all_open = !blocked.is_empty() && blocked.iter().all(|b| matches!(b, Blocked::Open(_)));
         let retry_after = blocked
             .iter()
@@ -400,14 +469,15 @@ impl Upstream {
     /// time (it only resets counts); anything else reads the clock. A
     /// failure may take the target out: that decision is made one at a
     /// time, against the caps on targets out at once.
-    fn report(&self, attempt: &mut Attempt, ok: bool, tried_at: Instant) {
+    fn report(&self, members: &Members, attempt: &mut Attempt, ok: bool, tried_at: Instant) {
+        let targets = &members.targets;
         let target = attempt.target.clone();
         let permit = attempt.take_permit();
         let now = if ok && permit.is_none() { tried_at } else { Instant::now() };
         let _one_at_a_time = (!ok).then(|| self.taking_out.lock().expect("take-out lock"));
-        let others_out = if ok { 0 } else { self.others_out(&target, now) };
+        let others_out = if ok { 0 } else { others_out(targets, &target, now) };
         let breaker_cap = self.spec.breaker.as_ref().map_or(100, |b| b.max_open_percent as usize);
-        let capped = (others_out + 1) > (self.targets.len() * breaker_cap / 100).max(1);
+        let capped = (others_out + 1) > (targets.len() * breaker_cap / 100).max(1);
         let (transition, eject) = {
             let mut passive = target.passive();
             let transition = match (&mut passive.breaker, permit) {
@@ -430,17 +500,13 @@ impl Upstream {
             None => {}
         }
         if eject {
-            self.eject(&target, now, others_out);
+            self.eject(targets.len(), &target, now, others_out);
         }
     }
 
-    /// Targets other than `target` that passive checks have taken out.
-    fn others_out(&self, target: &Arc<Target>, now: Instant) -> usize {
-        self.targets.iter().filter(|t| !Arc::ptr_eq(t, target) && t.taken_out(now)).count()
-    }
-
-    fn eject(&self, target: &Arc<Target>, now: Instant, others_out: usize) {
-        if (others_out + 1) * 100 > self.targets.len() * self.max_ejection_percent {
+    /// `target`, one of `count`, failed enough to be ejected.
+    fn eject(&self, count: usize, target: &Arc<Target>, now: Instant, others_out: usize) {
+        if (others_out + 1) * 100 > count * self.max_ejection_percent {
             tracing::debug!(upstream = %self.name, target = %target.addr, "not ejected: too many targets are out");
             return;
         }
@@ -458,6 +524,11 @@ impl Upstream {
     fn unavailable(&self, target: &Authority, reason: &str) -> UpstreamError {
         UpstreamError::Unavailable { upstream: self.name.clone(), target: target.clone(), reason: reason.to_owned() }
     }
+}
+
+/// Targets other than `target` that passive checks have taken out.
+fn others_out(targets: &[Arc<Target>], target: &Arc<Target>, now: Instant) -> usize {
+    targets.iter().filter(|t| !Arc::ptr_eq(t, target) && t.taken_out(now)).count()
 }
 
 /// Targets an upstream chooses among without touching the heap.
@@ -488,55 +559,146 @@ impl Tried {
 }
 
 /// Closes pooled connections idle past `idle_timeout` (a little late at
-/// most), whether or not requests come; stops with the upstream.
-fn spawn_sweeper(targets: &[Arc<Target>], idle_timeout: Duration) -> Option<AbortHandle> {
+/// most), whether or not requests come; stops with the upstream. A target
+/// that left the set is not swept: its pool closes with it.
+fn spawn_sweeper(members: Arc<ArcSwap<Members>>, idle_timeout: Duration) -> Option<AbortHandle> {
     let runtime = tokio::runtime::Handle::try_current().ok()?;
-    let pools: Vec<pool::Pool> = targets.iter().map(|t| t.pool.clone()).collect();
     let every = (idle_timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
     let task = runtime.spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            pools.iter().for_each(pool::Pool::sweep);
+            members.load().targets.iter().for_each(|t| t.pool.sweep());
         }
     });
     Some(task.abort_handle())
 }
 
 /// Whether a target's state under `old` settings still holds under `new`:
-/// what it is, how it is connected to and how its failures are judged.
+/// what it is, how it is connected to (TLS settings and the bytes of its
+/// certificate files, protocol) and how its failures are judged.
 fn same_target_settings(old: &UpstreamSpec, new: &UpstreamSpec) -> bool {
     old.connect_timeout == new.connect_timeout
         && old.idle_timeout == new.idle_timeout
         && old.health == new.health
         && old.outlier == new.outlier
         && old.breaker == new.breaker
+        && old.protocol == new.protocol
+        && old.tls == new.tls
 }
 
 /// The upstreams of one snapshot, by name.
 #[derive(Default)]
 pub(crate) struct Upstreams {
     by_name: HashMap<String, Arc<Upstream>>,
+    /// Where names were resolved, and the resolver made for it (when some
+    /// target is a name).
+    dns: DnsSettings,
+    resolver: Option<Resolver>,
+}
+
+/// A target's DNS name that could not be resolved while building.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unresolved {
+    pub upstream: String,
+    /// Index in the upstream's `targets`.
+    pub target: usize,
+    pub reason: String,
 }
 
 impl Upstreams {
-    /// Builds the upstreams of a config; after a reload, `previous` are
-    /// those of the config before, whose state is carried over where the
-    /// settings allow (see the module doc).
-    pub(crate) fn new(specs: &[UpstreamSpec], metrics: &Metrics, previous: Option<&Upstreams>) -> Self {
-        let by_name = specs
-            .iter()
-            .map(|spec| {
-                let old = previous.and_then(|p| p.get(&spec.name));
-                let upstream = match old {
-                    Some(old) if old.spec == *spec => old.clone(),
-                    _ => Arc::new(Upstream::carrying(spec, metrics, old.map(|o| &**o))),
-                };
-                (spec.name.clone(), upstream)
+    /// Builds the upstreams of a config, resolving the names of their
+    /// targets; after a reload, `previous` are those of the config before,
+    /// whose state is carried over where the settings allow (see the
+    /// module doc), and whose names' addresses are taken over rather than
+    /// resolved again (unless `[dns]` changed or names a hosts file, which
+    /// each reload reads again).
+    pub(crate) async fn build(
+        specs: &[UpstreamSpec],
+        dns: &DnsSettings,
+        metrics: &Metrics,
+        previous: Option<&Upstreams>,
+    ) -> Result<Self, Vec<Unresolved>> {
+        let same_dns = previous.filter(|p| p.dns == *dns && dns.hosts_file.is_none());
+        let unresolved = |spec: &UpstreamSpec, name: &str, reason: String| Unresolved {
+            upstream: spec.name.clone(),
+            target: spec.targets.iter().position(|t| t.name() == Some(name)).unwrap_or_default(),
+            reason,
+        };
+        let resolver = match same_dns.and_then(|p| p.resolver.clone()) {
+            Some(resolver) => Some(resolver),
+            None if specs.iter().any(UpstreamSpec::has_names) => match Resolver::new(dns) {
+                Ok(resolver) => Some(resolver),
+                Err(reason) => {
+                    let named = specs.iter().filter_map(|s| s.targets.iter().find_map(|t| Some((s, t.name()?))));
+                    return Err(named.map(|(spec, name)| unresolved(spec, name, reason.clone())).collect());
+                }
+            },
+            None => None,
+        };
+
+        // What each upstream starts from: kept whole, or built with the
+        // addresses of its names (carried over, or resolved now).
+        enum Plan<'a> {
+            Keep(Arc<Upstream>),
+            Build { spec: &'a UpstreamSpec, addresses: Addresses, first: Duration },
+        }
+        let mut plans = Vec::new();
+        let mut lookups = Vec::new();
+        for spec in specs {
+            let old = previous.and_then(|p| p.get(&spec.name));
+            if let Some(old) = old.filter(|o| o.spec == *spec && (same_dns.is_some() || !spec.has_names())) {
+                plans.push(Plan::Keep(old.clone()));
+                continue;
+            }
+            let known = old.filter(|_| same_dns.is_some()).map(|o| o.members.load().addresses.clone());
+            let mut addresses = Addresses::new();
+            for name in discovery::names(spec) {
+                match known.as_ref().and_then(|k| k.get(&name)) {
+                    Some(addrs) => {
+                        addresses.insert(name, addrs.clone());
+                    }
+                    None => lookups.push((plans.len(), spec, name)),
+                }
+            }
+            plans.push(Plan::Build { spec, addresses, first: spec.resolve_interval });
+        }
+        if let Some(resolver) = &resolver {
+            let resolving = lookups.into_iter().map(|(plan, spec, name)| async move {
+                let result = discovery::resolve(resolver, &spec.name, &name, &metrics.upstream(&spec.name)).await;
+                (plan, name, result)
+            });
+            let results = futures_util::future::join_all(resolving).await;
+            let mut errors = Vec::new();
+            let now = Instant::now();
+            for (plan, name, result) in results {
+                let Plan::Build { spec, addresses, first } = &mut plans[plan] else { continue };
+                match result {
+                    Ok(resolved) => {
+                        *first = (*first).min(resolved.valid_until.saturating_duration_since(now));
+                        addresses.insert(name, resolved.addrs);
+                    }
+                    Err(e) => errors.push(unresolved(spec, &name, e.to_string())),
+                }
+            }
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+        }
+
+        let by_name = plans
+            .into_iter()
+            .map(|plan| match plan {
+                Plan::Keep(upstream) => (upstream.spec.name.clone(), upstream),
+                Plan::Build { spec, addresses, first } => {
+                    let old = previous.and_then(|p| p.get(&spec.name)).map(|o| &**o);
+                    let discovery = resolver.clone().map(|r| (r, first));
+                    (spec.name.clone(), Arc::new(Upstream::carrying(spec, metrics, old, addresses, discovery)))
+                }
             })
             .collect();
-        Self { by_name }
+        Ok(Self { by_name, dns: dns.clone(), resolver })
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Arc<Upstream>> {
@@ -558,7 +720,7 @@ mod tests {
         let mut spec = UpstreamSpec::new("u", ["127.0.0.1:1".parse().unwrap()]);
         spec.health = Some(HealthSpec { interval: Duration::from_millis(10), ..HealthSpec::default() });
         let upstream = Upstream::new(&spec, &Metrics::default());
-        let target = Arc::downgrade(&upstream.targets[0]);
+        let target = Arc::downgrade(&upstream.members.load().targets[0]);
         drop(upstream);
         // The task held the target: once it is gone, so is the task.
         for _ in 0..200 {
@@ -604,14 +766,15 @@ mod tests {
             Some(OutlierSpec { consecutive_failures: 1, max_ejection_percent: 100, ..OutlierSpec::default() });
         let upstream = Upstream::new(&spec, &Metrics::default());
         let now = Instant::now();
-        for t in &upstream.targets {
+        let members = upstream.members.load_full();
+        for t in &members.targets {
             if let Some(mut attempt) = t.acquire(now) {
-                upstream.report(&mut attempt, false, now);
+                upstream.report(&members, &mut attempt, false, now);
             }
         }
         let breakers: Vec<&str> = upstream.status().iter().map(|t| t.breaker).collect();
         assert_eq!(breakers, ["open", "open", "closed", "closed"], "50% of four targets");
-        assert!(upstream.targets.iter().all(|t| t.taken_out(now)), "ejection's own cap is 100%");
+        assert!(members.targets.iter().all(|t| t.taken_out(now)), "ejection's own cap is 100%");
     }
 
     #[test]
@@ -620,11 +783,12 @@ mod tests {
         spec.outlier = Some(OutlierSpec { consecutive_failures: 1, ..OutlierSpec::default() });
         let upstream = Upstream::new(&spec, &Metrics::default());
         let now = Instant::now();
-        for t in &upstream.targets {
+        let members = upstream.members.load_full();
+        for t in &members.targets {
             let mut attempt = t.acquire(now).unwrap();
-            upstream.report(&mut attempt, false, now);
+            upstream.report(&members, &mut attempt, false, now);
         }
-        let ejected: Vec<bool> = upstream.targets.iter().map(|t| t.blocked(Instant::now()).is_some()).collect();
+        let ejected: Vec<bool> = members.targets.iter().map(|t| t.blocked(Instant::now()).is_some()).collect();
         assert_eq!(ejected, [true, false], "50% of two targets: one");
     }
 }

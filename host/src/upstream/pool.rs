@@ -4,17 +4,21 @@
 //! end. Idle connections are closed after the idle timeout, or as soon as
 //! they are found closed by the upstream; the whole pool can be thrown away
 //! when the target turns out unhealthy or ejected.
+//!
+//! An HTTP/2 upstream uses the pool's one shared connection instead
+//! (`h2`): requests are streams on it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use http::uri::Authority;
-use tokio::net::TcpStream;
 
+use super::connect::{Connector, Stream};
 use super::failure::ClientError;
+use super::h2::Shared;
+use super::spec::Protocol;
 use crate::http1::io::WriteBuf;
 
 /// Idle connections kept per target at most.
@@ -22,7 +26,7 @@ const MAX_IDLE: usize = 1024;
 
 /// One connection to a target, with its buffers.
 pub(crate) struct Conn {
-    pub(crate) io: TcpStream,
+    pub(crate) io: Stream,
     /// Bytes read and not yet parsed.
     pub(crate) buf: BytesMut,
     pub(crate) out: WriteBuf,
@@ -44,8 +48,10 @@ pub(crate) struct Pool {
 }
 
 struct Inner {
-    addr: Authority,
-    connect_timeout: Duration,
+    connector: Connector,
+    protocol: Protocol,
+    /// The HTTP/2 connection, for `Protocol::H2`.
+    shared: Shared,
     idle_timeout: Duration,
     idle: Mutex<Vec<Idle>>,
     /// Bumped by [`Pool::reset`]: connections made before are not pooled
@@ -54,11 +60,12 @@ struct Inner {
 }
 
 impl Pool {
-    pub(crate) fn new(addr: Authority, connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    pub(crate) fn new(connector: Connector, protocol: Protocol, idle_timeout: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
-                addr,
-                connect_timeout,
+                connector,
+                protocol,
+                shared: Shared::default(),
                 idle_timeout,
                 idle: Mutex::new(Vec::new()),
                 generation: AtomicU64::new(0),
@@ -67,7 +74,23 @@ impl Pool {
     }
 
     pub(crate) fn addr(&self) -> &Authority {
-        &self.inner.addr
+        self.inner.connector.addr()
+    }
+
+    pub(crate) fn connector(&self) -> &Connector {
+        &self.inner.connector
+    }
+
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.inner.protocol
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Relaxed)
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
@@ -79,10 +102,10 @@ impl Pool {
     pub(crate) async fn checkout(&self, now: Instant) -> Result<Conn, ClientError> {
         let generation = self.inner.generation.load(Ordering::Relaxed);
         loop {
-            let Some(idle) = self.idle().pop() else { break };
+            let Some(mut idle) = self.idle().pop() else { break };
             if idle.conn.generation == generation
                 && now - idle.since < self.inner.idle_timeout
-                && still_open(&idle.conn)
+                && idle.conn.io.still_open()
             {
                 return Ok(idle.conn);
             }
@@ -92,19 +115,8 @@ impl Pool {
 
     /// A connection of its own, never pooled (health checks).
     pub(crate) async fn connect(&self) -> Result<Conn, ClientError> {
-        let inner = &self.inner;
-        let connect = TcpStream::connect(inner.addr.as_str());
-        let io = match tokio::time::timeout(inner.connect_timeout, connect).await {
-            Ok(Ok(io)) => io,
-            Ok(Err(source)) => {
-                return Err(ClientError::Connect { timed_out: source.kind() == std::io::ErrorKind::TimedOut, source });
-            }
-            Err(_) => {
-                return Err(ClientError::Connect { timed_out: true, source: std::io::ErrorKind::TimedOut.into() });
-            }
-        };
-        let _ = io.set_nodelay(true);
-        let generation = inner.generation.load(Ordering::Relaxed);
+        let io = self.inner.connector.connect().await?;
+        let generation = self.generation();
         Ok(Conn { io, buf: BytesMut::new(), out: WriteBuf::default(), reused: false, generation })
     }
 
@@ -127,9 +139,14 @@ impl Pool {
         let timeout = self.inner.idle_timeout;
         let expired: Vec<Idle> = {
             let mut idle = self.idle();
-            let (keep, expired) =
-                std::mem::take(&mut *idle).into_iter().partition(|i| now - i.since < timeout && still_open(&i.conn));
-            *idle = keep;
+            let mut expired = Vec::new();
+            for mut i in std::mem::take(&mut *idle) {
+                if now - i.since < timeout && i.conn.io.still_open() {
+                    idle.push(i);
+                } else {
+                    expired.push(i);
+                }
+            }
             expired
         };
         drop(expired);
@@ -140,21 +157,6 @@ impl Pool {
         self.inner.generation.fetch_add(1, Ordering::Relaxed);
         let idle = std::mem::take(&mut *self.idle());
         drop(idle);
-    }
-}
-
-/// Whether an idle connection can carry a request: anything readable on it
-/// (the upstream's close, or bytes nobody asked for) says it cannot. This
-/// asks the runtime's readiness, which costs no system call unless the
-/// connection turned readable.
-fn still_open(conn: &Conn) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    match conn.io.poll_read_ready(&mut cx) {
-        Poll::Pending => true,
-        Poll::Ready(Err(_)) => false,
-        Poll::Ready(Ok(())) => {
-            let mut byte = [0u8; 1];
-            matches!(conn.io.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-        }
+        self.inner.shared.clear();
     }
 }

@@ -3,6 +3,8 @@
 //! read (an upstream may answer before it has the whole body), and a body
 //! that arrived with its head is taken at once, so the connection goes
 //! back to the pool before the client has the response.
+//!
+//! An HTTP/2 upstream's requests go to `h2` instead.
 
 use std::future::poll_fn;
 use std::io;
@@ -18,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::failure::ClientError;
 use super::pool::{Conn, Pool};
+use super::spec::Protocol;
 use crate::body::{self, Body, BoxError};
 use crate::fields::content_length;
 use crate::http1::Framing;
@@ -52,6 +55,9 @@ pub(crate) struct Outbound<'a> {
 /// (no byte of a response came back), if the body can be sent again and the
 /// method may be repeated.
 pub(crate) async fn send(pool: &Pool, req: &Outbound<'_>, body: Outgoing) -> Result<Response<Body>, ClientError> {
+    if pool.protocol() == Protocol::H2 {
+        return super::h2::send(pool, req, body).await;
+    }
     let conn = pool.checkout(req.at).await?;
     let again = match &body {
         Outgoing::Bytes(bytes) if repeatable(req) => Some(bytes.clone()),
@@ -211,7 +217,7 @@ fn response(pool: &Pool, mut conn: Conn, head: ResponseHead, clean: bool, at: In
     if parts.status == StatusCode::SWITCHING_PROTOCOLS {
         let leftover = conn.buf.split().freeze();
         let (read, write) = conn.io.into_split();
-        parts.extensions.insert(OnUpgrade::ready(Upgraded { read: Box::new(read), write: Box::new(write), leftover }));
+        parts.extensions.insert(OnUpgrade::ready(Upgraded { read, write, leftover }));
         return Response::from_parts(parts, body::empty());
     }
     let body = match framing {

@@ -1,10 +1,13 @@
 //! The checked settings of one upstream, as `config::validate` builds them
 //! from `[upstreams.<name>]`. Every default lives here, once.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use http::uri::Authority;
 use http::{HeaderName, Method};
+
+pub(crate) use super::tls::TlsSpec;
 
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -13,6 +16,15 @@ pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub(crate) const MAX_WEIGHT: u32 = 100;
 /// Most tries a request may make, the first included.
 pub(crate) const MAX_ATTEMPTS: u32 = 10;
+/// How often a target's DNS name is resolved again, by default.
+pub(crate) const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+/// The shortest time between two resolutions of a name: a record's short
+/// TTL or a burst of connection failures cannot make the gateway query
+/// its nameservers more often.
+pub(crate) const MIN_RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
+/// Addresses kept per name (the lowest ones): a name that resolves to
+/// thousands cannot flood the balancer, the health checks or `/status`.
+pub(crate) const MAX_ADDRESSES_PER_NAME: usize = 64;
 
 /// Settings of one upstream, from the checked config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +53,23 @@ pub struct UpstreamSpec {
     /// shows the target is alive, and one route failing must not take
     /// the target out for the others.
     pub failure_statuses: Vec<u16>,
+    /// How often the DNS names among `targets` are resolved again (sooner
+    /// when a record's TTL says so, never under [`MIN_RESOLVE_INTERVAL`]).
+    pub resolve_interval: Duration,
+    /// HTTP/1.1, or HTTP/2 (ALPN `h2` over TLS, prior knowledge without).
+    pub protocol: Protocol,
+    /// TLS to every target; plaintext when `None`.
+    pub tls: Option<TlsSpec>,
+}
+
+/// The HTTP version spoken to an upstream's targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// Keep-alive connections, one request at a time each.
+    #[default]
+    Http1,
+    /// One multiplexed connection per target (h2 over TLS, h2c without).
+    H2,
 }
 
 impl UpstreamSpec {
@@ -59,15 +88,34 @@ impl UpstreamSpec {
             outlier: Some(OutlierSpec::default()),
             breaker: None,
             failure_statuses: Vec::new(),
+            resolve_interval: DEFAULT_RESOLVE_INTERVAL,
+            protocol: Protocol::Http1,
+            tls: None,
         }
+    }
+
+    /// Whether any target is a DNS name.
+    pub(crate) fn has_names(&self) -> bool {
+        self.targets.iter().any(|t| t.name().is_some())
     }
 }
 
+/// A target as configured: an IP address and port, or a DNS name and
+/// port that stands for every address the name resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSpec {
     pub addr: Authority,
-    /// 1..=[`MAX_WEIGHT`].
+    /// 1..=[`MAX_WEIGHT`]; each address of a name has this weight.
     pub weight: u32,
+}
+
+impl TargetSpec {
+    /// The DNS name, when the host is not an IP address.
+    pub(crate) fn name(&self) -> Option<&str> {
+        let host = self.addr.host();
+        let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        bare.parse::<IpAddr>().is_err().then_some(host)
+    }
 }
 
 /// How a request's target is chosen among the available ones.

@@ -1,5 +1,7 @@
 //! One target of an upstream and everything known about it: its pool,
 //! requests in flight, active health, outlier ejection and breaker state.
+//! A target is one address: a configured DNS name stands for one target
+//! per address it resolves to.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,14 +10,21 @@ use std::time::{Duration, Instant};
 use http::uri::Authority;
 
 use super::breaker::{Breaker, Permit};
+use super::connect::Connector;
 use super::outlier::Outlier;
 use super::pool::Pool;
-use super::spec::{TargetSpec, UpstreamSpec};
+use super::spec::UpstreamSpec;
+use crate::telemetry::TargetMetrics;
 
 pub(crate) struct Target {
+    /// An IP address and port.
     pub addr: Authority,
     pub weight: u32,
+    /// The DNS name it was resolved from, if any.
+    pub name: Option<Arc<str>>,
     pub pool: Pool,
+    /// Its tries, by outcome.
+    pub metrics: TargetMetrics,
     in_flight: AtomicUsize,
     /// Set by the active health checker; true without one.
     healthy: AtomicBool,
@@ -38,11 +47,23 @@ pub(crate) enum Blocked {
 }
 
 impl Target {
-    pub(crate) fn new(spec: &TargetSpec, upstream: &UpstreamSpec) -> Self {
+    pub(crate) fn new(
+        addr: Authority,
+        weight: u32,
+        name: Option<Arc<str>>,
+        upstream: &UpstreamSpec,
+        metrics: TargetMetrics,
+    ) -> Self {
         Self {
-            addr: spec.addr.clone(),
-            weight: spec.weight,
-            pool: Pool::new(spec.addr.clone(), upstream.connect_timeout, upstream.idle_timeout),
+            pool: Pool::new(
+                Connector::new(addr.clone(), name.as_deref(), upstream.connect_timeout, upstream.tls.as_ref()),
+                upstream.protocol,
+                upstream.idle_timeout,
+            ),
+            addr,
+            weight,
+            name,
+            metrics,
             in_flight: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             passive: Mutex::new(Passive {
@@ -50,6 +71,11 @@ impl Target {
                 breaker: upstream.breaker.clone().map(Breaker::new),
             }),
         }
+    }
+
+    /// Whether it is the one `addr` (of `name`, with `weight`) stands for.
+    pub(crate) fn is(&self, addr: &Authority, weight: u32, name: Option<&str>) -> bool {
+        self.addr == *addr && self.weight == weight && self.name.as_deref() == name
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -157,7 +183,8 @@ mod tests {
         let mut spec = UpstreamSpec::new("u", ["127.0.0.1:1".parse().unwrap()]);
         spec.breaker =
             Some(BreakerSpec { failure_threshold: 1, open: Duration::from_secs(1), ..BreakerSpec::default() });
-        let target = Arc::new(Target::new(&spec.targets[0], &spec));
+        let metrics = crate::telemetry::Metrics::default().upstream("u").target("127.0.0.1:1");
+        let target = Arc::new(Target::new(spec.targets[0].addr.clone(), 1, None, &spec, metrics));
         let t0 = Instant::now();
         let mut a = target.acquire(t0).unwrap();
         let permit = a.take_permit().unwrap();

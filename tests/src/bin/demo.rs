@@ -47,7 +47,7 @@ ADMIN={admin_token}
   curl -i -H "Authorization: Bearer $MEMBER" -H "x-client: mobile" http://{addr}/users/42   # the mobile shape
   for i in 1 2 3 4 5 6 7; do curl -s -o /dev/null -w "%{{http_code}} " -H "Authorization: Bearer $MEMBER" http://{addr}/users/42; done   # 429 after 5/s
   curl -i -H "Authorization: Bearer $ADMIN" http://{addr}/users/7/dashboard   # aggregate: user + orders + products
-  curl -i http://{addr}/products/p-1                                    # add-header
+  curl -i http://{addr}/products/p-1                                    # add-header, cache: X-Cache MISS, then HIT for 10 s
   curl -i http://{addr}/nowhere                                         # 404 problem+json
   curl -s http://{admin_addr}/status                                    # routes, plugins and where each came from, last reload
 

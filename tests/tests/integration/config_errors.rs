@@ -136,7 +136,7 @@ async fn a_plugin_built_for_another_contract_version_says_so() {
     let (errors, file) = start_errors(&toml).await;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].starts_with(&format!("{file}:2:8: plugins.old.path: ")), "{errors:?}");
-    assert!(errors[0].contains("built for wasmgate:plugin@0.1.0, this gateway runs @0.2.0 plugins"), "{errors:?}");
+    assert!(errors[0].contains("built for wasmgate:plugin@0.1.0, this gateway runs @0.2.1 plugins"), "{errors:?}");
 }
 
 #[tokio::test]

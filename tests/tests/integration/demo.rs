@@ -90,6 +90,15 @@ async fn the_demo_walkthrough_works() {
     let reply = c.get("/products/p-1").await;
     assert_eq!(reply.header("x-powered-by"), Some("wasmgate"));
     assert_eq!(reply.json()["seen_by_service"]["x-gateway"], "wasmgate");
+    assert_eq!(reply.header("x-cache"), Some("MISS"));
+    let served = services.products.count();
+    let hit = c.get("/products/p-1").await;
+    assert_eq!((hit.header("x-cache"), hit.header("x-powered-by")), (Some("HIT"), Some("wasmgate")));
+    assert_eq!(hit.json(), reply.json());
+    assert_eq!(services.products.count(), served, "answered from the cache");
+    let purge = format!("/state/cache?prefix=GET%20{}/products/", gw.addr);
+    assert_eq!(gw.admin.send(Method::DELETE, &purge, &[], "").await.json()["deleted"], 1);
+    assert_eq!(c.get("/products/p-1").await.header("x-cache"), Some("MISS"));
     assert_eq!(c.get("/orders").await.status, 200);
     c.get("/nowhere").await.problem(404);
 
@@ -100,5 +109,6 @@ async fn the_demo_walkthrough_works() {
         plugins.iter().find(|p| p["name"] == name).map(|p| p["origin"].as_str().unwrap().to_owned())
     };
     assert_eq!(origin("cors").as_deref(), Some("plugins_dir+config"));
+    assert_eq!(origin("cache").as_deref(), Some("plugins_dir+config"));
     assert_eq!(origin("transform").as_deref(), Some("plugins_dir"));
 }

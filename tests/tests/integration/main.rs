@@ -10,12 +10,16 @@
 
 mod aggregate;
 mod artifact_cache;
+mod cache;
 mod config_errors;
+mod contract;
 mod cors;
 mod dashboard;
 mod deadlines;
 mod demo;
 mod fanout;
+mod grpc;
+mod grpc_transcode;
 mod hostile;
 mod http1_wire;
 mod ip_filter;
@@ -43,9 +47,11 @@ mod traces;
 mod transform;
 mod upstream_balance;
 mod upstream_breaker;
+mod upstream_dns;
 mod upstream_health;
 mod upstream_reload;
 mod upstream_retry;
+mod upstream_tls;
 
 // Helpers shared by several subjects.
 mod server_common;

@@ -21,6 +21,18 @@ fn errors(text: &str) -> Vec<String> {
     parse(text).expect_err("the config has mistakes")
 }
 
+/// `errors` are exactly the `expected` ones: (place, key, message).
+fn assert_reported(errors: &[String], expected: &[(&str, &str, &str)]) {
+    for (at, key, message) in expected {
+        assert!(
+            errors.iter().any(|line| line.starts_with(at) && line.contains(key) && line.contains(message)),
+            "missing {at} {key}: {message} in\n{}",
+            errors.join("\n")
+        );
+    }
+    assert_eq!(errors.len(), expected.len(), "{}", errors.join("\n"));
+}
+
 #[test]
 fn defaults() {
     let specs = parse("[upstreams.u]\ntargets = [\"127.0.0.1:9101\"]\n").unwrap();
@@ -156,14 +168,7 @@ outlier = { max_ejection_percent = 101 }
         ("gw.toml:7:", "upstreams.u.health.path", "is not a path starting with /"),
         ("gw.toml:8:", "upstreams.u.outlier.max_ejection_percent", "must be 0 to 100"),
     ];
-    for (at, key, message) in expect {
-        assert!(
-            e.iter().any(|line| line.starts_with(at) && line.contains(key) && line.contains(message)),
-            "missing {at} {key}: {message} in\n{}",
-            e.join("\n")
-        );
-    }
-    assert_eq!(e.len(), expect.len(), "{}", e.join("\n"));
+    assert_reported(&e, &expect);
 }
 
 #[test]
@@ -178,4 +183,77 @@ fn unknown_keys_and_shapes_are_refused() {
     assert!(e[0].contains("unknown field `wieght`"), "{e:?}");
     let e = errors("[upstreams.u]\ntargets = [\"127.0.0.1:1\"]\n[upstreams.u.breaker]\nopen = 5\n");
     assert!(e[0].contains("unknown field `open`"), "{e:?}");
+}
+
+#[test]
+fn dns_names_and_where_they_are_resolved() {
+    let text = r#"
+[dns]
+nameservers = ["127.0.0.1:5353", "10.0.0.2", "[::1]:53"]
+hosts_file = "hosts"
+
+[upstreams.u]
+targets = ["users.internal:8080", "10.0.0.5:8080", "[::1]:80", "svc_a.ns-1.svc.cluster.local.:80"]
+resolve_interval_ms = 5000
+"#;
+    let config = config::parse(Path::new("/etc/gw/gw.toml"), text).unwrap();
+    let nameservers: Vec<String> = config.dns.nameservers.iter().map(ToString::to_string).collect();
+    assert_eq!(nameservers, ["127.0.0.1:5353", "10.0.0.2:53", "[::1]:53"]);
+    assert_eq!(config.dns.hosts_file.as_deref(), Some(Path::new("/etc/gw/hosts")));
+    let u = &config.upstreams[0];
+    let names: Vec<Option<&str>> = u.targets.iter().map(|t| t.name()).collect();
+    assert_eq!(names, [Some("users.internal"), None, None, Some("svc_a.ns-1.svc.cluster.local.")]);
+    assert_eq!(u.resolve_interval, Duration::from_secs(5));
+    let lines: Vec<usize> = config.target_locations["u"].iter().map(|l| l.line).collect();
+    assert_eq!(lines, [7; 4]);
+
+    let defaults = parse("[upstreams.u]\ntargets = [\"users.internal:80\"]\n").unwrap();
+    assert_eq!(defaults[0].resolve_interval, Duration::from_secs(30));
+}
+
+#[test]
+fn bad_names_intervals_and_nameservers_are_reported() {
+    let e = errors(
+        r#"
+[dns]
+nameservers = ["resolver.local:53"]
+
+[upstreams.u]
+targets = ["user@users.internal:80", "-bad.internal:80", "a..b:80", "users.internal:80"]
+resolve_interval_ms = 999
+"#,
+    );
+    let expect = [
+        ("gw.toml:3:", "dns.nameservers[0]", "\"resolver.local:53\" is not a nameserver address"),
+        ("gw.toml:6:", "upstreams.u.targets[0]", "\"user@users.internal:80\" is not a host:port target"),
+        ("gw.toml:6:", "upstreams.u.targets[1]", "\"-bad.internal\" is neither an IP address nor a DNS name"),
+        ("gw.toml:6:", "upstreams.u.targets[2]", "\"a..b\" is neither an IP address nor a DNS name"),
+        ("gw.toml:7:", "upstreams.u.resolve_interval_ms", "must be at least 1000, got 999"),
+    ];
+    assert_reported(&e, &expect);
+}
+
+#[test]
+fn tls_and_protocol_settings_and_their_mistakes() {
+    let specs = parse("[upstreams.u]\ntargets = [\"127.0.0.1:1\"]\nprotocol = \"h2\"\ntls = true\n").unwrap();
+    assert_eq!(specs[0].protocol, crate::upstream::Protocol::H2);
+    let tls = specs[0].tls.as_ref().expect("tls = true turns TLS on");
+    assert!(!tls.insecure_skip_verify && tls.server_name.is_none(), "verified, the target's host as the name");
+    let off = parse("[upstreams.u]\ntargets = [\"127.0.0.1:1\"]\ntls = false\n").unwrap();
+    assert_eq!((off[0].tls.as_ref(), off[0].protocol), (None, crate::upstream::Protocol::Http1));
+
+    let one =
+        |table: &str| errors(&format!("[upstreams.u]\ntargets = [\"127.0.0.1:1\"]\n[upstreams.u.tls]\n{table}\n"));
+    let e = one("client_cert_file = \"gw.pem\"");
+    assert!(e[0].starts_with("gw.toml:3:") && e[0].contains("upstreams.u.tls.client_key_file"), "{e:?}");
+    let e = one("min_version = \"1.1\"");
+    assert!(e[0].contains("upstreams.u.tls.min_version") && e[0].contains("\"1.1\""), "{e:?}");
+    let e = one("ca_file = \"/nonexistent/ca.pem\"");
+    assert!(e[0].contains("upstreams.u.tls.ca_file") && e[0].contains("/nonexistent/ca.pem"), "{e:?}");
+    let e = one("server_name = \"not a name\"");
+    assert!(e[0].contains("upstreams.u.tls.server_name"), "{e:?}");
+    let e = one("verify = false");
+    assert!(e[0].contains("unknown field `verify`"), "{e:?}");
+    let e = errors("[upstreams.u]\ntargets = [\"127.0.0.1:1\"]\nprotocol = \"h2c\"\n");
+    assert!(e[0].contains("unknown variant `h2c`"), "{e:?}");
 }

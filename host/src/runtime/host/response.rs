@@ -35,6 +35,19 @@ impl types::HostResponse for InstanceState {
         Ok(())
     }
 
+    fn trailer(&mut self, r: Resource<ResponseHandle>, name: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(Headers::first(&self.response(&r)?.trailers, &name))
+    }
+
+    fn trailers(&mut self, r: Resource<ResponseHandle>) -> wasmtime::Result<Vec<(String, Vec<u8>)>> {
+        Ok(Headers::list(&self.response(&r)?.trailers))
+    }
+
+    fn set_trailers(&mut self, r: Resource<ResponseHandle>, trailers: Vec<(String, Vec<u8>)>) -> wasmtime::Result<()> {
+        let bounds = self.bounds;
+        Ok(self.response_mut(&r)?.set_trailers(trailers, &bounds)?)
+    }
+
     fn drop(&mut self, _r: Resource<ResponseHandle>) -> wasmtime::Result<()> {
         Ok(())
     }
