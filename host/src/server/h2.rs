@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use super::h2_frames::{Flood, FrameWatch};
 use super::limits::{self, RequestBody};
 use super::{Core, Handler, ServerSettings};
+use crate::answer;
 use crate::body::{self, Body, BodyError};
 use crate::fields::join_cookies;
 use crate::proxy_headers::ClientTls;
@@ -107,12 +108,16 @@ impl<H: Handler> ConnState<H> {
         self.checked(req).await.map(|inner| GuardedBody { inner, _guard: guard })
     }
 
+    /// The server's own refusals (a head over the limits, the request
+    /// timeout, a body too large) reach a gRPC call as gRPC statuses, like
+    /// the handler's answers do.
     async fn checked(&self, req: Request<Incoming>) -> Response<Body> {
         let settings = (self.core.settings)();
         let (mut parts, incoming) = req.into_parts();
         join_cookies(&mut parts.headers);
+        let grpc_call = crate::grpc::is_grpc(&parts.headers);
         if let Some(resp) = limits::check_head(&settings, &parts) {
-            return resp;
+            return answer::in_form(grpc_call, resp);
         }
         if self.tls {
             parts.extensions.insert(ClientTls);
@@ -120,7 +125,7 @@ impl<H: Handler> ConnState<H> {
         let (mut body, state) = RequestBody::new(incoming, settings.max_request_body_bytes);
         let handler = &self.core.handler;
         let client = self.client;
-        limits::within(&settings, &state, false, async move {
+        let resp = limits::within(&settings, &state, false, async move {
             if !body.is_end_stream()
                 && let Err(resp) = body.read_first().await
             {
@@ -128,7 +133,8 @@ impl<H: Handler> ConnState<H> {
             }
             handler.call(Request::from_parts(parts, body::boxed(body)), client).await
         })
-        .await
+        .await;
+        answer::in_form(grpc_call, resp)
     }
 }
 

@@ -302,6 +302,15 @@ async fn gateway_errors_are_grpc_statuses() {
     assert_eq!(reply.header("grpc-message"), Some("no route for POST /other.Service/Call"));
     assert!(reply.body.is_empty());
 
+    // The server's own request timeout, which no handler answers: DEADLINE_EXCEEDED too.
+    let timed = config(json!({ "targets": [server.to_string()], "protocol": "h2" }))
+        .section("server", json!({ "request_timeout_ms": 300 }))
+        .to_string();
+    let gw = TestGateway::start(&timed).await;
+    let status = Client::connect(gw.addr).await.get(tonic::Request::new(item("slow", 0))).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("300 ms"), "{status:?}");
+
     // A dead upstream: UNAVAILABLE.
     let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
     let gw = TestGateway::start(&config(json!({ "targets": [dead.to_string()], "protocol": "h2" })).to_string()).await;
