@@ -12,7 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::limits::MemoryLimiter;
 use crate::message::bounds::Bounds;
 use crate::message::{Edit, Edits, MessageError, NameCache, RequestInfo, RequestState, ResponseState};
-use crate::services::HostServices;
+use crate::services::{HostServices, SeriesHandles};
 
 /// Who a plugin instance is, for logs, metrics and state key namespaces.
 #[derive(Debug)]
@@ -91,6 +91,8 @@ pub(super) struct InstanceState {
     /// plugin built with the SDK logs its panic message just before it
     /// traps, and the trap says nothing of it.
     pub(super) logged_error: Option<String>,
+    /// The plugin-defined metric series this instance records into.
+    pub(super) series: SeriesHandles,
 }
 
 impl InstanceState {
@@ -112,6 +114,7 @@ impl InstanceState {
             lent: Lent::default(),
             bounds,
             logged_error: None,
+            series: SeriesHandles::default(),
         }
     }
 

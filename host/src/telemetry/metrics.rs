@@ -585,6 +585,7 @@ pub(crate) mod tests {
     use wasmgate_testbed::scrape::Scrape;
 
     use super::*;
+    use crate::services::SeriesHandles;
 
     /// Parses a scrape with a real Prometheus text parser.
     fn parse(text: &str) -> Scrape {
@@ -720,14 +721,14 @@ pub(crate) mod tests {
         let metrics = Metrics::new(defined.clone());
         let (a, b, r): (Arc<str>, Arc<str>, Arc<str>) = ("a".into(), "b".into(), "r".into());
         let (a, b) = ((&a, &r), (&b, &r));
-        defined.counter_add(a, "cache.hits", 3);
-        defined.counter_add(b, "cache.hits", 4);
-        defined.counter_add(a, "cache-hits", 1); // the same name once reduced: summed
-        defined.histogram_observe(a, "lookup_seconds", 0.5);
-        defined.histogram_observe(a, "lookup_seconds", 0.25);
+        defined.counter_add(&mut SeriesHandles::default(), a, "cache.hits", 3);
+        defined.counter_add(&mut SeriesHandles::default(), b, "cache.hits", 4);
+        defined.counter_add(&mut SeriesHandles::default(), a, "cache-hits", 1); // the same name once reduced: summed
+        defined.histogram_observe(&mut SeriesHandles::default(), a, "lookup_seconds", 0.5);
+        defined.histogram_observe(&mut SeriesHandles::default(), a, "lookup_seconds", 0.25);
         // Would redeclare the gateway's own families: left out.
-        defined.counter_add(a, "calls", 1);
-        defined.histogram_observe(a, "instances", 1.0);
+        defined.counter_add(&mut SeriesHandles::default(), a, "calls", 1);
+        defined.histogram_observe(&mut SeriesHandles::default(), a, "instances", 1.0);
         // The gateway's own family has a series, so it is declared.
         metrics.plugin_use("a".into(), "r".into()).record(Phase::Request, PluginResult::Continue, Duration::ZERO);
 

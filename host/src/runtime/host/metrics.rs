@@ -6,14 +6,16 @@ use crate::runtime::instance::InstanceState;
 
 impl metrics::Host for InstanceState {
     fn counter_add(&mut self, name: String, value: u64) -> wasmtime::Result<()> {
-        if !self.services.metrics.counter_add((&self.identity.plugin, &self.identity.route), &name, value) {
+        let by = (&self.identity.plugin, &self.identity.route);
+        if !self.services.metrics.counter_add(&mut self.series, by, &name, value) {
             self.metric_dropped(&name);
         }
         Ok(())
     }
 
     fn histogram_observe(&mut self, name: String, value: f64) -> wasmtime::Result<()> {
-        if !self.services.metrics.histogram_observe((&self.identity.plugin, &self.identity.route), &name, value) {
+        let by = (&self.identity.plugin, &self.identity.route);
+        if !self.services.metrics.histogram_observe(&mut self.series, by, &name, value) {
             self.metric_dropped(&name);
         }
         Ok(())
