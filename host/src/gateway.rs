@@ -23,6 +23,7 @@ use crate::snapshot::{Shared, Snapshot};
 use crate::state::StateStore;
 use crate::telemetry::otlp::{Exporter, OtlpSettings};
 use crate::telemetry::record::Logged;
+use crate::telemetry::trace_context::TRACEPARENT;
 use crate::telemetry::{AccessLog, Metrics, RequestRecord, Sinks, TraceContext};
 
 /// Why a gateway could not start.
@@ -194,9 +195,8 @@ impl Gateway {
     }
 
     /// Handles one request end to end. Never fails: every error becomes a
-    /// problem+json response. The response carries the request id (the
-    /// trace id of a trace started here, so a client that brought no trace
-    /// still learns it); it is counted in the route's metrics, and
+    /// problem+json response. The response carries the request id and the
+    /// gateway's `traceparent`; it is counted in the route's metrics, and
     /// its access-log line is queued once its body is sent.
     pub fn handle(&self, req: Request<Body>, client: SocketAddr) -> impl Future<Output = Response<Body>> + Send + '_ {
         respond(self, req, client)
@@ -223,6 +223,7 @@ where
     record.status = status.as_u16();
     let headers = resp.headers_mut();
     headers.insert(REQUEST_ID, request_id);
+    headers.insert(TRACEPARENT.clone(), record.trace.traceparent());
     match sinks.is_empty() {
         true => resp,
         false => resp.map(|body| Logged::wrap(body, record, sinks)),

@@ -1,8 +1,7 @@
 //! W3C Trace Context (`traceparent`, `tracestate`): a request's incoming
 //! trace is continued when its header is valid, otherwise a new one is
 //! started; the gateway's own span is the parent of what it sends
-//! upstream. A trace started here lends its id to the request id, which
-//! the response carries.
+//! upstream, and the response carries it back to the client.
 //!
 //! Parsing follows the spec's rules for version `00` strictly (lengths,
 //! lowercase hex, all-zero ids invalid, `-` separators); a header that
@@ -35,7 +34,8 @@ pub(crate) struct TraceContext {
     pub flags: u8,
     /// The caller's `tracestate`, passed on unchanged.
     pub state: Option<HeaderValue>,
-    /// `traceparent` naming the gateway's span, for the upstream request.
+    /// `traceparent` naming the gateway's span, made once: the upstream
+    /// request and the response both carry it.
     traceparent: HeaderValue,
     /// Its text: a trace started here lends its id to the request id.
     text: Bytes,
@@ -90,7 +90,7 @@ impl TraceContext {
     }
 
     /// `traceparent` naming the gateway's span: for the upstream request
-    /// (whose parent it is).
+    /// (whose parent it is) and the response.
     pub(crate) fn traceparent(&self) -> HeaderValue {
         self.traceparent.clone()
     }

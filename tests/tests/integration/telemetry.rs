@@ -202,24 +202,27 @@ async fn access_log_lines_and_the_trace_id_agree_everywhere() {
     let headers = [("traceparent", parent), ("tracestate", "congo=t61rcWkgMzE"), ("user-agent", "probe/1.0")];
     let reply = gw.client.send(Method::POST, "/users/./7", &headers, "twelve bytes").await;
     assert_eq!(reply.status, 201);
-    let seen = up.seen();
-    let sent = seen[0].header("traceparent").expect("the upstream's parent is the gateway's span").to_owned();
+    let sent = reply.header("traceparent").expect("the response names the gateway's span").to_owned();
     let fields: Vec<&str> = sent.split('-').collect();
     assert_eq!(fields.len(), 4, "{sent}");
     assert_eq!((fields[0], fields[1], fields[3]), ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01"));
     assert_ne!(fields[2], "00f067aa0ba902b7", "the gateway's own span");
+    let seen = up.seen();
+    assert_eq!(seen[0].header("traceparent"), Some(sent.as_str()), "the upstream's parent is the gateway's span");
     assert_eq!(seen[0].header("tracestate"), Some("congo=t61rcWkgMzE"));
+
     assert_ne!(
         reply.header("x-request-id"),
         Some("4bf92f3577b34da6a3ce929d0e0e4736"),
         "a continued trace's id is not the request's"
     );
 
-    // No trace: one is started, and the request id the client gets back is its trace id.
+    // No trace: one is started, the same everywhere, and its id is the request id.
     let started = gw.client.get("/users/8").await;
     let request_id = started.header("x-request-id").unwrap().to_owned();
-    let started = up.seen()[1].header("traceparent").unwrap().to_owned();
+    let started = started.header("traceparent").unwrap().to_owned();
     assert_ne!(&started[3..35], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(up.seen()[1].header("traceparent"), Some(started.as_str()));
     assert_eq!(&started[3..35], request_id, "the request id is the started trace's id");
     // And a route that does not exist is logged too.
     assert_eq!(gw.client.get("/elsewhere").await.status, 404);

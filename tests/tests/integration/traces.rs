@@ -41,14 +41,14 @@ async fn one_trace_from_client_to_upstream_to_the_collector() {
     let reply = gw.client.send(Method::GET, "/users/3", &[("traceparent", &incoming)], "").await;
     assert_eq!(reply.status, 200);
 
-    // The gateway's span: the upstream's parent.
-    let upstream = up.seen().into_iter().find(|s| s.uri == "/users/3").unwrap();
-    let sent = upstream.header("traceparent").expect("traceparent to the upstream").to_owned();
-    let fields: Vec<&str> = sent.split('-').collect();
-    assert_eq!((fields[0], fields[1], fields[3]), ("00", TRACE, "01"), "{sent}");
+    // The gateway's span: named on the response, the upstream's parent.
+    let answered = reply.header("traceparent").expect("traceparent on the response").to_owned();
+    let fields: Vec<&str> = answered.split('-').collect();
+    assert_eq!((fields[0], fields[1], fields[3]), ("00", TRACE, "01"), "{answered}");
     let gateway_span = fields[2].to_owned();
     assert_ne!(gateway_span, PARENT);
-    assert_eq!(reply.header("traceparent"), None, "the response names no span: the caller has its own trace id");
+    let upstream = up.seen().into_iter().find(|s| s.uri == "/users/3").unwrap();
+    assert_eq!(upstream.header("traceparent"), Some(answered.as_str()));
 
     eventually("the sampled request's spans are exported", || async { collector.spans().len() >= 3 }).await;
     let spans = collector.spans();
