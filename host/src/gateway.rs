@@ -22,7 +22,7 @@ use crate::services::PluginMetrics;
 use crate::snapshot::{Shared, Snapshot};
 use crate::state::StateStore;
 use crate::telemetry::otlp::{Exporter, OtlpSettings};
-use crate::telemetry::record::Logged;
+use crate::telemetry::sinks::Logged;
 use crate::telemetry::trace_context::TRACEPARENT;
 use crate::telemetry::{AccessLog, Metrics, RequestRecord, Sinks, TraceContext};
 

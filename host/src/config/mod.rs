@@ -13,8 +13,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub(crate) use error::{Location, SourceMap};
+pub(crate) use plugins::PluginSpec;
 pub use validate::Config;
-pub(crate) use validate::PluginSpec;
 pub(crate) use validate::{AccessLogFormat, AccessLogSettings};
 
 /// Reads and checks a config file.

@@ -10,9 +10,34 @@ use serde::Serialize;
 use toml::Spanned;
 
 use super::checker::Checker;
+use super::error::Location;
 use super::schema::PluginFile;
-use super::validate::PluginSpec;
 use crate::runtime::{BreakerSpec, PluginLimits};
+
+/// A plugin as the checked config holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSpec {
+    pub name: String,
+    /// Resolved against the config file's folder.
+    pub path: PathBuf,
+    pub config: toml::Table,
+    pub limits: PluginLimits,
+    /// `None`: never quarantined.
+    pub breaker: Option<BreakerSpec>,
+    /// An entry, the plugins folder, or both.
+    pub origin: PluginOrigin,
+    /// The entry's `path`, the entry, or `plugins_dir` for a plugin found
+    /// there without one: where its compile errors point.
+    pub at: Location,
+}
+
+impl PluginSpec {
+    /// Equal but for where it was written.
+    pub fn same_settings(&self, other: &Self) -> bool {
+        (&self.name, &self.path, &self.config, &self.limits, &self.breaker)
+            == (&other.name, &other.path, &other.config, &other.limits, &other.breaker)
+    }
+}
 
 /// Where a plugin came from, as `/status` and `wasmgate check` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use super::checker::{Checker, EmbeddedFiles};
 use super::error::{ConfigError, Location, SourceMap};
-use super::plugins::{PluginDefaults, PluginOrigin, unknown_plugin};
+use super::plugins::{PluginDefaults, PluginSpec, unknown_plugin};
 use super::schema::{
     AccessLogFile, ConfigFile, DnsFile, PluginBreakerFile, RouteFile, ServerFile, StateFile, TracingFile,
 };
@@ -121,22 +121,6 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct PluginSpec {
-    pub name: String,
-    /// Resolved against the config file's folder.
-    pub path: PathBuf,
-    pub config: toml::Table,
-    pub limits: PluginLimits,
-    /// `None`: never quarantined.
-    pub breaker: Option<BreakerSpec>,
-    /// An entry, the plugins folder, or both.
-    pub origin: PluginOrigin,
-    /// The entry's `path`, the entry, or `plugins_dir` for a plugin found
-    /// there without one: where its compile errors point.
-    pub at: Location,
-}
-
-#[derive(Debug, Clone, PartialEq)]
 pub struct RouteSpec {
     pub name: String,
     pub matcher: RouteMatcher,
@@ -145,14 +129,6 @@ pub struct RouteSpec {
     pub max_body_bytes: usize,
     pub pipeline: Vec<PluginUseSpec>,
     pub at: Location,
-}
-
-impl PluginSpec {
-    /// Equal but for where it was written.
-    pub fn same_settings(&self, other: &Self) -> bool {
-        (&self.name, &self.path, &self.config, &self.limits, &self.breaker)
-            == (&other.name, &other.path, &other.config, &other.limits, &other.breaker)
-    }
 }
 
 impl RouteSpec {

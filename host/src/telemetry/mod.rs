@@ -11,8 +11,9 @@
 //!   plugin-defined metrics)
 //! - [`process`]: `process_*` figures from `/proc`
 //! - [`record`]: one request as telemetry sees it, filled in by the
-//!   handler's phases: what the access log writes (and what a span
-//!   exporter would read)
+//!   handler's phases: what the access log writes and the span exporter
+//!   reads
+//! - [`sinks`]: where a finished record goes, once its response is sent
 //! - [`access_log`]: the bounded queue and the writer thread
 //! - [`spans`]: a finished record as OTLP spans, and whether it is sampled
 //! - [`otlp`]: the span queue and the OTLP/HTTP exporter task
@@ -25,6 +26,7 @@ pub(crate) mod otlp;
 pub(crate) mod process;
 pub(crate) mod record;
 pub(crate) mod scrape;
+pub(crate) mod sinks;
 pub(crate) mod spans;
 pub(crate) mod trace_context;
 
@@ -32,5 +34,6 @@ pub(crate) use access_log::AccessLog;
 pub(crate) use metrics::{
     Metrics, Phase, PluginResult, PluginUseMetrics, RouteMetrics, TargetMetrics, UpstreamMetrics, UpstreamOutcome,
 };
-pub(crate) use record::{PluginCall, RequestRecord, Sinks, Tries, Try};
+pub(crate) use record::{PluginCall, RequestRecord, Tries, Try};
+pub(crate) use sinks::Sinks;
 pub(crate) use trace_context::TraceContext;
