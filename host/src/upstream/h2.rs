@@ -9,7 +9,6 @@
 //! arrives in the response's trailers).
 
 use std::io;
-use std::sync::Mutex;
 
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, Scheme};
@@ -18,37 +17,9 @@ use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::failure::ClientError;
+use super::outbound::{Outbound, Outgoing};
 use super::pool::Pool;
-use super::roundtrip::{Outbound, Outgoing};
 use crate::body::{self, Body};
-
-/// A target's HTTP/2 connection, once made.
-#[derive(Default)]
-pub(crate) struct Shared {
-    /// The sender, with the pool generation it was made in.
-    sender: Mutex<Option<(u64, SendRequest<Body>)>>,
-    /// One connection is made at a time: requests that find none wait for
-    /// it instead of each opening their own.
-    connecting: tokio::sync::Mutex<()>,
-}
-
-impl Shared {
-    fn current(&self, generation: u64) -> Option<SendRequest<Body>> {
-        match &*self.sender.lock().expect("h2 sender lock") {
-            Some((made, sender)) if *made == generation && !sender.is_closed() => Some(sender.clone()),
-            _ => None,
-        }
-    }
-
-    fn set(&self, generation: u64, sender: SendRequest<Body>) {
-        *self.sender.lock().expect("h2 sender lock") = Some((generation, sender));
-    }
-
-    /// Drops the connection (requests on it carry on; new ones get a new one).
-    pub(crate) fn clear(&self) {
-        self.sender.lock().expect("h2 sender lock").take();
-    }
-}
 
 /// Sends a request as a stream on the target's connection, made first if
 /// there is none (or it closed).

@@ -48,6 +48,7 @@ mod failure;
 pub(crate) mod h2;
 pub(crate) mod health;
 pub(crate) mod members;
+pub(crate) mod outbound;
 pub(crate) mod outlier;
 pub(crate) mod pool;
 pub(crate) mod resolve;

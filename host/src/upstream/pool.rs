@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use http::uri::Authority;
+use hyper::client::conn::http2::SendRequest;
 
 use super::connect::{Connector, Stream};
 use super::failure::ClientError;
-use super::h2::Shared;
 use super::spec::Protocol;
+use crate::body::Body;
 use crate::http1::io::WriteBuf;
 
 /// Idle connections kept per target at most.
@@ -158,5 +159,33 @@ impl Pool {
         let idle = std::mem::take(&mut *self.idle());
         drop(idle);
         self.inner.shared.clear();
+    }
+}
+
+/// A target's HTTP/2 connection, once made.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// The sender, with the pool generation it was made in.
+    sender: Mutex<Option<(u64, SendRequest<Body>)>>,
+    /// One connection is made at a time: requests that find none wait for
+    /// it instead of each opening their own.
+    pub(crate) connecting: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    pub(crate) fn current(&self, generation: u64) -> Option<SendRequest<Body>> {
+        match &*self.sender.lock().expect("h2 sender lock") {
+            Some((made, sender)) if *made == generation && !sender.is_closed() => Some(sender.clone()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn set(&self, generation: u64, sender: SendRequest<Body>) {
+        *self.sender.lock().expect("h2 sender lock") = Some((generation, sender));
+    }
+
+    /// Drops the connection (requests on it carry on; new ones get a new one).
+    pub(crate) fn clear(&self) {
+        self.sender.lock().expect("h2 sender lock").take();
     }
 }

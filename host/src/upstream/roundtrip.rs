@@ -13,12 +13,12 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::HeaderMap;
 use http::{Method, Response, StatusCode};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::failure::ClientError;
+pub(crate) use super::outbound::{Outbound, Outgoing};
 use super::pool::{Conn, Pool};
 use super::spec::Protocol;
 use crate::body::{self, Body, BoxError};
@@ -32,23 +32,6 @@ use crate::http1::write;
 
 /// Largest response head read.
 const MAX_RESPONSE_HEAD: usize = 64 << 10;
-
-/// A request body as one try sends it.
-pub(crate) enum Outgoing {
-    /// In memory: sent again as often as needed.
-    Bytes(Bytes),
-    Stream(Body),
-}
-
-/// The head of the request a try sends.
-pub(crate) struct Outbound<'a> {
-    pub method: &'a Method,
-    /// Path and query.
-    pub target: &'a str,
-    pub headers: &'a HeaderMap,
-    /// When the try started: the pool's clock for this round trip.
-    pub at: Instant,
-}
 
 /// Sends a request on a pooled connection, and once more on a new one when
 /// the pooled one turns out to have been closed by the upstream while idle
