@@ -10,6 +10,7 @@
 //! Every call passes the use's breaker first, and runs under a wall-clock
 //! deadline as well as its CPU budget.
 
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -183,8 +184,10 @@ impl PluginPool {
         begin_call(&mut warm.store, &self.limits, &req);
         let input = self.prefetch.write(&mut warm.input, &req);
         let handle = warm.store.data_mut().lend_request(req);
-        let call = warm.plugin.call_on_request(&mut warm.store, Resource::new_borrow(handle.rep()), input);
-        let result = self.within_deadline(started, call).await;
+        let result = {
+            let call = pin!(warm.plugin.call_on_request(&mut warm.store, Resource::new_borrow(handle.rep()), input));
+            self.within_deadline(started, call).await
+        };
         let data = warm.store.data_mut();
         let mut req = data.take_request(handle);
         // The writes the call returned land before its action is taken.
@@ -224,13 +227,15 @@ impl PluginPool {
         let input = self.prefetch.write(&mut warm.input, &req);
         let data = warm.store.data_mut();
         let (req_handle, resp_handle) = (data.lend_request(req), data.lend_response(resp));
-        let call = warm.plugin.call_on_response(
-            &mut warm.store,
-            Resource::new_borrow(req_handle.rep()),
-            Resource::new_borrow(resp_handle.rep()),
-            input,
-        );
-        let result = self.within_deadline(started, call).await;
+        let result = {
+            let call = pin!(warm.plugin.call_on_response(
+                &mut warm.store,
+                Resource::new_borrow(req_handle.rep()),
+                Resource::new_borrow(resp_handle.rep()),
+                input,
+            ));
+            self.within_deadline(started, call).await
+        };
         let data = warm.store.data_mut();
         let (mut resp, req) = (data.take_response(resp_handle), data.take_request(req_handle));
         let result = result.map(|edits| data.apply_to_response(&mut resp, edits));
@@ -244,7 +249,7 @@ impl PluginPool {
     async fn within_deadline<T>(
         &self,
         started: Instant,
-        call: impl Future<Output = wasmtime::Result<T>>,
+        call: Pin<&mut impl Future<Output = wasmtime::Result<T>>>,
     ) -> wasmtime::Result<T> {
         let within = deadline::within(started, self.limits.wall_timeout, call).await;
         within.unwrap_or_else(|| Err(WallDeadlinePassed.into()))
@@ -409,8 +414,9 @@ async fn instantiate(
             .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
         Ok((plugin, needs))
     };
-    let (plugin, needs) = deadline::within(Instant::now(), limits.configure_timeout, configure).await.unwrap_or_else(|| {
-        Err(PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout })
-    })?;
+    let (plugin, needs) =
+        deadline::within(Instant::now(), limits.configure_timeout, pin!(configure)).await.unwrap_or_else(|| {
+            Err(PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout })
+        })?;
     Ok((Warm { store, plugin, input: Vec::new(), _slot: slot }, needs))
 }
