@@ -72,7 +72,8 @@ impl Pipeline {
     /// A reply the server could not send (`bounds`) is the plugin's failure
     /// like any other, so a fail-open stage passes over it too.
     /// Each call is counted and timed, and listed in `calls` when given.
-    /// One clock read ends a call and starts the next.
+    /// One clock read ends a call and starts the next, and its wall-clock
+    /// deadline too.
     pub(crate) async fn request_phase(
         &self,
         mut req: Box<RequestState>,
@@ -81,7 +82,7 @@ impl Pipeline {
     ) -> RequestOutcome {
         let mut started = Instant::now();
         for (i, stage) in self.stages.iter().enumerate() {
-            let (back, result) = stage.pool.on_request(req).await;
+            let (back, result) = stage.pool.on_request(req, started).await;
             req = back;
             let result = result.and_then(|action| match action {
                 Action::Continue => Ok(None),
@@ -123,7 +124,7 @@ impl Pipeline {
             if !stage.pool.needs().response {
                 continue;
             }
-            let (back_req, back_resp, result) = stage.pool.on_response(req, resp).await;
+            let (back_req, back_resp, result) = stage.pool.on_response(req, resp, started).await;
             (req, resp) = (back_req, back_resp);
             let outcome = match &result {
                 Ok(()) => PluginResult::Continue,

@@ -10,8 +10,9 @@
 //! Every call passes the use's breaker first, and runs under a wall-clock
 //! deadline as well as its CPU budget.
 
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use wasmtime::component::Resource;
@@ -153,30 +154,40 @@ impl PluginPool {
         surplus.len()
     }
 
+    /// `started`: the caller's clock read just before the call (see
+    /// [`Self::within_deadline`]).
     pub(crate) async fn on_request(
         &self,
         req: Box<RequestState>,
+        started: Instant,
     ) -> (Box<RequestState>, Result<types::Action, PluginError>) {
         let admission = match self.breaker.admit() {
             Ok(admission) => admission,
             Err(retry_after) => return (req, Err(self.quarantined(retry_after))),
         };
-        let (req, result) = self.call_on_request(req).await;
+        let (req, result) = self.call_on_request(req, started).await;
         self.settle(admission, &result);
         (req, result)
     }
 
-    async fn call_on_request(&self, req: Box<RequestState>) -> (Box<RequestState>, Result<types::Action, PluginError>) {
+    async fn call_on_request(
+        &self,
+        req: Box<RequestState>,
+        started: Instant,
+    ) -> (Box<RequestState>, Result<types::Action, PluginError>) {
         let mut lease = match self.lease().await {
             Ok(lease) => lease,
             Err(e) => return (req, Err(e)),
         };
+        let started = lease.started(started);
         let warm = lease.warm();
         begin_call(&mut warm.store, &self.limits, &req);
         let input = self.prefetch.write(&mut warm.input, &req);
         let handle = warm.store.data_mut().lend_request(req);
-        let call = warm.plugin.call_on_request(&mut warm.store, Resource::new_borrow(handle.rep()), input);
-        let result = self.within_deadline(call).await;
+        let result = {
+            let call = pin!(warm.plugin.call_on_request(&mut warm.store, Resource::new_borrow(handle.rep()), input));
+            self.within_deadline(started, call).await
+        };
         let data = warm.store.data_mut();
         let mut req = data.take_request(handle);
         // The writes the call returned land before its action is taken.
@@ -184,16 +195,18 @@ impl PluginPool {
         (req, lease.finish(result, self))
     }
 
+    /// `started`: as for [`Self::on_request`].
     pub(crate) async fn on_response(
         &self,
         req: Box<RequestState>,
         resp: Box<ResponseState>,
+        started: Instant,
     ) -> (Box<RequestState>, Box<ResponseState>, Result<(), PluginError>) {
         let admission = match self.breaker.admit() {
             Ok(admission) => admission,
             Err(retry_after) => return (req, resp, Err(self.quarantined(retry_after))),
         };
-        let (req, resp, result) = self.call_on_response(req, resp).await;
+        let (req, resp, result) = self.call_on_response(req, resp, started).await;
         self.settle(admission, &result);
         (req, resp, result)
     }
@@ -202,33 +215,44 @@ impl PluginPool {
         &self,
         req: Box<RequestState>,
         resp: Box<ResponseState>,
+        started: Instant,
     ) -> (Box<RequestState>, Box<ResponseState>, Result<(), PluginError>) {
         let mut lease = match self.lease().await {
             Ok(lease) => lease,
             Err(e) => return (req, resp, Err(e)),
         };
+        let started = lease.started(started);
         let warm = lease.warm();
         begin_call(&mut warm.store, &self.limits, &req);
         let input = self.prefetch.write(&mut warm.input, &req);
         let data = warm.store.data_mut();
         let (req_handle, resp_handle) = (data.lend_request(req), data.lend_response(resp));
-        let call = warm.plugin.call_on_response(
-            &mut warm.store,
-            Resource::new_borrow(req_handle.rep()),
-            Resource::new_borrow(resp_handle.rep()),
-            input,
-        );
-        let result = self.within_deadline(call).await;
+        let result = {
+            let call = pin!(warm.plugin.call_on_response(
+                &mut warm.store,
+                Resource::new_borrow(req_handle.rep()),
+                Resource::new_borrow(resp_handle.rep()),
+                input,
+            ));
+            self.within_deadline(started, call).await
+        };
         let data = warm.store.data_mut();
         let (mut resp, req) = (data.take_response(resp_handle), data.take_request(req_handle));
         let result = result.map(|edits| data.apply_to_response(&mut resp, edits));
         (req, resp, lease.finish(result, self))
     }
 
-    /// A call into the guest, cut at the use's wall-clock limit. The
-    /// unwound instance is then dropped like any that failed.
-    async fn within_deadline<T>(&self, call: impl Future<Output = wasmtime::Result<T>>) -> wasmtime::Result<T> {
-        deadline::within(self.limits.wall_timeout, call).await.unwrap_or_else(|| Err(WallDeadlinePassed.into()))
+    /// A call into the guest, cut at the use's wall-clock limit from
+    /// `started`. The unwound instance is then dropped like any that failed.
+    /// `started` is the pipeline's read that times the call (and ended the
+    /// one before it), so a call that waits for nothing reads no clock here.
+    async fn within_deadline<T>(
+        &self,
+        started: Instant,
+        call: Pin<&mut impl Future<Output = wasmtime::Result<T>>>,
+    ) -> wasmtime::Result<T> {
+        let within = deadline::within(started, self.limits.wall_timeout, call).await;
+        within.unwrap_or_else(|| Err(WallDeadlinePassed.into()))
     }
 
     /// Tells the breaker how the call went, and the logs when that opened
@@ -261,12 +285,15 @@ impl PluginPool {
     /// Waits for a free call slot, then takes a warm instance or makes one.
     async fn lease(&self) -> Result<Lease<'_>, PluginError> {
         // A free slot is the common case: take it without arming a timer.
-        let permit = match self.busy.try_acquire() {
-            Ok(permit) => permit,
-            Err(_) => tokio::time::timeout(QUEUE_TIMEOUT, self.busy.acquire())
-                .await
-                .map_err(|_| self.overloaded())?
-                .expect("the pool's semaphore is never closed"),
+        let (permit, mut waited) = match self.busy.try_acquire() {
+            Ok(permit) => (permit, false),
+            Err(_) => {
+                let permit = tokio::time::timeout(QUEUE_TIMEOUT, self.busy.acquire())
+                    .await
+                    .map_err(|_| self.overloaded())?
+                    .expect("the pool's semaphore is never closed");
+                (permit, true)
+            }
         };
         let idle = {
             let mut idle = self.idle.lock().unwrap();
@@ -277,6 +304,7 @@ impl PluginPool {
         let warm = match idle {
             Some(warm) => warm,
             None => {
+                waited = true;
                 let (warm, _) = instantiate(
                     &self.prepared,
                     &self.identity,
@@ -289,7 +317,7 @@ impl PluginPool {
                 warm
             }
         };
-        Ok(Lease { warm: Some(warm), _permit: permit })
+        Ok(Lease { warm: Some(warm), waited, _permit: permit })
     }
 
     fn overloaded(&self) -> PluginError {
@@ -301,10 +329,20 @@ impl PluginPool {
 /// was cancelled mid-call), the instance is discarded with it.
 struct Lease<'a> {
     warm: Option<Warm>,
+    /// The call waited for its slot or its instance to be made.
+    waited: bool,
     _permit: tokio::sync::SemaphorePermit<'a>,
 }
 
 impl Lease<'_> {
+    /// When the call's wall-clock deadline starts: at the caller's
+    /// `started`, or now when the lease had to wait, whose time (up to the
+    /// queue timeout, or an instance's creation under its own deadline)
+    /// is not the plugin's to spend.
+    fn started(&self, started: Instant) -> Instant {
+        if self.waited { Instant::now() } else { started }
+    }
+
     fn warm(&mut self) -> &mut Warm {
         self.warm.as_mut().expect("lease holds an instance until finished")
     }
@@ -376,8 +414,9 @@ async fn instantiate(
             .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
         Ok((plugin, needs))
     };
-    let (plugin, needs) = deadline::within(limits.configure_timeout, configure).await.unwrap_or_else(|| {
-        Err(PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout })
-    })?;
+    let (plugin, needs) =
+        deadline::within(Instant::now(), limits.configure_timeout, pin!(configure)).await.unwrap_or_else(|| {
+            Err(PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout })
+        })?;
     Ok((Warm { store, plugin, input: Vec::new(), _slot: slot }, needs))
 }

@@ -1,7 +1,8 @@
 //! Wall-clock deadlines: a plugin that sleeps (no wasm runs, so its CPU
-//! budget never fires) fails its own call at its wall deadline, a configure
-//! step that never finishes fails the load naming the plugin and route, and
-//! no reload can wedge the ones after it.
+//! budget never fires) fails its own call at its wall deadline (counted
+//! from when the call has its instance), a configure step that never
+//! finishes fails the load naming the plugin and route, and no reload can
+//! wedge the ones after it.
 
 use std::path::Path;
 
@@ -42,6 +43,29 @@ async fn a_sleeping_call_is_answered_at_its_wall_deadline() {
     let reply = gw.client.get("/open").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.text(), "up GET /open", "fail-open passes the request on");
+}
+
+/// The wall deadline starts when the call has its instance: a call that
+/// waited for the plugin's only one (its queue has a timeout of its own)
+/// still gets the whole of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_waited_for_its_instance_gets_its_whole_wall_time() {
+    let up = TestUpstream::named("up").await;
+    let stage = json!({"config": {"sleep_ms": 400}});
+    let config = GatewayConfig::new()
+        .upstream("up", &up)
+        .plugin_with("sleeper", FIXTURE_SLEEPER, json!({"wall_timeout_ms": 700, "max_instances": 1}))
+        .route(Route::path("slow", "/slow").upstream("up").stage_with("sleeper", stage));
+    let gw = TestGateway::start(&config.to_string()).await;
+
+    // One of the two waits about 400 ms for the instance, then sleeps
+    // 400 ms: 800 ms after it reached the plugin, 400 ms after it got it.
+    let (first, second) = tokio::join!(gw.client.get("/slow"), gw.client.get("/slow"));
+    for reply in [first, second] {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.text(), "up GET /slow");
+    }
+    assert_eq!(up.count(), 2);
 }
 
 #[tokio::test]

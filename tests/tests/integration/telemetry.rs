@@ -43,6 +43,25 @@ fn config(up: &TestUpstream) -> GatewayConfig {
         .route(Route::path("down", "/down").upstream("down"))
 }
 
+/// The client gets one `traceparent`, the gateway's span that the upstream
+/// was sent as its parent, over HTTP/1.1 and HTTP/2, even when the
+/// upstream answers with one of its own.
+#[tokio::test]
+async fn the_response_names_the_gateways_span_over_either_protocol() {
+    let upstreams = "00-11111111111111111111111111111111-2222222222222222-01";
+    let up = TestUpstream::start(move |_| Answer::new(200, "ok").header("traceparent", upstreams)).await;
+    let toml = GatewayConfig::new().upstream("up", &up).route(Route::path("users", "/users/{id}").upstream("up"));
+    let gw = TestGateway::start(&toml.to_string()).await;
+    for (i, client) in [gw.client.clone(), Client::http2(gw.addr)].into_iter().enumerate() {
+        let reply = client.get("/users/1").await;
+        assert_eq!(reply.status, 200);
+        let sent: Vec<&str> = reply.headers.get_all("traceparent").iter().map(|v| v.to_str().unwrap()).collect();
+        let parent = up.seen()[i].header("traceparent").expect("the upstream's parent").to_owned();
+        assert_eq!(sent, [parent.as_str()], "request {i}");
+        assert_eq!(&parent[3..35], reply.header("x-request-id").unwrap(), "a trace started here names the request");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn known_traffic_is_counted_exactly() {
     let up = TestUpstream::start(|_| Answer::new(200, "ok")).await;
