@@ -2,6 +2,9 @@
 //! plugin in its own key namespace.
 
 use crate::message::bounds::{MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES};
+use wasmtime::component::Linker;
+
+use crate::runtime::CONTRACT_VERSION;
 use crate::runtime::bindings::state;
 use crate::runtime::instance::InstanceState;
 
@@ -77,4 +80,33 @@ impl InstanceState {
         k.push_str(key);
         Ok(k)
     }
+}
+
+/// `state` for the synchronous call path: the same functions, each run to
+/// its end on the calling thread. Only a local store is linked this way,
+/// and it answers at once; a store that waits (Redis) keeps its plugins on
+/// the asynchronous path.
+pub(in crate::runtime) fn add_sync_to_linker(l: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    let mut state = l.instance(&format!("wasmgate:plugin/state@{CONTRACT_VERSION}"))?;
+    state.func_wrap("take", |mut cx, (key, limit, window_ms, burst, cost): (String, u64, u64, u64, u64)| {
+        let out = cx.data_mut().here(async |s| state::Host::take(s, key, limit, window_ms, burst, cost).await);
+        Ok((out??,))
+    })?;
+    state.func_wrap("increment", |mut cx, (key, delta, ttl_ms): (String, i64, u64)| {
+        let out = cx.data_mut().here(async |s| state::Host::increment(s, key, delta, ttl_ms).await);
+        Ok((out??,))
+    })?;
+    state.func_wrap("get", |mut cx, (key,): (String,)| {
+        let out = cx.data_mut().here(async |s| state::Host::get(s, key).await);
+        Ok((out??,))
+    })?;
+    state.func_wrap("set", |mut cx, (key, value, ttl_ms): (String, Vec<u8>, Option<u64>)| {
+        let out = cx.data_mut().here(async |s| state::Host::set(s, key, value, ttl_ms).await);
+        Ok((out??,))
+    })?;
+    state.func_wrap("delete", |mut cx, (key,): (String,)| {
+        let out = cx.data_mut().here(async |s| state::Host::delete(s, key).await);
+        Ok((out??,))
+    })?;
+    Ok(())
 }
