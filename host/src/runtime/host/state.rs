@@ -88,25 +88,18 @@ impl InstanceState {
 /// the asynchronous path.
 pub(in crate::runtime) fn add_sync_to_linker(l: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     let mut state = l.instance(&format!("wasmgate:plugin/state@{CONTRACT_VERSION}"))?;
-    state.func_wrap("take", |mut cx, (key, limit, window_ms, burst, cost): (String, u64, u64, u64, u64)| {
-        let out = cx.data_mut().here(async |s| state::Host::take(s, key, limit, window_ms, burst, cost).await);
-        Ok((out??,))
-    })?;
-    state.func_wrap("increment", |mut cx, (key, delta, ttl_ms): (String, i64, u64)| {
-        let out = cx.data_mut().here(async |s| state::Host::increment(s, key, delta, ttl_ms).await);
-        Ok((out??,))
-    })?;
-    state.func_wrap("get", |mut cx, (key,): (String,)| {
-        let out = cx.data_mut().here(async |s| state::Host::get(s, key).await);
-        Ok((out??,))
-    })?;
-    state.func_wrap("set", |mut cx, (key, value, ttl_ms): (String, Vec<u8>, Option<u64>)| {
-        let out = cx.data_mut().here(async |s| state::Host::set(s, key, value, ttl_ms).await);
-        Ok((out??,))
-    })?;
-    state.func_wrap("delete", |mut cx, (key,): (String,)| {
-        let out = cx.data_mut().here(async |s| state::Host::delete(s, key).await);
-        Ok((out??,))
-    })?;
+    macro_rules! here {
+        ($name:literal, $method:ident($($arg:ident: $ty:ty),*)) => {
+            state.func_wrap($name, |mut cx, ($($arg,)*): ($($ty,)*)| {
+                let out = cx.data_mut().here(async |s| state::Host::$method(s, $($arg),*).await);
+                Ok((out??,))
+            })?
+        };
+    }
+    here!("take", take(key: String, limit: u64, window_ms: u64, burst: u64, cost: u64));
+    here!("increment", increment(key: String, delta: i64, ttl_ms: u64));
+    here!("get", get(key: String));
+    here!("set", set(key: String, value: Vec<u8>, ttl_ms: Option<u64>));
+    here!("delete", delete(key: String));
     Ok(())
 }
