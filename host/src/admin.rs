@@ -176,6 +176,7 @@ pub async fn status(gateway: &Gateway) -> serde_json::Value {
                     "position": position,
                     "plugin": &**stage.pool.plugin(),
                     "idle_instances": stage.pool.idle_instances(),
+                    "calls": stage.pool.call_path(),
                     "breaker": stage.pool.breaker(),
                 })
             })

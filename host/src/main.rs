@@ -99,9 +99,11 @@ fn compile_in_children() {
 }
 
 /// The tokio runtime, sized by `[server] workers`, which is read before
-/// it starts; without it, `TOKIO_WORKER_THREADS` or one worker per core. A
-/// config that does not load is reported by the command itself, once the
-/// runtime runs.
+/// it starts; without it, `TOKIO_WORKER_THREADS` or one worker per core,
+/// and at least two: a plugin entered directly holds its worker while it
+/// runs (a loop up to its `timeout_ms`), and one such call must not stall
+/// every connection. A config that does not load is reported by the
+/// command itself, once the runtime runs.
 fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
     let workers = match command {
         Command::Run { config } => wasmgate::load_config(config).ok().and_then(|c| c.workers),
@@ -113,7 +115,10 @@ fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
     match workers {
         Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
         Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
-        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        None => {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            tokio::runtime::Builder::new_multi_thread().worker_threads(cores.max(2)).enable_all().build()
+        }
     }
 }
 

@@ -72,7 +72,7 @@ pub(super) struct ConfigFile {
 ///                                  # (HTTP/2 pings and other control frames do not count): closed
 /// drain_timeout_ms = 30000         # on SIGTERM/SIGINT, time left to in-flight requests
 /// workers = 4                      # threads serving traffic and running plugins; default:
-///                                  # one per core (start only). 1: a single-threaded scheduler
+///                                  # one per core, at least 2 (start only). 1: a single-threaded scheduler
 /// path_params = "strip"            # `;` parameters of path segments (`/a;v=1/b`): "strip" cuts
 ///                                  # them off before routing, so routes, plugins and the upstream
 ///                                  # see `/a/b`, the path a servlet container would serve; "keep"

@@ -114,3 +114,24 @@ pub(super) fn build_linker(engine: &Engine) -> anyhow::Result<Linker<InstanceSta
         .context("linking the plugin host API")?;
     Ok(linker)
 }
+
+/// The linker of the synchronous call path: only functions that never
+/// suspend, so a store instantiated from it may be entered with a plain
+/// function call (no fiber). `http-client` is left out (a fan-out waits on
+/// the network), so a plugin that imports it links only asynchronously.
+pub(super) fn build_sync_linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
+    use super::bindings::{clock, log, metrics, types};
+    use wasmtime::component::HasSelf;
+    let mut linker = Linker::new(engine);
+    super::sync_wasi::add_to_linker(&mut linker)?;
+    let l = &mut linker;
+    (|| {
+        types::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+        log::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+        clock::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+        metrics::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+        super::host::add_sync_state_to_linker(l)
+    })()
+    .context("linking the plugin host API for synchronous calls")?;
+    Ok(linker)
+}

@@ -10,6 +10,7 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::MemoryLimiter;
+use super::wait::CallWait;
 use crate::message::bounds::Bounds;
 use crate::message::{Edit, Edits, MessageError, NameCache, RequestInfo, RequestState, ResponseState};
 use crate::services::{HostServices, SeriesHandles};
@@ -93,6 +94,9 @@ pub(super) struct InstanceState {
     pub(super) logged_error: Option<String>,
     /// The plugin-defined metric series this instance records into.
     pub(super) series: SeriesHandles,
+    /// The deadline of a call entered synchronously, for the waits its
+    /// imports make on this thread.
+    pub(super) wait: CallWait,
 }
 
 impl InstanceState {
@@ -115,7 +119,17 @@ impl InstanceState {
             bounds,
             logged_error: None,
             series: SeriesHandles::default(),
+            wait: CallWait::default(),
         }
+    }
+
+    /// Runs an import's `work` to its end on this thread, within the
+    /// current call's deadline (the synchronous call path).
+    pub(super) fn here<R>(&mut self, work: impl AsyncFnOnce(&mut Self) -> R) -> wasmtime::Result<R> {
+        let mut wait = self.wait;
+        let out = wait.here(work(self));
+        self.wait = wait;
+        out
     }
 
     /// Lends the request to the call about to start.

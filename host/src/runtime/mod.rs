@@ -16,6 +16,8 @@ mod limits;
 mod pool;
 mod prefetch;
 mod slots;
+mod sync_wasi;
+mod wait;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,6 +61,8 @@ fn foreign_contract(import: &str) -> Option<&str> {
 /// reloads.
 pub(crate) struct Runtime {
     linker: Linker<InstanceState>,
+    /// Links the plugins whose imports never suspend for synchronous calls.
+    sync_linker: Linker<InstanceState>,
     compiler: Arc<compile::Compiler>,
     /// Engine-wide instance slots.
     slots: Arc<slots::EngineSlots>,
@@ -80,12 +84,14 @@ impl Runtime {
     pub(crate) fn new(limits: EngineLimits, cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
         let engine = engine::build_engine(limits)?;
         let linker = engine::build_linker(&engine)?;
+        let sync_linker = engine::build_sync_linker(&engine)?;
         let slots = slots::EngineSlots::new(limits.max_instances);
         let pools = Arc::new(idle::Pools::default());
         let trimmer = idle::spawn_trimmer(Arc::downgrade(&pools), Arc::downgrade(&slots), limits.instance_idle);
         Ok(Arc::new(Self {
             compiler: Arc::new(compile::Compiler::new(engine.clone(), limits, cache_dir)),
             linker,
+            sync_linker,
             slots,
             pools,
             trimmer,
@@ -127,7 +133,11 @@ impl Runtime {
             .instantiate_pre(&compiled.component)
             .context("the component does not fit the wasmgate:plugin world")?;
         let pre = PluginPre::new(pre).context("the component does not export the wasmgate:plugin world")?;
-        Ok(Prepared::new(pre, compiled))
+        // Whatever does not link here (a fan-out import, the filesystem)
+        // keeps the plugin on the asynchronous path.
+        let sync = self.sync_linker.instantiate_pre(&compiled.component).ok().and_then(|pre| PluginPre::new(pre).ok());
+        let imports_state = component_type.imports(engine).any(|(name, _)| name.starts_with("wasmgate:plugin/state@"));
+        Ok(Prepared::new(pre, sync, imports_state, compiled))
     }
 }
 

@@ -9,13 +9,24 @@
 //!
 //! Every call passes the use's breaker first, and runs under a wall-clock
 //! deadline as well as its CPU budget.
+//!
+//! A plugin whose imports never suspend (everything but a fan-out, and
+//! state kept in this process) is entered with a plain function call: no
+//! fiber, no future per call. Its CPU budget then traps instead of
+//! yielding, so a looping call holds its worker thread for at most its
+//! `timeout_ms`, and a call that has to wait (a WASI sleep) waits on its
+//! thread until its wall deadline. A use whose call had to wait moves to
+//! the asynchronous path for good: its warm instances are replaced by
+//! ones whose waits yield the thread.
 
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
-use wasmtime::component::Resource;
+use wasmtime::component::{Func, Resource, TypedFunc};
+use wasmtime::error::Context as _;
 use wasmtime::{Store, UpdateDeadline};
 
 use super::Runtime;
@@ -24,7 +35,7 @@ use super::breaker::{BreakerSpec, BreakerStatus, Outcome, PluginBreaker, Transit
 use super::compile::Compiled;
 use super::deadline::{self, WallDeadlinePassed};
 use super::error::PluginError;
-use super::instance::{InstanceState, PluginIdentity};
+use super::instance::{InstanceState, PluginIdentity, RequestHandle, ResponseHandle};
 use super::limits::{PluginLimits, RETAIN_MEMORY_BYTES};
 use super::prefetch::{self, Needs, Prefetch};
 use super::slots::{EngineSlots, Slot};
@@ -40,12 +51,21 @@ const QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub(crate) struct Prepared {
     pre: PluginPre<InstanceState>,
+    /// The same plugin linked for synchronous calls, when it can be.
+    sync: Option<PluginPre<InstanceState>>,
+    /// Whether it imports `state`, whose store may have to wait.
+    imports_state: bool,
     compiled: Compiled,
 }
 
 impl Prepared {
-    pub(super) fn new(pre: PluginPre<InstanceState>, compiled: Compiled) -> Self {
-        Self { pre, compiled }
+    pub(super) fn new(
+        pre: PluginPre<InstanceState>,
+        sync: Option<PluginPre<InstanceState>>,
+        imports_state: bool,
+        compiled: Compiled,
+    ) -> Self {
+        Self { pre, sync, imports_state, compiled }
     }
 
     pub(crate) fn compiled(&self) -> &Compiled {
@@ -56,6 +76,9 @@ impl Prepared {
 struct Warm {
     store: Store<InstanceState>,
     plugin: Plugin,
+    /// The exports, entered directly, of an instance linked for
+    /// synchronous calls.
+    direct: Option<Direct>,
     /// The input of this instance's calls, its buffer kept between them.
     input: Vec<u8>,
     /// The engine-wide slot this instance occupies, freed with it.
@@ -83,6 +106,9 @@ pub(crate) struct PluginPool {
     busy: Semaphore,
     engine_slots: Arc<EngineSlots>,
     breaker: PluginBreaker,
+    /// Calls are entered directly (see the module docs); cleared for good
+    /// once one had to wait.
+    direct: AtomicBool,
 }
 
 impl PluginPool {
@@ -98,7 +124,11 @@ impl PluginPool {
         breaker: Option<BreakerSpec>,
     ) -> Result<Arc<Self>, PluginError> {
         let engine_slots = runtime.slots.clone();
-        let (first, needs) = instantiate(&prepared, &identity, &services, &config, &limits, &engine_slots).await?;
+        let direct = prepared.sync.is_some() && (!prepared.imports_state || services.state.answers_at_once());
+        let (first, needs) =
+            instantiate(&prepared, direct, &identity, &services, &config, &limits, &engine_slots).await?;
+        // A configure step that had to wait will wait in calls too.
+        let direct = direct && !first.store.data().wait.waited;
         let (needs, prefetch) = prefetch::read_needs(needs)
             .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
         let pool = Arc::new(Self {
@@ -113,6 +143,7 @@ impl PluginPool {
             busy: Semaphore::new(limits.max_instances.max(1) as usize),
             engine_slots,
             breaker: PluginBreaker::new(breaker),
+            direct: AtomicBool::new(direct),
         });
         runtime.pools.register(&pool);
         Ok(pool)
@@ -130,6 +161,14 @@ impl PluginPool {
     /// Calls in flight, each on an instance of its own.
     pub(crate) fn busy_instances(&self) -> usize {
         (self.limits.max_instances.max(1) as usize).saturating_sub(self.busy.available_permits())
+    }
+
+    /// How calls enter the plugin: `direct` (a function call) or `async`.
+    pub(crate) fn call_path(&self) -> &'static str {
+        match self.direct.load(Ordering::Relaxed) {
+            true => "direct",
+            false => "async",
+        }
     }
 
     pub(crate) fn plugin(&self) -> &Arc<str> {
@@ -181,13 +220,18 @@ impl PluginPool {
         };
         let started = lease.started(started);
         let warm = lease.warm();
-        begin_call(&mut warm.store, &self.limits, &req);
+        begin_call(warm, &self.limits, &req, started);
         let input = self.prefetch.write(&mut warm.input, &req);
         let handle = warm.store.data_mut().lend_request(req);
-        let result = {
-            let call = pin!(warm.plugin.call_on_request(&mut warm.store, Resource::new_borrow(handle.rep()), input));
-            self.within_deadline(started, call).await
+        let borrow = Resource::new_borrow(handle.rep());
+        let result = match &warm.direct {
+            Some(direct) => direct.on_request(&mut warm.store, borrow, input),
+            None => {
+                let call = pin!(warm.plugin.call_on_request(&mut warm.store, borrow, input));
+                self.within_deadline(started, call).await
+            }
         };
+        self.note_waits(warm);
         let data = warm.store.data_mut();
         let mut req = data.take_request(handle);
         // The writes the call returned land before its action is taken.
@@ -223,23 +267,31 @@ impl PluginPool {
         };
         let started = lease.started(started);
         let warm = lease.warm();
-        begin_call(&mut warm.store, &self.limits, &req);
+        begin_call(warm, &self.limits, &req, started);
         let input = self.prefetch.write(&mut warm.input, &req);
         let data = warm.store.data_mut();
         let (req_handle, resp_handle) = (data.lend_request(req), data.lend_response(resp));
-        let result = {
-            let call = pin!(warm.plugin.call_on_response(
-                &mut warm.store,
-                Resource::new_borrow(req_handle.rep()),
-                Resource::new_borrow(resp_handle.rep()),
-                input,
-            ));
-            self.within_deadline(started, call).await
+        let borrows = (Resource::new_borrow(req_handle.rep()), Resource::new_borrow(resp_handle.rep()));
+        let result = match &warm.direct {
+            Some(direct) => direct.on_response(&mut warm.store, borrows, input),
+            None => {
+                let call = pin!(warm.plugin.call_on_response(&mut warm.store, borrows.0, borrows.1, input));
+                self.within_deadline(started, call).await
+            }
         };
+        self.note_waits(warm);
         let data = warm.store.data_mut();
         let (mut resp, req) = (data.take_response(resp_handle), data.take_request(req_handle));
         let result = result.map(|edits| data.apply_to_response(&mut resp, edits));
         (req, resp, lease.finish(result, self))
+    }
+
+    /// Moves the use to the asynchronous path once a direct call waited.
+    fn note_waits(&self, warm: &Warm) {
+        if warm.direct.is_some() && warm.store.data().wait.waited && self.direct.swap(false, Ordering::Relaxed) {
+            let (plugin, route) = (&*self.identity.plugin, &*self.identity.route);
+            tracing::info!(plugin, route, "plugin waited in a call: its calls now run asynchronously");
+        }
     }
 
     /// A call into the guest, cut at the use's wall-clock limit from
@@ -295,18 +347,22 @@ impl PluginPool {
                 (permit, true)
             }
         };
+        let direct = self.direct.load(Ordering::Relaxed);
         let idle = {
             let mut idle = self.idle.lock().unwrap();
             let warm = idle.warm.pop();
             idle.low_water = idle.low_water.min(idle.warm.len());
             warm
         };
+        // A direct instance of a use that moved to the asynchronous path
+        // is replaced (the others follow as they are leased).
         let warm = match idle {
-            Some(warm) => warm,
-            None => {
+            Some(warm) if warm.direct.is_some() <= direct => warm,
+            _ => {
                 waited = true;
                 let (warm, _) = instantiate(
                     &self.prepared,
+                    direct,
                     &self.identity,
                     &self.services,
                     &self.config,
@@ -372,17 +428,64 @@ impl Lease<'_> {
     }
 }
 
-fn begin_call(store: &mut Store<InstanceState>, limits: &PluginLimits, req: &RequestState) {
-    let data = store.data_mut();
+fn begin_call(warm: &mut Warm, limits: &PluginLimits, req: &RequestState, started: Instant) {
+    let data = warm.store.data_mut();
     data.ticks_left = limits.ticks();
     data.current = Some(req.info.clone());
-    store.set_epoch_deadline(1);
+    // An asynchronous call's deadline is its future's (`within_deadline`).
+    if warm.direct.is_some() {
+        data.wait.start(started, limits.wall_timeout);
+    }
+    warm.store.set_epoch_deadline(1);
+}
+
+type OnRequest<'a> = TypedFunc<(Resource<RequestHandle>, Option<&'a [u8]>), ((types::Action, Vec<u8>),)>;
+type OnResponse<'a> = TypedFunc<(Resource<RequestHandle>, Resource<ResponseHandle>, Option<&'a [u8]>), (Vec<u8>,)>;
+
+/// The call exports of an instance, entered with a plain function call.
+struct Direct {
+    on_request: Func,
+    on_response: Func,
+}
+
+impl Direct {
+    /// Looks the exports up and checks their types once per instance.
+    fn new(store: &mut Store<InstanceState>, instance: &wasmtime::component::Instance) -> wasmtime::Result<Self> {
+        let mut export = |name| instance.get_func(&mut *store, name).with_context(|| format!("no export `{name}`"));
+        let (on_request, on_response) = (export("on-request")?, export("on-response")?);
+        on_request.typed::<(Resource<RequestHandle>, Option<&[u8]>), ((types::Action, Vec<u8>),)>(&*store)?;
+        on_response.typed::<(Resource<RequestHandle>, Resource<ResponseHandle>, Option<&[u8]>), (Vec<u8>,)>(&*store)?;
+        Ok(Self { on_request, on_response })
+    }
+
+    fn on_request(
+        &self,
+        store: &mut Store<InstanceState>,
+        req: Resource<RequestHandle>,
+        input: Option<&[u8]>,
+    ) -> wasmtime::Result<(types::Action, Vec<u8>)> {
+        // SAFETY: `new` checked the export against exactly these types.
+        let func = unsafe { OnRequest::new_unchecked(self.on_request) };
+        Ok(func.call(store, (req, input))?.0)
+    }
+
+    fn on_response(
+        &self,
+        store: &mut Store<InstanceState>,
+        (req, resp): (Resource<RequestHandle>, Resource<ResponseHandle>),
+        input: Option<&[u8]>,
+    ) -> wasmtime::Result<Vec<u8>> {
+        // SAFETY: as in `on_request`.
+        let func = unsafe { OnResponse::new_unchecked(self.on_response) };
+        Ok(func.call(store, (req, resp, input))?.0)
+    }
 }
 
 /// Creates and configures an instance, within the plugin's configure
 /// deadline: on the request path (a pool growing) as at load time.
 async fn instantiate(
     prepared: &Prepared,
+    direct: bool,
     identity: &Arc<PluginIdentity>,
     services: &Arc<HostServices>,
     config: &str,
@@ -390,33 +493,54 @@ async fn instantiate(
     engine_slots: &Arc<EngineSlots>,
 ) -> Result<(Warm, types::Needs), PluginError> {
     let slot = engine_slots.take().ok_or_else(|| PluginError::Overloaded { plugin: identity.plugin.clone() })?;
-    let engine = prepared.pre.engine();
+    let (pre, direct) = match (&prepared.sync, direct) {
+        (Some(sync), true) => (sync, true),
+        _ => (&prepared.pre, false),
+    };
+    let engine = pre.engine();
     let state = InstanceState::new(identity.clone(), services.clone(), limits.memory_bytes);
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    // Each tick of wasm execution costs one tick of budget; between ticks the
-    // guest yields so a busy plugin shares its worker thread.
-    store.epoch_deadline_callback(|mut ctx| {
+    // Each tick of wasm execution costs one tick of budget. Between ticks
+    // an asynchronous call yields so a busy plugin shares its worker
+    // thread; a direct one cannot, and ends at its wall deadline here.
+    store.epoch_deadline_callback(move |mut ctx| {
         let data = ctx.data_mut();
         data.ticks_left = data.ticks_left.saturating_sub(1);
-        Ok(if data.ticks_left == 0 { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        Ok(match (data.ticks_left, direct) {
+            (0, _) => UpdateDeadline::Interrupt,
+            (_, false) => UpdateDeadline::Yield(1),
+            (_, true) if data.wait.passed() => return Err(WallDeadlinePassed.into()),
+            (_, true) => UpdateDeadline::Continue(1),
+        })
     });
     store.data_mut().ticks_left = limits.ticks();
+    store.data_mut().wait.start(Instant::now(), limits.configure_timeout);
     store.set_epoch_deadline(1);
 
-    let fail = |e| PluginError::from_call(&identity.plugin, limits, e);
+    // Past the configure deadline, a direct instance's wait ends with the
+    // wall deadline's error: it is the configure step's.
+    let fail = |e: wasmtime::Error| match e.is::<WallDeadlinePassed>() {
+        true => PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout },
+        false => PluginError::from_call(&identity.plugin, limits, e),
+    };
     let configure = async {
-        let plugin = prepared.pre.instantiate_async(&mut store).await.map_err(fail)?;
+        let instance = pre.instance_pre().instantiate_async(&mut store).await.map_err(fail)?;
+        let plugin = Plugin::new(&mut store, &instance).map_err(fail)?;
+        let direct = match direct {
+            true => Some(Direct::new(&mut store, &instance).map_err(fail)?),
+            false => None,
+        };
         let needs = plugin
             .call_configure(&mut store, config)
             .await
             .map_err(fail)?
             .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
-        Ok((plugin, needs))
+        Ok((plugin, direct, needs))
     };
-    let (plugin, needs) =
+    let (plugin, direct, needs) =
         deadline::within(Instant::now(), limits.configure_timeout, pin!(configure)).await.unwrap_or_else(|| {
             Err(PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout })
         })?;
-    Ok((Warm { store, plugin, input: Vec::new(), _slot: slot }, needs))
+    Ok((Warm { store, plugin, direct, input: Vec::new(), _slot: slot }, needs))
 }

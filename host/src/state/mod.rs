@@ -121,6 +121,11 @@ impl StateStore {
         })
     }
 
+    /// Whether every call answers at once, never waiting on the network.
+    pub(crate) fn answers_at_once(&self) -> bool {
+        matches!(self, Self::Local(_))
+    }
+
     /// The backend, outages begun since start and calls answered by the
     /// `on_unavailable` policy meanwhile (zeros with the local backend,
     /// which is always available), and what the local memory holds of

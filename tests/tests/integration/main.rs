@@ -11,6 +11,7 @@
 mod aggregate;
 mod artifact_cache;
 mod cache;
+mod call_path;
 mod config_errors;
 mod contract;
 mod cors;

@@ -39,3 +39,5 @@ mod metrics;
 mod request;
 mod response;
 mod state;
+
+pub(super) use state::add_sync_to_linker as add_sync_state_to_linker;

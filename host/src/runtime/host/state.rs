@@ -2,6 +2,9 @@
 //! plugin in its own key namespace.
 
 use crate::message::bounds::{MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES};
+use wasmtime::component::Linker;
+
+use crate::runtime::CONTRACT_VERSION;
 use crate::runtime::bindings::state;
 use crate::runtime::instance::InstanceState;
 
@@ -77,4 +80,26 @@ impl InstanceState {
         k.push_str(key);
         Ok(k)
     }
+}
+
+/// `state` for the synchronous call path: the same functions, each run to
+/// its end on the calling thread. Only a local store is linked this way,
+/// and it answers at once; a store that waits (Redis) keeps its plugins on
+/// the asynchronous path.
+pub(in crate::runtime) fn add_sync_to_linker(l: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    let mut state = l.instance(&format!("wasmgate:plugin/state@{CONTRACT_VERSION}"))?;
+    macro_rules! here {
+        ($name:literal, $method:ident($($arg:ident: $ty:ty),*)) => {
+            state.func_wrap($name, |mut cx, ($($arg,)*): ($($ty,)*)| {
+                let out = cx.data_mut().here(async |s| state::Host::$method(s, $($arg),*).await);
+                Ok((out??,))
+            })?
+        };
+    }
+    here!("take", take(key: String, limit: u64, window_ms: u64, burst: u64, cost: u64));
+    here!("increment", increment(key: String, delta: i64, ttl_ms: u64));
+    here!("get", get(key: String));
+    here!("set", set(key: String, value: Vec<u8>, ttl_ms: Option<u64>));
+    here!("delete", delete(key: String));
+    Ok(())
 }

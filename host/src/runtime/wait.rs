@@ -1,0 +1,104 @@
+//! Waiting inside a synchronous plugin call.
+//!
+//! A plugin entered without a fiber cannot be suspended: when one of its
+//! imports has to wait (a WASI sleep, a stream not ready), the wait happens
+//! on the calling thread. It is bounded by the call's wall-clock deadline,
+//! and it is noted, so the pool moves that plugin use to the asynchronous
+//! path, where waits yield the thread instead ([`super::pool`]).
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use super::deadline::WallDeadlinePassed;
+
+/// How often a wait re-checks what it waits on. The futures waited on here
+/// are clocks of our own ([`SleepUntil`]) and streams that are always
+/// ready in the sandbox, so nothing needs a wake-up sooner.
+const RECHECK: Duration = Duration::from_millis(1);
+
+/// The current synchronous call's deadline and whether it had to wait.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct CallWait {
+    /// When the call (or configure step) in progress must be over.
+    pub(super) deadline: Option<Instant>,
+    /// The call waited on something that was not ready at once.
+    pub(super) waited: bool,
+}
+
+impl CallWait {
+    /// Starts a call that must end within `limit` of `started`.
+    pub(super) fn start(&mut self, started: Instant, limit: Duration) {
+        self.deadline = started.checked_add(limit);
+        self.waited = false;
+    }
+
+    /// Whether the call's deadline has passed (none set: never).
+    pub(super) fn passed(&self) -> bool {
+        self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    /// Runs `work` to completion on this thread, at most until the deadline.
+    /// The common case, work that is ready at once, costs one poll.
+    pub(super) fn here<F: Future>(&mut self, work: F) -> wasmtime::Result<F::Output> {
+        let mut work = pin!(work);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(out) = work.as_mut().poll(&mut cx) {
+                return Ok(out);
+            }
+            self.waited = true;
+            let now = Instant::now();
+            let left = match self.deadline {
+                Some(deadline) if deadline > now => deadline - now,
+                _ => return Err(WallDeadlinePassed.into()),
+            };
+            std::thread::sleep(left.min(RECHECK));
+        }
+    }
+}
+
+/// A monotonic-clock subscription that needs no timer driver: a thread
+/// that waits here is the one that would drive Tokio's timers.
+pub(super) struct SleepUntil(pub(super) Option<Instant>);
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi::p2::Pollable for SleepUntil {
+    async fn ready(&mut self) {
+        let until = self.0;
+        std::future::poll_fn(|_| match until {
+            Some(until) if Instant::now() >= until => Poll::Ready(()),
+            _ => Poll::Pending,
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_work_is_not_a_wait() {
+        let mut wait = CallWait::default();
+        wait.start(Instant::now(), Duration::ZERO);
+        assert_eq!(wait.here(async { 7 }).unwrap(), 7);
+        assert!(!wait.waited);
+    }
+
+    #[test]
+    fn a_wait_ends_when_its_work_is_ready_or_at_the_deadline() {
+        let mut wait = CallWait::default();
+        wait.start(Instant::now(), Duration::from_secs(60));
+        let mut sleep = SleepUntil(Some(Instant::now() + Duration::from_millis(5)));
+        wait.here(wasmtime_wasi::p2::Pollable::ready(&mut sleep)).unwrap();
+        assert!(wait.waited);
+
+        wait.start(Instant::now(), Duration::from_millis(20));
+        let mut never = SleepUntil(None);
+        let err = wait.here(wasmtime_wasi::p2::Pollable::ready(&mut never)).unwrap_err();
+        assert!(err.is::<WallDeadlinePassed>());
+        assert!(wait.passed());
+    }
+}
