@@ -127,8 +127,7 @@ impl PluginPool {
         let direct = prepared.sync.is_some() && (!prepared.imports_state || services.state.answers_at_once());
         let (first, needs) =
             instantiate(&prepared, direct, &identity, &services, &config, &limits, &engine_slots).await?;
-        // A configure step that had to wait will wait in calls too.
-        let direct = direct && !first.store.data().wait.waited;
+        let direct = first.direct.is_some();
         let (needs, prefetch) = prefetch::read_needs(needs)
             .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
         let pool = Arc::new(Self {
@@ -288,9 +287,15 @@ impl PluginPool {
 
     /// Moves the use to the asynchronous path once a direct call waited.
     fn note_waits(&self, warm: &Warm) {
-        if warm.direct.is_some() && warm.store.data().wait.waited && self.direct.swap(false, Ordering::Relaxed) {
+        if warm.direct.is_some() && warm.store.data().wait.waited {
+            self.go_async("plugin waited in a call");
+        }
+    }
+
+    fn go_async(&self, why: &str) {
+        if self.direct.swap(false, Ordering::Relaxed) {
             let (plugin, route) = (&*self.identity.plugin, &*self.identity.route);
-            tracing::info!(plugin, route, "plugin waited in a call: its calls now run asynchronously");
+            tracing::info!(plugin, route, "{why}: its calls now run asynchronously");
         }
     }
 
@@ -370,6 +375,9 @@ impl PluginPool {
                     &self.engine_slots,
                 )
                 .await?;
+                if direct && warm.direct.is_none() {
+                    self.go_async("plugin waited while configuring");
+                }
                 warm
             }
         };
@@ -492,6 +500,28 @@ async fn instantiate(
     limits: &PluginLimits,
     engine_slots: &Arc<EngineSlots>,
 ) -> Result<(Warm, types::Needs), PluginError> {
+    let make = |direct| make_instance(prepared, direct, identity, services, config, limits, engine_slots);
+    if direct && let Some(made) = make(true).await? {
+        return Ok(made);
+    }
+    make(false).await?.ok_or_else(|| PluginError::Trap {
+        plugin: identity.plugin.clone(),
+        reason: "an asynchronous instance gave up waiting".into(),
+        backtrace: None,
+    })
+}
+
+/// [`instantiate`] on one path; `None` when a direct instance's configure
+/// step had to wait ([`MustWait`]): the caller makes an asynchronous one.
+async fn make_instance(
+    prepared: &Prepared,
+    direct: bool,
+    identity: &Arc<PluginIdentity>,
+    services: &Arc<HostServices>,
+    config: &str,
+    limits: &PluginLimits,
+    engine_slots: &Arc<EngineSlots>,
+) -> Result<Option<(Warm, types::Needs)>, PluginError> {
     let slot = engine_slots.take().ok_or_else(|| PluginError::Overloaded { plugin: identity.plugin.clone() })?;
     let (pre, direct) = match (&prepared.sync, direct) {
         (Some(sync), true) => (sync, true),
@@ -504,26 +534,26 @@ async fn instantiate(
     // Each tick of wasm execution costs one tick of budget. Between ticks
     // an asynchronous call yields so a busy plugin shares its worker
     // thread; a direct one cannot, and ends at its wall deadline here.
+    // Configure steps are entered asynchronously either way (a reload that
+    // passes its deadline drops them), and a direct instance's imports fail
+    // a wait there at once rather than block.
     store.epoch_deadline_callback(move |mut ctx| {
         let data = ctx.data_mut();
         data.ticks_left = data.ticks_left.saturating_sub(1);
         Ok(match (data.ticks_left, direct) {
             (0, _) => UpdateDeadline::Interrupt,
+            // A configure step runs asynchronously on either path.
             (_, false) => UpdateDeadline::Yield(1),
+            (_, true) if data.wait.configuring() => UpdateDeadline::Yield(1),
             (_, true) if data.wait.passed() => return Err(WallDeadlinePassed.into()),
             (_, true) => UpdateDeadline::Continue(1),
         })
     });
     store.data_mut().ticks_left = limits.ticks();
-    store.data_mut().wait.start(Instant::now(), limits.configure_timeout);
+    store.data_mut().wait.start_configure();
     store.set_epoch_deadline(1);
 
-    // Past the configure deadline, a direct instance's wait ends with the
-    // wall deadline's error: it is the configure step's.
-    let fail = |e: wasmtime::Error| match e.is::<WallDeadlinePassed>() {
-        true => PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout },
-        false => PluginError::from_call(&identity.plugin, limits, e),
-    };
+    let fail = |e| PluginError::from_call(&identity.plugin, limits, e);
     let configure = async {
         let instance = pre.instance_pre().instantiate_async(&mut store).await.map_err(fail)?;
         let plugin = Plugin::new(&mut store, &instance).map_err(fail)?;
@@ -538,9 +568,12 @@ async fn instantiate(
             .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
         Ok((plugin, direct, needs))
     };
-    let (plugin, direct, needs) =
-        deadline::within(Instant::now(), limits.configure_timeout, pin!(configure)).await.unwrap_or_else(|| {
-            Err(PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout })
-        })?;
-    Ok((Warm { store, plugin, direct, input: Vec::new(), _slot: slot }, needs))
+    let made = deadline::within(Instant::now(), limits.configure_timeout, pin!(configure)).await.unwrap_or_else(|| {
+        Err(PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout })
+    });
+    if direct && store.data().wait.waited {
+        return Ok(None);
+    }
+    let (plugin, direct, needs) = made?;
+    Ok(Some((Warm { store, plugin, direct, input: Vec::new(), _slot: slot }, needs)))
 }

@@ -18,20 +18,39 @@ use super::deadline::WallDeadlinePassed;
 /// ready in the sandbox, so nothing needs a wake-up sooner.
 const RECHECK: Duration = Duration::from_millis(1);
 
+/// Raised by a wait in a configure step entered directly: configure runs
+/// under a reload that is abandoned by dropping its future, which a thread
+/// blocked here would ignore. The instance is made asynchronous instead.
+#[derive(Debug, thiserror::Error)]
+#[error("a directly entered configure step had to wait")]
+pub(super) struct MustWait;
+
 /// The current synchronous call's deadline and whether it had to wait.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct CallWait {
-    /// When the call (or configure step) in progress must be over.
+    /// When the call in progress must be over.
     pub(super) deadline: Option<Instant>,
     /// The call waited on something that was not ready at once.
     pub(super) waited: bool,
+    /// Whether a wait may block the thread (a call) or fails at once
+    /// ([`MustWait`], a configure step).
+    may_block: bool,
 }
 
 impl CallWait {
     /// Starts a call that must end within `limit` of `started`.
     pub(super) fn start(&mut self, started: Instant, limit: Duration) {
-        self.deadline = started.checked_add(limit);
-        self.waited = false;
+        *self = Self { deadline: started.checked_add(limit), waited: false, may_block: true };
+    }
+
+    /// Starts a configure step, which must not block the thread.
+    pub(super) fn start_configure(&mut self) {
+        *self = Self { deadline: None, waited: false, may_block: false };
+    }
+
+    /// Whether a configure step (not a call) is in progress.
+    pub(super) fn configuring(&self) -> bool {
+        !self.may_block
     }
 
     /// Whether the call's deadline has passed (none set: never).
@@ -49,6 +68,9 @@ impl CallWait {
                 return Ok(out);
             }
             self.waited = true;
+            if !self.may_block {
+                return Err(MustWait.into());
+            }
             let now = Instant::now();
             let left = match self.deadline {
                 Some(deadline) if deadline > now => deadline - now,
@@ -100,5 +122,16 @@ mod tests {
         let err = wait.here(wasmtime_wasi::p2::Pollable::ready(&mut never)).unwrap_err();
         assert!(err.is::<WallDeadlinePassed>());
         assert!(wait.passed());
+    }
+
+    #[test]
+    fn a_configure_step_never_blocks() {
+        let mut wait = CallWait::default();
+        wait.start_configure();
+        assert_eq!(wait.here(async { 7 }).unwrap(), 7);
+        let mut never = SleepUntil(None);
+        let err = wait.here(wasmtime_wasi::p2::Pollable::ready(&mut never)).unwrap_err();
+        assert!(err.is::<MustWait>());
+        assert!(wait.waited);
     }
 }

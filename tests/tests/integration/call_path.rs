@@ -118,3 +118,24 @@ async fn a_direct_call_that_loops_ends_at_its_budget_and_stays_direct() {
     assert_eq!(call_path(&gw.admin, "spin").await, "direct", "a loop is not a wait");
     assert_eq!(up.count(), 5, "only the healthy route reached the upstream");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_waits_while_configuring_is_called_asynchronously() {
+    let up = TestUpstream::named("up").await;
+    // A configure step never blocks its thread (a reload past its deadline
+    // must be able to drop it): the wait makes the instance asynchronous.
+    let config = GatewayConfig::new()
+        .upstream("up", &up)
+        .plugin("sleeper", FIXTURE_SLEEPER)
+        .route(
+            Route::path("slow-start", "/slow-start").upstream("up").stage("sleeper", json!({"configure_sleep_ms": 20})),
+        )
+        .route(Route::path("calls", "/calls").stage("sleeper", json!({"report_calls": true})));
+    let gw = TestGateway::start(&config.to_string()).await;
+    assert_eq!(call_path(&gw.admin, "slow-start").await, "async");
+    assert_eq!(call_path(&gw.admin, "calls").await, "direct");
+    let reply = gw.client.get("/slow-start").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), "up GET /slow-start");
+    assert_eq!(gw.client.get("/calls").await.text(), "1");
+}
