@@ -29,11 +29,13 @@ impl Op {
     }
 }
 
-/// Appends one edit.
+/// Appends one edit. The op and the name's length go in as one array: in
+/// a wasm guest each `extend_from_slice` is a capacity check and a length
+/// update, and plugins push several edits per request.
 pub fn push(out: &mut Vec<u8>, op: Op, name: &str, value: &[u8]) {
+    let [n0, n1, n2, n3] = (name.len() as u32).to_le_bytes();
     out.reserve(9 + name.len() + value.len());
-    out.push(op as u8);
-    out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[op as u8, n0, n1, n2, n3]);
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(&(value.len() as u32).to_le_bytes());
     out.extend_from_slice(value);

@@ -4,6 +4,7 @@
 //! plugin it costs a call into the host, several times that.
 
 use std::io::Write as _;
+use std::net::SocketAddr;
 
 use http::HeaderName;
 use wasmgate_sdk::input::{self, Kind, MAX_PREFETCH};
@@ -86,12 +87,33 @@ impl Prefetch {
     }
 }
 
-/// `addr` as `request.client-addr` gives it, written into `buf`.
-fn client_addr(buf: &mut [u8; 64], addr: std::net::SocketAddr) -> &[u8] {
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    // The longest socket address, `[v6%scope]:port`, is well under 64 bytes.
-    write!(cursor, "{addr}").expect("a socket address fits the buffer");
-    let len = cursor.position() as usize;
+/// `addr` as `request.client-addr` gives it (as `Display` writes it),
+/// written into `buf`. An IPv4 address, the usual client, is written
+/// number by number: through `core::fmt` it cost 1.6k instructions, more
+/// than the rest of the call that asked for it.
+pub(super) fn client_addr(buf: &mut [u8; 64], addr: SocketAddr) -> &[u8] {
+    let SocketAddr::V4(v4) = addr else {
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        // The longest socket address, `[v6%scope]:port`, is well under 64 bytes.
+        write!(cursor, "{addr}").expect("a socket address fits the buffer");
+        let len = cursor.position() as usize;
+        return &buf[..len];
+    };
+    // `255.255.255.255:65535`, the longest, takes 21 bytes.
+    let mut len = 0;
+    let mut put = |bytes: &[u8]| {
+        buf[len..len + bytes.len()].copy_from_slice(bytes);
+        len += bytes.len();
+    };
+    let mut digits = itoa::Buffer::new();
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            put(b".");
+        }
+        put(digits.format(octet).as_bytes());
+    }
+    put(b":");
+    put(digits.format(v4.port()).as_bytes());
     &buf[..len]
 }
 
@@ -156,6 +178,15 @@ mod tests {
 
         let (_, nothing) = read_needs(needs(&[], &[], false)).unwrap();
         assert_eq!(nothing.write(&mut buf, &request()), None, "no input at all");
+    }
+
+    #[test]
+    fn client_addresses_are_written_as_display_writes_them() {
+        let mut buf = [0; 64];
+        for addr in ["0.0.0.0:0", "255.255.255.255:65535", "203.0.113.7:51234", "10.0.0.1:80", "[2001:db8::1]:443"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            assert_eq!(client_addr(&mut buf, addr), addr.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -116,10 +116,15 @@ impl fmt::Display for KeyPart {
 }
 
 /// The IP of the host's `ip:port` / `[ipv6]:port` client address, written
-/// as `IpAddr` would: without brackets or port.
-fn ip_of(addr: String) -> Option<String> {
-    let (ip, _port) = addr.rsplit_once(':')?;
-    Some(ip.trim_start_matches('[').trim_end_matches(']').to_owned())
+/// as `IpAddr` would: without brackets or port. Cut out of the address in
+/// place rather than copied.
+fn ip_of(mut addr: String) -> Option<String> {
+    let port = addr.rfind(':')?;
+    addr.truncate(port);
+    addr.truncate(addr.trim_end_matches(']').len());
+    let brackets = addr.len() - addr.trim_start_matches('[').len();
+    addr.drain(..brackets);
+    Some(addr)
 }
 
 /// The request's key, or `None` when a part is missing. Each value is

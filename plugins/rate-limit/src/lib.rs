@@ -168,10 +168,13 @@ impl Plugin for RateLimit {
             Some(earlier) if earlier.is_tighter_than(&report) => earlier,
             _ => report,
         };
-        req.set_var(REPORT_VAR, &report.encode());
-        // Known now, so set now: no response phase, one call per request.
-        // A later stage's tighter report replaces these.
-        report.headers(self.ietf_headers, |name, value| req.set_response_header(name, value));
+        // The headers are known now, so set now: no response phase, one
+        // call per request. A later stage's tighter report replaces them.
+        report.publish(
+            self.ietf_headers,
+            |var| req.set_var(REPORT_VAR, var),
+            |name, value| req.set_response_header(name, value),
+        );
         Action::Continue
     }
 }

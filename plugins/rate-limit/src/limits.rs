@@ -117,6 +117,14 @@ fn parse_window(text: &str) -> Option<u64> {
     (ms > 0).then_some(ms)
 }
 
+/// A report's numbers in decimal, as the headers and the pipeline var
+/// write them.
+struct Digits<'d> {
+    limit: &'d str,
+    remaining: &'d str,
+    reset: &'d str,
+}
+
 /// One decision as the client sees it; also what travels in the pipeline
 /// var from one rate-limit stage to the next. The names borrow from the
 /// stage's config or from the var's text: a request copies no more than
@@ -157,27 +165,60 @@ impl<'a> Report<'a> {
     /// `X-RateLimit-*` always; the IETF `RateLimit` and `RateLimit-Policy`
     /// fields (draft-ietf-httpapi-ratelimit-headers) on request. Each is
     /// handed to `put` as it is written, from one stack buffer per number.
-    pub fn headers(&self, ietf: bool, mut put: impl FnMut(&'static str, &str)) {
-        let mut digits = itoa::Buffer::new();
-        put("x-ratelimit-limit", digits.format(self.limit));
-        put("x-ratelimit-remaining", digits.format(self.remaining));
-        put("x-ratelimit-reset", digits.format(self.reset_s));
-        if ietf {
-            put("ratelimit", &format!("\"{}\";r={};t={}", self.policy_name, self.remaining, self.reset_s));
-            put("ratelimit-policy", self.policies);
-        }
+    pub fn headers(&self, ietf: bool, put: impl FnMut(&'static str, &str)) {
+        self.with_digits(|digits| self.put_headers(ietf, digits, put));
     }
 
     /// For the pipeline var: numbers, then the name (letters, digits and
     /// `-_.`, see `parse`), then the policies, which may hold spaces and
-    /// so come last.
+    /// so come last. (Requests write it with [`Report::publish`].)
+    #[cfg(test)]
     pub fn encode(&self) -> String {
-        let Report { allowed, limit, remaining, reset_s, retry_after_s, policy_name, policies } = self;
+        self.with_digits(|digits| self.encode_with(digits))
+    }
+
+    /// The pipeline var, handed to `var`, then the headers, handed to
+    /// `put`: both carry the limit, remaining and reset numbers, written
+    /// once here for both (formatting a number costs a plugin more than
+    /// copying it).
+    pub fn publish(&self, ietf: bool, var: impl FnOnce(&str), put: impl FnMut(&'static str, &str)) {
+        self.with_digits(|digits| {
+            var(&self.encode_with(digits));
+            self.put_headers(ietf, digits, put);
+        });
+    }
+
+    /// `f` given the limit, remaining and reset numbers in decimal.
+    fn with_digits<T>(&self, f: impl FnOnce(&Digits) -> T) -> T {
+        let mut buffers = [itoa::Buffer::new(), itoa::Buffer::new(), itoa::Buffer::new()];
+        let [limit, remaining, reset] = &mut buffers;
+        f(&Digits {
+            limit: limit.format(self.limit),
+            remaining: remaining.format(self.remaining),
+            reset: reset.format(self.reset_s),
+        })
+    }
+
+    fn put_headers(&self, ietf: bool, digits: &Digits, mut put: impl FnMut(&'static str, &str)) {
+        put("x-ratelimit-limit", digits.limit);
+        put("x-ratelimit-remaining", digits.remaining);
+        put("x-ratelimit-reset", digits.reset);
+        if ietf {
+            put("ratelimit", &format!("\"{}\";r={};t={}", self.policy_name, digits.remaining, digits.reset));
+            put("ratelimit-policy", self.policies);
+        }
+    }
+
+    fn encode_with(&self, digits: &Digits) -> String {
+        let Report { allowed, policy_name, policies, .. } = self;
         let mut out = String::with_capacity(64 + policy_name.len() + policies.len());
-        for n in [u64::from(*allowed), *limit, *remaining, *reset_s, *retry_after_s] {
-            push_decimal(&mut out, n);
+        out.push_str(if *allowed { "1 " } else { "0 " });
+        for n in [digits.limit, digits.remaining, digits.reset] {
+            out.push_str(n);
             out.push(' ');
         }
+        push_decimal(&mut out, self.retry_after_s);
+        out.push(' ');
         out.push_str(policy_name);
         out.push(' ');
         out.push_str(policies);

@@ -151,7 +151,9 @@ impl HeaderOps {
 /// host would otherwise fail the whole request over one header.
 fn rendered<'t>(header: &str, template: &'t Template, req: &Request) -> Option<Cow<'t, str>> {
     let value = template.render(req)?;
-    if is_field_value(&value) {
+    // A literal was checked when the config loaded: only placeholders
+    // bring values not seen before.
+    if template.as_literal().is_some() || is_field_value(&value) {
         Some(value)
     } else {
         log::warn(format!("header {header}: the rendered value contains control characters; not sent"));

@@ -8,6 +8,7 @@ use crate::message::bounds;
 use crate::message::{Edits, Headers};
 use crate::runtime::bindings::types;
 use crate::runtime::instance::{InstanceState, RequestHandle};
+use crate::runtime::prefetch;
 
 impl types::Host for InstanceState {}
 
@@ -72,7 +73,8 @@ impl types::HostRequest for InstanceState {
     }
 
     fn client_addr(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<String> {
-        Ok(self.request(&r)?.info.client_addr.to_string())
+        let mut buf = [0; 64];
+        Ok(String::from_utf8_lossy(prefetch::client_addr(&mut buf, self.request(&r)?.info.client_addr)).into_owned())
     }
 
     fn request_id(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<String> {
