@@ -490,7 +490,9 @@ impl Direct {
 }
 
 /// Creates and configures an instance, within the plugin's configure
-/// deadline: on the request path (a pool growing) as at load time.
+/// deadline: on the request path (a pool growing) as at load time. A
+/// direct instance whose configure step had to wait
+/// ([`super::wait::MustWait`]) is made again, asynchronously.
 async fn instantiate(
     prepared: &Prepared,
     direct: bool,
@@ -500,80 +502,63 @@ async fn instantiate(
     limits: &PluginLimits,
     engine_slots: &Arc<EngineSlots>,
 ) -> Result<(Warm, types::Needs), PluginError> {
-    let make = |direct| make_instance(prepared, direct, identity, services, config, limits, engine_slots);
-    if direct && let Some(made) = make(true).await? {
-        return Ok(made);
-    }
-    make(false).await?.ok_or_else(|| PluginError::Trap {
-        plugin: identity.plugin.clone(),
-        reason: "an asynchronous instance gave up waiting".into(),
-        backtrace: None,
-    })
-}
-
-/// [`instantiate`] on one path; `None` when a direct instance's configure
-/// step had to wait ([`MustWait`]): the caller makes an asynchronous one.
-async fn make_instance(
-    prepared: &Prepared,
-    direct: bool,
-    identity: &Arc<PluginIdentity>,
-    services: &Arc<HostServices>,
-    config: &str,
-    limits: &PluginLimits,
-    engine_slots: &Arc<EngineSlots>,
-) -> Result<Option<(Warm, types::Needs)>, PluginError> {
-    let slot = engine_slots.take().ok_or_else(|| PluginError::Overloaded { plugin: identity.plugin.clone() })?;
-    let (pre, direct) = match (&prepared.sync, direct) {
-        (Some(sync), true) => (sync, true),
-        _ => (&prepared.pre, false),
-    };
-    let engine = pre.engine();
-    let state = InstanceState::new(identity.clone(), services.clone(), limits.memory_bytes);
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.limiter);
-    // Each tick of wasm execution costs one tick of budget. Between ticks
-    // an asynchronous call yields so a busy plugin shares its worker
-    // thread; a direct one cannot, and ends at its wall deadline here.
-    // Configure steps are entered asynchronously either way (a reload that
-    // passes its deadline drops them), and a direct instance's imports fail
-    // a wait there at once rather than block.
-    store.epoch_deadline_callback(move |mut ctx| {
-        let data = ctx.data_mut();
-        data.ticks_left = data.ticks_left.saturating_sub(1);
-        Ok(match (data.ticks_left, direct) {
-            (0, _) => UpdateDeadline::Interrupt,
-            // A configure step runs asynchronously on either path.
-            (_, false) => UpdateDeadline::Yield(1),
-            (_, true) if data.wait.configuring() => UpdateDeadline::Yield(1),
-            (_, true) if data.wait.passed() => return Err(WallDeadlinePassed.into()),
-            (_, true) => UpdateDeadline::Continue(1),
-        })
-    });
-    store.data_mut().ticks_left = limits.ticks();
-    store.data_mut().wait.start_configure();
-    store.set_epoch_deadline(1);
-
-    let fail = |e| PluginError::from_call(&identity.plugin, limits, e);
-    let configure = async {
-        let instance = pre.instance_pre().instantiate_async(&mut store).await.map_err(fail)?;
-        let plugin = Plugin::new(&mut store, &instance).map_err(fail)?;
-        let direct = match direct {
-            true => Some(Direct::new(&mut store, &instance).map_err(fail)?),
-            false => None,
+    let mut try_direct = direct;
+    loop {
+        let slot = engine_slots.take().ok_or_else(|| PluginError::Overloaded { plugin: identity.plugin.clone() })?;
+        let (pre, direct) = match (&prepared.sync, try_direct) {
+            (Some(sync), true) => (sync, true),
+            _ => (&prepared.pre, false),
         };
-        let needs = plugin
-            .call_configure(&mut store, config)
-            .await
-            .map_err(fail)?
-            .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
-        Ok((plugin, direct, needs))
-    };
-    let made = deadline::within(Instant::now(), limits.configure_timeout, pin!(configure)).await.unwrap_or_else(|| {
-        Err(PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout })
-    });
-    if direct && store.data().wait.waited {
-        return Ok(None);
+        let engine = pre.engine();
+        let state = InstanceState::new(identity.clone(), services.clone(), limits.memory_bytes);
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // Each tick of wasm execution costs one tick of budget. Between ticks
+        // an asynchronous call yields so a busy plugin shares its worker
+        // thread; a direct one cannot, and ends at its wall deadline here.
+        // Configure steps are entered asynchronously either way (a reload that
+        // passes its deadline drops them), and a direct instance's imports fail
+        // a wait there at once rather than block.
+        store.epoch_deadline_callback(move |mut ctx| {
+            let data = ctx.data_mut();
+            data.ticks_left = data.ticks_left.saturating_sub(1);
+            Ok(match (data.ticks_left, direct) {
+                (0, _) => UpdateDeadline::Interrupt,
+                // A configure step runs asynchronously on either path.
+                (_, false) => UpdateDeadline::Yield(1),
+                (_, true) if data.wait.configuring() => UpdateDeadline::Yield(1),
+                (_, true) if data.wait.passed() => return Err(WallDeadlinePassed.into()),
+                (_, true) => UpdateDeadline::Continue(1),
+            })
+        });
+        store.data_mut().ticks_left = limits.ticks();
+        store.data_mut().wait.start_configure();
+        store.set_epoch_deadline(1);
+
+        let fail = |e| PluginError::from_call(&identity.plugin, limits, e);
+        let configure = async {
+            let instance = pre.instance_pre().instantiate_async(&mut store).await.map_err(fail)?;
+            let plugin = Plugin::new(&mut store, &instance).map_err(fail)?;
+            let direct = match direct {
+                true => Some(Direct::new(&mut store, &instance).map_err(fail)?),
+                false => None,
+            };
+            let needs = plugin
+                .call_configure(&mut store, config)
+                .await
+                .map_err(fail)?
+                .map_err(|reason| PluginError::Config { plugin: identity.plugin.clone(), reason })?;
+            Ok((plugin, direct, needs))
+        };
+        let made =
+            deadline::within(Instant::now(), limits.configure_timeout, pin!(configure)).await.unwrap_or_else(|| {
+                Err(PluginError::ConfigureTimeout { plugin: identity.plugin.clone(), limit: limits.configure_timeout })
+            });
+        if direct && store.data().wait.waited {
+            try_direct = false;
+            continue;
+        }
+        let (plugin, direct, needs) = made?;
+        return Ok((Warm { store, plugin, direct, input: Vec::new(), _slot: slot }, needs));
     }
-    let (plugin, direct, needs) = made?;
-    Ok(Some((Warm { store, plugin, direct, input: Vec::new(), _slot: slot }, needs)))
 }
