@@ -137,7 +137,7 @@ impl Shard {
 
     fn remove_index(&mut self, i: usize) {
         if let Some((key, slot)) = self.entries.swap_remove_index(i) {
-            self.bytes -= slot.entry.cost(&key);
+            self.bytes = self.bytes.saturating_sub(slot.entry.cost(&key));
         }
     }
 
@@ -167,7 +167,13 @@ impl Shard {
             self.drop_where(|_, entry| entry.expired(now));
         }
         while self.bytes + cost > self.budget {
-            self.evict_one(now);
+            if !self.evict_one(now) {
+                // Nothing left to evict: whatever the count says, the
+                // shard holds nothing (a count that drifted must not stop
+                // writes, or loop here).
+                self.bytes = 0;
+                break;
+            }
         }
         let used = self.tick();
         self.bytes += cost;
@@ -176,15 +182,18 @@ impl Shard {
     }
 
     /// Drops one entry: the first expired one of a random sample, or else
-    /// the sample's least recently used. Only called while entries remain.
-    fn evict_one(&mut self, now: Instant) {
+    /// the sample's least recently used; false when there is none.
+    fn evict_one(&mut self, now: Instant) -> bool {
         let len = self.entries.len();
+        if len == 0 {
+            return false;
+        }
         let mut victim = fastrand::usize(..len);
         for _ in 0..EVICTION_SAMPLE.min(len) {
             let i = fastrand::usize(..len);
             if self.entries[i].entry.expired(now) {
                 self.remove_index(i);
-                return;
+                return true;
             }
             if self.entries[i].used < self.entries[victim].used {
                 victim = i;
@@ -192,6 +201,7 @@ impl Shard {
         }
         self.remove_index(victim);
         self.evicted += 1;
+        true
     }
 
     /// Drops every entry `doomed` picks; how many.
@@ -205,7 +215,7 @@ impl Shard {
             }
             !drop
         });
-        self.bytes -= freed;
+        self.bytes = self.bytes.saturating_sub(freed);
         (before - self.entries.len()) as u64
     }
 }
@@ -352,6 +362,19 @@ impl LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drifted_byte_count_neither_stops_writes_nor_panics() {
+        let mut shard = Shard::new(10_000);
+        shard.bytes = 100_000;
+        let value = |n| Entry::Value { bytes: vec![b'v'; n], expires: None };
+        shard.insert("k", value(10), Instant::now()).unwrap();
+        assert_eq!(shard.entries.len(), 1);
+        assert_eq!(shard.bytes, value(10).cost("k"), "the count starts again from what is held");
+        shard.bytes = 0;
+        shard.remove("k");
+        assert_eq!(shard.bytes, 0, "removing more than is counted saturates");
+    }
 
     #[test]
     fn counters_and_values_expire() {
