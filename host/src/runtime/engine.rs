@@ -117,8 +117,8 @@ pub(super) fn build_linker(engine: &Engine) -> anyhow::Result<Linker<InstanceSta
 
 /// The linker of the synchronous call path: only functions that never
 /// suspend, so a store instantiated from it may be entered with a plain
-/// function call (no fiber). `http-client` is left out (a fan-out waits on
-/// the network), so a plugin that imports it links only asynchronously.
+/// function call (no fiber). Its imports that wait do so on the calling
+/// thread (see `wait`).
 pub(super) fn build_sync_linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
     use super::bindings::{clock, log, metrics, types};
     use wasmtime::component::HasSelf;
@@ -130,7 +130,8 @@ pub(super) fn build_sync_linker(engine: &Engine) -> anyhow::Result<Linker<Instan
         log::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
         clock::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
         metrics::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
-        super::host::add_sync_state_to_linker(l)
+        super::host::add_sync_state_to_linker(l)?;
+        super::host::add_sync_http_client_to_linker(l)
     })()
     .context("linking the plugin host API for synchronous calls")?;
     Ok(linker)

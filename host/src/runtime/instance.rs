@@ -124,10 +124,15 @@ impl InstanceState {
     }
 
     /// Runs an import's `work` to its end on this thread, within the
-    /// current call's deadline (the synchronous call path).
-    pub(super) fn here<R>(&mut self, work: impl AsyncFnOnce(&mut Self) -> R) -> wasmtime::Result<R> {
+    /// current call's deadline (the synchronous call path); `network`:
+    /// `work` waits on sockets, and the thread is handed over while it
+    /// does ([`CallWait::block`]).
+    pub(super) fn here<R>(&mut self, network: bool, work: impl AsyncFnOnce(&mut Self) -> R) -> wasmtime::Result<R> {
         let mut wait = self.wait;
-        let out = wait.here(work(self));
+        let out = match network {
+            false => wait.here(work(self)),
+            true => wait.block(work(self)),
+        };
         self.wait = wait;
         out
     }

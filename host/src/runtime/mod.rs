@@ -33,6 +33,7 @@ pub(crate) use engine::EngineLimits;
 pub(crate) use error::PluginError;
 pub(crate) use instance::PluginIdentity;
 pub(crate) use limits::PluginLimits;
+use pool::Imports;
 pub(crate) use pool::{PluginPool, Prepared};
 pub(crate) use prefetch::Needs;
 
@@ -133,11 +134,16 @@ impl Runtime {
             .instantiate_pre(&compiled.component)
             .context("the component does not fit the wasmgate:plugin world")?;
         let pre = PluginPre::new(pre).context("the component does not export the wasmgate:plugin world")?;
-        // Whatever does not link here (a fan-out import, the filesystem)
+        // Whatever does not link here (the filesystem, sockets)
         // keeps the plugin on the asynchronous path.
         let sync = self.sync_linker.instantiate_pre(&compiled.component).ok().and_then(|pre| PluginPre::new(pre).ok());
-        let imports_state = component_type.imports(engine).any(|(name, _)| name.starts_with("wasmgate:plugin/state@"));
-        Ok(Prepared::new(pre, sync, imports_state, compiled))
+        let imports = |interface: &str| {
+            component_type
+                .imports(engine)
+                .any(|(name, _)| name.strip_prefix("wasmgate:plugin/").is_some_and(|n| n.starts_with(interface)))
+        };
+        let waits_on = Imports { state: imports("state@"), network: imports("http-client@") };
+        Ok(Prepared::new(pre, sync, waits_on, compiled))
     }
 }
 

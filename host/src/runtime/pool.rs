@@ -10,14 +10,17 @@
 //! Every call passes the use's breaker first, and runs under a wall-clock
 //! deadline as well as its CPU budget.
 //!
-//! A plugin whose imports never suspend (everything but a fan-out, and
-//! state kept in this process) is entered with a plain function call: no
-//! fiber, no future per call. Its CPU budget then traps instead of
-//! yielding, so a looping call holds its worker thread for at most its
-//! `timeout_ms`, and a call that has to wait (a WASI sleep) waits on its
-//! thread until its wall deadline. A use whose call had to wait moves to
-//! the asynchronous path for good: its warm instances are replaced by
-//! ones whose waits yield the thread.
+//! A plugin whose imports rarely wait (everything but state kept in Redis)
+//! is entered with a plain function call: no fiber, no future per call. Its
+//! CPU budget then traps instead of yielding, so a looping call holds its
+//! worker thread for at most its `timeout_ms`, and a call that has to wait
+//! (a WASI sleep) waits on its thread until its wall deadline. A use whose
+//! call had to wait moves to the asynchronous path for good: its warm
+//! instances are replaced by ones whose waits yield the thread. A fetch
+//! (`http-client`) is the exception, as it is rare in most plugins that
+//! can make one (jwt-auth refreshing its keys): the thread is handed over
+//! to the runtime while it waits, and only a use that fetches again within
+//! [`FETCH_SPACING`] (a fan-out on every request) moves.
 
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +49,21 @@ use crate::services::HostServices;
 /// with 503.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A direct call that fetches hands its worker thread over (tens of
+/// microseconds, where the asynchronous path adds about one per call): a
+/// use whose fetches come closer together than this is called
+/// asynchronously instead.
+const FETCH_SPACING: Duration = Duration::from_secs(10);
+
+/// The imports of a plugin that can wait.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Imports {
+    /// `state`, whose store may have to wait (Redis).
+    pub(crate) state: bool,
+    /// `http-client`, which waits on the network.
+    pub(crate) network: bool,
+}
+
 /// A plugin linked against the host API, ready to be instantiated for any
 /// number of uses.
 #[derive(Clone)]
@@ -53,8 +71,7 @@ pub(crate) struct Prepared {
     pre: PluginPre<InstanceState>,
     /// The same plugin linked for synchronous calls, when it can be.
     sync: Option<PluginPre<InstanceState>>,
-    /// Whether it imports `state`, whose store may have to wait.
-    imports_state: bool,
+    waits_on: Imports,
     compiled: Compiled,
 }
 
@@ -62,10 +79,18 @@ impl Prepared {
     pub(super) fn new(
         pre: PluginPre<InstanceState>,
         sync: Option<PluginPre<InstanceState>>,
-        imports_state: bool,
+        waits_on: Imports,
         compiled: Compiled,
     ) -> Self {
-        Self { pre, sync, imports_state, compiled }
+        Self { pre, sync, waits_on, compiled }
+    }
+
+    /// Whether this plugin, with these services, may be entered directly
+    /// on this thread's runtime.
+    fn may_call_directly(&self, services: &HostServices) -> bool {
+        self.sync.is_some()
+            && (!self.waits_on.state || services.state.answers_at_once())
+            && (!self.waits_on.network || super::wait::may_block_in_place())
     }
 
     pub(crate) fn compiled(&self) -> &Compiled {
@@ -109,6 +134,8 @@ pub(crate) struct PluginPool {
     /// Calls are entered directly (see the module docs); cleared for good
     /// once one had to wait.
     direct: AtomicBool,
+    /// When a direct call last fetched.
+    last_fetch: Mutex<Option<Instant>>,
 }
 
 impl PluginPool {
@@ -124,7 +151,7 @@ impl PluginPool {
         breaker: Option<BreakerSpec>,
     ) -> Result<Arc<Self>, PluginError> {
         let engine_slots = runtime.slots.clone();
-        let direct = prepared.sync.is_some() && (!prepared.imports_state || services.state.answers_at_once());
+        let direct = prepared.may_call_directly(&services);
         let (first, needs) =
             instantiate(&prepared, direct, &identity, &services, &config, &limits, &engine_slots).await?;
         let direct = first.direct.is_some();
@@ -143,6 +170,7 @@ impl PluginPool {
             engine_slots,
             breaker: PluginBreaker::new(breaker),
             direct: AtomicBool::new(direct),
+            last_fetch: Mutex::new(None),
         });
         runtime.pools.register(&pool);
         Ok(pool)
@@ -285,10 +313,20 @@ impl PluginPool {
         (req, resp, lease.finish(result, self))
     }
 
-    /// Moves the use to the asynchronous path once a direct call waited.
+    /// Moves the use to the asynchronous path once a direct call waited,
+    /// or fetched soon after another had.
     fn note_waits(&self, warm: &Warm) {
-        if warm.direct.is_some() && warm.store.data().wait.waited {
-            self.go_async("plugin waited in a call");
+        let wait = &warm.store.data().wait;
+        if warm.direct.is_none() || !(wait.waited || wait.fetched) {
+            return;
+        }
+        if wait.waited {
+            return self.go_async("plugin waited in a call");
+        }
+        let now = Instant::now();
+        let last = self.last_fetch.lock().unwrap().replace(now);
+        if last.is_some_and(|last| now.saturating_duration_since(last) < FETCH_SPACING) {
+            self.go_async("plugin fetches often");
         }
     }
 

@@ -32,6 +32,8 @@ pub(super) struct CallWait {
     pub(super) deadline: Option<Instant>,
     /// The call waited on something that was not ready at once.
     pub(super) waited: bool,
+    /// The call waited on the network ([`Self::block`]).
+    pub(super) fetched: bool,
     /// Whether a wait may block the thread (a call) or fails at once
     /// ([`MustWait`], a configure step).
     may_block: bool,
@@ -40,12 +42,12 @@ pub(super) struct CallWait {
 impl CallWait {
     /// Starts a call that must end within `limit` of `started`.
     pub(super) fn start(&mut self, started: Instant, limit: Duration) {
-        *self = Self { deadline: started.checked_add(limit), waited: false, may_block: true };
+        *self = Self { deadline: started.checked_add(limit), may_block: true, ..Self::default() };
     }
 
     /// Starts a configure step, which must not block the thread.
     pub(super) fn start_configure(&mut self) {
-        *self = Self { deadline: None, waited: false, may_block: false };
+        *self = Self::default();
     }
 
     /// Whether a configure step (not a call) is in progress.
@@ -79,6 +81,42 @@ impl CallWait {
             std::thread::sleep(left.min(RECHECK));
         }
     }
+
+    /// Runs `work`, which waits on the network, to completion at most until
+    /// the deadline, with this worker thread handed over: Tokio moves the
+    /// thread's other tasks to another worker while this one blocks, and
+    /// `work`'s sockets and timers are driven by the runtime as usual. Only
+    /// possible on a multi-threaded runtime; a pool enters a plugin that
+    /// may fetch directly only there ([`may_block_in_place`]).
+    pub(super) fn block<F: Future>(&mut self, work: F) -> wasmtime::Result<F::Output> {
+        if !self.may_block {
+            self.waited = true;
+            return Err(MustWait.into());
+        }
+        if !may_block_in_place() {
+            return Err(wasmtime::Error::msg("a direct call cannot wait on the network on this runtime"));
+        }
+        self.fetched = true;
+        let deadline = self.deadline;
+        let runtime = tokio::runtime::Handle::current();
+        let out = tokio::task::block_in_place(|| {
+            runtime.block_on(async {
+                match deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline.into(), work).await.ok(),
+                    None => Some(work.await),
+                }
+            })
+        });
+        out.ok_or_else(|| WallDeadlinePassed.into())
+    }
+}
+
+/// Whether this thread may block in place ([`CallWait::block`]): a worker
+/// of a multi-threaded Tokio runtime (a current-thread runtime has no
+/// other thread to hand its tasks to).
+pub(super) fn may_block_in_place() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// A monotonic-clock subscription that needs no timer driver: a thread
@@ -122,6 +160,32 @@ mod tests {
         let err = wait.here(wasmtime_wasi::p2::Pollable::ready(&mut never)).unwrap_err();
         assert!(err.is::<WallDeadlinePassed>());
         assert!(wait.passed());
+    }
+
+    #[test]
+    fn a_network_wait_needs_a_worker_of_a_multi_threaded_runtime_and_ends_at_the_deadline() {
+        let mut wait = CallWait::default();
+        wait.start(Instant::now(), Duration::from_secs(60));
+        assert!(wait.block(async { 7 }).is_err(), "outside a runtime");
+        let on_one_thread = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert!(on_one_thread.block_on(async { wait.block(async { 7 }) }).is_err());
+        assert!(!wait.fetched);
+
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let (ready, late) = runtime
+            .block_on(runtime.spawn(async move {
+                let ready = wait.block(async { 7 }).unwrap();
+                assert!(wait.fetched && !wait.waited, "a fetch is not a wait");
+                wait.start(Instant::now(), Duration::from_millis(20));
+                let late = wait.block(tokio::time::sleep(Duration::from_secs(60))).unwrap_err();
+                (ready, late)
+            }))
+            .unwrap();
+        assert_eq!(ready, 7);
+        assert!(late.is::<WallDeadlinePassed>());
+
+        wait.start_configure();
+        assert!(wait.block(async { 7 }).unwrap_err().is::<MustWait>(), "a configure step never blocks");
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! How plugin calls are entered: directly (a function call, no fiber) when
-//! a plugin's imports never wait, asynchronously otherwise, and a use whose
-//! direct call had to wait moves to the asynchronous path without failing
-//! anything.
+//! a plugin's imports rarely wait, asynchronously otherwise, and a use whose
+//! direct call had to wait (or fetches often) moves to the asynchronous path
+//! without failing anything.
+
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::{ADD_HEADER, FIXTURE_FANOUT, FIXTURE_SLEEPER, FIXTURE_SPIN, RATE_LIMIT};
 use wasmgate_testbed::redis::TestRedis;
-use wasmgate_testbed::{Client, TestGateway, TestUpstream};
+use wasmgate_testbed::{Answer, Client, TestGateway, TestUpstream};
 
 /// The call path `/status` reports for the plugin use on `route`.
 async fn call_path(admin: &Client, route: &str) -> String {
@@ -37,7 +39,7 @@ async fn plugins_that_never_wait_are_called_directly() {
 
     assert_eq!(call_path(&gw.admin, "header").await, "direct");
     assert_eq!(call_path(&gw.admin, "limited").await, "direct", "state kept in this process answers at once");
-    assert_eq!(call_path(&gw.admin, "fanout").await, "async", "a fan-out waits on the network");
+    assert_eq!(call_path(&gw.admin, "fanout").await, "direct", "a fetch hands its thread over");
 
     let reply = gw.client.get("/header").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -138,4 +140,83 @@ async fn a_plugin_that_waits_while_configuring_is_called_asynchronously() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.text(), "up GET /slow-start");
     assert_eq!(gw.client.get("/calls").await.text(), "1");
+}
+
+fn fanout(name: &str, path: &str, timeout_ms: u32) -> Route {
+    let calls = json!([{"upstream": "up", "path": path, "timeout_ms": timeout_ms}]);
+    Route::path(name, &format!("/{name}")).stage("fanout", json!({ "calls": calls }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_use_that_fetches_on_every_call_moves_to_the_asynchronous_path() {
+    let up = TestUpstream::start(|s| Answer::new(200, format!("up:{}", s.uri))).await;
+    let config = GatewayConfig::new()
+        .upstream("up", &up)
+        .plugin("fanout", FIXTURE_FANOUT)
+        .route(fanout("fan", "/one", 3000))
+        .route(fanout("other", "/two", 3000));
+    let gw = TestGateway::start(&config.to_string()).await;
+
+    // The first fetch happens on the direct path; the second, soon after,
+    // too, and moves the use; the third is asynchronous. All answer.
+    for (round, expected) in [(1, "direct"), (2, "async"), (3, "async")] {
+        let reply = gw.client.get("/fan").await;
+        assert_eq!(reply.status, 200, "round {round}: {}", reply.text());
+        assert_eq!(reply.json(), json!([{"status": 200, "body": "up:/one"}]), "round {round}");
+        assert_eq!(call_path(&gw.admin, "fan").await, expected, "round {round}");
+    }
+    let reply = gw.client.get("/other").await;
+    assert_eq!(reply.json(), json!([{"status": 200, "body": "up:/two"}]));
+    assert_eq!(call_path(&gw.admin, "other").await, "direct", "one fetch is not often");
+    assert_eq!(up.count(), 4);
+}
+
+// One worker: were the fetch to block it, the other route would not be
+// served until the fetch ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_direct_fetch_hands_its_thread_over_and_ends_at_the_wall_deadline() {
+    let up = TestUpstream::start(|s| match s.uri.as_str() {
+        "/slow" => Answer::new(200, "late").delay(Duration::from_secs(30)),
+        _ => Answer::new(200, "quick"),
+    })
+    .await;
+    let config = GatewayConfig::new()
+        .upstream("up", &up)
+        .plugin_with("fanout", FIXTURE_FANOUT, json!({"wall_timeout_ms": 1500}))
+        .plugin("add-header", ADD_HEADER)
+        .route(fanout("slow", "/slow", 20_000))
+        .route(Route::path("ok", "/ok").upstream("up").stage("add-header", json!({})));
+    let gw = TestGateway::start(&config.to_string()).await;
+    assert_eq!(call_path(&gw.admin, "slow").await, "direct");
+
+    let waiting = {
+        let client = gw.client.clone();
+        tokio::spawn(async move { client.get("/slow").await })
+    };
+    while up.count() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for _ in 0..3 {
+        assert_eq!(gw.client.get("/ok").await.text(), "quick");
+    }
+    assert!(!waiting.is_finished(), "the other route was served while the fetch waited");
+    let reply = waiting.await.unwrap();
+    assert_eq!(reply.plugin_problem(500, "fanout"), "plugin fanout did not finish within its wall-clock limit of 1.5s");
+    assert_eq!(call_path(&gw.admin, "slow").await, "direct", "one fetch is not often");
+}
+
+// A single-threaded runtime has no thread to hand a waiting one's tasks to.
+#[tokio::test]
+async fn on_one_thread_a_plugin_that_can_fetch_is_called_asynchronously() {
+    let up = TestUpstream::start(|s| Answer::new(200, format!("up:{}", s.uri))).await;
+    let config = GatewayConfig::new()
+        .upstream("up", &up)
+        .plugin("fanout", FIXTURE_FANOUT)
+        .plugin("add-header", ADD_HEADER)
+        .route(fanout("fan", "/one", 3000))
+        .route(Route::path("header", "/header").upstream("up").stage("add-header", json!({"request": {"x-a": "1"}})));
+    let gw = TestGateway::start(&config.to_string()).await;
+    assert_eq!(call_path(&gw.admin, "fan").await, "async");
+    assert_eq!(call_path(&gw.admin, "header").await, "direct");
+    assert_eq!(gw.client.get("/fan").await.json(), json!([{"status": 200, "body": "up:/one"}]));
 }

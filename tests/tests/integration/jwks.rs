@@ -118,7 +118,7 @@ async fn call(gw: &TestGateway, token: &str) -> Reply {
     gw.client.send(Method::GET, "/api/orders", &[("authorization", &auth)], "").await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_verify_with_keys_fetched_once_for_every_instance() {
     let key = es256("k1");
     let idp = Idp::start(&[&key]).await;
@@ -147,7 +147,7 @@ async fn tokens_verify_with_keys_fetched_once_for_every_instance() {
     assert_eq!(detail, "invalid signature");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_rotated_in_is_accepted_after_one_refresh() {
     let (old, new) = (es256("2024-01"), es256("2024-02"));
     let idp = Idp::start(&[&old]).await;
@@ -162,7 +162,7 @@ async fn a_key_rotated_in_is_accepted_after_one_refresh() {
     assert_eq!(idp.fetches().len(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_unknown_kids_cost_the_provider_one_fetch() {
     let key = es256("k1");
     let idp = Idp::start(&[&key]).await;
@@ -181,7 +181,7 @@ async fn a_thousand_unknown_kids_cost_the_provider_one_fetch() {
     assert_eq!(api.count(), 1, "no unknown kid reached the upstream");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_provider_stopped_cached_keys_keep_serving_and_a_fresh_gateway_answers_503() {
     let key = es256("k1");
     let idp = Idp::start(&[&key]).await;
@@ -208,7 +208,7 @@ async fn with_the_provider_stopped_cached_keys_keep_serving_and_a_fresh_gateway_
     assert_eq!(no_token.problem(401), "a bearer token is required");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openid_discovery_is_followed_to_the_jwks() {
     let key = es256("k1");
     let idp = Idp::start(&[&key]).await;
@@ -233,7 +233,7 @@ async fn key_source(gw: &TestGateway) -> Value {
     sources[0].clone()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_the_key_source_never_fetched_then_fresh_then_stale_when_the_provider_is_gone() {
     let key = es256("k1");
     let idp = Idp::start(&[&key]).await;
@@ -260,7 +260,7 @@ async fn status_shows_the_key_source_never_fetched_then_fresh_then_stale_when_th
 
 /// Without traffic nobody fetches and the document keeps saying `fresh`;
 /// `/status` reads it as of now.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reads_keys_past_their_refresh_time_as_stale_and_past_their_expiry_as_failing() {
     let key = es256("k1");
     let idp = Idp::start(&[&key]).await;

@@ -40,4 +40,5 @@ mod request;
 mod response;
 mod state;
 
+pub(super) use http_client::add_sync_to_linker as add_sync_http_client_to_linker;
 pub(super) use state::add_sync_to_linker as add_sync_state_to_linker;

@@ -91,7 +91,7 @@ pub(in crate::runtime) fn add_sync_to_linker(l: &mut Linker<InstanceState>) -> w
     macro_rules! here {
         ($name:literal, $method:ident($($arg:ident: $ty:ty),*)) => {
             state.func_wrap($name, |mut cx, ($($arg,)*): ($($ty,)*)| {
-                let out = cx.data_mut().here(async |s| state::Host::$method(s, $($arg),*).await);
+                let out = cx.data_mut().here(false, async |s| state::Host::$method(s, $($arg),*).await);
                 Ok((out??,))
             })?
         };
