@@ -124,6 +124,12 @@ for name in empty noop full; do
     warm_under_valgrind "$WORK/$name.toml"
     count "$name" "$BIN/wasmgate" run "$WORK/$name.toml"
 done
+# Two workers: a multi-threaded runtime, where a plugin that imports
+# http-client (jwt-auth) is called directly, as in a default deployment.
+for name in empty full; do
+    gateway_config "$name" | sed 's/^\[server\]$/[server]\nworkers = 2/' >"$WORK/$name-2w.toml"
+    count "$name-2w" "$BIN/wasmgate" run "$WORK/$name-2w.toml"
+done
 STAGES=(jwt-auth rate-limit transform)
 for i in "${!STAGES[@]}"; do
     one_stage $((i + 1)) >"$WORK/${STAGES[$i]}.toml"
@@ -154,8 +160,14 @@ thousands() { awk -v n="$1" 'BEGIN { printf "%.1fk", n / 1000 }'; }
     for s in "${STAGES[@]}"; do
         echo "| wasmgate, $s alone (its full-pipeline config) | $(thousands "${IR[$s]}") | $(ratio "${IR[$s]}" "${IR[nginx]}") | $(thousands $((IR[$s] - IR[empty]))) |"
     done
+    echo "| wasmgate, empty pipeline, 2 workers | $(thousands "${IR[empty-2w]}") | $(ratio "${IR[empty-2w]}" "${IR[nginx]}") | |"
+    echo "| wasmgate, jwt-auth → rate-limit → transform, 2 workers | $(thousands "${IR[full-2w]}") | $(ratio "${IR[full-2w]}" "${IR[nginx]}") | $(thousands $((IR[full-2w] - IR[empty-2w]))) |"
     echo
     echo "Full pipeline / empty pipeline: $(ratio "${IR[full]}" "${IR[empty]}")× the instructions."
+    echo "With 1 worker the runtime is single-threaded and jwt-auth (it imports \`http-client\`) is called"
+    echo "asynchronously: a direct call's fetch needs another thread to hand its work to. The 2-worker"
+    echo "rows (multi-threaded runtime, as deployed by default) call all three plugins directly; the"
+    echo "added row is against the empty pipeline with 2 workers."
     echo "rate-limit alone keys on the client IP (no jwt-auth before it to name the user)."
 } >"$OUT"
 log "wrote $OUT"
