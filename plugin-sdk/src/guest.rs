@@ -360,3 +360,8 @@ pub(crate) mod imports {
         metrics::histogram_observe(name, value)
     }
 }
+
+/// Every plugin's allocator: see [`crate::alloc_cache`].
+#[global_allocator]
+static ALLOCATOR: crate::alloc_cache::Recycling<std::alloc::System> =
+    crate::alloc_cache::Recycling::new(std::alloc::System);

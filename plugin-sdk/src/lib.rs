@@ -57,6 +57,8 @@
 // a plugin crate and the SDK itself agree.
 extern crate self as wasmgate_sdk;
 
+#[doc(hidden)]
+pub mod alloc_cache;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod bindings;
