@@ -93,6 +93,11 @@ impl Message<'_> {
         self.backend.header_all(name).into_iter().map(lossy).collect()
     }
 
+    /// Every value of a header, in order, as the exact bytes received.
+    pub fn header_all_bytes(&self, name: &str) -> Vec<Vec<u8>> {
+        self.backend.header_all(name)
+    }
+
     /// All headers, in order. This copies every header across the sandbox
     /// boundary: prefer [`header`](Self::header) when the name is known.
     pub fn headers(&self) -> Headers {

@@ -45,10 +45,10 @@ impl<V: Clone> TokenCache<V> {
         Self { capacity, hasher: FixedState::with_seed(seed), entries: HashMap::default() }
     }
 
-    pub fn get(&mut self, token: &str, now_ms: u64) -> Option<V> {
+    pub fn get(&mut self, token: &[u8], now_ms: u64) -> Option<V> {
         let key = self.hasher.hash_one(token);
         let entry = self.entries.get(&key)?;
-        if !same(&entry.token, token.as_bytes()) {
+        if !same(&entry.token, token) {
             return None;
         }
         if entry.deadline_ms <= now_ms as f64 {
@@ -60,7 +60,7 @@ impl<V: Clone> TokenCache<V> {
 
     /// `deadline_ms` as in [`Entry`]; `None` for a token without `exp`. A
     /// token whose hash another holds takes its place.
-    pub fn insert(&mut self, token: &str, value: V, deadline_ms: Option<f64>, now_ms: u64) {
+    pub fn insert(&mut self, token: &[u8], value: V, deadline_ms: Option<f64>, now_ms: u64) {
         if self.capacity == 0 {
             return;
         }
@@ -69,7 +69,7 @@ impl<V: Clone> TokenCache<V> {
         }
         let deadline_ms = deadline_ms.unwrap_or(f64::INFINITY);
         let key = self.hasher.hash_one(token);
-        self.entries.insert(key, Entry { token: token.as_bytes().into(), value, deadline_ms });
+        self.entries.insert(key, Entry { token: token.into(), value, deadline_ms });
     }
 
     /// Forgets every token: the keys they were verified with may be gone.
@@ -141,12 +141,12 @@ mod tests {
     #[test]
     fn entries_are_dropped_at_their_deadline() {
         let mut cache = TokenCache::new(4);
-        cache.insert("a", 1, Some(1_000.0), 0);
-        cache.insert("b", 2, None, 0);
-        assert_eq!(cache.get("a", 999), Some(1));
-        assert_eq!(cache.get("a", 1_000), None);
+        cache.insert(b"a", 1, Some(1_000.0), 0);
+        cache.insert(b"b", 2, None, 0);
+        assert_eq!(cache.get(b"a", 999), Some(1));
+        assert_eq!(cache.get(b"a", 1_000), None);
         assert_eq!(cache.len(), 1, "the expired entry is removed, not just skipped");
-        assert_eq!(cache.get("b", u64::MAX), Some(2));
+        assert_eq!(cache.get(b"b", u64::MAX), Some(2));
     }
 
     #[test]
@@ -154,12 +154,12 @@ mod tests {
         let mut cache = TokenCache::new(4);
         for (i, token) in ["a", "b", "c", "d"].into_iter().enumerate() {
             let deadline = if token == "c" { 10.0 } else { 1_000.0 };
-            cache.insert(token, i, Some(deadline), 0);
+            cache.insert(token.as_bytes(), i, Some(deadline), 0);
         }
-        cache.insert("e", 4, Some(1_000.0), 10);
+        cache.insert(b"e", 4, Some(1_000.0), 10);
         assert_eq!(cache.len(), 4, "only the expired entry made room");
-        assert_eq!(cache.get("c", 0), None);
-        assert!(["a", "b", "d", "e"].iter().all(|t| cache.get(t, 10).is_some()));
+        assert_eq!(cache.get(b"c", 0), None);
+        assert!(["a", "b", "d", "e"].iter().all(|t| cache.get(t.as_bytes(), 10).is_some()));
     }
 
     #[test]
@@ -169,9 +169,9 @@ mod tests {
         assert!(!same(b"0123456789abcdefXYZ", b"0123456789abcdeFXYZ"), "a word differs");
         assert!(!same(b"abc", b"abcd"));
         let mut cache = TokenCache::new(4);
-        cache.insert("eyJ.a.sig1", 1, None, 0);
-        assert_eq!(cache.get("eyJ.a.sig1", 0), Some(1));
-        assert_eq!(cache.get("eyJ.a.sig2", 0), None, "another signature is another token");
+        cache.insert(b"eyJ.a.sig1", 1, None, 0);
+        assert_eq!(cache.get(b"eyJ.a.sig1", 0), Some(1));
+        assert_eq!(cache.get(b"eyJ.a.sig2", 0), None, "another signature is another token");
     }
 
     #[test]
@@ -179,13 +179,13 @@ mod tests {
         for capacity in [1, 2, 3, 4, 10, 100] {
             let mut cache = TokenCache::new(capacity);
             for i in 0..1_000 {
-                cache.insert(&i.to_string(), i, None, 0);
+                cache.insert(i.to_string().as_bytes(), i, None, 0);
                 assert!(cache.len() <= capacity, "{} entries in a cache of {capacity}", cache.len());
-                assert_eq!(cache.get(&i.to_string(), 0), Some(i), "the newest entry is kept");
+                assert_eq!(cache.get(i.to_string().as_bytes(), 0), Some(i), "the newest entry is kept");
             }
         }
         let mut cache = TokenCache::new(0);
-        cache.insert("a", 1, None, 0);
-        assert_eq!((cache.len(), cache.get("a", 0)), (0, None));
+        cache.insert(b"a", 1, None, 0);
+        assert_eq!((cache.len(), cache.get(b"a", 0)), (0, None));
     }
 }

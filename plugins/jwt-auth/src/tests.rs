@@ -206,6 +206,23 @@ fn a_tampered_token_is_refused() {
 }
 
 #[test]
+fn a_token_that_is_not_text_is_refused_and_the_cached_one_it_resembles_still_passes() {
+    let plugin = plugin(&secret_config(json!({})));
+    let token = hs256(alice());
+    assert_accepted(&plugin, &token);
+    let mut bytes = format!("Bearer {token}").into_bytes();
+    bytes.push(0xff);
+    let reply = run(&plugin, &TestRequest::new("GET", "/orders").header("authorization", &bytes)).expect("refused");
+    assert_eq!(reply.status, 401);
+    assert!(header(&reply, "www-authenticate").contains("the token is not text"));
+    // Spaces around the token (and only ASCII ones) are not part of it.
+    let spaced = TestRequest::new("GET", "/orders").header("authorization", format!("  bearer   {token}\t"));
+    assert!(run(&plugin, &spaced).is_none(), "the cached token, found by its bytes");
+    let wide = TestRequest::new("GET", "/orders").header("authorization", format!("Bearer {token}\u{3000}"));
+    assert_eq!(run(&plugin, &wide).expect("refused").status, 401, "a non-ASCII space is part of the token");
+}
+
+#[test]
 fn tokens_are_matched_to_keys_by_kid() {
     let config = json!({"keys": [
         {"kid": "k1", "secret": SECRET, "algorithms": ["HS256"]},
