@@ -403,7 +403,9 @@ impl PluginPool {
             Some(warm) if warm.direct.is_some() <= direct => warm,
             _ => {
                 waited = true;
-                let (warm, _) = instantiate(
+                // Boxed: a pool grows rarely, and every call's future
+                // would otherwise carry instantiation's.
+                let (warm, _) = Box::pin(instantiate(
                     &self.prepared,
                     direct,
                     &self.identity,
@@ -411,7 +413,7 @@ impl PluginPool {
                     &self.config,
                     &self.limits,
                     &self.engine_slots,
-                )
+                ))
                 .await?;
                 if direct && warm.direct.is_none() {
                     self.go_async("plugin waited while configuring");

@@ -111,7 +111,10 @@ impl Pool {
                 return Ok(idle.conn);
             }
         }
-        self.connect().await
+        // Boxed: a connection is made rarely, and its future (a TLS
+        // handshake's) would otherwise make every round trip's future, and
+        // each request's around it, that much larger to move.
+        Box::pin(self.connect()).await
     }
 
     /// A connection of its own, never pooled (health checks).

@@ -39,7 +39,9 @@ const MAX_RESPONSE_HEAD: usize = 64 << 10;
 /// method may be repeated.
 pub(crate) async fn send(pool: &Pool, req: &Outbound<'_>, body: Outgoing) -> Result<Response<Body>, ClientError> {
     if pool.protocol() == Protocol::H2 {
-        return super::h2::send(pool, req, body).await;
+        // Boxed, as `Pool::checkout`'s connect: the HTTP/1.1 round trip
+        // does not carry the larger HTTP/2 one inline.
+        return Box::pin(super::h2::send(pool, req, body)).await;
     }
     let conn = pool.checkout(req.at).await?;
     let again = match &body {
@@ -50,7 +52,7 @@ pub(crate) async fn send(pool: &Pool, req: &Outbound<'_>, body: Outgoing) -> Res
         Ok(resp) => Ok(resp),
         Err(Failed { error, stale: true }) if let Some(bytes) = again => {
             tracing::debug!(target = %pool.addr(), %error, "pooled connection was closed; trying a new one");
-            let conn = pool.connect().await?;
+            let conn = Box::pin(pool.connect()).await?;
             on_conn(pool, conn, req, Outgoing::Bytes(bytes)).await.map_err(|f| f.error)
         }
         Err(failed) => Err(failed.error),
