@@ -7,6 +7,7 @@
 //! the end of a batch.
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use http::HeaderMap;
 use wasmgate_sdk::edits::Op;
 
@@ -14,9 +15,9 @@ use super::bounds::{self, Bounds, FieldWriter};
 use super::{EditKind, MessageError, NameCache, RequestState, ResponseState};
 
 /// What a plugin hands over to change a message.
-pub(crate) enum Edits<'a> {
+pub(crate) enum Edits {
     /// One edit, sent alone by an accessor.
-    One(Op, &'a [u8], Bytes),
+    One(Op, Bytes, Bytes),
     /// An `apply` buffer: edits in order.
     Batch(Vec<u8>),
 }
@@ -32,14 +33,14 @@ pub(crate) struct Editor<'a> {
 /// A message plugins edit: the request or the response.
 pub(crate) trait Edit {
     /// One edit, its headers measured by the editor's writer.
-    fn edit_with(&mut self, ed: &mut Editor<'_>, op: Op, name: &[u8], value: Bytes) -> Result<(), MessageError>;
+    fn edit_with(&mut self, ed: &mut Editor<'_>, op: Op, name: Bytes, value: Bytes) -> Result<(), MessageError>;
 
     /// The headers the edits change.
     fn headers(&self) -> &HeaderMap;
 
     /// Applies one edit or a batch, in order, then checks the headers
     /// against the limits.
-    fn apply(&mut self, names: &mut NameCache, bounds: &Bounds, edits: Edits<'_>) -> Result<(), MessageError> {
+    fn apply(&mut self, names: &mut NameCache, bounds: &Bounds, edits: Edits) -> Result<(), MessageError> {
         let mut ed = Editor { names, bounds, writer: bounds.writer() };
         match edits {
             Edits::One(op, name, value) => self.edit_with(&mut ed, op, name, value)?,
@@ -52,28 +53,28 @@ pub(crate) trait Edit {
 }
 
 impl Edit for RequestState {
-    /// The value is shared bytes, so a header value is never copied again.
-    fn edit_with(&mut self, ed: &mut Editor<'_>, op: Op, name: &[u8], value: Bytes) -> Result<(), MessageError> {
+    /// The name and value are shared bytes, so a header value or a var is
+    /// never copied again.
+    fn edit_with(&mut self, ed: &mut Editor<'_>, op: Op, name: Bytes, value: Bytes) -> Result<(), MessageError> {
         let Editor { names, bounds, writer } = ed;
         match op {
             // Vars stay writable in the response phase: they are scratch space.
             Op::SetVar => {
-                let name = String::from_utf8(name.to_vec())
-                    .map_err(|e| MessageError::VarName(bounds::shown(&String::from_utf8_lossy(e.as_bytes()))))?;
-                let value =
-                    String::from_utf8(value.to_vec()).map_err(|_| MessageError::VarValue(bounds::shown(&name)))?;
+                let text = ByteString::try_from(name.clone());
+                let name = text.map_err(|_| MessageError::VarName(bounds::shown(&String::from_utf8_lossy(&name))))?;
+                let value = ByteString::try_from(value).map_err(|_| MessageError::VarValue(bounds::shown(&name)))?;
                 self.set_var(name, value)?;
             }
             // Removing a name that cannot exist is nothing to fail over.
             Op::RemoveHeader => {
-                let name = names.name(name).ok();
+                let name = names.name(&name).ok();
                 let req = self.writable()?;
                 if let Some(name) = name {
                     writer.remove(&mut req.head.headers, &name);
                 }
             }
             Op::SetHeader | Op::AppendHeader | Op::SetResponseHeader | Op::AppendResponseHeader => {
-                let (name, value) = names.field(name, value)?;
+                let (name, value) = names.field(&name, value)?;
                 let req = self.writable()?;
                 match op {
                     Op::SetHeader => writer.set(&mut req.head.headers, name, value)?,
@@ -93,8 +94,9 @@ impl Edit for RequestState {
 
 impl Edit for ResponseState {
     /// Header edits only: vars and response headers belong to the request.
-    fn edit_with(&mut self, ed: &mut Editor<'_>, op: Op, name: &[u8], value: Bytes) -> Result<(), MessageError> {
+    fn edit_with(&mut self, ed: &mut Editor<'_>, op: Op, name: Bytes, value: Bytes) -> Result<(), MessageError> {
         let Editor { names, writer, .. } = ed;
+        let name = &name[..];
         let headers = &mut self.head.headers;
         match op {
             Op::RemoveHeader => {
@@ -128,7 +130,7 @@ impl Edit for ResponseState {
 fn each_edit(
     edits: Vec<u8>,
     bounds: &Bounds,
-    mut f: impl FnMut(Op, &[u8], Bytes) -> Result<(), MessageError>,
+    mut f: impl FnMut(Op, Bytes, Bytes) -> Result<(), MessageError>,
 ) -> Result<(), MessageError> {
     if edits.is_empty() {
         return Ok(());
@@ -137,7 +139,7 @@ fn each_edit(
     let shared = Bytes::from(edits);
     for edit in wasmgate_sdk::edits::decode(&shared) {
         let edit = edit.map_err(|e| MessageError::Edits(e.0))?;
-        f(edit.op, edit.name, shared.slice(edit.value_at..edit.value_at + edit.value.len()))?;
+        f(edit.op, shared.slice_ref(edit.name), shared.slice(edit.value_at..edit.value_at + edit.value.len()))?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use self::bounds::{Bounds, MAX_VARS, MAX_VARS_BYTES, field_bytes, path_and_query, shown};
@@ -37,7 +38,8 @@ pub(crate) struct RequestState {
     pub body: Option<Bytes>,
     pub info: Arc<RequestInfo>,
     /// Values plugins of one pipeline share for one request.
-    pub vars: Vec<(String, String)>,
+    /// Slices of the buffer a plugin's edits came in (no copy per var).
+    pub vars: Vec<(ByteString, ByteString)>,
     /// Headers for the response, set before there is one.
     pub response_edits: ResponseEdits,
     pub read_only: bool,
@@ -191,11 +193,11 @@ impl RequestState {
     }
 
     pub(crate) fn var(&self, name: &str) -> Option<&str> {
-        self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| &**v)
     }
 
     /// Sets a var, within the bounds on vars per request.
-    pub(crate) fn set_var(&mut self, name: String, value: String) -> Result<(), MessageError> {
+    pub(crate) fn set_var(&mut self, name: ByteString, value: ByteString) -> Result<(), MessageError> {
         let slot = self.vars.iter().position(|(k, _)| *k == name);
         if slot.is_none() && self.vars.len() >= MAX_VARS {
             return Err(MessageError::TooManyVars);
@@ -322,21 +324,51 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_sets_vars_from_its_own_buffer_and_refuses_ones_that_are_not_text() {
+        use edit::{Edit, Edits};
+        use wasmgate_sdk::edits::{self, Op};
+        let bounds = Bounds { max_headers: 8, max_header_bytes: 1024, max_uri_bytes: 64, max_body_bytes: 64 };
+        let (mut req, mut names) = (request(), NameCache::default());
+        let mut batch = Vec::new();
+        edits::push(&mut batch, Op::SetVar, "user", "ålice".as_bytes());
+        edits::push(&mut batch, Op::SetHeader, "x-a", b"1");
+        req.apply(&mut names, &bounds, Edits::Batch(batch)).unwrap();
+        assert_eq!(req.var("user"), Some("ålice"));
+        assert_eq!(req.head.headers["x-a"], "1");
+
+        let mut value = Vec::new();
+        edits::push(&mut value, Op::SetVar, "user", b"\xffbob");
+        let refused = req.apply(&mut names, &bounds, Edits::Batch(value));
+        assert!(matches!(refused, Err(MessageError::VarValue(ref name)) if name == "user"), "{refused:?}");
+        let mut name = vec![Op::SetVar as u8, 2, 0, 0, 0, 0xc3, 0x28];
+        name.extend_from_slice(&1u32.to_le_bytes());
+        name.push(b'x');
+        let refused = req.apply(&mut names, &bounds, Edits::Batch(name));
+        assert!(matches!(refused, Err(MessageError::VarName(_))), "{refused:?}");
+        assert_eq!(req.var("user"), Some("ålice"), "a refused var changes nothing");
+        req.apply(&mut names, &bounds, Edits::One(Op::SetVar, Bytes::from("role"), Bytes::from("admin"))).unwrap();
+        assert_eq!(req.var("role"), Some("admin"));
+    }
+
+    #[test]
     fn vars_are_bounded_in_number_and_size() {
         let mut req = request();
         for i in 0..MAX_VARS {
-            req.set_var(format!("v{i}"), "x".into()).unwrap();
+            req.set_var(format!("v{i}").into(), "x".into()).unwrap();
         }
         assert!(matches!(req.set_var("one-more".into(), "x".into()), Err(MessageError::TooManyVars)));
         req.set_var("v0".into(), "replaced".into()).unwrap();
         assert_eq!(req.var("v0"), Some("replaced"));
 
         let mut req = request();
-        req.set_var("big".into(), "x".repeat(MAX_VARS_BYTES - 3)).unwrap();
+        req.set_var("big".into(), "x".repeat(MAX_VARS_BYTES - 3).into()).unwrap();
         assert!(matches!(req.set_var("a".into(), "x".into()), Err(MessageError::VarsTooLarge)));
         // Replacing a value counts the new one, not both.
-        req.set_var("big".into(), "x".repeat(MAX_VARS_BYTES - 3)).unwrap();
-        assert!(matches!(req.set_var("big".into(), "x".repeat(MAX_VARS_BYTES)), Err(MessageError::VarsTooLarge)));
+        req.set_var("big".into(), "x".repeat(MAX_VARS_BYTES - 3).into()).unwrap();
+        assert!(matches!(
+            req.set_var("big".into(), "x".repeat(MAX_VARS_BYTES).into()),
+            Err(MessageError::VarsTooLarge)
+        ));
         assert_eq!(req.var("big").map(str::len), Some(MAX_VARS_BYTES - 3), "a refused write changes nothing");
     }
 

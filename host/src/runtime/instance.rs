@@ -182,13 +182,13 @@ impl InstanceState {
     }
 
     /// Edits of the lent request: one from an accessor, or an `apply`.
-    pub(super) fn edit_request(&mut self, r: &Resource<RequestHandle>, edits: Edits<'_>) -> wasmtime::Result<()> {
+    pub(super) fn edit_request(&mut self, r: &Resource<RequestHandle>, edits: Edits) -> wasmtime::Result<()> {
         let req = self.lent.request.get(r, "request")?;
         Ok(req.apply(&mut self.names, &self.bounds, edits)?)
     }
 
     /// Header edits of the lent response, as [`Self::edit_request`].
-    pub(super) fn edit_response(&mut self, r: &Resource<ResponseHandle>, edits: Edits<'_>) -> wasmtime::Result<()> {
+    pub(super) fn edit_response(&mut self, r: &Resource<ResponseHandle>, edits: Edits) -> wasmtime::Result<()> {
         let resp = self.lent.response.get(r, "response")?;
         Ok(resp.apply(&mut self.names, &self.bounds, edits)?)
     }

@@ -19,15 +19,15 @@ macro_rules! header_accessors {
         }
 
         fn set_header(&mut self, r: Resource<$handle>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
-            self.$edit(&r, Edits::One(Op::SetHeader, name.as_bytes(), value.into()))
+            self.$edit(&r, Edits::One(Op::SetHeader, name.into(), value.into()))
         }
 
         fn append_header(&mut self, r: Resource<$handle>, name: String, value: Vec<u8>) -> wasmtime::Result<()> {
-            self.$edit(&r, Edits::One(Op::AppendHeader, name.as_bytes(), value.into()))
+            self.$edit(&r, Edits::One(Op::AppendHeader, name.into(), value.into()))
         }
 
         fn remove_header(&mut self, r: Resource<$handle>, name: String) -> wasmtime::Result<()> {
-            self.$edit(&r, Edits::One(Op::RemoveHeader, name.as_bytes(), Bytes::new()))
+            self.$edit(&r, Edits::One(Op::RemoveHeader, name.into(), Bytes::new()))
         }
     };
 }

@@ -86,7 +86,7 @@ impl types::HostRequest for InstanceState {
     }
 
     fn set_var(&mut self, r: Resource<RequestHandle>, name: String, value: String) -> wasmtime::Result<()> {
-        self.edit_request(&r, Edits::One(Op::SetVar, name.as_bytes(), value.into()))
+        self.edit_request(&r, Edits::One(Op::SetVar, name.into(), value.into()))
     }
 
     fn set_response_header(
@@ -95,7 +95,7 @@ impl types::HostRequest for InstanceState {
         name: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<()> {
-        self.edit_request(&r, Edits::One(Op::SetResponseHeader, name.as_bytes(), value.into()))
+        self.edit_request(&r, Edits::One(Op::SetResponseHeader, name.into(), value.into()))
     }
 
     fn append_response_header(
@@ -104,7 +104,7 @@ impl types::HostRequest for InstanceState {
         name: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<()> {
-        self.edit_request(&r, Edits::One(Op::AppendResponseHeader, name.as_bytes(), value.into()))
+        self.edit_request(&r, Edits::One(Op::AppendResponseHeader, name.into(), value.into()))
     }
 
     fn apply(&mut self, r: Resource<RequestHandle>, edits: Vec<u8>) -> wasmtime::Result<()> {
