@@ -361,7 +361,8 @@ pub(crate) mod imports {
     }
 }
 
-/// Every plugin's allocator: see [`crate::alloc_cache`].
+/// The plugin's allocator: see [`crate::alloc_cache`].
+#[cfg(feature = "recycling-alloc")]
 #[global_allocator]
 static ALLOCATOR: crate::alloc_cache::Recycling<std::alloc::System> =
     crate::alloc_cache::Recycling::new(std::alloc::System);
