@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use wasmgate_testbed::config::{GatewayConfig, Route};
 use wasmgate_testbed::plugins::{ADD_HEADER, FIXTURE_FANOUT, FIXTURE_SLEEPER, FIXTURE_SPIN, RATE_LIMIT};
 use wasmgate_testbed::redis::TestRedis;
-use wasmgate_testbed::{Answer, Client, TestGateway, TestUpstream};
+use wasmgate_testbed::{Answer, Client, Reply, TestGateway, TestUpstream};
 
 /// The call path `/status` reports for the plugin use on `route`.
 async fn call_path(admin: &Client, route: &str) -> String {
@@ -17,6 +17,12 @@ async fn call_path(admin: &Client, route: &str) -> String {
     let uses = status["plugin_uses"].as_array().expect("plugin_uses").clone();
     let found = uses.into_iter().find(|u| u["route"] == route).expect("the route's plugin use");
     found["calls"].as_str().expect("a call path").to_owned()
+}
+
+/// A request that runs while the test goes on.
+fn get_in_background(client: &Client, path: &'static str) -> tokio::task::JoinHandle<Reply> {
+    let client = client.clone();
+    tokio::spawn(async move { client.get(path).await })
 }
 
 fn limited(name: &str) -> Route {
@@ -108,10 +114,7 @@ async fn a_direct_call_that_loops_ends_at_its_budget_and_stays_direct() {
     let gw = TestGateway::start(&config.to_string()).await;
     assert_eq!(call_path(&gw.admin, "spin").await, "direct");
 
-    let spinning = {
-        let client = gw.client.clone();
-        tokio::spawn(async move { client.get("/spin").await })
-    };
+    let spinning = get_in_background(&gw.client, "/spin");
     for _ in 0..5 {
         assert_eq!(gw.client.get("/ok").await.status, 200, "the other worker keeps serving");
     }
@@ -189,10 +192,7 @@ async fn a_direct_fetch_hands_its_thread_over_and_ends_at_the_wall_deadline() {
     let gw = TestGateway::start(&config.to_string()).await;
     assert_eq!(call_path(&gw.admin, "slow").await, "direct");
 
-    let waiting = {
-        let client = gw.client.clone();
-        tokio::spawn(async move { client.get("/slow").await })
-    };
+    let waiting = get_in_background(&gw.client, "/slow");
     while up.count() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
