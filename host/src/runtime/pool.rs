@@ -110,9 +110,10 @@ struct Warm {
     _slot: Slot,
 }
 
-/// The instances waiting for a call.
+/// The instances waiting for a call, boxed: a lease moves one out and
+/// back on every call, and a box moves as one pointer.
 struct Idle {
-    warm: Vec<Warm>,
+    warm: Vec<Box<Warm>>,
     /// The fewest instances idle at once since the last trim: that many
     /// were not needed by the traffic in between.
     low_water: usize,
@@ -213,7 +214,7 @@ impl PluginPool {
             let mut idle = self.idle.lock().unwrap();
             let surplus = idle.low_water.min(idle.warm.len().saturating_sub(1));
             // The least recently used are at the bottom of the stack.
-            let surplus: Vec<Warm> = idle.warm.drain(..surplus).collect();
+            let surplus: Vec<Box<Warm>> = idle.warm.drain(..surplus).collect();
             idle.low_water = idle.warm.len();
             surplus
         };
@@ -432,7 +433,7 @@ impl PluginPool {
 /// An instance on loan to one call. Dropped without `finish` (the request
 /// was cancelled mid-call), the instance is discarded with it.
 struct Lease<'a> {
-    warm: Option<Warm>,
+    warm: Option<Box<Warm>>,
     /// The call waited for its slot or its instance to be made.
     waited: bool,
     _permit: tokio::sync::SemaphorePermit<'a>,
@@ -541,7 +542,7 @@ async fn instantiate(
     config: &str,
     limits: &PluginLimits,
     engine_slots: &Arc<EngineSlots>,
-) -> Result<(Warm, types::Needs), PluginError> {
+) -> Result<(Box<Warm>, types::Needs), PluginError> {
     let mut try_direct = direct;
     loop {
         let slot = engine_slots.take().ok_or_else(|| PluginError::Overloaded { plugin: identity.plugin.clone() })?;
@@ -599,6 +600,6 @@ async fn instantiate(
             continue;
         }
         let (plugin, direct, needs) = made?;
-        return Ok((Warm { store, plugin, direct, input: Vec::new(), _slot: slot }, needs));
+        return Ok((Box::new(Warm { store, plugin, direct, input: Vec::new(), _slot: slot }), needs));
     }
 }
