@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use indexmap::IndexMap;
+use indexmap::map::{RawEntryApiV1, raw_entry_v1::RawEntryMut};
 
 use super::{Decision, Rate, StateError};
 use crate::clock;
@@ -96,6 +97,23 @@ impl Entry {
     }
 }
 
+/// A key with its hash, computed once per operation: the hash picks the
+/// shard and then finds the entry within it (SipHash, keyed per process,
+/// so clients cannot aim keys at one bucket).
+#[derive(Clone, Copy)]
+struct Hashed<'a> {
+    key: &'a str,
+    hash: u64,
+}
+
+impl Hashed<'_> {
+    /// Bits the shard's own table does not index by (it uses the low bits
+    /// for the bucket and the top seven for its tags).
+    fn shard(self) -> usize {
+        (self.hash >> 32) as usize % SHARDS
+    }
+}
+
 struct Slot {
     entry: Entry,
     /// The shard's clock when last read or written: the eviction order.
@@ -103,7 +121,9 @@ struct Slot {
 }
 
 struct Shard {
-    entries: IndexMap<String, Slot>,
+    /// Looked up and filled by [`Hashed`] only; the hasher (the store's)
+    /// is there so that any other lookup would agree.
+    entries: IndexMap<String, Slot, RandomState>,
     /// What the entries cost, by [`Entry::cost`].
     bytes: usize,
     budget: usize,
@@ -113,8 +133,12 @@ struct Shard {
 }
 
 impl Shard {
-    fn new(budget: usize) -> Self {
-        Self { entries: IndexMap::new(), bytes: 0, budget, clock: 0, writes: 0, evicted: 0 }
+    fn new(budget: usize, hasher: RandomState) -> Self {
+        Self { entries: IndexMap::with_hasher(hasher), bytes: 0, budget, clock: 0, writes: 0, evicted: 0 }
+    }
+
+    fn index_of(&self, key: Hashed<'_>) -> Option<usize> {
+        self.entries.raw_entry_v1().index_from_hash(key.hash, |k| k == key.key)
     }
 
     fn tick(&mut self) -> u64 {
@@ -123,8 +147,8 @@ impl Shard {
     }
 
     /// The live entry at `key`, marked used; an expired one is dropped.
-    fn live(&mut self, key: &str, now: Instant) -> Option<&mut Entry> {
-        let i = self.entries.get_index_of(key)?;
+    fn live(&mut self, key: Hashed<'_>, now: Instant) -> Option<&mut Entry> {
+        let i = self.index_of(key)?;
         if self.entries[i].entry.expired(now) {
             self.remove_index(i);
             return None;
@@ -141,8 +165,8 @@ impl Shard {
         }
     }
 
-    fn remove(&mut self, key: &str) {
-        if let Some(i) = self.entries.get_index_of(key) {
+    fn remove(&mut self, key: Hashed<'_>) {
+        if let Some(i) = self.index_of(key) {
             self.remove_index(i);
         }
     }
@@ -151,9 +175,9 @@ impl Shard {
     /// budget. Refused when the entry alone is larger than the shard's
     /// budget (the key's old entry is then gone too: a failed write leaves
     /// no stale value behind).
-    fn insert(&mut self, key: &str, entry: Entry, now: Instant) -> Result<(), StateError> {
+    fn insert(&mut self, key: Hashed<'_>, entry: Entry, now: Instant) -> Result<(), StateError> {
         self.remove(key);
-        let cost = entry.cost(key);
+        let cost = entry.cost(key.key);
         if cost > self.budget {
             return Err(StateError::Refused(format!(
                 "an entry of {cost} bytes does not fit the state store's budget ({} bytes per shard: \
@@ -177,7 +201,12 @@ impl Shard {
         }
         let used = self.tick();
         self.bytes += cost;
-        self.entries.insert(key.to_owned(), Slot { entry, used });
+        let slot = Slot { entry, used };
+        match self.entries.raw_entry_mut_v1().from_hash(key.hash, |k| k == key.key) {
+            RawEntryMut::Vacant(vacant) => _ = vacant.insert_hashed_nocheck(key.hash, key.key.to_owned(), slot),
+            // Removed above; kept whole rather than assumed.
+            RawEntryMut::Occupied(mut occupied) => _ = occupied.insert(slot),
+        }
         Ok(())
     }
 
@@ -226,12 +255,12 @@ struct Shards {
 }
 
 impl Shards {
-    fn new(budget: usize) -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::new(Shard::new(budget / SHARDS))).collect() }
+    fn new(budget: usize, hasher: &RandomState) -> Self {
+        Self { shards: (0..SHARDS).map(|_| Mutex::new(Shard::new(budget / SHARDS, hasher.clone()))).collect() }
     }
 
-    fn get(&self, hasher: &RandomState, key: &str) -> std::sync::MutexGuard<'_, Shard> {
-        self.shards[hasher.hash_one(key) as usize % SHARDS].lock().unwrap()
+    fn get(&self, key: Hashed<'_>) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[key.shard()].lock().unwrap()
     }
 
     fn usage(&self) -> Usage {
@@ -280,15 +309,12 @@ fn after_ms(now: Instant, ms: u64) -> Instant {
 
 impl LocalStore {
     pub(crate) fn new(budget: MemoryBudget) -> Self {
-        Self { values: Shards::new(budget.values), counters: Shards::new(budget.counters), hasher: RandomState::new() }
+        let hasher = RandomState::new();
+        Self { values: Shards::new(budget.values, &hasher), counters: Shards::new(budget.counters, &hasher), hasher }
     }
 
-    fn counter_shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
-        self.counters.get(&self.hasher, key)
-    }
-
-    fn value_shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
-        self.values.get(&self.hasher, key)
+    fn hashed<'a>(&self, key: &'a str) -> Hashed<'a> {
+        Hashed { key, hash: self.hasher.hash_one(key) }
     }
 
     /// Values, and cells with counters.
@@ -304,8 +330,8 @@ impl LocalStore {
 
     /// `take` at a given wall-clock time: tests compare backends with it.
     pub(super) fn take_at(&self, now_ms: u64, key: &str, rate: Rate) -> Result<Decision, StateError> {
-        let now = Instant::now();
-        let mut shard = self.counter_shard(key);
+        let (now, key) = (Instant::now(), self.hashed(key));
+        let mut shard = self.counters.get(key);
         if let Some(Entry::Cell { tat_us, expires }) = shard.live(key, now) {
             let (decision, tat) = rate.decide(now_ms, *tat_us)?;
             if decision.allowed {
@@ -322,8 +348,8 @@ impl LocalStore {
     }
 
     pub(crate) fn increment(&self, key: &str, delta: i64, ttl_ms: u64) -> Result<i64, StateError> {
-        let now = Instant::now();
-        let mut shard = self.counter_shard(key);
+        let (now, key) = (Instant::now(), self.hashed(key));
+        let mut shard = self.counters.get(key);
         if let Some(Entry::Counter { value, .. }) = shard.live(key, now) {
             // Saturating: an overflow would panic under the shard's lock.
             *value = value.saturating_add(delta);
@@ -335,7 +361,8 @@ impl LocalStore {
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<Vec<u8>> {
-        match self.value_shard(key).live(key, Instant::now()) {
+        let key = self.hashed(key);
+        match self.values.get(key).live(key, Instant::now()) {
             Some(Entry::Value { bytes, .. }) => Some(bytes.clone()),
             _ => None,
         }
@@ -344,12 +371,14 @@ impl LocalStore {
     pub(crate) fn set(&self, key: &str, bytes: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), StateError> {
         let now = Instant::now();
         let expires = ttl_ms.map(|ms| after_ms(now, ms));
-        self.value_shard(key).insert(key, Entry::Value { bytes, expires }, now)
+        let key = self.hashed(key);
+        self.values.get(key).insert(key, Entry::Value { bytes, expires }, now)
     }
 
     pub(crate) fn delete(&self, key: &str) {
-        self.counter_shard(key).remove(key);
-        self.value_shard(key).remove(key);
+        let key = self.hashed(key);
+        self.counters.get(key).remove(key);
+        self.values.get(key).remove(key);
     }
 
     /// Drops every value, cell and counter whose key starts with `prefix`;
@@ -365,14 +394,15 @@ mod tests {
 
     #[test]
     fn a_drifted_byte_count_neither_stops_writes_nor_panics() {
-        let mut shard = Shard::new(10_000);
+        let store = LocalStore::default();
+        let mut shard = Shard::new(10_000, store.hasher.clone());
         shard.bytes = 100_000;
         let value = |n| Entry::Value { bytes: vec![b'v'; n], expires: None };
-        shard.insert("k", value(10), Instant::now()).unwrap();
+        shard.insert(store.hashed("k"), value(10), Instant::now()).unwrap();
         assert_eq!(shard.entries.len(), 1);
         assert_eq!(shard.bytes, value(10).cost("k"), "the count starts again from what is held");
         shard.bytes = 0;
-        shard.remove("k");
+        shard.remove(store.hashed("k"));
         assert_eq!(shard.bytes, 0, "removing more than is counted saturates");
     }
 
