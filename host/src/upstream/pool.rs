@@ -6,7 +6,9 @@
 //! when the target turns out unhealthy or ejected.
 //!
 //! An HTTP/2 upstream uses the pool's one shared connection instead
-//! (`h2`): requests are streams on it.
+//! (`h2`): requests are streams on it. It is let go once no request has
+//! taken it for the idle timeout: streams still running on it finish, then
+//! the connection closes, and the next request makes a new one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -141,6 +143,7 @@ impl Pool {
     pub(crate) fn sweep(&self) {
         let now = Instant::now();
         let timeout = self.inner.idle_timeout;
+        self.inner.shared.let_go_if_unused(now, timeout);
         let expired: Vec<Idle> = {
             let mut idle = self.idle();
             let mut expired = Vec::new();
@@ -168,23 +171,44 @@ impl Pool {
 /// A target's HTTP/2 connection, once made.
 #[derive(Default)]
 pub(crate) struct Shared {
-    /// The sender, with the pool generation it was made in.
-    sender: Mutex<Option<(u64, SendRequest<Body>)>>,
+    sender: Mutex<Option<SharedSender>>,
     /// One connection is made at a time: requests that find none wait for
     /// it instead of each opening their own.
     pub(crate) connecting: tokio::sync::Mutex<()>,
 }
 
+struct SharedSender {
+    sender: SendRequest<Body>,
+    /// The pool generation it was made in.
+    generation: u64,
+    /// When a request last took it.
+    used: Instant,
+}
+
 impl Shared {
     pub(crate) fn current(&self, generation: u64) -> Option<SendRequest<Body>> {
-        match &*self.sender.lock().expect("h2 sender lock") {
-            Some((made, sender)) if *made == generation && !sender.is_closed() => Some(sender.clone()),
+        match &mut *self.sender.lock().expect("h2 sender lock") {
+            Some(shared) if shared.generation == generation && !shared.sender.is_closed() => {
+                shared.used = Instant::now();
+                Some(shared.sender.clone())
+            }
             _ => None,
         }
     }
 
     pub(crate) fn set(&self, generation: u64, sender: SendRequest<Body>) {
-        *self.sender.lock().expect("h2 sender lock") = Some((generation, sender));
+        *self.sender.lock().expect("h2 sender lock") = Some(SharedSender { sender, generation, used: Instant::now() });
+    }
+
+    /// Drops the sender when no request took it for `timeout`. The
+    /// connection's task ends once the last stream on it has (hyper closes
+    /// a client connection whose senders are all gone), so a long response
+    /// still streaming is not cut.
+    fn let_go_if_unused(&self, now: Instant, timeout: Duration) {
+        let mut sender = self.sender.lock().expect("h2 sender lock");
+        if sender.as_ref().is_some_and(|shared| now.saturating_duration_since(shared.used) >= timeout) {
+            sender.take();
+        }
     }
 
     /// Drops the connection (requests on it carry on; new ones get a new one).

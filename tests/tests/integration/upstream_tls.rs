@@ -2,12 +2,14 @@
 //! a CA made in the test (rcgen), mutual TLS, a certificate for another
 //! name, `insecure_skip_verify`, a CA file changed and reloaded, health
 //! checks over TLS; HTTP/2 upstreams over TLS (ALPN) and h2c with trailers
-//! both ways.
+//! both ways, and an idle HTTP/2 connection let go.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
@@ -328,4 +330,78 @@ async fn h2_upstreams_by_alpn_and_h2c_pass_trailers_both_ways() {
     let gw = TestGateway::start(&proxy(h2c_up.addr, "protocol = \"h2\"")).await;
     let reply = Client::new(gw.addr).send(Method::PUT, "/put", &[], "data").await;
     assert_eq!(reply.text(), "HTTP/2.0 PUT /put data");
+}
+
+/// An h2c upstream counting its connections: those made, and those the
+/// client closed. `/slow` answers after 1.5 s, anything else at once.
+struct CountedH2 {
+    addr: SocketAddr,
+    opened: Arc<AtomicUsize>,
+    ended: Arc<AtomicUsize>,
+}
+
+impl CountedH2 {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (opened, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+            if req.uri().path() == "/slow" {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
+            Ok::<_, Infallible>(Response::new(http_body_util::Full::new(Bytes::from(format!(
+                "{} done",
+                req.uri().path()
+            )))))
+        });
+        let (made, gone) = (opened.clone(), ended.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                made.fetch_add(1, Ordering::SeqCst);
+                let gone = gone.clone();
+                tokio::spawn(async move {
+                    let builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                    let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                    gone.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Self { addr, opened, ended }
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        (self.opened.load(Ordering::SeqCst), self.ended.load(Ordering::SeqCst))
+    }
+}
+
+/// The shared HTTP/2 connection is kept while requests take it, let go once
+/// none has for `idle_timeout_ms` (a stream still running on it finishes
+/// first), and made again by the next request.
+#[tokio::test]
+async fn an_idle_h2_upstream_connection_is_closed_and_a_busy_one_kept() {
+    let up = CountedH2::start().await;
+    let gw = TestGateway::start(&proxy(up.addr, "protocol = \"h2\"\nidle_timeout_ms = 1000")).await;
+    let client = Client::new(gw.addr);
+    // A request every 100 ms for over twice the idle timeout.
+    for i in 0..25 {
+        let reply = client.get(&format!("/busy/{i}")).await;
+        assert_eq!((reply.status, reply.text()), (200, format!("/busy/{i} done")));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(up.counts(), (1, 0), "one connection carried the busy traffic");
+
+    // The sweeper lets the connection go while this response is on its way.
+    let reply = client.get("/slow").await;
+    assert_eq!((reply.status, reply.text()), (200, "/slow done".to_owned()));
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while up.counts().1 == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the idle connection was never closed: {:?}", up.counts());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(up.counts(), (1, 1));
+    let reply = client.get("/again").await;
+    assert_eq!((reply.status, reply.text()), (200, "/again done".to_owned()));
+    assert_eq!(up.counts().0, 2, "the next request made a new connection");
 }
