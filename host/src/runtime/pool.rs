@@ -113,6 +113,7 @@ struct Warm {
 /// The instances waiting for a call, boxed: a lease moves one out and
 /// back on every call, and a box moves as one pointer.
 struct Idle {
+    #[expect(clippy::vec_box, reason = "a lease moves an instance out and back per call: a box moves as a pointer")]
     warm: Vec<Box<Warm>>,
     /// The fewest instances idle at once since the last trim: that many
     /// were not needed by the traffic in between.
