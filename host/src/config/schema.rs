@@ -339,7 +339,8 @@ pub(super) struct PluginBreakerFile {
 ///                                 # logged as a warning at every load
 ///
 /// # Retries (or inline: retries = { attempts = 3, budget_percent = 10 }).
-/// # After a connect failure any method is retried; after a retried status,
+/// # After a connect failure or an HTTP/2 stream the upstream refused
+/// # (REFUSED_STREAM: nothing processed) any method is retried; after a retried status,
 /// # a per-try timeout or a lost connection, only `methods`, and only with
 /// # an empty or buffered body. Each retry prefers a target not tried yet.
 /// [upstreams.users.retries]

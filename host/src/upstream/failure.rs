@@ -51,6 +51,9 @@ impl ClientError {
 pub(super) enum ClientFailure {
     /// No connection could be made; the upstream never saw the request.
     Connect { timed_out: bool, reason: &'static str },
+    /// The upstream refused the HTTP/2 stream (`REFUSED_STREAM`), which
+    /// RFC 9113 §8.7 guarantees it did before processing any of it.
+    Refused,
     /// The connection failed after the request may have been sent.
     Broken { reason: &'static str },
 }
@@ -72,10 +75,20 @@ pub(super) fn classify(e: &ClientError) -> ClientFailure {
         },
         ClientError::Tls(_) => ClientFailure::Connect { timed_out: false, reason: "TLS handshake failed" },
         ClientError::Broken { reason, .. } => ClientFailure::Broken { reason },
+        ClientError::H2(e) if refused(e) => ClientFailure::Refused,
         ClientError::H2(_) => ClientFailure::Broken { reason: "HTTP/2 stream failed" },
         ClientError::Invalid(_) => ClientFailure::Broken { reason: "invalid response" },
         ClientError::Body(_) => ClientFailure::Broken { reason: "the request body could not be read" },
     }
+}
+
+/// Whether the upstream reset the stream with `REFUSED_STREAM`. Only
+/// that reset says the request was not processed: a stream cut by a GOAWAY
+/// may be reported with the connection's error after it was processed.
+fn refused(e: &hyper::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|source| source.downcast_ref::<h2::Error>())
+        .is_some_and(|e| e.is_reset() && e.is_remote() && e.reason() == Some(h2::Reason::REFUSED_STREAM))
 }
 
 /// A failed try as `wasmgate_upstream_requests_total` counts it.

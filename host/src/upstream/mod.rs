@@ -330,6 +330,11 @@ impl Upstream {
                             };
                             (Failed::Connect, Err(error))
                         }
+                        ClientFailure::Refused => {
+                            // A body the stream never read is sent again.
+                            replay.reclaim(slot);
+                            (Failed::Refused, Err(self.unavailable(&target.addr, "HTTP/2 stream refused")))
+                        }
                         ClientFailure::Broken { reason } => {
                             (Failed::Broken, Err(self.unavailable(&target.addr, reason)))
                         }

@@ -3,9 +3,10 @@
 //!
 //! The rules, most important first:
 //! - Never more than `attempts` tries, never past the request's deadline.
-//! - The upstream never saw a request whose connection could not be made:
-//!   any method is retried after a **connect failure**, as long as the body
-//!   can be sent again.
+//! - The upstream never saw a request whose connection could not be made,
+//!   nor processed one whose HTTP/2 stream it refused (`REFUSED_STREAM`):
+//!   any method is retried after a **connect failure** or a **refused
+//!   stream**, as long as the body can be sent again.
 //! - After the upstream may have seen the request (a retried status, a
 //!   per-try timeout, a connection lost while waiting), only the configured
 //!   (idempotent) methods are retried, and only with a body that is held in
@@ -30,6 +31,8 @@ const SLOT: Duration = Duration::from_secs(BUDGET_WINDOW.as_secs() / SLOTS as u6
 pub(crate) enum Failed {
     /// No connection: the upstream never saw the request.
     Connect,
+    /// The upstream refused the HTTP/2 stream before processing it.
+    Refused,
     /// An answer with one of the retried statuses.
     Status,
     /// The per-try timeout (not the request's deadline) ran out.
@@ -42,7 +45,7 @@ pub(crate) enum Failed {
 /// considered (budget and attempts aside).
 pub(crate) fn retryable(failed: Failed, idempotent: bool, body: BodyReplay) -> bool {
     match failed {
-        Failed::Connect => body != BodyReplay::Gone,
+        Failed::Connect | Failed::Refused => body != BodyReplay::Gone,
         Failed::Status | Failed::TryTimeout | Failed::Broken => idempotent && body == BodyReplay::InMemory,
     }
 }
@@ -240,6 +243,8 @@ mod tests {
         use BodyReplay::*;
         assert!(retryable(Failed::Connect, false, Unread), "POST never seen by the upstream");
         assert!(!retryable(Failed::Connect, false, Gone));
+        assert!(retryable(Failed::Refused, false, InMemory), "POST whose stream was refused unprocessed");
+        assert!(!retryable(Failed::Refused, false, Gone), "a streamed body already sent is gone");
         assert!(retryable(Failed::Status, true, InMemory));
         assert!(!retryable(Failed::Status, false, InMemory), "POST after a 503");
         assert!(!retryable(Failed::Status, true, Unread), "a streamed body may have been read");

@@ -2,7 +2,7 @@
 //! a CA made in the test (rcgen), mutual TLS, a certificate for another
 //! name, `insecure_skip_verify`, a CA file changed and reloaded, health
 //! checks over TLS; HTTP/2 upstreams over TLS (ALPN) and h2c with trailers
-//! both ways, and an idle HTTP/2 connection let go.
+//! both ways, an idle HTTP/2 connection let go, and refused streams retried.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -404,4 +404,56 @@ async fn an_idle_h2_upstream_connection_is_closed_and_a_busy_one_kept() {
     let reply = client.get("/again").await;
     assert_eq!((reply.status, reply.text()), (200, "/again done".to_owned()));
     assert_eq!(up.counts().0, 2, "the next request made a new connection");
+}
+
+/// An h2c upstream (the `h2` crate's server, which can reset a stream
+/// with any reason) that resets its first `resets` streams with `reason`,
+/// then answers `<method> <path>`; counts the streams it saw.
+async fn resetting_h2(resets: usize, reason: h2::Reason) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let count = count.clone();
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(tcp).await else { return };
+                while let Some(Ok((req, mut respond))) = conn.accept().await {
+                    if count.fetch_add(1, Ordering::SeqCst) < resets {
+                        respond.send_reset(reason);
+                        continue;
+                    }
+                    let text = format!("{} {}", req.method(), req.uri().path());
+                    let Ok(mut send) = respond.send_response(Response::new(()), false) else { continue };
+                    let _ = send.send_data(Bytes::from(text), true);
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// `REFUSED_STREAM` says the upstream processed nothing of the request
+/// (RFC 9113 §8.7): even a POST is sent again. Any other reset may come
+/// after processing, and a POST is not.
+#[tokio::test]
+async fn a_refused_h2_stream_is_retried_whatever_the_method_and_other_resets_are_not() {
+    let settings = "protocol = \"h2\"\nretries = { attempts = 2, backoff_ms = 1 }";
+    let retried = |target| proxy(target, settings).replace("retries = { attempts = 1 }\n", "");
+
+    let (addr, seen) = resetting_h2(1, h2::Reason::REFUSED_STREAM).await;
+    let gw = TestGateway::start(&retried(addr)).await;
+    let reply = Client::new(gw.addr).send(Method::POST, "/orders", &[], "").await;
+    assert_eq!((reply.status, reply.text()), (200, "POST /orders".to_owned()));
+    assert_eq!(seen.load(Ordering::SeqCst), 2, "refused, then answered");
+    drop(gw);
+
+    let (addr, seen) = resetting_h2(1, h2::Reason::INTERNAL_ERROR).await;
+    let gw = TestGateway::start(&retried(addr)).await;
+    let reply = Client::new(gw.addr).send(Method::POST, "/orders", &[], "").await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert!(reply.text().contains("HTTP/2 stream failed"), "{}", reply.text());
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "a POST that may have been processed is not sent again");
 }
