@@ -110,7 +110,11 @@ impl Edit for ResponseState {
             }
             Op::AppendHeader => {
                 let (name, value) = names.field(name, value)?;
-                writer.append(headers, name, value)?;
+                let value =
+                    if name == http::header::VARY { super::vary::to_append(headers, value) } else { Some(value) };
+                if let Some(value) = value {
+                    writer.append(headers, name, value)?;
+                }
             }
             Op::SetResponseHeader | Op::AppendResponseHeader | Op::SetVar => {
                 return Err(MessageError::NotResponseEdit);

@@ -7,7 +7,7 @@ use http::Method;
 use jwt_simple::prelude::*;
 use serde_json::{Value, json};
 use wasmgate_testbed::config::{GatewayConfig, Route};
-use wasmgate_testbed::plugins::{CACHE, JWT_AUTH};
+use wasmgate_testbed::plugins::{CACHE, CORS, JWT_AUTH};
 use wasmgate_testbed::redis::TestRedis;
 use wasmgate_testbed::upstream::Answer;
 use wasmgate_testbed::{Reply, TestGateway, TestUpstream};
@@ -269,4 +269,33 @@ async fn gateways_sharing_redis_share_entries_and_purges() {
     assert_eq!(up.count(), 2);
     let ttl: i64 = redis.command("PTTL \"wasmgate:v:cache:GET api.example.test/api/shared\"")[1..].parse().unwrap();
     assert!(ttl > 0 && ttl <= 60_000, "entries carry their freshness as a Redis TTL ({ttl} ms)");
+}
+
+/// cors before a cache keyed on `Origin`: the stored answer already varies
+/// on it (cors added it on the miss); served from the cache, cors's `Vary: Origin`
+/// again does not list it twice. A field the upstream's `Vary` already
+/// names (in any case, among others) is not added either.
+#[tokio::test]
+async fn a_hit_behind_cors_varies_on_origin_once() {
+    let up = upstream().await;
+    let cors = json!({ "allow_origins": ["https://app.example.com"] });
+    let config = GatewayConfig::new().upstream("api", &up).plugin("cors", CORS).plugin("cache", CACHE).route(
+        Route::prefix("api", "/api").upstream("api").stage("cors", cors).stage("cache", json!({ "vary": ["origin"] })),
+    );
+    let gw = TestGateway::start(&config.to_string()).await;
+    let origin = ("origin", "https://app.example.com");
+    let varies = |reply: &Reply| {
+        reply.headers.get_all("vary").iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+
+    let miss = get(&gw, "/api/v", &[FRESH, origin]).await;
+    assert_eq!((miss.status, x_cache(&miss)), (200, "MISS"));
+    assert_eq!(varies(&miss), ["Origin"]);
+    let hit = get(&gw, "/api/v", &[FRESH, origin]).await;
+    assert_eq!((hit.status, x_cache(&hit)), (200, "HIT"));
+    assert_eq!(varies(&hit), ["Origin"], "served from the cache, Origin is listed once");
+
+    let named = get(&gw, "/api/w", &[FRESH, origin, ("x-vary", "Accept-Encoding, origin")]).await;
+    assert_eq!(varies(&named), ["Accept-Encoding, origin"], "the upstream already varies on it");
+    assert_eq!(up.count(), 2);
 }
