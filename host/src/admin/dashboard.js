@@ -126,8 +126,10 @@ function drawUpstreams(status) {
       for (const extra of ["health", "ejection", "breaker"]) {
         if (t[extra] && typeof t[extra] === "string") states.push(" ", el("span", { class: "muted small" }, `${extra}: ${t[extra]}`));
       }
+      // A target written as a DNS name is one row per address: the name says which.
+      const target = t.name ? [t.addr, " ", el("span", { class: "muted small" }, t.name)] : [t.addr];
       rows.push(el("tr", { "data-target": t.addr },
-        el("td", {}, name), el("td", { class: "mono" }, t.addr), el("td", {}, ...states), el("td", {}, t.in_flight)));
+        el("td", {}, name), el("td", { class: "mono" }, ...target), el("td", {}, ...states), el("td", {}, t.in_flight)));
     }
   }
   fill("upstreams", rows);

@@ -1,11 +1,13 @@
 //! The admin dashboard in a real browser (headless Chromium): after known
 //! traffic and a failed reload, the page shows each route's plugin stages,
-//! each target's state and the reload's error. A screenshot of it is saved
+//! each target's state (and the DNS name of one written as a name) and the
+//! reload's error. A screenshot of it is saved
 //! as target/dashboard.png.
 
 use http::Method;
 use serde_json::{Value, json};
 use wasmgate_testbed::config::{GatewayConfig, Route};
+use wasmgate_testbed::dns::TestDns;
 use wasmgate_testbed::plugins::ADD_HEADER;
 use wasmgate_testbed::{TestGateway, TestUpstream, browser, eventually};
 
@@ -15,11 +17,15 @@ async fn the_dashboard_shows_stages_targets_and_a_failed_reload() {
     // A target nobody listens on: active checks mark it unhealthy.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let health = json!({ "path": "/", "interval_ms": 50, "unhealthy_threshold": 1 });
+    // And the dead port by a DNS name, on another loopback address.
+    let dns = TestDns::start().await;
+    dns.set("spare.wasmgate.test", &["127.0.0.2"]);
+    let by_name = format!("spare.wasmgate.test:{}", dead.port());
     let config = GatewayConfig::new()
-        .upstream_with("users", json!({ "targets": [up.target(), dead.to_string()], "health": health }))
+        .upstream_with("users", json!({ "targets": [up.target(), dead.to_string(), by_name], "health": health }))
         .plugin("add-header", ADD_HEADER)
         .route(Route::prefix("users", "/users").upstream("users").stage("add-header", Value::Null));
-    let gw = TestGateway::start(&config.to_string()).await;
+    let gw = TestGateway::start(&format!("{config}\n{}", dns.section())).await;
     eventually("the dead target is found unhealthy", || async {
         let status = gw.admin.get("/status").await.json();
         status["upstreams"]["users"].as_array().unwrap().iter().any(|t| t["state"] == "unhealthy")
@@ -50,6 +56,9 @@ async fn the_dashboard_shows_stages_targets_and_a_failed_reload() {
     assert!(live.contains(r#"class="badge up""#), "{live}");
     let down = element(&dom, &format!(r#"data-target="{dead}""#));
     assert!(down.contains(r#"class="badge unhealthy""#), "{down}");
+    assert!(!down.contains("wasmgate.test"), "a target written as an address has no name: {down}");
+    let named = element(&dom, &format!(r#"data-target="127.0.0.2:{}""#, dead.port()));
+    assert!(named.contains("spare.wasmgate.test"), "the name the address came from: {named}");
     assert!(dom.contains(r#"class="badge failed""#), "the failed reload is listed: {dom}");
     assert!(dom.contains("upstreams.broken.targets"), "with its error: {dom}");
 
