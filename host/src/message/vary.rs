@@ -8,8 +8,12 @@ use http::header::{HeaderMap, HeaderValue, VARY};
 
 /// What of `value` to append to the response's `Vary`: all of it, the
 /// names not listed yet, or nothing when every name is (or the response
-/// varies on `*`, which covers every name).
+/// varies on `*`, which covers every name). A value that is not text names
+/// nothing this can compare, and is appended as it is.
 pub(super) fn to_append(headers: &HeaderMap, value: HeaderValue) -> Option<HeaderValue> {
+    if value.to_str().is_err() {
+        return Some(value);
+    }
     let listed: Vec<&str> = headers.get_all(VARY).iter().flat_map(names).collect();
     if listed.is_empty() {
         return Some(value);
@@ -57,5 +61,7 @@ mod tests {
         assert_eq!(append(&vary(&["*"]), "Origin"), None);
         assert_eq!(append(&vary(&["Origin"]), "origin, Accept-Language").as_deref(), Some("Accept-Language"));
         assert_eq!(append(&vary(&["Accept-Encoding"]), "Origin").as_deref(), Some("Origin"));
+        let opaque = HeaderValue::from_bytes(b"\xe9t\xe9").unwrap();
+        assert_eq!(to_append(&vary(&["Origin"]), opaque.clone()), Some(opaque), "not text: kept as sent");
     }
 }
