@@ -11,7 +11,7 @@ use http::{Response, StatusCode, Version};
 
 use crate::answer::Answer;
 use crate::body::{self, Body};
-use crate::http1::upgrade::{OnUpgrade, tunnel};
+use crate::http1::upgrade::{OnUpgrade, is_websocket_handshake, tunnel};
 
 /// A client's WebSocket handshake, set aside before routing.
 pub(crate) struct WebSocket {
@@ -23,7 +23,7 @@ impl WebSocket {
     /// Takes the client's side of the upgrade out of a WebSocket handshake
     /// request (HTTP/1.1, `Connection: upgrade`, `Upgrade: websocket`).
     pub(crate) fn take(head: &mut http::request::Parts) -> Option<Self> {
-        if head.version != Version::HTTP_11 || !wants_websocket(&head.headers) {
+        if head.version != Version::HTTP_11 || !is_websocket_handshake(&head.headers) {
             return None;
         }
         let protocol = head.headers.get(header::UPGRADE)?.clone();
@@ -63,16 +63,4 @@ impl WebSocket {
         *resp.body_mut() = body::empty();
         resp
     }
-}
-
-fn wants_websocket(headers: &HeaderMap) -> bool {
-    let upgrade = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|token| token.trim().eq_ignore_ascii_case("upgrade"))));
-    upgrade
-        && headers
-            .get(header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
 }

@@ -4,15 +4,18 @@
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine;
 use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use sha1::{Digest, Sha1};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 /// Both directions of a connection no longer speaking HTTP, and the bytes
 /// already read past the head that switched it.
 pub(crate) struct Upgraded {
-    pub(crate) read: Box<dyn AsyncRead + Send + Sync + Unpin>,
-    pub(crate) write: Box<dyn AsyncWrite + Send + Sync + Unpin>,
+    pub(crate) read: Box<dyn AsyncRead + Send + Unpin>,
+    pub(crate) write: Box<dyn AsyncWrite + Send + Unpin>,
     pub(crate) leftover: Bytes,
 }
 
@@ -48,6 +51,29 @@ impl OnUpgrade {
     }
 }
 
+/// A WebSocket handshake's headers: `Connection: upgrade` and
+/// `Upgrade: websocket`.
+pub(crate) fn is_websocket_handshake(headers: &HeaderMap) -> bool {
+    let upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|token| token.trim().eq_ignore_ascii_case("upgrade"))));
+    upgrade
+        && headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+}
+
+/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key` (RFC 6455
+/// §4.2.2): what the gateway answers itself when the upstream took the
+/// WebSocket over HTTP/2, which has no key (RFC 8441).
+pub(crate) fn websocket_accept(key: &[u8]) -> HeaderValue {
+    let digest = Sha1::new().chain_update(key).chain_update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").finalize();
+    let text = base64::engine::general_purpose::STANDARD.encode(digest);
+    HeaderValue::try_from(text).expect("base64 is a valid header value")
+}
+
 /// Copies bytes both ways until each side has finished sending; returns
 /// the bytes sent from `a` to `b` and from `b` to `a`.
 pub(crate) async fn tunnel(a: Upgraded, b: Upgraded) -> std::io::Result<(u64, u64)> {
@@ -64,4 +90,26 @@ pub(crate) async fn tunnel(a: Upgraded, b: Upgraded) -> std::io::Result<(u64, u6
         Ok::<_, std::io::Error>(n)
     };
     tokio::try_join!(forward, back)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accept_value_is_rfc_6455s() {
+        // RFC 6455 §1.3's example.
+        assert_eq!(websocket_accept(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn a_handshake_needs_both_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
+        assert!(!is_websocket_handshake(&headers), "no Connection: upgrade");
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        assert!(is_websocket_handshake(&headers));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        assert!(!is_websocket_handshake(&headers));
+    }
 }

@@ -7,12 +7,18 @@
 //!
 //! Bodies stream both ways, trailers included (gRPC's `grpc-status`
 //! arrives in the response's trailers).
+//!
+//! A WebSocket handshake becomes an extended CONNECT (RFC 8441): the
+//! stream carries the WebSocket's bytes, and the gateway answers the
+//! HTTP/1.1 client's handshake itself once the upstream accepts.
 
 use std::io;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, Scheme};
-use http::{Request, Response, Uri};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
@@ -20,10 +26,20 @@ use super::failure::ClientError;
 use super::outbound::{Outbound, Outgoing};
 use super::pool::Pool;
 use crate::body::{self, Body};
+use crate::http1::upgrade::{OnUpgrade, Upgraded, is_websocket_handshake, websocket_accept};
 
 /// Sends a request as a stream on the target's connection, made first if
 /// there is none (or it closed).
 pub(crate) async fn send(pool: &Pool, req: &Outbound<'_>, body: Outgoing) -> Result<Response<Body>, ClientError> {
+    if is_websocket_handshake(req.headers) {
+        // Boxed: rare, and every request's future would carry it.
+        return Box::pin(websocket(pool, req)).await;
+    }
+    let request = request(pool, req, body)?;
+    Ok(send_request(pool, request).await?.map(body::boxed))
+}
+
+async fn send_request(pool: &Pool, request: Request<Body>) -> Result<Response<Incoming>, ClientError> {
     let mut sender = sender(pool).await?;
     if sender.ready().await.is_err() {
         // Closed since it was taken: the request was not sent, a new
@@ -32,9 +48,45 @@ pub(crate) async fn send(pool: &Pool, req: &Outbound<'_>, body: Outgoing) -> Res
         sender = sender_for(pool).await?;
         sender.ready().await.map_err(ClientError::H2)?;
     }
-    let request = request(pool, req, body)?;
-    let resp = sender.send_request(request).await.map_err(ClientError::H2)?;
-    Ok(resp.map(body::boxed))
+    sender.send_request(request).await.map_err(ClientError::H2)
+}
+
+/// The handshake as an extended CONNECT with `:protocol = websocket`
+/// (`Sec-WebSocket-Version`, `-Protocol` and `-Extensions` go along; the
+/// key stays here). A 2xx is answered `101` to the client with the accept
+/// value for its key, and the stream handed over as the upstream's side of
+/// the tunnel; any other answer goes back as it is. An upstream that did
+/// not enable extended CONNECT fails the try with hyper's reason.
+async fn websocket(pool: &Pool, req: &Outbound<'_>) -> Result<Response<Body>, ClientError> {
+    let key = req.headers.get(header::SEC_WEBSOCKET_KEY).map(|k| websocket_accept(k.as_bytes()));
+    let key = key.ok_or_else(|| ClientError::Invalid("a WebSocket handshake without Sec-WebSocket-Key".into()))?;
+    let mut connect = request(pool, req, Outgoing::Bytes(Bytes::new()))?;
+    *connect.method_mut() = Method::CONNECT;
+    connect.extensions_mut().insert(hyper::ext::Protocol::from_static("websocket"));
+    for name in [header::TE, header::SEC_WEBSOCKET_KEY, header::CONTENT_LENGTH] {
+        connect.headers_mut().remove(name);
+    }
+    let mut resp = send_request(pool, connect).await?;
+    if !resp.status().is_success() {
+        return Ok(resp.map(body::boxed));
+    }
+    let stream = hyper::upgrade::on(&mut resp);
+    let (tx, on) = OnUpgrade::pending();
+    tokio::spawn(async move {
+        match stream.await {
+            Ok(stream) => {
+                let (read, write) = tokio::io::split(TokioIo::new(stream));
+                let _ = tx.send(Upgraded { read: Box::new(read), write: Box::new(write), leftover: Bytes::new() });
+            }
+            Err(e) => tracing::debug!(error = %e, "the upstream's WebSocket stream was not handed over"),
+        }
+    });
+    let (mut head, _) = resp.into_parts();
+    head.status = StatusCode::SWITCHING_PROTOCOLS;
+    head.version = Version::HTTP_11;
+    head.headers.insert(header::SEC_WEBSOCKET_ACCEPT, key);
+    head.extensions.insert(on);
+    Ok(Response::from_parts(head, body::empty()))
 }
 
 async fn sender(pool: &Pool) -> Result<SendRequest<Body>, ClientError> {

@@ -1,6 +1,7 @@
 //! WebSocket through the gateway: the handshake goes through the route and
 //! its plugins, then frames flow both ways between a real client and a
-//! real echo upstream.
+//! real echo upstream, over HTTP/1.1 or, to an `h2` upstream, over an
+//! HTTP/2 extended CONNECT stream (RFC 8441).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -143,4 +144,111 @@ async fn many_websockets_at_once() {
         c.unwrap();
     }
     assert_eq!(up.handshakes.lock().unwrap().len(), 8);
+}
+
+/// An h2c upstream taking WebSockets by extended CONNECT (RFC 8441) and
+/// echoing their messages; it records each CONNECT's `:protocol`, path and
+/// headers. Without `enable`, it does not offer extended CONNECT.
+async fn h2_websocket_upstream(enable: bool) -> (SocketAddr, Arc<Mutex<Vec<(String, String, http::HeaderMap)>>>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        let log = log.clone();
+        async move {
+            let protocol = req.extensions().get::<hyper::ext::Protocol>().map(|p| p.as_str().to_owned());
+            log.lock().unwrap().push((
+                protocol.clone().unwrap_or_default(),
+                req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                req.headers().clone(),
+            ));
+            let mut resp = http::Response::new(http_body_util::Empty::<bytes::Bytes>::new());
+            if req.method() != http::Method::CONNECT || protocol.as_deref() != Some("websocket") {
+                *resp.status_mut() = http::StatusCode::BAD_REQUEST;
+                return Ok::<_, std::convert::Infallible>(resp);
+            }
+            let upgrade = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                let Ok(stream) = upgrade.await else { return };
+                let mut ws =
+                    tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(stream), Role::Server, None).await;
+                while let Some(Ok(msg)) = ws.next().await {
+                    let echo = matches!(msg, Message::Text(_) | Message::Binary(_));
+                    if msg.is_close() || (echo && ws.send(msg).await.is_err()) {
+                        return;
+                    }
+                }
+            });
+            resp.headers_mut().insert("x-upstream", http::HeaderValue::from_static("h2"));
+            Ok(resp)
+        }
+    });
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                if enable {
+                    builder.enable_connect_protocol();
+                }
+                let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn h2_config(target: SocketAddr) -> String {
+    format!(
+        "[upstreams.ws]\ntargets = [\"{target}\"]\nprotocol = \"h2\"\n\n[[routes]]\nname = \"ws\"\nprefix = \"/ws\"\nupstream = \"ws\"\n"
+    )
+}
+
+#[tokio::test]
+async fn websocket_to_an_h2_upstream_by_extended_connect() {
+    let (addr, seen) = h2_websocket_upstream(true).await;
+    let gw = TestGateway::start(&h2_config(addr)).await;
+
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async(format!("ws://{}/ws/chat?room=2", gw.addr), tcp)
+        .await
+        .expect("the handshake succeeds through the gateway (tungstenite checks Sec-WebSocket-Accept)");
+    assert_eq!(resp.status(), 101);
+    assert_eq!(resp.headers().get("x-upstream").map(|v| v.as_bytes()), Some(&b"h2"[..]));
+    for i in 0..3 {
+        ws.send(Message::text(format!("hello {i}"))).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(format!("hello {i}")));
+    }
+    let big = vec![7u8; 200_000];
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));
+    ws.close(None).await.unwrap();
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let (protocol, path, headers) = &seen[0];
+    assert_eq!((protocol.as_str(), path.as_str()), ("websocket", "/ws/chat?room=2"));
+    assert_eq!(headers.get("sec-websocket-version").unwrap(), "13");
+    for gone in ["sec-websocket-key", "connection", "upgrade"] {
+        assert!(headers.get(gone).is_none(), "{gone} does not go over HTTP/2: {headers:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_h2_upstream_without_extended_connect_refuses_the_websocket_with_502() {
+    let (addr, seen) = h2_websocket_upstream(false).await;
+    let gw = TestGateway::start(&h2_config(addr)).await;
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let err = tokio_tungstenite::client_async(format!("ws://{}/ws/chat", gw.addr), tcp).await.unwrap_err();
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => assert_eq!(resp.status(), 502),
+        other => panic!("expected an HTTP answer, got {other:?}"),
+    }
+    assert!(seen.lock().unwrap().is_empty(), "nothing reached the upstream");
+    // The connection to it still serves plain requests.
+    let reply = gw.client.get("/ws/plain").await;
+    assert_eq!(reply.status, 400, "the upstream's own answer to a plain GET: {}", reply.text());
 }
