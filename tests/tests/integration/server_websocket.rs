@@ -252,3 +252,21 @@ async fn an_h2_upstream_without_extended_connect_refuses_the_websocket_with_502(
     let reply = gw.client.get("/ws/plain").await;
     assert_eq!(reply.status, 400, "the upstream's own answer to a plain GET: {}", reply.text());
 }
+
+/// The shared connection is let go once idle, but a WebSocket open on it
+/// is a stream still running: it carries on past the idle timeout.
+#[tokio::test]
+async fn a_websocket_on_an_h2_upstream_outlives_the_idle_timeout() {
+    let (addr, _) = h2_websocket_upstream(true).await;
+    let config = h2_config(addr).replace("protocol = \"h2\"\n", "protocol = \"h2\"\nidle_timeout_ms = 200\n");
+    let gw = TestGateway::start(&config).await;
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws/long", gw.addr), tcp).await.unwrap();
+    ws.send(Message::text("before")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("before"));
+    // Several sweeps: the connection has had no new request all along.
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    ws.send(Message::text("after")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("after"));
+    ws.close(None).await.unwrap();
+}
