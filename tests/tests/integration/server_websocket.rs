@@ -270,3 +270,22 @@ async fn a_websocket_on_an_h2_upstream_outlives_the_idle_timeout() {
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("after"));
     ws.close(None).await.unwrap();
 }
+
+/// An upgrade without `Sec-WebSocket-Key` is no WebSocket handshake: it
+/// reaches the upstream as a plain GET (here answered 400), not a CONNECT.
+#[tokio::test]
+async fn an_upgrade_without_a_key_goes_on_as_a_plain_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, seen) = h2_websocket_upstream(true).await;
+    let gw = TestGateway::start(&h2_config(addr)).await;
+    let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let head = "GET /ws/nokey HTTP/1.1\r\nhost: gw\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n\r\n";
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = tcp.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].0.as_str(), seen[0].1.as_str()), ("", "/ws/nokey"), "a GET without :protocol");
+}
