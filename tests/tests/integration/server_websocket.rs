@@ -48,6 +48,21 @@ impl EchoUpstream {
     }
 }
 
+/// Three text messages and a 200 KB binary one come back as sent; then
+/// the client closes.
+async fn echoes<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+) {
+    for i in 0..3 {
+        ws.send(Message::text(format!("hello {i}"))).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(format!("hello {i}")));
+    }
+    let big = vec![7u8; 200_000];
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));
+    ws.close(None).await.unwrap();
+}
+
 fn config(up: &EchoUpstream) -> String {
     format!(
         r#"
@@ -87,15 +102,7 @@ async fn websocket_echo_through_the_gateway() {
         .expect("the handshake succeeds through the gateway");
     assert_eq!(resp.status(), 101);
     assert_eq!(resp.headers().get("x-seen").map(|v| v.as_bytes()), Some(&b"yes"[..]), "response phase ran");
-
-    for i in 0..3 {
-        ws.send(Message::text(format!("hello {i}"))).await.unwrap();
-        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(format!("hello {i}")));
-    }
-    let big = vec![7u8; 200_000];
-    ws.send(Message::binary(big.clone())).await.unwrap();
-    assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));
-    ws.close(None).await.unwrap();
+    echoes(&mut ws).await;
 
     let handshakes = up.handshakes.lock().unwrap().clone();
     assert_eq!(handshakes.len(), 1);
@@ -218,14 +225,7 @@ async fn websocket_to_an_h2_upstream_by_extended_connect() {
         .expect("the handshake succeeds through the gateway (tungstenite checks Sec-WebSocket-Accept)");
     assert_eq!(resp.status(), 101);
     assert_eq!(resp.headers().get("x-upstream").map(|v| v.as_bytes()), Some(&b"h2"[..]));
-    for i in 0..3 {
-        ws.send(Message::text(format!("hello {i}"))).await.unwrap();
-        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(format!("hello {i}")));
-    }
-    let big = vec![7u8; 200_000];
-    ws.send(Message::binary(big.clone())).await.unwrap();
-    assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));
-    ws.close(None).await.unwrap();
+    echoes(&mut ws).await;
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
