@@ -28,5 +28,5 @@ pub mod plugins {
 
 pub use client::{Client, KeepAlive, Reply};
 pub use gateway::TestGateway;
-pub use upstream::{Answer, Seen, TestUpstream};
+pub use upstream::{Answer, Seen, TestUpstream, closed_port};
 pub use wait::eventually;

@@ -250,3 +250,13 @@ async fn serve(listener: TcpListener, seen: Arc<Record>, respond: Responder, gat
         });
     }
 }
+
+/// A port on 127.0.0.1 that refuses connections: bound but not listening,
+/// and held while the returned socket lives, so that no other test's
+/// server is given it meanwhile (a port bound and let go at once may be).
+pub fn closed_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.bind("127.0.0.1:0".parse().expect("an address")).expect("a free port");
+    let addr = socket.local_addr().expect("its address");
+    (socket, addr)
+}

@@ -15,7 +15,7 @@ use wasmgate_testbed::{TestGateway, TestUpstream, browser, eventually};
 async fn the_dashboard_shows_stages_targets_and_a_failed_reload() {
     let up = TestUpstream::named("users").await;
     // A target nobody listens on: active checks mark it unhealthy.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (_held, dead) = wasmgate_testbed::closed_port();
     let health = json!({ "path": "/", "interval_ms": 50, "unhealthy_threshold": 1 });
     // And the dead port by a DNS name, on another loopback address.
     let dns = TestDns::start().await;

@@ -312,7 +312,7 @@ async fn gateway_errors_are_grpc_statuses() {
     assert!(status.message().contains("300 ms"), "{status:?}");
 
     // A dead upstream: UNAVAILABLE.
-    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let (_held, dead) = wasmgate_testbed::closed_port();
     let gw = TestGateway::start(&config(json!({ "targets": [dead.to_string()], "protocol": "h2" })).to_string()).await;
     let status = Client::connect(gw.addr).await.get(tonic::Request::new(item("a", 1))).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");

@@ -81,7 +81,7 @@ async fn one_trace_from_client_to_upstream_to_the_collector() {
 /// and the spans are dropped by the exporter, not waited for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_collector_does_not_hold_requests_up() {
-    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (_held, gone) = wasmgate_testbed::closed_port();
     let tracing = json!({ "otlp_endpoint": format!("http://{gone}/v1/traces") });
     let up = TestUpstream::named("users").await;
     let config = GatewayConfig::new()

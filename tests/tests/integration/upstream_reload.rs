@@ -6,13 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::Method;
-use wasmgate_testbed::{Answer, TestGateway, TestUpstream, eventually};
-
-/// An address nothing listens on.
-async fn closed_port() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().to_string()
-}
+use wasmgate_testbed::{Answer, TestGateway, TestUpstream, closed_port, eventually};
 
 /// The state `/status` shows for the upstream's first target.
 async fn first_target_state(gw: &TestGateway, upstream: &str) -> String {
@@ -27,7 +21,8 @@ async fn reload(gw: &TestGateway) {
 
 #[tokio::test]
 async fn a_dead_target_stays_out_of_rotation_across_reloads() {
-    let dead = closed_port().await;
+    let (_held, dead) = closed_port();
+    let dead = dead.to_string();
     let good = TestUpstream::named("good").await;
     let config = |timeout_ms: u32| {
         format!(
