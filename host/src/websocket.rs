@@ -21,15 +21,11 @@ pub(crate) struct WebSocket {
 
 impl WebSocket {
     /// Takes the client's side of the upgrade out of a WebSocket handshake
-    /// request (HTTP/1.1, `Connection: upgrade`, `Upgrade: websocket`, a
-    /// `Sec-WebSocket-Key`). Without a key it is no handshake (RFC 6455
-    /// §4.1): it goes on as a plain request, its upgrade headers dropped
-    /// as hop-by-hop.
+    /// request (HTTP/1.1, and [`is_websocket_handshake`]); anything else
+    /// goes on as a plain request, its upgrade headers dropped as
+    /// hop-by-hop.
     pub(crate) fn take(head: &mut http::request::Parts) -> Option<Self> {
-        if head.version != Version::HTTP_11
-            || !is_websocket_handshake(&head.headers)
-            || !head.headers.contains_key(header::SEC_WEBSOCKET_KEY)
-        {
+        if head.version != Version::HTTP_11 || !is_websocket_handshake(&head.headers) {
             return None;
         }
         let protocol = head.headers.get(header::UPGRADE)?.clone();

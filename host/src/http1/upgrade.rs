@@ -51,14 +51,16 @@ impl OnUpgrade {
     }
 }
 
-/// A WebSocket handshake's headers: `Connection: upgrade` and
-/// `Upgrade: websocket`.
+/// A WebSocket handshake's headers: `Connection: upgrade`,
+/// `Upgrade: websocket` and a `Sec-WebSocket-Key`. Without the key it is
+/// no handshake (RFC 6455 §4.1), and goes on as a plain request.
 pub(crate) fn is_websocket_handshake(headers: &HeaderMap) -> bool {
     let upgrade = headers
         .get_all(header::CONNECTION)
         .iter()
         .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|token| token.trim().eq_ignore_ascii_case("upgrade"))));
     upgrade
+        && headers.contains_key(header::SEC_WEBSOCKET_KEY)
         && headers
             .get(header::UPGRADE)
             .and_then(|v| v.to_str().ok())
@@ -106,9 +108,13 @@ mod tests {
     fn a_handshake_needs_both_headers() {
         let mut headers = HeaderMap::new();
         headers.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
+        headers.insert(header::SEC_WEBSOCKET_KEY, HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="));
         assert!(!is_websocket_handshake(&headers), "no Connection: upgrade");
         headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
         assert!(is_websocket_handshake(&headers));
+        headers.remove(header::SEC_WEBSOCKET_KEY);
+        assert!(!is_websocket_handshake(&headers), "no key");
+        headers.insert(header::SEC_WEBSOCKET_KEY, HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="));
         headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
         assert!(!is_websocket_handshake(&headers));
     }

@@ -110,9 +110,7 @@ impl Edit for ResponseState {
             }
             Op::AppendHeader => {
                 let (name, value) = names.field(name, value)?;
-                let value =
-                    if name == http::header::VARY { super::vary::to_append(headers, value) } else { Some(value) };
-                if let Some(value) = value {
+                if let Some(value) = super::vary::to_append(headers, &name, value) {
                     writer.append(headers, name, value)?;
                 }
             }

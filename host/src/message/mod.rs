@@ -88,11 +88,10 @@ impl ResponseEdits {
         for (name, value, kind) in self.edits {
             let _ = match kind {
                 EditKind::Set => headers.try_insert(name, value).map(drop),
-                EditKind::Append if name == http::header::VARY => match vary::to_append(headers, value) {
+                EditKind::Append => match vary::to_append(headers, &name, value) {
                     Some(value) => headers.try_append(name, value).map(drop),
                     None => Ok(()),
                 },
-                EditKind::Append => headers.try_append(name, value).map(drop),
             };
         }
     }

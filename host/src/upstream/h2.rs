@@ -31,9 +31,11 @@ use crate::http1::upgrade::{OnUpgrade, Upgraded, is_websocket_handshake, websock
 /// Sends a request as a stream on the target's connection, made first if
 /// there is none (or it closed).
 pub(crate) async fn send(pool: &Pool, req: &Outbound<'_>, body: Outgoing) -> Result<Response<Body>, ClientError> {
-    if is_websocket_handshake(req.headers) {
+    if let Some(key) = req.headers.get(header::SEC_WEBSOCKET_KEY)
+        && is_websocket_handshake(req.headers)
+    {
         // Boxed: rare, and every request's future would carry it.
-        return Box::pin(websocket(pool, req)).await;
+        return Box::pin(websocket(pool, req, websocket_accept(key.as_bytes()))).await;
     }
     let request = request(pool, req, body)?;
     Ok(send_request(pool, request).await?.map(body::boxed))
@@ -53,13 +55,11 @@ async fn send_request(pool: &Pool, request: Request<Body>) -> Result<Response<In
 
 /// The handshake as an extended CONNECT with `:protocol = websocket`
 /// (`Sec-WebSocket-Version`, `-Protocol` and `-Extensions` go along; the
-/// key stays here). A 2xx is answered `101` to the client with the accept
-/// value for its key, and the stream handed over as the upstream's side of
-/// the tunnel; any other answer goes back as it is. An upstream that did
-/// not enable extended CONNECT fails the try with hyper's reason.
-async fn websocket(pool: &Pool, req: &Outbound<'_>) -> Result<Response<Body>, ClientError> {
-    let key = req.headers.get(header::SEC_WEBSOCKET_KEY).map(|k| websocket_accept(k.as_bytes()));
-    let key = key.ok_or_else(|| ClientError::Invalid("a WebSocket handshake without Sec-WebSocket-Key".into()))?;
+/// key stays here). A 2xx is answered `101` to the client with `accept`
+/// (the value for its key), and the stream handed over as the upstream's
+/// side of the tunnel; any other answer goes back as it is. An upstream
+/// that did not enable extended CONNECT fails the try with hyper's reason.
+async fn websocket(pool: &Pool, req: &Outbound<'_>, accept: HeaderValue) -> Result<Response<Body>, ClientError> {
     let mut connect = request(pool, req, Outgoing::Bytes(Bytes::new()))?;
     *connect.method_mut() = Method::CONNECT;
     connect.extensions_mut().insert(hyper::ext::Protocol::from_static("websocket"));
@@ -84,7 +84,7 @@ async fn websocket(pool: &Pool, req: &Outbound<'_>) -> Result<Response<Body>, Cl
     let (mut head, _) = resp.into_parts();
     head.status = StatusCode::SWITCHING_PROTOCOLS;
     head.version = Version::HTTP_11;
-    head.headers.insert(header::SEC_WEBSOCKET_ACCEPT, key);
+    head.headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     head.extensions.insert(on);
     Ok(Response::from_parts(head, body::empty()))
 }
